@@ -1,0 +1,41 @@
+"""hybridtrt: run the TensorRT-capable parts of an ONNX model in TensorRT, the rest in ONNX Runtime."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from hybridtrt.compiler.hybrid import HybridModel, load
+from hybridtrt.compiler.pipeline import convert
+from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
+from hybridtrt.errors import (
+    ConfigError,
+    EngineBuildError,
+    FormatError,
+    HybridTRTError,
+    IncompatibleEngineError,
+    InputError,
+    InternalError,
+    ModelLoadError,
+    SaveError,
+    UnsupportedModelError,
+)
+
+__all__ = [
+    "ConfigError",
+    "EngineBuildError",
+    "FormatError",
+    "HybridModel",
+    "HybridTRTError",
+    "IncompatibleEngineError",
+    "Input",
+    "InputError",
+    "InternalError",
+    "ModelLoadError",
+    "PrecisionMode",
+    "SaveError",
+    "TensorRTConfig",
+    "UnsupportedModelError",
+    "__version__",
+    "convert",
+    "load",
+]

@@ -1,0 +1,1 @@
+"""The conversion pipeline: load -> capability -> partition -> shapes -> engines -> rewrite -> save."""

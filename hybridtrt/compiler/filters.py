@@ -1,0 +1,231 @@
+"""Stage 3b: small pure filters over proposed clusters (size, shape-only clusters, shape tensors)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from hybridtrt.compiler.partition import DependencyGraph, Partition, reaches
+
+__all__ = [
+    "ClusterFacts",
+    "drop_small",
+    "drop_trivial",
+    "fix_shape_tensor_inputs",
+    "split_without",
+    "trim_shape_outputs",
+]
+
+# Nodes that move or describe data without computing on it.
+_NO_COMPUTE = frozenset({"Identity", "Constant", "Shape", "Size", "Reshape", "Squeeze",
+                         "Unsqueeze", "Flatten"})
+_SHAPE_SOURCES = frozenset({"Shape", "Size"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterFacts:
+    """What the filters need to know about the graph, without depending on onnx.
+
+    Attributes:
+        graph: Node dependencies.
+        op_types: ``op_types[i]`` is the op type of node i.
+        inputs: ``inputs[i]`` lists the tensors node i reads (explicit inputs first, in slot order).
+        outputs: ``outputs[i]`` lists the tensors node i writes.
+        producer: Tensor name -> producing node (absent for graph inputs and initializers).
+        consumers: Tensor name -> nodes that read it.
+        graph_outputs: Names of the model's outputs.
+        constants: Names of initializers and Constant outputs.
+        shape_inputs: ``shape_inputs(i)`` lists the input slots of node i read as shape tensors.
+        supported: ``supported[i]`` is True when TensorRT can run node i.
+        position: ``position[i]`` is node i's rank in a topological order.
+    """
+
+    graph: DependencyGraph
+    op_types: Sequence[str]
+    inputs: Sequence[Sequence[str]]
+    outputs: Sequence[Sequence[str]]
+    producer: dict[str, int]
+    consumers: dict[str, list[int]]
+    graph_outputs: frozenset[str]
+    constants: frozenset[str]
+    shape_inputs: Callable[[int], Sequence[int]]
+    supported: Sequence[bool]
+    position: Sequence[int]
+
+    def leaves(self, node: int, members: set[int]) -> bool:
+        """Whether every output of ``node`` is used only outside ``members`` (or is a graph output)."""
+        for name in self.outputs[node]:
+            if any(c in members for c in self.consumers.get(name, ())):
+                return False
+        return True
+
+
+def drop_small(parts: Sequence[Partition], min_size: int) -> list[Partition]:
+    """Keep clusters of at least ``min_size`` nodes (Constant nodes do not count)."""
+    return [p for p in parts if len(p) >= min_size]
+
+
+def drop_trivial(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+    """Drop clusters made only of shape, identity and constant work: an engine gains nothing."""
+    return [p for p in parts if not _trivial(p, facts)]
+
+
+def _trivial(part: Partition, facts: ClusterFacts) -> bool:
+    derived = set(facts.constants)
+    for node in part.nodes:
+        op = facts.op_types[node]
+        shape_work = op in _SHAPE_SOURCES or all(n in derived for n in facts.inputs[node])
+        if shape_work:
+            derived.update(facts.outputs[node])
+        elif op not in _NO_COMPUTE:
+            return False
+    return True
+
+
+def trim_shape_outputs(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+    """Leave out cluster-final shape computations (Shape/Size and math on their results).
+
+    An engine output computed only from shapes would be a host-side shape tensor; it is cheaper
+    and simpler to compute it outside. Removing a node whose outputs all leave the cluster keeps
+    the cluster convex.
+    """
+    trimmed = []
+    for part in parts:
+        members = set(part.nodes)
+        derived = _shape_derived(part, facts)
+        changed = True
+        while changed:
+            changed = False
+            for node in reversed(part.nodes):
+                if node in members and node in derived and facts.leaves(node, members):
+                    members.discard(node)
+                    changed = True
+        if members:
+            trimmed.extend(_components([n for n in part.nodes if n in members], facts.graph))
+    return trimmed
+
+
+def _shape_derived(part: Partition, facts: ClusterFacts) -> set[int]:
+    tensors = set(facts.constants)
+    nodes: set[int] = set()
+    for node in part.nodes:
+        ins = facts.inputs[node]
+        if facts.op_types[node] in _SHAPE_SOURCES or (ins and all(n in tensors for n in ins)):
+            nodes.add(node)
+            tensors.update(facts.outputs[node])
+    return nodes
+
+
+def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+    """Make sure no cluster reads a shape tensor computed outside it.
+
+    TensorRT takes a shape tensor (Reshape's target shape, Slice's starts...) as an engine input
+    only with host-side values fixed per profile. When a cluster reads one from outside, pull its
+    producer into the cluster if TensorRT supports it and no cycle results; otherwise leave the
+    consuming node out of the cluster (splitting it where needed).
+    """
+    work = [set(p.nodes) for p in parts]
+    banned: set[int] = set()
+    result: list[Partition] = []
+    while work:
+        members = work.pop()
+        bad = _external_shape_inputs(members, facts)
+        if not bad:
+            result.append(Partition(_ordered(members, facts)))
+            continue
+        tensor, consumer = bad[0]
+        producer = facts.producer.get(tensor)
+        taken = set().union(*work, *(set(p.nodes) for p in result))
+        if (producer is not None and facts.supported[producer] and producer not in banned
+                and producer not in taken and _can_add(producer, members, facts, work, result)):
+            members.add(producer)
+            work.append(members)
+            continue
+        banned.add(consumer)
+        work.extend(set(p.nodes) for p in split_without(members, consumer, facts))
+    return sorted(result, key=lambda p: p.nodes[0])
+
+
+def _external_shape_inputs(members: set[int], facts: ClusterFacts) -> list[tuple[str, int]]:
+    """(tensor, member reading it) for shape tensors that come from outside ``members``."""
+    marked: dict[str, int] = {}
+    for node in sorted(members, reverse=True):
+        for slot in facts.shape_inputs(node):
+            if slot < len(facts.inputs[node]) and facts.inputs[node][slot]:
+                marked.setdefault(facts.inputs[node][slot], node)
+        if facts.op_types[node] not in _SHAPE_SOURCES and any(
+            o in marked for o in facts.outputs[node]
+        ):
+            for name in facts.inputs[node]:
+                marked.setdefault(name, node)
+    bad = [
+        (name, node) for name, node in marked.items()
+        if name not in facts.constants and facts.producer.get(name) not in members
+    ]
+    return sorted(bad, key=lambda item: (item[1], item[0]))
+
+
+def _can_add(
+    node: int, members: set[int], facts: ClusterFacts,
+    work: Sequence[set[int]], done: Sequence[Partition],
+) -> bool:
+    """Adding ``node`` is cycle-free when no other path joins it and the cluster either way."""
+    owner: dict[int, set[int]] = {}
+    for group in [*work, *(set(p.nodes) for p in done)]:
+        for member in group:
+            owner[member] = group
+
+    def expand(n: int) -> set[int]:
+        return owner.get(n, {n})
+
+    graph = facts.graph
+    into = [s for s in graph.succ[node] if s not in members]
+    out_of = [s for m in members for s in graph.succ[m] if s not in members and s != node]
+    return not reaches(graph, into, members, expand) and not reaches(graph, out_of, {node}, expand)
+
+
+def split_without(members: set[int], removed: int, facts: ClusterFacts) -> list[Partition]:
+    """The convex pieces left when ``removed`` leaves a convex cluster.
+
+    Members reachable from ``removed`` and the others are each convex; their connected
+    components are the new clusters.
+    """
+    rest = members - {removed}
+    below: set[int] = set()
+    stack = [s for s in facts.graph.succ[removed] if s in rest]
+    while stack:
+        node = stack.pop()
+        if node not in below:
+            below.add(node)
+            stack.extend(s for s in facts.graph.succ[node] if s in rest)
+    pieces = []
+    for group in (rest - below, below):
+        if group:
+            pieces.extend(_components(_ordered(group, facts), facts.graph))
+    return pieces
+
+
+def _components(nodes: Sequence[int], graph: DependencyGraph) -> list[Partition]:
+    members = set(nodes)
+    seen: set[int] = set()
+    found = []
+    for start in nodes:
+        if start in seen:
+            continue
+        group = []
+        stack = [start]
+        seen.add(start)
+        while stack:
+            node = stack.pop()
+            group.append(node)
+            for nxt in (*graph.succ[node], *graph.pred[node]):
+                if nxt in members and nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        order = {n: i for i, n in enumerate(nodes)}
+        found.append(Partition(tuple(sorted(group, key=order.__getitem__))))
+    return found
+
+
+def _ordered(members: set[int], facts: ClusterFacts) -> tuple[int, ...]:
+    return tuple(sorted(members, key=facts.position.__getitem__))

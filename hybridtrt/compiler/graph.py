@@ -1,0 +1,221 @@
+"""An index over an ONNX graph: producers, consumers, node DAG, tensor types and constants."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from hybridtrt.converters.registry import TensorInfo, Verdict
+from hybridtrt.errors import UnsupportedModelError
+
+__all__ = ["GraphIndex", "outer_scope_inputs", "tensor_info_from_value"]
+
+
+def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -> TensorInfo:
+    """Turn a ValueInfoProto into a TensorInfo (dtype None for non-tensor values)."""
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return TensorInfo(value.name, None, None, constant)
+    tensor = value.type.tensor_type
+    dtype = tensor.elem_type or None
+    shape: tuple[int | str | None, ...] | None = None
+    if tensor.HasField("shape"):
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in tensor.shape.dim
+        )
+    return TensorInfo(value.name, dtype, shape, constant)
+
+
+def outer_scope_inputs(node: onnx.NodeProto) -> list[str]:
+    """Names a node's subgraphs read from the enclosing scope (implicit inputs), sorted."""
+    found: set[str] = set()
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+        for graph in graphs:
+            found |= _free_names(graph)
+    return sorted(found)
+
+
+def _free_names(graph: onnx.GraphProto) -> set[str]:
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(n for n in node.input if n)
+        used.update(outer_scope_inputs(node))
+        defined.update(node.output)
+    used.update(v.name for v in graph.output)
+    return used - defined
+
+
+class GraphIndex:
+    """Read-only facts about the main graph, by node index (position in ``graph.node``).
+
+    Args:
+        model: The model whose graph is indexed.
+        inferred: The same model after shape inference, for tensor types (defaults to ``model``).
+    """
+
+    def __init__(self, model: onnx.ModelProto, inferred: onnx.ModelProto | None = None) -> None:
+        self.model = model
+        self.graph = model.graph
+        self.nodes: Sequence[onnx.NodeProto] = model.graph.node
+        self.opsets = {
+            ("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in model.opset_import
+        }
+        self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in model.graph.initializer}
+        self.graph_inputs = [v.name for v in model.graph.input if v.name not in self.initializers]
+        self.graph_outputs = [v.name for v in model.graph.output]
+        self.producer: dict[str, int] = {}
+        self.consumers: dict[str, list[int]] = {}
+        self.node_inputs: list[list[str]] = []
+        for index, node in enumerate(self.nodes):
+            names = [n for n in node.input if n] + outer_scope_inputs(node)
+            self.node_inputs.append(names)
+            for name in dict.fromkeys(names):
+                self.consumers.setdefault(name, []).append(index)
+            for name in node.output:
+                if name:
+                    self.producer[name] = index
+        self._values = self._collect_values(inferred or model)
+        self.constant_nodes = {
+            name: i for name, i in self.producer.items() if self.nodes[i].op_type == "Constant"
+            and self.nodes[i].domain in ("", "ai.onnx")
+        }
+
+    def _collect_values(self, model: onnx.ModelProto) -> dict[str, TensorInfo]:
+        graph = model.graph
+        values: dict[str, TensorInfo] = {}
+        for value in [*graph.input, *graph.value_info, *graph.output]:
+            values[value.name] = tensor_info_from_value(value)
+        for tensor in self.graph.initializer:
+            values[tensor.name] = TensorInfo(
+                tensor.name, tensor.data_type, tuple(tensor.dims), True
+            )
+        return values
+
+    @cached_property
+    def dag(self) -> nx.DiGraph:
+        """Node-to-node data dependencies (edge u -> v when v reads an output of u)."""
+        dag = nx.DiGraph()
+        dag.add_nodes_from(range(len(self.nodes)))
+        dag.add_edges_from(self.edges())
+        return dag
+
+    def edges(self) -> Iterator[tuple[int, int]]:
+        for index, names in enumerate(self.node_inputs):
+            for name in names:
+                source = self.producer.get(name)
+                if source is not None and source != index:
+                    yield source, index
+
+    @cached_property
+    def topo_order(self) -> list[int]:
+        """A deterministic topological order (smallest node index first among ready nodes)."""
+        order = _stable_toposort(len(self.nodes), self.edges())
+        if len(order) != len(self.nodes):
+            raise UnsupportedModelError(
+                "the model graph has a cycle (a node depends on its own output); ONNX graphs "
+                "must be acyclic"
+            )
+        return order
+
+    @cached_property
+    def position(self) -> list[int]:
+        """``position[node] = rank in topo_order``."""
+        pos = [0] * len(self.nodes)
+        for rank, node in enumerate(self.topo_order):
+            pos[node] = rank
+        return pos
+
+    def info(self, name: str) -> TensorInfo:
+        if not name:
+            return TensorInfo("")
+        found = self._values.get(name)
+        constant = name in self.initializers or name in self.constant_nodes
+        if found is None:
+            return TensorInfo(name, None, None, constant)
+        if constant and not found.is_constant:
+            return TensorInfo(found.name, found.dtype, found.shape, True)
+        return found
+
+    def constant_value(self, name: str) -> np.ndarray | None:
+        if name in self.initializers:
+            return numpy_helper.to_array(self.initializers[name])
+        index = self.constant_nodes.get(name)
+        if index is None:
+            return None
+        attr = self.nodes[index].attribute
+        if attr and attr[0].name in ("value", "value_float", "value_floats", "value_int",
+                                     "value_ints"):
+            value = onnx.helper.get_attribute_value(attr[0])
+            return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.array(value)
+        return None
+
+    def context(self, index: int, verdict_of_subgraph: Any = None) -> NodeContextImpl:
+        return NodeContextImpl(self, index, verdict_of_subgraph)
+
+
+def _stable_toposort(count: int, edges: Iterable[tuple[int, int]]) -> list[int]:
+    successors: list[list[int]] = [[] for _ in range(count)]
+    indegree = [0] * count
+    for u, v in set(edges):
+        successors[u].append(v)
+        indegree[v] += 1
+    ready = [i for i in range(count) if indegree[i] == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        node = heapq.heappop(ready)
+        order.append(node)
+        for nxt in successors[node]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                heapq.heappush(ready, nxt)
+    return order
+
+
+class NodeContextImpl:
+    """The compiler's NodeContext: what a support rule may ask about one node."""
+
+    def __init__(self, index: GraphIndex, node_index: int, subgraph_judge: Any = None) -> None:
+        self._index = index
+        self.node = index.nodes[node_index]
+        domain = "" if self.node.domain == "ai.onnx" else self.node.domain
+        self.opset = index.opsets.get(domain, 1)
+        self._judge = subgraph_judge
+
+    def input(self, index: int) -> TensorInfo:
+        if index >= len(self.node.input):
+            return TensorInfo("")
+        return self._index.info(self.node.input[index])
+
+    def output(self, index: int) -> TensorInfo:
+        if index >= len(self.node.output):
+            return TensorInfo("")
+        return self._index.info(self.node.output[index])
+
+    def constant_value(self, index: int) -> np.ndarray | None:
+        if index >= len(self.node.input) or not self.node.input[index]:
+            return None
+        return self._index.constant_value(self.node.input[index])
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for attribute in self.node.attribute:
+            if attribute.name == name:
+                return onnx.helper.get_attribute_value(attribute)
+        return default
+
+    def subgraph_verdict(self, graph: onnx.GraphProto) -> Verdict:
+        if self._judge is None:
+            return Verdict.no("control-flow bodies are not checked here")
+        verdict: Verdict = self._judge(graph, self._index.opsets)
+        return verdict

@@ -1,0 +1,112 @@
+"""The HybridModel: a converted model in memory, saved atomically and loaded back with checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from hybridtrt.compiler.loading import read_onnx_file
+from hybridtrt.compiler.report import Report, engine_summary
+from hybridtrt.errors import FormatError, SaveError
+from hybridtrt.format import (
+    FORMAT_VERSION,
+    META_REPORT,
+    EngineRecord,
+    engine_nodes,
+    format_version,
+    metadata,
+)
+
+__all__ = ["HybridModel", "load"]
+
+_EXTERNAL_ABOVE = 1 << 30  # bytes; protobuf cannot hold more than 2 GiB
+_DEFAULT_NAME = "model.onnx"
+
+
+class HybridModel:
+    """A hybrid ONNX model: ORT nodes plus ``tensorrt_engine`` nodes wrapped by combine/split.
+
+    Args:
+        model: The hybrid ModelProto (as made by ``convert`` or read by ``load``).
+    """
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self._engines = tuple(EngineRecord.from_node(n) for n in engine_nodes(model.graph))
+
+    @property
+    def engines(self) -> tuple[EngineRecord, ...]:
+        """The engine records in graph order."""
+        return self._engines
+
+    def report(self) -> Report:
+        """The partition report: op table, reasons, engines with their profiles and status."""
+        stored = metadata(self.model).get(META_REPORT)
+        if stored is None:
+            raise FormatError("this hybrid model carries no report (metadata hybridtrt.report)")
+        base = Report.from_dict(json.loads(stored))
+        engines = tuple(engine_summary(e) for e in self._engines)
+        return Report(base.source, base.nodes, base.nodes_in_tensorrt, base.ops, engines,
+                      base.outside)
+
+    def save(self, path: str | os.PathLike[str], *, external_data: bool | None = None) -> Path:
+        """Write the model as ONNX, atomically: either the whole new file appears, or nothing.
+
+        Args:
+            path: Target ``.onnx`` file, or a directory (``model.onnx`` is written in it).
+            external_data: Store weights in ``<name>.data`` next to the file; by default only
+                when the model is over 1 GiB.
+
+        Returns:
+            The path of the written ``.onnx`` file.
+
+        Raises:
+            SaveError: The place cannot be written (the message says why).
+        """
+        target = Path(path)
+        if target.is_dir() or (not target.suffix and not target.exists()):
+            target = target / _DEFAULT_NAME
+        size = self.model.ByteSize()
+        external = size > _EXTERNAL_ABOVE if external_data is None else external_data
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=".hybridtrt-", dir=target.parent) as tmp:
+                staged = Path(tmp) / target.name
+                data_name = target.name + ".data"
+                onnx.save_model(
+                    self.model, str(staged), save_as_external_data=external,
+                    all_tensors_to_one_file=True, location=data_name, size_threshold=1024,
+                )
+                if external and (Path(tmp) / data_name).exists():
+                    os.replace(Path(tmp) / data_name, target.parent / data_name)
+                os.replace(staged, target)
+        except (OSError, ValueError) as exc:
+            raise SaveError(f"cannot write the hybrid model to {target}: {exc}") from exc
+        return target
+
+
+def load(path: str | os.PathLike[str]) -> HybridModel:
+    """Read a saved hybrid model and verify it.
+
+    Raises:
+        ModelLoadError: The file is missing or not ONNX.
+        FormatError: It is not a hybrid model, it was written by a newer format version, or an
+            embedded subgraph fails its checksum.
+    """
+    model = read_onnx_file(path)
+    version = format_version(model)
+    if version is None:
+        raise FormatError(f"{path} is a plain ONNX model, not a hybridtrt model; convert it first")
+    if version > FORMAT_VERSION:
+        raise FormatError(
+            f"{path} uses hybrid format version {version}; this hybridtrt reads up to "
+            f"{FORMAT_VERSION}: upgrade hybridtrt"
+        )
+    hybrid = HybridModel(model)
+    for engine in hybrid.engines:
+        engine.verify()
+    return hybrid

@@ -1,0 +1,129 @@
+"""Stage 1: read an ONNX model from a path or a ModelProto, with clear errors, and infer types."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from hybridtrt.errors import ModelLoadError
+
+__all__ = ["LoadedModel", "load_model", "read_onnx_file"]
+
+_LOG = logging.getLogger("hybridtrt")
+_PROTO_LIMIT = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A checked model, its weights in memory, and a shape-inferred copy for type lookups.
+
+    Attributes:
+        model: The model as given (weights loaded, never mutated by later stages).
+        inferred: The model after ONNX shape inference (value_info filled where possible).
+        source: Where it came from (a path, or "<ModelProto>").
+        opsets: Opset version per domain ("" is the default domain).
+    """
+
+    model: onnx.ModelProto
+    inferred: onnx.ModelProto
+    source: str
+    opsets: dict[str, int]
+
+
+def read_onnx_file(path: str | os.PathLike[str], *, load_weights: bool = True) -> onnx.ModelProto:
+    """Parse an ONNX file into a ModelProto, turning every failure into ModelLoadError."""
+    file = Path(path)
+    if not file.exists():
+        raise ModelLoadError(f"model file not found: {file}")
+    if not file.is_file():
+        raise ModelLoadError(f"not a file: {file} (give the path of an .onnx file)")
+    try:
+        model = onnx.load(str(file), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError) as exc:
+        raise ModelLoadError(
+            f"{file} is not a valid ONNX model (not ONNX, or truncated): {exc}"
+        ) from exc
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {file}: {exc}") from exc
+    if not model.HasField("graph") or not model.opset_import:
+        raise ModelLoadError(f"{file} is not a valid ONNX model: it has no graph or no opset")
+    if load_weights:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(file.parent))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{file}: cannot read its external weight data next to it: {exc}"
+            ) from exc
+    return model
+
+
+def load_model(model: onnx.ModelProto | str | os.PathLike[str]) -> LoadedModel:
+    """Stage 1 of ``convert``: read, version-check, validate and shape-infer the model.
+
+    Args:
+        model: A path to an ``.onnx`` file (external data next to it is read) or a ModelProto
+            (copied, never modified).
+
+    Raises:
+        ModelLoadError: The file is missing, not ONNX, truncated, invalid, or too new.
+    """
+    if isinstance(model, onnx.ModelProto):
+        source = "<ModelProto>"
+        proto = onnx.ModelProto()
+        proto.CopyFrom(model)
+    elif isinstance(model, (str, os.PathLike)):
+        source = str(model)
+        proto = read_onnx_file(model)
+    else:
+        raise ModelLoadError(
+            f"convert() takes a path or an onnx.ModelProto, got {type(model).__name__}"
+        )
+    opsets = _check_versions(proto, source)
+    _check_valid(proto, source)
+    inferred = _infer(proto, source)
+    _LOG.info(
+        "loaded %s: %d nodes, opset %s, IR %d",
+        source, len(proto.graph.node), opsets.get("", "-"), proto.ir_version,
+    )
+    return LoadedModel(model=proto, inferred=inferred, source=source, opsets=opsets)
+
+
+def _check_versions(model: onnx.ModelProto, source: str) -> dict[str, int]:
+    if model.ir_version > onnx.IR_VERSION:
+        raise ModelLoadError(
+            f"{source} has IR version {model.ir_version}; the installed onnx {onnx.__version__} "
+            f"reads up to {onnx.IR_VERSION}: upgrade onnx"
+        )
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in model.opset_import}
+    newest = onnx.defs.onnx_opset_version()
+    if opsets.get("", 0) > newest:
+        raise ModelLoadError(
+            f"{source} uses opset {opsets['']} of the default domain; the installed onnx "
+            f"{onnx.__version__} knows up to opset {newest}: upgrade onnx"
+        )
+    return opsets
+
+
+def _check_valid(model: onnx.ModelProto, source: str) -> None:
+    try:
+        if model.ByteSize() < _PROTO_LIMIT:
+            onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
+        raise ModelLoadError(f"{source} is not a valid ONNX model: {first}") from exc
+
+
+def _infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    if model.ByteSize() >= _PROTO_LIMIT:
+        _LOG.warning("%s is over 2 GiB; skipping ONNX shape inference", source)
+        return model
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except (onnx.shape_inference.InferenceError, RuntimeError) as exc:
+        _LOG.warning("ONNX shape inference failed on %s (%s); types may be unknown", source, exc)
+        return model

@@ -1,0 +1,208 @@
+"""Stage 3: propose cycle-free clusters of supported nodes, deterministically.
+
+The proposal schedules the graph in a topological order that keeps nodes of one kind
+(supported / unsupported) together as long as it can. A run of consecutive nodes of a
+topological order is convex (no path leaves it and comes back), so every connected piece of a
+supported run is a valid cluster. The schedule is tried forwards (as soon as possible) and
+backwards (as late as possible); the one giving fewer clusters wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections.abc import Callable, Iterable, Sequence
+
+import networkx as nx
+
+from hybridtrt.errors import InternalError
+
+__all__ = ["DependencyGraph", "Partition", "check_acyclic", "propose"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Partition:
+    """One cluster of node indices (sorted by topological position)."""
+
+    nodes: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+class DependencyGraph:
+    """Plain successor/predecessor lists over node indices ``0..count-1``.
+
+    Args:
+        count: Number of nodes.
+        edges: Dependencies (u, v): v reads a value u produces. Duplicates are fine.
+    """
+
+    def __init__(self, count: int, edges: Iterable[tuple[int, int]]) -> None:
+        self.count = count
+        self.succ: list[list[int]] = [[] for _ in range(count)]
+        self.pred: list[list[int]] = [[] for _ in range(count)]
+        for u, v in sorted(set(edges)):
+            if u != v:
+                self.succ[u].append(v)
+                self.pred[v].append(u)
+
+    def reversed(self) -> DependencyGraph:
+        flipped = DependencyGraph(0, ())
+        flipped.count, flipped.succ, flipped.pred = self.count, self.pred, self.succ
+        return flipped
+
+
+def propose(graph: DependencyGraph, supported: Sequence[bool]) -> list[Partition]:
+    """Cycle-free clusters of supported nodes, in order of their first node's position.
+
+    Args:
+        graph: Node dependencies.
+        supported: ``supported[i]`` is True when TensorRT can run node ``i``.
+
+    Returns:
+        Clusters covering every supported node exactly once.
+    """
+    if len(supported) != graph.count:
+        raise InternalError("capability answers and graph size differ")
+    forward = _clusters(graph, supported, _affinity_order(graph, supported))
+    backward = _clusters(
+        graph, supported, list(reversed(_affinity_order(graph.reversed(), supported)))
+    )
+    best = backward if len(backward) < len(forward) else forward
+    return sorted(best, key=lambda p: p.nodes[0])
+
+
+def _affinity_order(graph: DependencyGraph, supported: Sequence[bool]) -> list[int]:
+    """Kahn's algorithm that keeps taking nodes of the current kind while any is ready."""
+    indegree = [len(p) for p in graph.pred]
+    ready: dict[bool, list[int]] = {True: [], False: []}
+    for node in range(graph.count):
+        if indegree[node] == 0:
+            ready[bool(supported[node])].append(node)
+    for heap in ready.values():
+        heapq.heapify(heap)
+    # Unsupported first: it unlocks more supported nodes for the following run.
+    kind = not ready[False]
+    order: list[int] = []
+    while ready[True] or ready[False]:
+        if not ready[kind]:
+            kind = not kind
+        node = heapq.heappop(ready[kind])
+        order.append(node)
+        for nxt in graph.succ[node]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                heapq.heappush(ready[bool(supported[nxt])], nxt)
+    if len(order) != graph.count:
+        raise InternalError("dependency graph has a cycle")
+    return order
+
+
+def _clusters(
+    graph: DependencyGraph, supported: Sequence[bool], order: Sequence[int]
+) -> list[Partition]:
+    run = [-1] * graph.count
+    current = -1
+    previous = False
+    for node in order:
+        if supported[node]:
+            if not previous:
+                current += 1
+            run[node] = current
+        previous = bool(supported[node])
+    parent = list(range(graph.count))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for u in range(graph.count):
+        if run[u] < 0:
+            continue
+        for v in graph.succ[u]:
+            if run[v] == run[u]:
+                ru, rv = find(u), find(v)
+                if ru != rv:
+                    parent[max(ru, rv)] = min(ru, rv)
+    members: dict[int, list[int]] = {}
+    for node in order:
+        if run[node] >= 0:
+            members.setdefault(find(node), []).append(node)
+    return [Partition(tuple(nodes)) for nodes in members.values()]
+
+
+def check_acyclic(graph: DependencyGraph, partitions: Sequence[Partition], stage: str) -> None:
+    """Raise InternalError when contracting the clusters would create a cycle.
+
+    A cluster that a path leaves and re-enters, or two clusters that feed each other, make
+    the contracted graph cyclic; both are bugs of the stage named by ``stage``.
+    """
+    owner = _owners(graph.count, partitions)
+    contracted = graph.count + len(partitions)
+
+    def key(node: int) -> int:
+        return graph.count + owner[node] if owner[node] >= 0 else node
+
+    edges = {(key(u), key(v)) for u in range(graph.count) for v in graph.succ[u]}
+    edges = {(a, b) for a, b in edges if a != b}
+    indegree = [0] * contracted
+    succ: list[list[int]] = [[] for _ in range(contracted)]
+    for a, b in edges:
+        succ[a].append(b)
+        indegree[b] += 1
+    live = {key(n) for n in range(graph.count)}
+    stack = [k for k in live if indegree[k] == 0]
+    seen = 0
+    while stack:
+        k = stack.pop()
+        seen += 1
+        for nxt in succ[k]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                stack.append(nxt)
+    if seen != len(live):
+        cycle = nx.find_cycle(nx.DiGraph(list(edges)))
+        clusters = sorted({a - graph.count for a, _ in cycle if a >= graph.count})
+        raise InternalError(
+            f"{stage}: clusters {clusters} would form a cycle once contracted (a path leaves a "
+            "cluster and re-enters it)"
+        )
+
+
+def _owners(count: int, partitions: Sequence[Partition]) -> list[int]:
+    owner = [-1] * count
+    for k, part in enumerate(partitions):
+        for node in part.nodes:
+            if owner[node] >= 0:
+                raise InternalError(f"node {node} is in clusters {owner[node]} and {k}")
+            owner[node] = k
+    return owner
+
+
+def reaches(
+    graph: DependencyGraph,
+    sources: Iterable[int],
+    targets: set[int],
+    expand: Callable[[int], Iterable[int]],
+) -> bool:
+    """Whether a path leads from ``sources`` to ``targets`` in the graph contracted by ``expand``.
+
+    ``expand(node)`` lists the nodes that count as the same vertex as ``node`` (the members of
+    its cluster, or the node itself), so paths through other clusters are followed as the
+    rewritten graph will have them.
+    """
+    seen: set[int] = set()
+    stack = list(sources)
+    while stack:
+        node = stack.pop()
+        if node in targets:
+            return True
+        if node in seen:
+            continue
+        for same in expand(node):
+            seen.add(same)
+            stack.extend(n for n in graph.succ[same] if n not in seen)
+    return False

@@ -1,0 +1,226 @@
+"""``convert``: load -> capability -> partition -> shape ranges -> engines -> rewrite -> save."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import onnx
+
+from hybridtrt import __version__
+from hybridtrt.compiler import filters
+from hybridtrt.compiler.capability import CapabilityReport, judge_graph
+from hybridtrt.compiler.engine import EngineBuilder, default_builder
+from hybridtrt.compiler.graph import GraphIndex
+from hybridtrt.compiler.hybrid import HybridModel
+from hybridtrt.compiler.loading import LoadedModel, load_model
+from hybridtrt.compiler.partition import DependencyGraph, Partition, check_acyclic, propose
+from hybridtrt.compiler.report import OutsideNode, Report, engine_summary, op_table
+from hybridtrt.compiler.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
+from hybridtrt.compiler.shapes import ShapeRange, plan_runs, record_shapes
+from hybridtrt.config import TensorRTConfig
+import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
+from hybridtrt.converters.registry import REGISTRY
+from hybridtrt.format import (
+    FORMAT_VERSION,
+    META_FORMAT,
+    META_REPORT,
+    META_VERSION,
+    STATUS_BUILT,
+    STATUS_NOT_BUILT,
+    EngineRecord,
+    subgraph_digest,
+)
+
+__all__ = ["Clustering", "cluster", "convert"]
+
+_LOG = logging.getLogger("hybridtrt")
+
+
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    _LOG.info("%s ...", name)
+    yield
+    _LOG.info("%s done in %.2f s", name, time.perf_counter() - start)
+
+
+@dataclasses.dataclass(frozen=True)
+class Clustering:
+    """The clusters of a model and the reason every other node stays in ONNX Runtime."""
+
+    index: GraphIndex
+    capability: CapabilityReport
+    parts: tuple[Partition, ...]
+    outside: tuple[OutsideNode, ...]
+
+
+def cluster(loaded: LoadedModel, config: TensorRTConfig) -> Clustering:
+    """Stages 2-3: capability, proposal and filters; every cluster checked to be cycle-free."""
+    index = GraphIndex(loaded.model, loaded.inferred)
+    index.topo_order  # raises UnsupportedModelError on a cyclic graph
+    with _stage("capability"):
+        capability = judge_graph(index, REGISTRY, config.disable_ops)
+    with _stage("partition"):
+        graph = DependencyGraph(len(index.nodes), index.edges())
+        parts = propose(graph, capability.supported)
+        check_acyclic(graph, parts, "partition")
+        facts = _facts(index, graph, capability)
+        why: dict[int, str] = {}
+        parts = _track(parts, filters.trim_shape_outputs(parts, facts), why,
+                       lambda n: "shape computation at a cluster's end runs outside TensorRT")
+        parts = _track(parts, filters.fix_shape_tensor_inputs(parts, facts), why,
+                       lambda n: "reads a shape tensor computed outside TensorRT")
+        parts = _track(parts, filters.drop_trivial(parts, facts), why,
+                       lambda n: "its cluster does only shape, identity or constant work")
+        sizes = {n: len(p) for p in parts for n in p.nodes}
+        parts = _track(parts, filters.drop_small(parts, config.min_subgraph_size), why,
+                       lambda n: f"its cluster has {sizes[n]} node(s), fewer than "
+                                 f"min_subgraph_size={config.min_subgraph_size}")
+        check_acyclic(graph, parts, "filters")
+    outside = []
+    for verdict in capability.verdicts:
+        reason = verdict.reason if not verdict.supported else why.get(verdict.index)
+        if reason is not None:
+            outside.append(OutsideNode(verdict.name, verdict.op_type, reason))
+    _LOG.info("%d of %d nodes in %d cluster(s)", sum(len(p) for p in parts), len(index.nodes),
+              len(parts))
+    return Clustering(index, capability, tuple(parts), tuple(outside))
+
+
+def _track(
+    before: Sequence[Partition], after: Sequence[Partition], why: dict[int, str],
+    reason: Callable[[int], str],
+) -> list[Partition]:
+    kept = {n for p in after for n in p.nodes}
+    for part in before:
+        for node in part.nodes:
+            if node not in kept and node not in why:
+                why[node] = reason(node)
+    return list(after)
+
+
+def _facts(index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport) -> filters.ClusterFacts:
+    def shape_inputs(node: int) -> Sequence[int]:
+        proto = index.nodes[node]
+        domain = "" if proto.domain == "ai.onnx" else proto.domain
+        found = REGISTRY.find(proto.op_type, domain, index.opsets.get(domain, 1))
+        return found.shape_inputs if found is not None else ()
+
+    return filters.ClusterFacts(
+        graph=graph,
+        op_types=[n.op_type for n in index.nodes],
+        inputs=index.node_inputs,
+        outputs=[list(n.output) for n in index.nodes],
+        producer=index.producer,
+        consumers=index.consumers,
+        graph_outputs=frozenset(index.graph_outputs),
+        constants=frozenset(index.initializers) | frozenset(index.constant_nodes),
+        shape_inputs=shape_inputs,
+        supported=capability.supported,
+        position=index.position,
+    )
+
+
+def convert(
+    model: onnx.ModelProto | str | os.PathLike[str],
+    config: TensorRTConfig | None = None,
+    *,
+    builder: EngineBuilder | None = None,
+) -> HybridModel:
+    """Turn an ONNX model into a hybrid model of TensorRT engines and ONNX Runtime nodes.
+
+    Args:
+        model: Path of an ``.onnx`` file (external data included) or a ModelProto.
+        config: Shape ranges and build settings; the default suits fully static models.
+        builder: Engine builder (default: TensorRT when usable, else engines are left unbuilt).
+
+    Returns:
+        The hybrid model; also saved to ``config.save_model_dir`` when that is set.
+
+    Raises:
+        ModelLoadError, InputError, ConfigError, UnsupportedModelError, SaveError.
+
+    Example:
+        >>> hybrid = convert("model.onnx", TensorRTConfig(inputs=[]))  # doctest: +SKIP
+        >>> hybrid.save("model.hybrid.onnx")  # doctest: +SKIP
+    """
+    config = config or TensorRTConfig()
+    with _stage("load"):
+        loaded = load_model(model)
+    clustering = cluster(loaded, config)
+    index = clustering.index
+    ios = [cluster_io(index, p) for p in clustering.parts]
+    with _stage("shape ranges"):
+        plans = plan_runs(index, config.inputs)
+        boundary = list(dict.fromkeys(n for io in ios for n in (*io.inputs, *io.outputs)))
+        ranges = record_shapes(index, boundary, plans) if ios else []
+    with _stage("engines"):
+        records = _records(index, clustering.parts, ios, ranges, config, builder or default_builder())
+    graph = DependencyGraph(len(index.nodes), index.edges())
+    check_acyclic(graph, clustering.parts, "rewrite")
+    report = _report(loaded, clustering, records)
+    with _stage("rewrite"):
+        hybrid_proto = rewrite(index, clustering.parts, ios, records, {
+            META_FORMAT: str(FORMAT_VERSION),
+            META_VERSION: __version__,
+            META_REPORT: report.to_json(indent=None),
+        })
+    hybrid = HybridModel(hybrid_proto)
+    if config.save_model_dir is not None:
+        with _stage("save"):
+            path = hybrid.save(Path(config.save_model_dir))
+            _LOG.info("saved %s", path)
+    return hybrid
+
+
+def _records(
+    index: GraphIndex, parts: Sequence[Partition], ios: Sequence[ClusterIO],
+    ranges: Sequence[dict[str, ShapeRange]], config: TensorRTConfig, builder: EngineBuilder,
+) -> list[EngineRecord]:
+    taken = {n.name for n in index.nodes}
+    records = []
+    for k, (part, io) in enumerate(zip(parts, ios)):
+        name = f"tensorrt_engine_{k}"
+        while name in taken:
+            name += "_"
+        ins = tuple({n: r[n].to_json() for n in io.inputs} for r in ranges)
+        outs = tuple({n: r[n].to_json() for n in io.outputs} for r in ranges)
+        subgraph = extract_subgraph(index, part, io, name, ins, outs)
+        settings = config.build_settings()
+        sub_model = onnx.helper.make_model(subgraph, opset_imports=list(index.model.opset_import))
+        _LOG.info("engine %s: %d nodes, %d inputs, %d outputs", name, len(part), len(io.inputs),
+                  len(io.outputs))
+        built = builder.build(name, sub_model, ins, settings)
+        fingerprint = {"settings_sha256": config.settings_hash(), **built.fingerprint}
+        records.append(EngineRecord(
+            name=name, subgraph=subgraph, subgraph_sha256=subgraph_digest(subgraph),
+            profiles=ins, output_shapes=outs, build_settings=settings,
+            status=STATUS_BUILT if built.plan else STATUS_NOT_BUILT, status_reason=built.reason,
+            engine=built.plan, fingerprint=fingerprint,
+            engine_sha256=_sha256(built.plan) if built.plan else "",
+        ))
+    return records
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _report(loaded: LoadedModel, clustering: Clustering, records: Sequence[EngineRecord]) -> Report:
+    source = Path(loaded.source).name if loaded.source != "<ModelProto>" else loaded.source
+    return Report(
+        source=source,
+        nodes=len(clustering.index.nodes),
+        nodes_in_tensorrt=sum(len(p) for p in clustering.parts),
+        ops=op_table(clustering.index.nodes, clustering.outside),
+        engines=tuple(engine_summary(r) for r in records),
+        outside=clustering.outside,
+    )

@@ -1,0 +1,187 @@
+"""The partition report: which ops went to TensorRT, why the rest did not, and each engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import onnx
+
+from hybridtrt.converters.registry import dtype_name
+from hybridtrt.format import EngineRecord
+
+__all__ = ["EngineSummary", "OpSummary", "OutsideNode", "Report", "engine_summary", "op_table"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OutsideNode:
+    """A node left to ONNX Runtime, and why."""
+
+    name: str
+    op_type: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSummary:
+    """One row of the op table: how many nodes of an op type run in TensorRT, and why not the rest."""
+
+    op_type: str
+    count: int
+    in_tensorrt: int
+    reasons: tuple[tuple[str, int], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSummary:
+    """One ``tensorrt_engine`` node: size, I/O with their shape ranges, and build status."""
+
+    name: str
+    nodes: int
+    op_types: tuple[tuple[str, int], ...]
+    inputs: tuple[dict[str, Any], ...]
+    outputs: tuple[dict[str, Any], ...]
+    status: str
+    status_reason: str
+    precision: str
+
+
+def op_table(nodes: Sequence[onnx.NodeProto], outside: Sequence[OutsideNode]) -> tuple[OpSummary, ...]:
+    """Aggregate per op type, most frequent first (ties by name)."""
+    counts = Counter(n.op_type for n in nodes)
+    reasons: dict[str, Counter[str]] = {}
+    for node in outside:
+        reasons.setdefault(node.op_type, Counter())[node.reason] += 1
+    rows = []
+    for op, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        why = reasons.get(op, Counter())
+        ranked = tuple(sorted(why.items(), key=lambda item: (-item[1], item[0])))
+        rows.append(OpSummary(op, count, count - sum(why.values()), ranked))
+    return tuple(rows)
+
+
+def engine_summary(record: EngineRecord) -> EngineSummary:
+    """Summarize an engine node's record for the report."""
+
+    def tensors(values: Sequence[onnx.ValueInfoProto], ranges: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+        result = []
+        for value in values:
+            elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
+            result.append({
+                "name": value.name,
+                "dtype": dtype_name(elem or None),
+                "profiles": [r.get(value.name) for r in ranges],
+            })
+        return tuple(result)
+
+    ops = Counter(n.op_type for n in record.subgraph.node)
+    return EngineSummary(
+        name=record.name,
+        nodes=len(record.subgraph.node),
+        op_types=tuple(sorted(ops.items(), key=lambda item: (-item[1], item[0]))),
+        inputs=tensors(record.subgraph.input, record.profiles),
+        outputs=tensors(record.subgraph.output, record.output_shapes),
+        status=record.status,
+        status_reason=record.status_reason,
+        precision=str(record.build_settings.get("precision_mode", "fp32")),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What ``convert`` did, as data; ``render()`` makes the text table, ``to_json()`` the JSON.
+
+    Attributes:
+        source: The original model's path (or "<ModelProto>").
+        nodes: Node count of the original main graph.
+        nodes_in_tensorrt: Nodes placed in engines.
+        ops: The op table.
+        engines: One summary per engine, in graph order.
+        outside: Every node left to ONNX Runtime with its reason.
+    """
+
+    source: str
+    nodes: int
+    nodes_in_tensorrt: int
+    ops: tuple[OpSummary, ...]
+    engines: tuple[EngineSummary, ...]
+    outside: tuple[OutsideNode, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Report:
+        return Report(
+            source=data["source"],
+            nodes=int(data["nodes"]),
+            nodes_in_tensorrt=int(data["nodes_in_tensorrt"]),
+            ops=tuple(
+                OpSummary(o["op_type"], o["count"], o["in_tensorrt"],
+                          tuple((r, c) for r, c in o["reasons"]))
+                for o in data["ops"]
+            ),
+            engines=tuple(
+                EngineSummary(**{**e, "op_types": tuple(tuple(x) for x in e["op_types"]),
+                                 "inputs": tuple(e["inputs"]), "outputs": tuple(e["outputs"])})
+                for e in data["engines"]
+            ),
+            outside=tuple(OutsideNode(**o) for o in data["outside"]),
+        )
+
+    def render(self) -> str:
+        """A human-readable report: summary line, op table, engine list."""
+        share = 100.0 * self.nodes_in_tensorrt / self.nodes if self.nodes else 0.0
+        lines = [
+            f"model: {self.source}",
+            f"nodes: {self.nodes}, in TensorRT: {self.nodes_in_tensorrt} ({share:.1f}%), "
+            f"engines: {len(self.engines)}",
+            "",
+        ]
+        lines += _table(
+            ("op type", "count", "in TensorRT", "reason for the rest"),
+            [(o.op_type, str(o.count), str(o.in_tensorrt), _reasons(o.reasons)) for o in self.ops],
+        )
+        for engine in self.engines:
+            lines += ["", f"engine {engine.name}: {engine.nodes} nodes, {engine.precision}, "
+                      f"{engine.status}" + (f" ({engine.status_reason})" if engine.status_reason else "")]
+            for label, tensors in (("in ", engine.inputs), ("out", engine.outputs)):
+                for tensor in tensors:
+                    lines.append(f"  {label} {tensor['name']} {tensor['dtype']} "
+                                 f"{_profiles(tensor['profiles'])}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _reasons(reasons: Sequence[tuple[str, int]]) -> str:
+    return "; ".join(f"{r} (x{c})" if c > 1 else r for r, c in reasons) or "-"
+
+
+def _profiles(ranges: Sequence[Mapping[str, list[int]] | None]) -> str:
+    parts = []
+    for r in ranges:
+        if not r:
+            parts.append("?")
+        elif r["min"] == r["max"]:
+            parts.append("x".join(map(str, r["opt"])) or "scalar")
+        else:
+            parts.append(" / ".join("x".join(map(str, r[k])) for k in ("min", "opt", "max")))
+    return " | ".join(parts)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i])
+              for i in range(len(header) - 1)]
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[-1]
+    return [line(header), line(["-" * w for w in widths] + ["-" * len(header[-1])])] + [
+        line(r) for r in rows
+    ]

@@ -1,0 +1,202 @@
+"""Stage 6: replace each cluster by ``combine -> tensorrt_engine -> split`` in the main graph."""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections.abc import Mapping, Sequence
+
+import onnx
+from onnx import numpy_helper
+
+from hybridtrt.compiler.graph import GraphIndex, outer_scope_inputs
+from hybridtrt.compiler.partition import Partition
+from hybridtrt.converters.registry import TensorInfo
+from hybridtrt.errors import InternalError
+from hybridtrt.format import COMBINE, DOMAIN, ENGINE, FORMAT_VERSION, SPLIT, EngineRecord, engine_attributes
+
+__all__ = ["ClusterIO", "cluster_io", "extract_subgraph", "rewrite"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterIO:
+    """The tensors that cross one cluster's boundary, in a fixed order.
+
+    Attributes:
+        inputs: Computed tensors the cluster reads from outside (engine inputs).
+        outputs: Tensors it computes that are read outside or are model outputs.
+        constants: Initializers and Constant outputs from outside that it reads (copied in).
+    """
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    constants: tuple[str, ...]
+
+
+def cluster_io(index: GraphIndex, part: Partition) -> ClusterIO:
+    """Find the boundary of a cluster: inputs in first-use order, outputs in production order."""
+    members = set(part.nodes)
+    produced = {o for n in part.nodes for o in index.nodes[n].output if o}
+    inputs: dict[str, None] = {}
+    constants: dict[str, None] = {}
+    for node in part.nodes:
+        for name in index.node_inputs[node]:
+            if name in produced:
+                continue
+            external_constant = name in index.initializers or (
+                name in index.constant_nodes and index.constant_nodes[name] not in members
+            )
+            (constants if external_constant else inputs)[name] = None
+    model_outputs = set(index.graph_outputs)
+    outputs = [
+        o for n in part.nodes for o in index.nodes[n].output
+        if o and (o in model_outputs or any(c not in members for c in index.consumers.get(o, ())))
+    ]
+    return ClusterIO(tuple(inputs), tuple(dict.fromkeys(outputs)), tuple(constants))
+
+
+def _value_info(name: str, info: TensorInfo, dims: Sequence[int | str | None] | None) -> onnx.ValueInfoProto:
+    return onnx.helper.make_tensor_value_info(name, info.dtype or 0, dims)
+
+
+def _boundary_dims(name: str, ranges: Sequence[Mapping[str, Mapping[str, list[int]]]]) -> list[int | str] | None:
+    """Static dims where every profile fixes them, named dynamic dims elsewhere."""
+    if not ranges or name not in ranges[0]:
+        return None
+    lows = [r[name]["min"] for r in ranges]
+    highs = [r[name]["max"] for r in ranges]
+    dims: list[int | str] = []
+    for axis in range(len(lows[0])):
+        values = {lo[axis] for lo in lows} | {hi[axis] for hi in highs}
+        dims.append(values.pop() if len(values) == 1 else f"{name}_d{axis}")
+    return dims
+
+
+def extract_subgraph(
+    index: GraphIndex,
+    part: Partition,
+    io: ClusterIO,
+    name: str,
+    input_ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
+    output_ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
+) -> onnx.GraphProto:
+    """The cluster as a self-contained graph: its nodes, copied weights and typed I/O."""
+    initializers = []
+    for const in io.constants:
+        if const in index.initializers:
+            initializers.append(index.initializers[const])
+        else:
+            value = index.constant_value(const)
+            if value is None:
+                raise InternalError(f"constant '{const}' has no value")
+            initializers.append(numpy_helper.from_array(value, const))
+    inputs = [_value_info(n, index.info(n), _boundary_dims(n, input_ranges)) for n in io.inputs]
+    outputs = [_value_info(n, index.info(n), _boundary_dims(n, output_ranges)) for n in io.outputs]
+    return onnx.helper.make_graph(
+        [index.nodes[n] for n in part.nodes], name, inputs, outputs, initializer=initializers
+    )
+
+
+def rewrite(
+    index: GraphIndex,
+    parts: Sequence[Partition],
+    ios: Sequence[ClusterIO],
+    records: Sequence[EngineRecord],
+    metadata: Mapping[str, str],
+) -> onnx.ModelProto:
+    """Build the hybrid model: unclustered nodes as they were, each cluster as three nodes.
+
+    Nodes keep their original relative order wherever the dependencies allow (a stable
+    topological order of the contracted graph), so the same input gives the same output.
+    """
+    owner = {n: k for k, part in enumerate(parts) for n in part.nodes}
+    units = _unit_order(index, parts, owner)
+    nodes: list[onnx.NodeProto] = []
+    for kind, key in units:
+        if kind == "node":
+            nodes.append(index.nodes[key])
+        else:
+            nodes.extend(_engine_nodes(records[key], ios[key]))
+    used = {name for node in nodes for name in node.input} | {
+        name for node in nodes for name in _implicit(node)
+    } | set(index.graph_outputs)
+    internal = _internal(index, parts)
+    graph = onnx.helper.make_graph(
+        nodes,
+        index.graph.name,
+        [v for v in index.graph.input if v.name not in index.initializers or v.name in used],
+        list(index.graph.output),
+        initializer=[t for t in index.graph.initializer if t.name in used],
+        doc_string=index.graph.doc_string,
+        value_info=[v for v in index.graph.value_info if v.name not in internal],
+    )
+    model = onnx.ModelProto()
+    model.CopyFrom(index.model)
+    model.graph.CopyFrom(graph)
+    if not any(o.domain == DOMAIN for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, FORMAT_VERSION))
+    kept = [p for p in model.metadata_props if p.key not in metadata]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in kept}, **metadata})
+    return model
+
+
+def _implicit(node: onnx.NodeProto) -> list[str]:
+    graphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if node.domain == DOMAIN or not any(a.type in graphs for a in node.attribute):
+        return []
+    return outer_scope_inputs(node)
+
+
+def _internal(index: GraphIndex, parts: Sequence[Partition]) -> set[str]:
+    names: set[str] = set()
+    for part in parts:
+        for node in part.nodes:
+            names.update(index.nodes[node].output)
+    return names
+
+
+def _engine_nodes(record: EngineRecord, io: ClusterIO) -> list[onnx.NodeProto]:
+    packed_in, packed_out = f"{record.name}__inputs", f"{record.name}__outputs"
+    combine = onnx.helper.make_node(
+        COMBINE, list(io.inputs), [packed_in], name=f"{record.name}__combine", domain=DOMAIN
+    )
+    engine = onnx.helper.make_node(ENGINE, [packed_in], [packed_out], name=record.name, domain=DOMAIN)
+    engine.attribute.extend(engine_attributes(record))
+    split = onnx.helper.make_node(
+        SPLIT, [packed_out], list(io.outputs), name=f"{record.name}__split", domain=DOMAIN
+    )
+    return [combine, engine, split]
+
+
+def _unit_order(
+    index: GraphIndex, parts: Sequence[Partition], owner: Mapping[int, int]
+) -> list[tuple[str, int]]:
+    """Stable topological order of the contracted graph (clusters as single units)."""
+    count = len(index.nodes)
+
+    def unit(node: int) -> int:
+        return count + owner[node] if node in owner else node
+
+    first = {count + k: min(p.nodes) for k, p in enumerate(parts)}
+    succ: dict[int, set[int]] = {}
+    indegree: dict[int, int] = {unit(n): 0 for n in range(count)}
+    for u, v in index.edges():
+        a, b = unit(u), unit(v)
+        if a != b and b not in succ.setdefault(a, set()):
+            succ[a].add(b)
+            indegree[b] += 1
+    ready = [(first.get(u, u), u) for u, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    order: list[tuple[str, int]] = []
+    while ready:
+        _, u = heapq.heappop(ready)
+        order.append(("node", u) if u < count else ("engine", u - count))
+        for v in sorted(succ.get(u, ())):
+            indegree[v] -= 1
+            if indegree[v] == 0:
+                heapq.heappush(ready, (first.get(v, v), v))
+    if len(order) != len(indegree):
+        raise InternalError("rewrite: the contracted graph has a cycle")
+    return order

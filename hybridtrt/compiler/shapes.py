@@ -1,0 +1,300 @@
+"""Stage 4: give every engine input a min/opt/max shape per optimization profile.
+
+Inputs are matched against ``Input`` sets; shapes that ONNX shape inference already fixes need
+no run. Otherwise the original model runs in ONNX Runtime on the min / opt / max inputs (or the
+warm-up samples), and the shape of every cluster-boundary tensor is recorded, as Paddle's
+PIR-TRT does with its warm-up runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from hybridtrt.compiler.graph import GraphIndex
+from hybridtrt.config import Input
+from hybridtrt.converters.registry import TensorInfo, dtype_name
+from hybridtrt.errors import InputError, UnsupportedModelError
+
+__all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "static_shape"]
+
+_LOG = logging.getLogger("hybridtrt")
+_ORT_MAX_IR = 10
+Shape = tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapeRange:
+    """min/opt/max of one tensor in one optimization profile."""
+
+    min: Shape
+    opt: Shape
+    max: Shape
+
+    def to_json(self) -> dict[str, list[int]]:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Sequence[int]]) -> ShapeRange:
+        return ShapeRange(tuple(data["min"]), tuple(data["opt"]), tuple(data["max"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """The warm-up runs of one profile: each run feeds every model input.
+
+    Attributes:
+        feeds: One ``{input name: array}`` per run.
+        opt_run: Index of the run whose shapes are the profile's ``opt``.
+    """
+
+    feeds: tuple[dict[str, np.ndarray], ...]
+    opt_run: int
+
+
+def static_shape(info: TensorInfo) -> Shape | None:
+    """The shape when every dim is a known number, else None."""
+    if info.shape is None or any(not isinstance(d, int) for d in info.shape):
+        return None
+    return tuple(int(d) for d in info.shape)  # type: ignore[arg-type]
+
+
+def plan_runs(index: GraphIndex, inputs: Sequence[Input], seed: int = 0) -> list[RunPlan]:
+    """Match ``Input`` sets to the model inputs and make the feeds of every warm-up run.
+
+    Raises:
+        InputError: An Input names no model input, disagrees with the model's rank, dims or
+            dtype, dynamic inputs are left without an Input, or profile counts do not line up.
+    """
+    per_name = _match(index, inputs)
+    _check_missing(index, per_name)
+    counts = {len(v) for v in per_name.values()} - {1}
+    if len(counts) > 1:
+        raise InputError(
+            "every input needs the same number of Input sets (one per optimization profile) or "
+            f"exactly one; got {_counts(per_name)}"
+        )
+    profiles = counts.pop() if counts else 1
+    rng = np.random.default_rng(seed)
+    plans = []
+    for p in range(profiles):
+        chosen = {name: sets[p if len(sets) > 1 else 0] for name, sets in per_name.items()}
+        plans.append(_plan(index, chosen, rng))
+    return plans
+
+
+def _counts(per_name: Mapping[str, Sequence[Input]]) -> str:
+    return ", ".join(f"'{n}': {len(v)}" for n, v in per_name.items())
+
+
+def _match(index: GraphIndex, inputs: Sequence[Input]) -> dict[str, list[Input]]:
+    names = index.graph_inputs
+    per_name: dict[str, list[Input]] = {}
+    if inputs and inputs[0].name is None:
+        if len(inputs) % max(len(names), 1):
+            raise InputError(
+                f"{len(inputs)} unnamed Inputs cannot be matched by position to the model's "
+                f"{len(names)} inputs {names}; name them or give a multiple of {len(names)}"
+            )
+        for position, item in enumerate(inputs):
+            per_name.setdefault(names[position % len(names)], []).append(item)
+    else:
+        for item in inputs:
+            if item.name not in names:
+                raise InputError(
+                    f"Input name '{item.name}' is not a model input; the model's inputs are "
+                    f"{names}"
+                )
+            per_name.setdefault(str(item.name), []).append(item)
+    for name, sets in per_name.items():
+        for item in sets:
+            _check_against_model(name, item, index.info(name))
+    return per_name
+
+
+def _check_against_model(name: str, item: Input, info: TensorInfo) -> None:
+    lo, opt, hi = item.shapes()
+    if info.shape is not None and len(info.shape) != len(lo):
+        raise InputError(
+            f"Input '{name}' has rank {len(lo)} but the model input has rank {len(info.shape)} "
+            f"(shape {_show(info.shape)})"
+        )
+    for axis, dim in enumerate(info.shape or ()):
+        if isinstance(dim, int) and not lo[axis] == hi[axis] == dim:
+            raise InputError(
+                f"Input '{name}' dimension {axis} ranges {lo[axis]}..{hi[axis]} but the model "
+                f"fixes it to {dim} (shape {_show(info.shape)})"
+            )
+    wanted = item.input_data_type or (item.samples[0].dtype if item.samples else None)
+    if wanted is not None and info.dtype is not None:
+        model_dtype = onnx.helper.tensor_dtype_to_np_dtype(info.dtype)
+        if np.dtype(wanted) != model_dtype:
+            raise InputError(
+                f"Input '{name}' has dtype {np.dtype(wanted)} but the model input is "
+                f"{dtype_name(info.dtype)}"
+            )
+
+
+def _show(shape: Iterable[int | str | None] | None) -> str:
+    if shape is None:
+        return "unknown"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _check_missing(index: GraphIndex, per_name: Mapping[str, Sequence[Input]]) -> None:
+    missing = []
+    for name in index.graph_inputs:
+        info = index.info(name)
+        if name not in per_name and static_shape(info) is None:
+            missing.append(f"'{name}' {_show(info.shape)}")
+    if missing:
+        raise InputError(
+            "these model inputs have dynamic shapes and need an Input(name=..., "
+            "min_input_shape=..., optim_input_shape=..., max_input_shape=...) or "
+            f"Input(warmup_data=...): {', '.join(missing)}"
+        )
+
+
+def _plan(index: GraphIndex, chosen: Mapping[str, Input], rng: np.random.Generator) -> RunPlan:
+    sample_counts = {len(i.samples) for i in chosen.values() if i.samples}
+    ranged = [i for i in chosen.values() if not i.samples]
+    if len(sample_counts) > 1 or (sample_counts and ranged and sample_counts != {3}):
+        raise InputError(
+            "warm-up data must give the same number of samples for every input, and exactly 3 "
+            "(min, opt, max) when mixed with shape ranges"
+        )
+    runs = sample_counts.pop() if sample_counts else 3
+    feeds: list[dict[str, np.ndarray]] = [{} for _ in range(runs)]
+    for name in index.graph_inputs:
+        item = chosen.get(name)
+        info = index.info(name)
+        for r in range(runs):
+            if item is not None and item.samples:
+                feeds[r][name] = item.samples[r]
+            else:
+                shape = _run_shape(item, info, r, runs)
+                feeds[r][name] = _random(shape, _dtype(item, info, name), item, rng)
+    return RunPlan(tuple(feeds), opt_run=1 if runs == 3 else runs // 2)
+
+
+def _run_shape(item: Input | None, info: TensorInfo, run: int, runs: int) -> Shape:
+    if item is None:
+        shape = static_shape(info)
+        if shape is None:
+            raise UnsupportedModelError(f"input '{info.name}' has no static shape")
+        return shape
+    return item.shapes()[min(run, 2) if runs == 3 else 1]
+
+
+def _dtype(item: Input | None, info: TensorInfo, name: str) -> np.dtype:
+    if item is not None and item.input_data_type is not None:
+        return np.dtype(item.input_data_type)
+    if info.dtype is None:
+        raise InputError(f"the dtype of model input '{name}' is unknown; set input_data_type")
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(info.dtype))
+
+
+def _random(shape: Shape, dtype: np.dtype, item: Input | None, rng: np.random.Generator) -> np.ndarray:
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    if np.issubdtype(dtype, np.integer):
+        low, high = item.input_range if item and item.input_range else (0, 1)
+        return rng.integers(int(low), int(high), size=shape, endpoint=True).astype(dtype)
+    low, high = item.input_range if item and item.input_range else (0.0, 1.0)
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def record_shapes(
+    index: GraphIndex, tensors: Sequence[str], plans: Sequence[RunPlan]
+) -> list[dict[str, ShapeRange]]:
+    """Shape ranges of ``tensors`` for every profile.
+
+    Tensors whose shape inference gives every dim are static and need no run; ONNX Runtime runs
+    the model only when some tensor is left unknown.
+
+    Raises:
+        InputError: ONNX Runtime fails on the warm-up inputs (the message names the run).
+    """
+    known = {name: static_shape(index.info(name)) for name in tensors}
+    unknown = [name for name, shape in known.items() if shape is None]
+    ranges: list[dict[str, ShapeRange]] = []
+    if unknown:
+        _LOG.info("recording shapes of %d boundary tensors with ONNX Runtime (%d profile(s))",
+                  len(unknown), len(plans))
+        session = _recording_session(index, unknown)
+    for plan in plans:
+        observed: dict[str, list[Shape]] = {}
+        if unknown:
+            for r, feed in enumerate(plan.feeds):
+                for name, value in zip(unknown, _run(session, unknown, feed, r)):
+                    observed.setdefault(name, []).append(tuple(int(d) for d in value.shape))
+        profile = {}
+        for name in tensors:
+            static = known[name]
+            if static is not None:
+                profile[name] = ShapeRange(static, static, static)
+            else:
+                profile[name] = _reduce(name, observed[name], plan.opt_run)
+        ranges.append(profile)
+    return ranges
+
+
+def _reduce(name: str, shapes: Sequence[Shape], opt_run: int) -> ShapeRange:
+    if len({len(s) for s in shapes}) != 1:
+        raise UnsupportedModelError(
+            f"tensor '{name}' changes rank between warm-up runs ({[list(s) for s in shapes]}); "
+            "TensorRT profiles need a fixed rank"
+        )
+    lo = tuple(min(d) for d in zip(*shapes))
+    hi = tuple(max(d) for d in zip(*shapes))
+    return ShapeRange(lo, shapes[opt_run], hi)
+
+
+def _recording_session(index: GraphIndex, names: Sequence[str]) -> object:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise UnsupportedModelError(
+            "recording shape ranges needs ONNX Runtime: pip install 'hybridtrt[cpu]' "
+            "(or onnxruntime-gpu)"
+        ) from exc
+    model = onnx.ModelProto()
+    model.CopyFrom(index.model)
+    outputs = {o.name for o in model.graph.output}
+    for name in names:
+        if name not in outputs:
+            info = index.info(name)
+            model.graph.output.append(
+                onnx.helper.make_tensor_value_info(name, info.dtype or 0, None)
+            )
+    model.ir_version = min(model.ir_version, _ORT_MAX_IR)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+        raise UnsupportedModelError(
+            f"ONNX Runtime cannot load the model to record shapes: {_first_line(exc)}"
+        ) from exc
+
+
+def _run(session: object, names: Sequence[str], feed: Mapping[str, np.ndarray], run: int) -> list:
+    try:
+        return list(session.run(list(names), dict(feed)))  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+        shapes = ", ".join(f"{k}: {list(v.shape)}" for k, v in feed.items())
+        raise InputError(
+            f"ONNX Runtime failed on warm-up run {run} with inputs {shapes}: {_first_line(exc)}"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,215 @@
+"""User-facing conversion settings: Input shape ranges, precision, and TensorRTConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hybridtrt.errors import ConfigError
+
+__all__ = ["Input", "PrecisionMode", "TensorRTConfig"]
+
+Shape = tuple[int, ...]
+
+
+class PrecisionMode(str, enum.Enum):
+    """Precision of the TensorRT engines (as Paddle's ``paddle.tensorrt.export.PrecisionMode``)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT8 = "int8"
+
+
+def _shape(value: Any, what: str) -> Shape | None:
+    if value is None:
+        return None
+    try:
+        dims = tuple(int(d) for d in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} must be a sequence of integers, got {value!r}") from exc
+    if any(d < 0 for d in dims):
+        raise ConfigError(f"{what} has a negative dimension: {dims}")
+    return dims
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """The shape range of one model input, for one optimization profile.
+
+    Give either ``min_input_shape``/``optim_input_shape``/``max_input_shape`` or
+    ``warmup_data`` (not both), as in Paddle's ``paddle.tensorrt.Input``. Several ``Input`` objects
+    for the same name make several optimization profiles.
+
+    Attributes:
+        name: Model input name; None matches inputs by position (all Inputs must then be unnamed).
+        min_input_shape: Smallest shape the engines must accept.
+        optim_input_shape: Shape TensorRT tunes for.
+        max_input_shape: Largest shape the engines must accept.
+        input_data_type: Dtype of generated data (default: the model input's dtype).
+        input_range: (low, high) of generated random data (default (0, 1); ints: (0, 2)).
+        warmup_data: Real samples (numpy arrays); shapes and ranges are taken from them.
+
+    Example:
+        >>> Input(name="x", min_input_shape=(1, 3, 32, 32), optim_input_shape=(1, 3, 64, 64),
+        ...       max_input_shape=(4, 3, 128, 128)).max_input_shape
+        (4, 3, 128, 128)
+    """
+
+    name: str | None = None
+    min_input_shape: Sequence[int] | None = None
+    optim_input_shape: Sequence[int] | None = None
+    max_input_shape: Sequence[int] | None = None
+    input_data_type: str | None = None
+    input_range: tuple[float, float] | None = None
+    warmup_data: Sequence[np.ndarray] | np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        label = f"Input({self.name!r})" if self.name else "Input"
+        shapes = (self.min_input_shape, self.optim_input_shape, self.max_input_shape)
+        if self.warmup_data is not None:
+            if any(s is not None for s in shapes):
+                raise ConfigError(
+                    f"{label}: give either warmup_data or min/optim/max_input_shape, not both"
+                )
+            samples = _samples(self.warmup_data, label)
+            object.__setattr__(self, "warmup_data", samples)
+            return
+        if any(s is None for s in shapes):
+            raise ConfigError(
+                f"{label}: min_input_shape, optim_input_shape and max_input_shape are all "
+                "required (or give warmup_data)"
+            )
+        lo, opt, hi = (_shape(s, f"{label}.{n}") for s, n in zip(shapes, _SHAPE_FIELDS))
+        assert lo is not None and opt is not None and hi is not None  # narrowed above
+        _check_order(label, lo, opt, hi)
+        object.__setattr__(self, "min_input_shape", lo)
+        object.__setattr__(self, "optim_input_shape", opt)
+        object.__setattr__(self, "max_input_shape", hi)
+        if self.input_range is not None:
+            low, high = self.input_range
+            if not low < high:
+                raise ConfigError(f"{label}.input_range must be (low, high) with low < high")
+        if self.input_data_type is not None:
+            try:
+                np.dtype(self.input_data_type)
+            except TypeError as exc:
+                raise ConfigError(
+                    f"{label}.input_data_type {self.input_data_type!r} is not a numpy dtype"
+                ) from exc
+
+    @property
+    def samples(self) -> tuple[np.ndarray, ...]:
+        """The warm-up samples (empty for shape-range Inputs)."""
+        return tuple(self.warmup_data) if self.warmup_data is not None else ()
+
+    def shapes(self) -> tuple[Shape, Shape, Shape]:
+        """(min, opt, max); for warm-up data: elementwise min, the middle sample, max."""
+        if self.warmup_data is None:
+            return (self.min_input_shape, self.optim_input_shape, self.max_input_shape)  # type: ignore[return-value]
+        dims = [s.shape for s in self.samples]
+        lo = tuple(int(min(d)) for d in zip(*dims))
+        hi = tuple(int(max(d)) for d in zip(*dims))
+        return lo, tuple(int(d) for d in dims[len(dims) // 2]), hi
+
+
+_SHAPE_FIELDS = ("min_input_shape", "optim_input_shape", "max_input_shape")
+
+
+def _samples(data: Any, label: str) -> tuple[np.ndarray, ...]:
+    samples = (data,) if isinstance(data, np.ndarray) else tuple(data)
+    if not samples:
+        raise ConfigError(f"{label}.warmup_data is empty; give at least one array")
+    arrays = tuple(np.asarray(s) for s in samples)
+    ranks = {a.ndim for a in arrays}
+    if len(ranks) != 1:
+        raise ConfigError(f"{label}.warmup_data arrays have different ranks: {sorted(ranks)}")
+    return arrays
+
+
+def _check_order(label: str, lo: Shape, opt: Shape, hi: Shape) -> None:
+    if not len(lo) == len(opt) == len(hi):
+        raise ConfigError(
+            f"{label}: min/optim/max shapes have different ranks: {list(lo)}, {list(opt)}, "
+            f"{list(hi)}"
+        )
+    for axis, (a, b, c) in enumerate(zip(lo, opt, hi)):
+        if not a <= b <= c:
+            raise ConfigError(
+                f"{label}: dimension {axis} must satisfy min <= opt <= max, got {a}, {b}, {c} "
+                f"(min {list(lo)}, opt {list(opt)}, max {list(hi)})"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorRTConfig:
+    """How ``convert`` partitions the model and builds its TensorRT engines.
+
+    Attributes:
+        inputs: Shape ranges of the dynamic model inputs (static inputs need none).
+        min_subgraph_size: Smallest cluster (in ONNX nodes) worth a TensorRT engine.
+        disable_ops: Op types or node names to keep out of TensorRT.
+        precision_mode: Engine precision (FP32 for now; the precision work uses the field).
+        save_model_dir: When set, ``convert`` saves the hybrid model there as ``model.onnx``.
+        workspace_size: TensorRT builder workspace limit in bytes.
+        optimization_level: TensorRT builder optimization level, 0..5.
+
+    Example:
+        >>> TensorRTConfig(inputs=[], min_subgraph_size=1).min_subgraph_size
+        1
+    """
+
+    inputs: Sequence[Input] = ()
+    min_subgraph_size: int = 3
+    disable_ops: Sequence[str] = ()
+    precision_mode: PrecisionMode = PrecisionMode.FP32
+    save_model_dir: str | os.PathLike[str] | None = None
+    workspace_size: int = 1 << 30
+    optimization_level: int = 3
+
+    def __post_init__(self) -> None:
+        inputs = (self.inputs,) if isinstance(self.inputs, Input) else tuple(self.inputs)
+        for item in inputs:
+            if not isinstance(item, Input):
+                raise ConfigError(f"TensorRTConfig.inputs must hold Input objects, got {item!r}")
+        if len({i.name is None for i in inputs}) > 1:
+            raise ConfigError("TensorRTConfig.inputs: name all Inputs or none of them")
+        object.__setattr__(self, "inputs", inputs)
+        disabled = (self.disable_ops,) if isinstance(self.disable_ops, str) else self.disable_ops
+        object.__setattr__(self, "disable_ops", tuple(str(op) for op in disabled))
+        if int(self.min_subgraph_size) < 1:
+            raise ConfigError(f"min_subgraph_size must be >= 1, got {self.min_subgraph_size}")
+        try:
+            object.__setattr__(self, "precision_mode", PrecisionMode(self.precision_mode))
+        except ValueError as exc:
+            choices = ", ".join(m.name for m in PrecisionMode)
+            raise ConfigError(
+                f"precision_mode {self.precision_mode!r} is not one of {choices}"
+            ) from exc
+        if int(self.workspace_size) <= 0:
+            raise ConfigError(f"workspace_size must be a positive byte count, got {self.workspace_size}")
+        if not 0 <= int(self.optimization_level) <= 5:
+            raise ConfigError(
+                f"optimization_level must be 0..5 (TensorRT builder levels), got "
+                f"{self.optimization_level}"
+            )
+
+    def build_settings(self) -> dict[str, Any]:
+        """The settings that change an engine (and so its cache key and fingerprint)."""
+        return {
+            "precision_mode": self.precision_mode.value,
+            "workspace_size": int(self.workspace_size),
+            "optimization_level": int(self.optimization_level),
+        }
+
+    def settings_hash(self) -> str:
+        """SHA-256 of ``build_settings()`` in canonical JSON."""
+        text = json.dumps(self.build_settings(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()

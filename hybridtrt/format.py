@@ -1,0 +1,188 @@
+"""The hybrid ONNX format: op names, attributes, versioning and checksums (see docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import onnx
+from onnx import numpy_helper
+
+from hybridtrt.errors import FormatError
+
+__all__ = [
+    "COMBINE",
+    "DOMAIN",
+    "ENGINE",
+    "FORMAT_VERSION",
+    "META_FORMAT",
+    "META_REPORT",
+    "META_VERSION",
+    "SPLIT",
+    "EngineRecord",
+    "engine_attributes",
+    "format_version",
+    "subgraph_digest",
+]
+
+DOMAIN = "hybridtrt"
+FORMAT_VERSION = 1
+COMBINE = "combine"
+ENGINE = "tensorrt_engine"
+SPLIT = "split"
+META_FORMAT = "hybridtrt.format_version"
+META_VERSION = "hybridtrt.version"
+META_REPORT = "hybridtrt.report"
+
+STATUS_NOT_BUILT = "not_built"
+STATUS_BUILT = "built"
+
+
+def subgraph_digest(graph: onnx.GraphProto) -> str:
+    """SHA-256 of a subgraph's structure and weight values, independent of how weights are stored.
+
+    Initializers are hashed by name, dtype, dims and value bytes, so the digest is the same
+    whether the weights sit inline or in an external data file.
+    """
+    digest = hashlib.sha256()
+    skeleton = onnx.GraphProto()
+    skeleton.CopyFrom(graph)
+    del skeleton.initializer[:]
+    digest.update(skeleton.SerializeToString(deterministic=True))
+    for tensor in sorted(graph.initializer, key=lambda t: t.name):
+        array = numpy_helper.to_array(tensor)
+        digest.update(f"{tensor.name}|{tensor.data_type}|{list(tensor.dims)}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineRecord:
+    """Everything a ``tensorrt_engine`` node carries.
+
+    Attributes:
+        name: Node name (unique in the model).
+        subgraph: The cluster as a self-contained ONNX graph (weights included).
+        subgraph_sha256: ``subgraph_digest(subgraph)`` at conversion.
+        profiles: One ``{input name: {"min","opt","max"}}`` per optimization profile.
+        output_shapes: Recorded ranges of the outputs, per profile (for reports).
+        build_settings: Precision, workspace and optimization level used for the build.
+        status: ``"not_built"`` or ``"built"``.
+        status_reason: Why the engine is not built (empty when built).
+        engine: The serialized TensorRT plan (empty when not built or kept in a side file).
+        engine_file: Side file of the plan, relative to the model file ("" when embedded).
+        engine_sha256: SHA-256 of the plan bytes ("" when not built).
+        fingerprint: TensorRT version, GPU compute capability and settings hash of the plan.
+    """
+
+    name: str
+    subgraph: onnx.GraphProto
+    subgraph_sha256: str
+    profiles: tuple[dict[str, dict[str, list[int]]], ...]
+    output_shapes: tuple[dict[str, dict[str, list[int]]], ...]
+    build_settings: dict[str, Any]
+    status: str = STATUS_NOT_BUILT
+    status_reason: str = ""
+    engine: bytes = b""
+    engine_file: str = ""
+    engine_sha256: str = ""
+    fingerprint: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [v.name for v in self.subgraph.input]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [v.name for v in self.subgraph.output]
+
+    @staticmethod
+    def from_node(node: onnx.NodeProto) -> EngineRecord:
+        """Parse an engine node, checking its attributes (raises FormatError)."""
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        missing = [k for k in ("subgraph", "subgraph_sha256", "profiles", "build_settings")
+                   if k not in attrs]
+        if missing:
+            raise FormatError(f"engine node '{node.name}' lacks attribute(s) {missing}")
+        try:
+            profiles = json.loads(_text(attrs["profiles"]))
+            settings = json.loads(_text(attrs["build_settings"]))
+            fingerprint = json.loads(_text(attrs.get("fingerprint", b"{}")))
+        except ValueError as exc:
+            raise FormatError(f"engine node '{node.name}' has malformed JSON: {exc}") from exc
+        return EngineRecord(
+            name=node.name,
+            subgraph=attrs["subgraph"],
+            subgraph_sha256=_text(attrs["subgraph_sha256"]),
+            profiles=tuple(p["inputs"] for p in profiles),
+            output_shapes=tuple(p.get("outputs", {}) for p in profiles),
+            build_settings=settings,
+            status=_text(attrs.get("status", STATUS_NOT_BUILT.encode())),
+            status_reason=_text(attrs.get("status_reason", b"")),
+            engine=bytes(attrs.get("engine", b"")),
+            engine_file=_text(attrs.get("engine_file", b"")),
+            engine_sha256=_text(attrs.get("engine_sha256", b"")),
+            fingerprint=fingerprint,
+        )
+
+    def verify(self) -> None:
+        """Raise FormatError when the embedded subgraph no longer matches its checksum."""
+        actual = subgraph_digest(self.subgraph)
+        if actual != self.subgraph_sha256:
+            raise FormatError(
+                f"engine '{self.name}': its embedded subgraph does not match its checksum "
+                "(the file was modified or corrupted); convert the original model again"
+            )
+        if self.engine and hashlib.sha256(self.engine).hexdigest() != self.engine_sha256:
+            raise FormatError(f"engine '{self.name}': the serialized engine fails its checksum")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def engine_attributes(record: EngineRecord) -> list[onnx.AttributeProto]:
+    """The attributes of a ``tensorrt_engine`` node for ``record``, in a fixed order."""
+    profiles = [
+        {"inputs": inputs, "outputs": outputs}
+        for inputs, outputs in zip(record.profiles, record.output_shapes)
+    ]
+    make = onnx.helper.make_attribute
+    return [
+        make("subgraph", record.subgraph),
+        make("subgraph_sha256", record.subgraph_sha256),
+        make("profiles", _canonical_json(profiles)),
+        make("build_settings", _canonical_json(record.build_settings)),
+        make("status", record.status),
+        make("status_reason", record.status_reason),
+        make("engine", record.engine),
+        make("engine_file", record.engine_file),
+        make("engine_sha256", record.engine_sha256),
+        make("fingerprint", _canonical_json(record.fingerprint)),
+    ]
+
+
+def format_version(model: onnx.ModelProto) -> int | None:
+    """The hybrid format version written in the model's metadata, or None for a plain model."""
+    for prop in model.metadata_props:
+        if prop.key == META_FORMAT:
+            try:
+                return int(prop.value)
+            except ValueError as exc:
+                raise FormatError(f"metadata {META_FORMAT}={prop.value!r} is not a number") from exc
+    return None
+
+
+def metadata(model: onnx.ModelProto) -> Mapping[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def engine_nodes(graph: onnx.GraphProto) -> Sequence[onnx.NodeProto]:
+    return [n for n in graph.node if n.domain == DOMAIN and n.op_type == ENGINE]

@@ -1,0 +1,1 @@
+"""Running hybrid models (Predictor and segment scheduler): see the runtime issue."""

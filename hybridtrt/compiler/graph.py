@@ -28,7 +28,8 @@ def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -
     shape: tuple[int | str | None, ...] | None = None
     if tensor.HasField("shape"):
         shape = tuple(
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            (d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value")
+            else (d.dim_param or None)
             for d in tensor.shape.dim
         )
     return TensorInfo(value.name, dtype, shape, constant)
@@ -135,6 +136,13 @@ class GraphIndex:
         for rank, node in enumerate(self.topo_order):
             pos[node] = rank
         return pos
+
+    def is_tensor_input(self, name: str) -> bool:
+        """Whether graph input ``name`` is a tensor (not a sequence, map or optional)."""
+        for value in self.graph.input:
+            if value.name == name:
+                return value.type.WhichOneof("value") in ("tensor_type", None)
+        return False
 
     def info(self, name: str) -> TensorInfo:
         if not name:

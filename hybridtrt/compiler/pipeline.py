@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import time
@@ -15,17 +16,17 @@ import onnx
 from hybridtrt import __version__
 from hybridtrt.compiler import filters
 from hybridtrt.compiler.capability import CapabilityReport, judge_graph
-from hybridtrt.compiler.engine import EngineBuilder, default_builder
+from hybridtrt.compiler.engine import EngineBuilder, NotBuilding, default_builder
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.hybrid import HybridModel
 from hybridtrt.compiler.loading import LoadedModel, load_model
 from hybridtrt.compiler.partition import DependencyGraph, Partition, check_acyclic, propose
 from hybridtrt.compiler.report import OutsideNode, Report, engine_summary, op_table
 from hybridtrt.compiler.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
-from hybridtrt.compiler.shapes import ShapeRange, plan_runs, record_shapes
+from hybridtrt.compiler.shapes import ShapeRange, plan_runs, record_shapes, static_shape
 from hybridtrt.config import TensorRTConfig
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
-from hybridtrt.converters.registry import REGISTRY
+from hybridtrt.converters.registry import REGISTRY, Registry
 from hybridtrt.format import (
     FORMAT_VERSION,
     META_FORMAT,
@@ -37,7 +38,7 @@ from hybridtrt.format import (
     subgraph_digest,
 )
 
-__all__ = ["Clustering", "cluster", "convert"]
+__all__ = ["Clustering", "analyze", "cluster", "convert"]
 
 _LOG = logging.getLogger("hybridtrt")
 
@@ -60,17 +61,25 @@ class Clustering:
     outside: tuple[OutsideNode, ...]
 
 
-def cluster(loaded: LoadedModel, config: TensorRTConfig) -> Clustering:
-    """Stages 2-3: capability, proposal and filters; every cluster checked to be cycle-free."""
+def cluster(
+    loaded: LoadedModel, config: TensorRTConfig, registry: Registry = REGISTRY
+) -> Clustering:
+    """Stages 2-3: capability, proposal and filters; every cluster checked to be cycle-free.
+
+    Args:
+        loaded: The loaded model.
+        config: Supplies ``disable_ops`` and ``min_subgraph_size``.
+        registry: The op rules to consult (tests pass a small fake one).
+    """
     index = GraphIndex(loaded.model, loaded.inferred)
     index.topo_order  # raises UnsupportedModelError on a cyclic graph
     with _stage("capability"):
-        capability = judge_graph(index, REGISTRY, config.disable_ops)
+        capability = judge_graph(index, registry, config.disable_ops)
     with _stage("partition"):
         graph = DependencyGraph(len(index.nodes), index.edges())
         parts = propose(graph, capability.supported)
         check_acyclic(graph, parts, "partition")
-        facts = _facts(index, graph, capability)
+        facts = _facts(index, graph, capability, registry)
         why: dict[int, str] = {}
         parts = _track(parts, filters.trim_shape_outputs(parts, facts), why,
                        lambda n: "shape computation at a cluster's end runs outside TensorRT")
@@ -83,11 +92,11 @@ def cluster(loaded: LoadedModel, config: TensorRTConfig) -> Clustering:
                        lambda n: f"its cluster has {sizes[n]} node(s), fewer than "
                                  f"min_subgraph_size={config.min_subgraph_size}")
         check_acyclic(graph, parts, "filters")
-    outside = []
-    for verdict in capability.verdicts:
-        reason = verdict.reason if not verdict.supported else why.get(verdict.index)
-        if reason is not None:
-            outside.append(OutsideNode(verdict.name, verdict.op_type, reason))
+    inside = {n for p in parts for n in p.nodes}
+    outside = [
+        OutsideNode(v.name, v.op_type, why[v.index] if v.supported else v.reason)
+        for v in capability.verdicts if v.index not in inside
+    ]
     _LOG.info("%d of %d nodes in %d cluster(s)", sum(len(p) for p in parts), len(index.nodes),
               len(parts))
     return Clustering(index, capability, tuple(parts), tuple(outside))
@@ -100,16 +109,18 @@ def _track(
     kept = {n for p in after for n in p.nodes}
     for part in before:
         for node in part.nodes:
-            if node not in kept and node not in why:
-                why[node] = reason(node)
+            if node not in kept:
+                why.setdefault(node, reason(node))
     return list(after)
 
 
-def _facts(index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport) -> filters.ClusterFacts:
+def _facts(
+    index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport, registry: Registry
+) -> filters.ClusterFacts:
     def shape_inputs(node: int) -> Sequence[int]:
         proto = index.nodes[node]
         domain = "" if proto.domain == "ai.onnx" else proto.domain
-        found = REGISTRY.find(proto.op_type, domain, index.opsets.get(domain, 1))
+        found = registry.find(proto.op_type, domain, index.opsets.get(domain, 1))
         return found.shape_inputs if found is not None else ()
 
     return filters.ClusterFacts(
@@ -179,6 +190,31 @@ def convert(
     return hybrid
 
 
+def analyze(
+    model: onnx.ModelProto | str | os.PathLike[str], config: TensorRTConfig | None = None
+) -> Report:
+    """The partition report of ``model`` without building or saving anything.
+
+    Shape ranges are recorded only when ``config.inputs`` gives them (or the model is static).
+    """
+    config = config or TensorRTConfig()
+    loaded = load_model(model)
+    clustering = cluster(loaded, config)
+    index = clustering.index
+    ios = [cluster_io(index, p) for p in clustering.parts]
+    ranges: list[dict[str, ShapeRange]] = []
+    if ios and (config.inputs or not _dynamic_inputs(index)):
+        boundary = list(dict.fromkeys(n for io in ios for n in (*io.inputs, *io.outputs)))
+        ranges = record_shapes(index, boundary, plan_runs(index, config.inputs))
+    records = _records(index, clustering.parts, ios, ranges, config,
+                       NotBuilding("inspection only: nothing is built"))
+    return _report(loaded, clustering, records)
+
+
+def _dynamic_inputs(index: GraphIndex) -> list[str]:
+    return [n for n in index.graph_inputs if static_shape(index.info(n)) is None]
+
+
 def _records(
     index: GraphIndex, parts: Sequence[Partition], ios: Sequence[ClusterIO],
     ranges: Sequence[dict[str, ShapeRange]], config: TensorRTConfig, builder: EngineBuilder,
@@ -209,8 +245,6 @@ def _records(
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 

@@ -23,7 +23,7 @@ from hybridtrt.errors import InputError, UnsupportedModelError
 __all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "static_shape"]
 
 _LOG = logging.getLogger("hybridtrt")
-_ORT_MAX_IR = 10
+_ORT_MAX_IR = 13  # the newest IR version ONNX Runtime (>= 1.31) reads
 Shape = tuple[int, ...]
 
 
@@ -149,7 +149,7 @@ def _check_missing(index: GraphIndex, per_name: Mapping[str, Sequence[Input]]) -
     missing = []
     for name in index.graph_inputs:
         info = index.info(name)
-        if name not in per_name and static_shape(info) is None:
+        if name not in per_name and index.is_tensor_input(name) and static_shape(info) is None:
             missing.append(f"'{name}' {_show(info.shape)}")
     if missing:
         raise InputError(
@@ -172,6 +172,8 @@ def _plan(index: GraphIndex, chosen: Mapping[str, Input], rng: np.random.Generat
     for name in index.graph_inputs:
         item = chosen.get(name)
         info = index.info(name)
+        if item is None and not index.is_tensor_input(name):
+            continue  # sequences and optionals never cross into an engine; ORT names them if needed
         for r in range(runs):
             if item is not None and item.samples:
                 feeds[r][name] = item.samples[r]
@@ -254,14 +256,8 @@ def _reduce(name: str, shapes: Sequence[Shape], opt_run: int) -> ShapeRange:
     return ShapeRange(lo, shapes[opt_run], hi)
 
 
-def _recording_session(index: GraphIndex, names: Sequence[str]) -> object:
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise UnsupportedModelError(
-            "recording shape ranges needs ONNX Runtime: pip install 'hybridtrt[cpu]' "
-            "(or onnxruntime-gpu)"
-        ) from exc
+def _recording_model(index: GraphIndex, names: Sequence[str]) -> onnx.ModelProto:
+    """A copy of the model that also outputs ``names``."""
     model = onnx.ModelProto()
     model.CopyFrom(index.model)
     outputs = {o.name for o in model.graph.output}
@@ -271,17 +267,42 @@ def _recording_session(index: GraphIndex, names: Sequence[str]) -> object:
             model.graph.output.append(
                 onnx.helper.make_tensor_value_info(name, info.dtype or 0, None)
             )
-    model.ir_version = min(model.ir_version, _ORT_MAX_IR)
+    return model
+
+
+def _recording_session(index: GraphIndex, names: Sequence[str]) -> object:
+    """An ONNX Runtime session over the recording model, or onnx's reference evaluator when ORT
+    cannot load it (for example an opset newer than the installed ORT knows)."""
+    model = _recording_model(index, names)
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise UnsupportedModelError(
+            "recording shape ranges needs ONNX Runtime: pip install 'hybridtrt[cpu]' "
+            "(or onnxruntime-gpu)"
+        ) from exc
+    lowered = onnx.ModelProto()
+    lowered.CopyFrom(model)
+    lowered.ir_version = min(lowered.ir_version, _ORT_MAX_IR)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            lowered.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+        reason = _first_line(exc)
+    _LOG.warning("ONNX Runtime cannot load the model (%s); recording shapes with onnx's "
+                 "reference evaluator instead (slower)", reason)
+    try:
+        from onnx.reference import ReferenceEvaluator
+
+        return ReferenceEvaluator(model)
+    except Exception as exc:  # noqa: BLE001 - the evaluator raises many error types
         raise UnsupportedModelError(
-            f"ONNX Runtime cannot load the model to record shapes: {_first_line(exc)}"
+            f"neither ONNX Runtime ({reason}) nor onnx's reference evaluator "
+            f"({_first_line(exc)}) can run the model to record shapes"
         ) from exc
 
 

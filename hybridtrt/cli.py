@@ -1,0 +1,129 @@
+"""The ``hybridtrt`` command line: convert and inspect (trtexec-style shape flags)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from hybridtrt.compiler.hybrid import load
+from hybridtrt.compiler.loading import read_onnx_file
+from hybridtrt.compiler.pipeline import analyze, convert
+from hybridtrt.compiler.report import Report
+from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
+from hybridtrt.errors import ConfigError, HybridTRTError
+from hybridtrt.format import format_version
+
+__all__ = ["main", "parse_shapes"]
+
+
+def parse_shapes(text: str, flag: str) -> dict[str, tuple[int, ...]]:
+    """Parse trtexec's shape syntax: ``x:1x3x224x224,mask:1x224`` (``name:`` for a scalar)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, dims = item.rpartition(":")
+        if not sep or not name:
+            raise ConfigError(f"{flag}: '{item}' is not NAME:DIMS (e.g. x:1x3x224x224)")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
+        except ValueError as exc:
+            raise ConfigError(f"{flag}: '{dims}' in '{item}' is not dims like 1x3x224x224") from exc
+    return shapes
+
+
+def _inputs(args: argparse.Namespace) -> list[Input]:
+    ranged = [args.min_shapes, args.opt_shapes, args.max_shapes]
+    if args.shapes and any(ranged):
+        raise ConfigError("give --shapes (static) or --min/--opt/--max-shapes, not both")
+    if args.shapes:
+        static = parse_shapes(args.shapes, "--shapes")
+        return [Input(name=n, min_input_shape=s, optim_input_shape=s, max_input_shape=s)
+                for n, s in static.items()]
+    if not any(ranged):
+        return []
+    if not all(ranged):
+        raise ConfigError("--min-shapes, --opt-shapes and --max-shapes go together")
+    lo, opt, hi = (parse_shapes(t, f) for t, f in zip(ranged, ("--min-shapes", "--opt-shapes",
+                                                              "--max-shapes")))
+    if not lo.keys() == opt.keys() == hi.keys():
+        raise ConfigError("--min-shapes, --opt-shapes and --max-shapes must name the same inputs")
+    return [Input(name=n, min_input_shape=lo[n], optim_input_shape=opt[n],
+                  max_input_shape=hi[n]) for n in lo]
+
+
+def _config(args: argparse.Namespace, **extra: object) -> TensorRTConfig:
+    disabled = [s for s in (args.disable_ops or "").split(",") if s]
+    return TensorRTConfig(
+        inputs=_inputs(args), min_subgraph_size=args.min_subgraph_size,
+        disable_ops=disabled, **extra,  # type: ignore[arg-type]
+    )
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="ONNX model (or, for inspect, a hybrid model)")
+    parser.add_argument("--shapes", help="static input shapes, e.g. x:1x3x224x224")
+    parser.add_argument("--min-shapes", help="smallest input shapes, e.g. x:1x3x64x64")
+    parser.add_argument("--opt-shapes", help="shapes to tune for, e.g. x:1x3x320x320")
+    parser.add_argument("--max-shapes", help="largest input shapes, e.g. x:1x3x640x640")
+    parser.add_argument("--min-subgraph-size", type=int, default=3,
+                        help="smallest cluster worth an engine (default 3)")
+    parser.add_argument("--disable-ops", help="op types or node names kept out of TensorRT, A,B")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybridtrt", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    conv = commands.add_parser("convert", help="convert an ONNX model into a hybrid model")
+    _add_common(conv)
+    conv.add_argument("-o", "--output", required=True, help="hybrid model file or directory")
+    conv.add_argument("--precision", default="fp32", choices=[m.value for m in PrecisionMode])
+    conv.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace (MiB)")
+    conv.add_argument("--optimization-level", type=int, default=3, help="builder level 0..5")
+    conv.add_argument("--external-data", action="store_true",
+                      help="store weights in a .data file next to the model")
+    insp = commands.add_parser("inspect", help="show what runs in TensorRT and why the rest does not")
+    _add_common(insp)
+    return parser
+
+
+def _print_report(report: Report, as_json: bool) -> None:
+    print(report.to_json() if as_json else report.render())
+
+
+def _convert(args: argparse.Namespace) -> int:
+    config = _config(args, precision_mode=args.precision,
+                     workspace_size=args.workspace_mib << 20,
+                     optimization_level=args.optimization_level)
+    hybrid = convert(args.model, config)
+    path = hybrid.save(args.output, external_data=True if args.external_data else None)
+    _print_report(hybrid.report(), args.json)
+    if not args.json:
+        print(f"\nsaved {path}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    if format_version(read_onnx_file(args.model, load_weights=False)) is not None:
+        _print_report(load(args.model).report(), args.json)
+    else:
+        _print_report(analyze(args.model, _config(args)), args.json)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for a user error)."""
+    args = _parser().parse_args(argv)
+    if not args.quiet:
+        logging.basicConfig(level=logging.INFO, format="[hybridtrt] %(message)s", stream=sys.stderr)
+    try:
+        return _convert(args) if args.command == "convert" else _inspect(args)
+    except HybridTRTError as exc:
+        print(f"hybridtrt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

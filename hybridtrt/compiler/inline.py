@@ -1,0 +1,75 @@
+"""The inverse of the rewrite: put engines' subgraph nodes back in place of combine/engine/split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import onnx
+
+from hybridtrt.errors import FormatError
+from hybridtrt.format import COMBINE, DOMAIN, ENGINE, SPLIT, EngineRecord
+
+__all__ = ["inline_engines"]
+
+
+def inline_engines(
+    model: onnx.ModelProto, select: Callable[[EngineRecord], bool] = lambda record: True
+) -> onnx.ModelProto:
+    """A copy of a hybrid model with the selected engines replaced by their ONNX nodes.
+
+    With every engine inlined the result is a plain ONNX model equivalent to the original one
+    (ONNX Runtime can run it); the ``hybridtrt`` opset is dropped when no engine is left.
+
+    Args:
+        model: A hybrid model.
+        select: Which engines to inline (default: all).
+
+    Raises:
+        FormatError: An engine node is not wrapped by its combine/split pair.
+    """
+    graph = model.graph
+    defined = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
+    defined |= {v.name for v in graph.input}
+    records = {
+        n.output[0]: EngineRecord.from_node(n)
+        for n in graph.node if n.domain == DOMAIN and n.op_type == ENGINE
+    }
+    chosen = {packed for packed, record in records.items() if select(record)}
+    wrappers = {n.input[0] for n in graph.node
+                if n.domain == DOMAIN and n.op_type == ENGINE and n.output[0] in chosen}
+    inputs_of = {n.input[0]: n for n in graph.node if n.domain == DOMAIN and n.op_type == SPLIT}
+    nodes: list[onnx.NodeProto] = []
+    initializers = list(graph.initializer)
+    for node in graph.node:
+        if node.domain != DOMAIN:
+            nodes.append(node)
+        elif node.op_type == ENGINE and node.output[0] in chosen:
+            record = records[node.output[0]]
+            split = inputs_of.get(node.output[0])
+            if split is None or list(split.output) != record.output_names:
+                raise FormatError(f"engine '{record.name}' is not followed by its split node")
+            nodes.extend(record.subgraph.node)
+            for tensor in record.subgraph.initializer:
+                if tensor.name not in defined:
+                    initializers.append(tensor)
+                    defined.add(tensor.name)
+        elif node.op_type in (COMBINE, SPLIT) and _packed(node) in chosen | wrappers:
+            continue
+        else:
+            nodes.append(node)
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    del result.graph.node[:]
+    result.graph.node.extend(nodes)
+    del result.graph.initializer[:]
+    result.graph.initializer.extend(initializers)
+    if not any(n.domain == DOMAIN for n in nodes):
+        kept = [o for o in result.opset_import if o.domain != DOMAIN]
+        del result.opset_import[:]
+        result.opset_import.extend(kept)
+    return result
+
+
+def _packed(node: onnx.NodeProto) -> str:
+    """The packed value a combine writes or a split reads."""
+    return node.output[0] if node.op_type == COMBINE else node.input[0]

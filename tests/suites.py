@@ -39,7 +39,7 @@ def lower_for_ort(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def backend_node_cases() -> Iterator[Case]:
-    """onnx's ~1,900 backend node cases, built in memory, lowered for ONNX Runtime."""
+    """onnx's ~1,900 backend node cases, built in memory (use ``lower_for_ort`` to run them)."""
     from onnx.backend.test.loader import load_model_tests
 
     with warnings.catch_warnings():
@@ -48,7 +48,7 @@ def backend_node_cases() -> Iterator[Case]:
     for test in tests:
         if test.model is None or not test.data_sets:
             continue
-        model = lower_for_ort(test.model)
+        model = test.model
         names = [v.name for v in model.graph.input
                  if v.name not in {t.name for t in model.graph.initializer}]
         inputs, outputs = test.data_sets[0]
@@ -61,7 +61,7 @@ def onnx_light_cnns() -> Iterator[Case]:
     folder = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
     rng = np.random.default_rng(0)
     for path in sorted(folder.glob("light_*.onnx")):
-        model = lower_for_ort(onnx.load(str(path)))
+        model = onnx.load(str(path))
         inits = {t.name for t in model.graph.initializer}
         feeds = {}
         for value in model.graph.input:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import onnx
 
@@ -42,7 +42,7 @@ class CapabilityReport:
 
 
 def judge_node(
-    ctx: NodeContext, registry: Registry = REGISTRY, disabled: Iterable[str] = ()
+    ctx: NodeContext, registry: Registry = REGISTRY, disabled: Collection[str] = frozenset()
 ) -> Verdict:
     """The verdict for one node: user exclusions, then dtypes, then the op's rule.
 
@@ -52,10 +52,9 @@ def judge_node(
         disabled: Op types or node names the user keeps out of TensorRT.
     """
     node = ctx.node
-    disabled_set = set(disabled)
-    if node.op_type in disabled_set:
+    if node.op_type in disabled:
         return Verdict.no(f"op type {node.op_type} is in disable_ops")
-    if node.name and node.name in disabled_set:
+    if node.name and node.name in disabled:
         return Verdict.no(f"node '{node.name}' is in disable_ops")
     domain = "" if node.domain == "ai.onnx" else node.domain
     found = registry.find(node.op_type, domain, ctx.opset)
@@ -84,19 +83,46 @@ def _judge_tensor_types(ctx: NodeContext) -> Verdict:
 def judge_graph(
     index: GraphIndex, registry: Registry = REGISTRY, disabled: Sequence[str] = ()
 ) -> CapabilityReport:
-    """Stage 2 of ``convert``: a verdict for every node of the main graph."""
-    judge_body = _body_judge(registry, tuple(disabled), index.model)
+    """Stage 2 of ``convert``: a verdict for every node of the main graph.
+
+    Rules without a custom check depend only on the op, opset and tensor dtypes, so their
+    verdicts are computed once per such signature (large models repeat a few signatures).
+    """
+    disabled_set = frozenset(disabled)
+    judge_body = _body_judge(registry, disabled_set, index.model)
+    memo: dict[tuple[object, ...], Verdict] = {}
     verdicts = []
     for i, node in enumerate(index.nodes):
-        verdict = judge_node(index.context(i, judge_body), registry, disabled)
+        ctx = index.context(i, judge_body)
+        key = _signature(ctx, index, registry, disabled_set)
+        verdict = memo.get(key) if key is not None else None
+        if verdict is None:
+            verdict = judge_node(ctx, registry, disabled_set)
+            if key is not None:
+                memo[key] = verdict
         verdicts.append(
             NodeVerdict(i, node.name, node.op_type, node.domain, verdict.supported, verdict.reason)
         )
     return CapabilityReport(tuple(verdicts))
 
 
+def _signature(
+    ctx: NodeContext, index: GraphIndex, registry: Registry, disabled: frozenset[str]
+) -> tuple[object, ...] | None:
+    """A memo key for nodes whose verdict depends on op, opset and dtypes only, else None."""
+    node = ctx.node
+    if node.op_type in disabled or node.name in disabled:
+        return None
+    found = registry.find(node.op_type, "" if node.domain == "ai.onnx" else node.domain, ctx.opset)
+    if found is None or found.check is not None:
+        return None
+    return (id(found), ctx.opset, len(node.input), len(node.output),
+            tuple(index.info(n).dtype if n else 0 for n in node.input),
+            tuple(index.info(n).dtype if n else 0 for n in node.output))
+
+
 def _body_judge(
-    registry: Registry, disabled: tuple[str, ...], model: onnx.ModelProto
+    registry: Registry, disabled: frozenset[str], model: onnx.ModelProto
 ) -> Callable[[onnx.GraphProto, Mapping[str, int]], Verdict]:
     def judge(body: onnx.GraphProto, opsets: Mapping[str, int]) -> Verdict:
         wrapper = onnx.ModelProto()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from hybridtrt.compiler.partition import DependencyGraph
 from hybridtrt.converters.registry import TensorInfo, Verdict
 from hybridtrt.errors import UnsupportedModelError
 
@@ -87,41 +87,40 @@ class GraphIndex:
                 if name:
                     self.producer[name] = index
         self._values = self._collect_values(inferred or model)
+        self._infos: dict[str, TensorInfo] = {}
         self.constant_nodes = {
             name: i for name, i in self.producer.items() if self.nodes[i].op_type == "Constant"
             and self.nodes[i].domain in ("", "ai.onnx")
         }
 
-    def _collect_values(self, model: onnx.ModelProto) -> dict[str, TensorInfo]:
+    def _collect_values(self, model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
         graph = model.graph
-        values: dict[str, TensorInfo] = {}
-        for value in [*graph.input, *graph.value_info, *graph.output]:
-            values[value.name] = tensor_info_from_value(value)
-        for tensor in self.graph.initializer:
-            values[tensor.name] = TensorInfo(
-                tensor.name, tensor.data_type, tuple(tensor.dims), True
-            )
+        values: dict[str, onnx.ValueInfoProto] = {}
+        for group in (graph.input, graph.value_info, graph.output):
+            for value in group:
+                values[value.name] = value
         return values
 
-    @cached_property
-    def dag(self) -> nx.DiGraph:
-        """Node-to-node data dependencies (edge u -> v when v reads an output of u)."""
-        dag = nx.DiGraph()
-        dag.add_nodes_from(range(len(self.nodes)))
-        dag.add_edges_from(self.edges())
-        return dag
+    def edges(self) -> list[tuple[int, int]]:
+        """Node-to-node data dependencies (u, v): v reads an output of u; sorted, no repeats."""
+        return self.deps.edge_list
 
-    def edges(self) -> Iterator[tuple[int, int]]:
+    @cached_property
+    def deps(self) -> DependencyGraph:
+        """The node dependency graph (successor/predecessor lists)."""
+        found = set()
+        producer = self.producer
         for index, names in enumerate(self.node_inputs):
             for name in names:
-                source = self.producer.get(name)
+                source = producer.get(name)
                 if source is not None and source != index:
-                    yield source, index
+                    found.add((source, index))
+        return DependencyGraph(len(self.nodes), found)
 
     @cached_property
     def topo_order(self) -> list[int]:
         """A deterministic topological order (smallest node index first among ready nodes)."""
-        order = _stable_toposort(len(self.nodes), self.edges())
+        order = _stable_toposort(self.deps)
         if len(order) != len(self.nodes):
             raise UnsupportedModelError(
                 "the model graph has a cycle (a node depends on its own output); ONNX graphs "
@@ -145,15 +144,23 @@ class GraphIndex:
         return False
 
     def info(self, name: str) -> TensorInfo:
+        """What is known of tensor ``name`` (dtype, shape, constness)."""
         if not name:
             return TensorInfo("")
-        found = self._values.get(name)
-        constant = name in self.initializers or name in self.constant_nodes
-        if found is None:
+        cached = self._infos.get(name)
+        if cached is None:
+            cached = self._infos[name] = self._make_info(name)
+        return cached
+
+    def _make_info(self, name: str) -> TensorInfo:
+        tensor = self.initializers.get(name)
+        if tensor is not None:
+            return TensorInfo(name, tensor.data_type, tuple(tensor.dims), True)
+        constant = name in self.constant_nodes
+        value = self._values.get(name)
+        if value is None:
             return TensorInfo(name, None, None, constant)
-        if constant and not found.is_constant:
-            return TensorInfo(found.name, found.dtype, found.shape, True)
-        return found
+        return tensor_info_from_value(value, constant)
 
     def constant_value(self, name: str) -> np.ndarray | None:
         if name in self.initializers:
@@ -172,13 +179,10 @@ class GraphIndex:
         return NodeContextImpl(self, index, verdict_of_subgraph)
 
 
-def _stable_toposort(count: int, edges: Iterable[tuple[int, int]]) -> list[int]:
-    successors: list[list[int]] = [[] for _ in range(count)]
-    indegree = [0] * count
-    for u, v in set(edges):
-        successors[u].append(v)
-        indegree[v] += 1
-    ready = [i for i in range(count) if indegree[i] == 0]
+def _stable_toposort(graph: DependencyGraph) -> list[int]:
+    successors = graph.succ
+    indegree = [len(p) for p in graph.pred]
+    ready = [i for i in range(graph.count) if indegree[i] == 0]
     heapq.heapify(ready)
     order: list[int] = []
     while ready:

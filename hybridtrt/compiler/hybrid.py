@@ -32,10 +32,12 @@ class HybridModel:
 
     Args:
         model: The hybrid ModelProto (as made by ``convert`` or read by ``load``).
+        stage_seconds: How long each ``convert`` stage took (empty for a loaded model).
     """
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, stage_seconds: dict[str, float] | None = None) -> None:
         self.model = model
+        self.stage_seconds = dict(stage_seconds or {})
         self._engines = tuple(EngineRecord.from_node(n) for n in engine_nodes(model.graph))
 
     @property

@@ -42,14 +42,15 @@ class DependencyGraph:
         self.count = count
         self.succ: list[list[int]] = [[] for _ in range(count)]
         self.pred: list[list[int]] = [[] for _ in range(count)]
-        for u, v in sorted(set(edges)):
-            if u != v:
-                self.succ[u].append(v)
-                self.pred[v].append(u)
+        self.edge_list = sorted({(u, v) for u, v in edges if u != v})
+        for u, v in self.edge_list:
+            self.succ[u].append(v)
+            self.pred[v].append(u)
 
     def reversed(self) -> DependencyGraph:
         flipped = DependencyGraph(0, ())
         flipped.count, flipped.succ, flipped.pred = self.count, self.pred, self.succ
+        flipped.edge_list = [(v, u) for u, v in self.edge_list]
         return flipped
 
 

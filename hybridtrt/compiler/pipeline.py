@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import logging
 import os
@@ -43,12 +44,18 @@ __all__ = ["Clustering", "analyze", "cluster", "convert"]
 _LOG = logging.getLogger("hybridtrt")
 
 
+_TIMES: dict[str, float] = {}
+
+
 @contextmanager
 def _stage(name: str) -> Iterator[None]:
+    """Log a stage's start and duration, and keep the duration for ``HybridModel.stage_seconds``."""
     start = time.perf_counter()
     _LOG.info("%s ...", name)
     yield
-    _LOG.info("%s done in %.2f s", name, time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    _TIMES[name] = _TIMES.get(name, 0.0) + elapsed
+    _LOG.info("%s done in %.2f s", name, elapsed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +83,7 @@ def cluster(
     with _stage("capability"):
         capability = judge_graph(index, registry, config.disable_ops)
     with _stage("partition"):
-        graph = DependencyGraph(len(index.nodes), index.edges())
+        graph = index.deps
         parts = propose(graph, capability.supported)
         check_acyclic(graph, parts, "partition")
         facts = _facts(index, graph, capability, registry)
@@ -138,6 +145,23 @@ def _facts(
     )
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the duration of a conversion.
+
+    Conversion allocates millions of small, acyclic objects (protos, tuples, dict entries);
+    with the collector running, full collections over them made large models superlinear.
+    Reference counting still frees everything; the previous state is restored.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def convert(
     model: onnx.ModelProto | str | os.PathLike[str],
     config: TensorRTConfig | None = None,
@@ -161,7 +185,15 @@ def convert(
         >>> hybrid = convert("model.onnx", TensorRTConfig(inputs=[]))  # doctest: +SKIP
         >>> hybrid.save("model.hybrid.onnx")  # doctest: +SKIP
     """
-    config = config or TensorRTConfig()
+    with _collector_paused():
+        return _convert(model, config or TensorRTConfig(), builder)
+
+
+def _convert(
+    model: onnx.ModelProto | str | os.PathLike[str], config: TensorRTConfig,
+    builder: EngineBuilder | None,
+) -> HybridModel:
+    _TIMES.clear()
     with _stage("load"):
         loaded = load_model(model)
     clustering = cluster(loaded, config)
@@ -173,8 +205,7 @@ def convert(
         ranges = record_shapes(index, boundary, plans) if ios else []
     with _stage("engines"):
         records = _records(index, clustering.parts, ios, ranges, config, builder or default_builder())
-    graph = DependencyGraph(len(index.nodes), index.edges())
-    check_acyclic(graph, clustering.parts, "rewrite")
+    check_acyclic(index.deps, clustering.parts, "rewrite")
     report = _report(loaded, clustering, records)
     with _stage("rewrite"):
         hybrid_proto = rewrite(index, clustering.parts, ios, records, {
@@ -182,7 +213,7 @@ def convert(
             META_VERSION: __version__,
             META_REPORT: report.to_json(indent=None),
         })
-    hybrid = HybridModel(hybrid_proto)
+    hybrid = HybridModel(hybrid_proto, stage_seconds=dict(_TIMES))
     if config.save_model_dir is not None:
         with _stage("save"):
             path = hybrid.save(Path(config.save_model_dir))

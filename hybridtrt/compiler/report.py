@@ -111,7 +111,18 @@ class Report:
     outside: tuple[OutsideNode, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON-ready data (``from_dict`` reads it back)."""
+        return {
+            "source": self.source,
+            "nodes": self.nodes,
+            "nodes_in_tensorrt": self.nodes_in_tensorrt,
+            "ops": [{"op_type": o.op_type, "count": o.count, "in_tensorrt": o.in_tensorrt,
+                     "reasons": [list(r) for r in o.reasons]} for o in self.ops],
+            "engines": [{**vars(e), "op_types": [list(t) for t in e.op_types],
+                         "inputs": list(e.inputs), "outputs": list(e.outputs)}
+                        for e in self.engines],
+            "outside": [vars(o) for o in self.outside],
+        }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)

@@ -133,6 +133,9 @@ def rewrite(
     model = onnx.ModelProto()
     model.CopyFrom(index.model)
     model.graph.CopyFrom(graph)
+    # IR 3 demands every initializer be a graph input, engine subgraphs included; IR 4 lifted
+    # that rule without changing what a model computes.
+    model.ir_version = max(model.ir_version, 4)
     if not any(o.domain == DOMAIN for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, FORMAT_VERSION))
     kept = [p for p in model.metadata_props if p.key not in metadata]

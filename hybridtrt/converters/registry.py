@@ -279,7 +279,10 @@ def rule(
 
     def decorate(check: Check) -> Check:
         for name in names:
-            (registry or REGISTRY).register(OpRule(op_type=name, check=check, **fields))
+            # `registry or REGISTRY` would pick REGISTRY for an empty (falsy) registry.
+            (registry if registry is not None else REGISTRY).register(
+                OpRule(op_type=name, check=check, **fields)
+            )
         return check
 
     return decorate

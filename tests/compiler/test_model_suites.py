@@ -1,0 +1,119 @@
+"""Every onnx backend node case, onnx's real CNNs and PaddleOCR converted, saved, loaded, checked.
+
+Conversion uses ``min_subgraph_size=1`` so every supported node sits in an engine. Running the
+hybrid model through the Predictor is the runtime's job; here the saved file must be valid ONNX,
+hold exactly the original nodes (ORT nodes plus engine subgraphs), and, with its engines inlined
+back, compute in ONNX Runtime what the original computes.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import hybridtrt
+from hybridtrt import Input, TensorRTConfig
+from hybridtrt.compiler.inline import inline_engines
+from hybridtrt.format import DOMAIN
+from tests.suites import (
+    Case,
+    backend_node_cases,
+    lower_for_ort,
+    onnx_light_cnns,
+    ort_run,
+    outputs_match,
+    paddleocr_models,
+)
+
+
+def _node_multiset(model: onnx.ModelProto) -> collections.Counter[str]:
+    found: collections.Counter[str] = collections.Counter()
+    for node in model.graph.node:
+        if node.domain != DOMAIN:
+            found[f"{node.op_type}:{node.name}"] += 1
+    for engine in hybridtrt.HybridModel(model).engines:
+        found.update(f"{n.op_type}:{n.name}" for n in engine.subgraph.node)
+    return found
+
+
+def _check_case(case: Case, folder: Path) -> tuple[bool, str]:
+    """(plain ORT passes, problem with us or "")."""
+    try:
+        want = ort_run(lower_for_ort(case.model), case.inputs)
+        ort_ok = case.expected is None or outputs_match(want, case.expected, case.rtol, case.atol)
+    except Exception:  # noqa: BLE001 - ORT cannot run every case
+        ort_ok, want = False, []
+    inputs = [Input(k, warmup_data=[v]) for k, v in case.inputs.items() if isinstance(v, np.ndarray)]
+    hybrid = hybridtrt.convert(case.model, TensorRTConfig(inputs=inputs, min_subgraph_size=1))
+    path = hybrid.save(folder / f"{case.name}.onnx")
+    back = hybridtrt.load(path)
+    onnx.checker.check_model(str(path))
+    if _node_multiset(back.model) != _node_multiset(case.model):
+        return ort_ok, "nodes differ from the original"
+    if ort_ok:
+        got = ort_run(lower_for_ort(inline_engines(back.model)), case.inputs)
+        reference = case.expected if case.expected is not None else want
+        if not outputs_match(got, reference, case.rtol, case.atol):
+            return ort_ok, "outputs differ"
+    return ort_ok, ""
+
+
+@pytest.mark.slow
+def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path) -> None:
+    logging.getLogger("hybridtrt").setLevel(logging.ERROR)
+    counts: collections.Counter[str] = collections.Counter()
+    problems = []
+    for case in backend_node_cases():
+        counts["cases"] += 1
+        try:
+            ort_ok, problem = _check_case(case, tmp_path)
+        except hybridtrt.HybridTRTError as exc:
+            ort_ok, problem = True, f"{type(exc).__name__}: {exc}"
+        counts["plain ORT passes"] += ort_ok
+        counts["through hybridtrt"] += ort_ok and not problem
+        if problem:
+            problems.append(f"{case.name}: {problem}")
+    print(f"\nbackend node cases: {dict(counts)}")
+    assert counts["cases"] > 1800
+    assert not problems, "\n".join(problems[:40])
+    assert counts["through hybridtrt"] == counts["plain ORT passes"] > 1400
+
+
+@pytest.mark.parametrize("case", list(onnx_light_cnns()), ids=lambda c: c.name)
+def test_onnx_real_cnns_go_fully_into_engines_and_match(case: Case, tmp_path: Path) -> None:
+    ort_ok, problem = _check_case(case, tmp_path)
+    assert ort_ok and not problem
+    report = hybridtrt.load(tmp_path / f"{case.name}.onnx").report()
+    assert report.nodes_in_tensorrt == report.nodes, report.render()
+
+
+OCR_SHAPES = {
+    "det": ([1, 3, 64, 64], [1, 3, 320, 320], [1, 3, 640, 640]),
+    "rec": ([1, 3, 48, 32], [1, 3, 48, 320], [4, 3, 48, 1280]),
+    "cls": ([1, 3, 48, 192], [4, 3, 48, 192], [8, 3, 48, 192]),
+}
+
+
+@pytest.mark.parametrize("kind", ["det", "rec", "cls"])
+def test_paddleocr_models_convert_with_dynamic_profiles(kind: str, tmp_path: Path) -> None:
+    path = paddleocr_models()[kind]
+    lo, opt, hi = OCR_SHAPES[kind]
+    hybrid = hybridtrt.convert(path, TensorRTConfig(inputs=[Input("x", lo, opt, hi)]))
+    saved = hybrid.save(tmp_path / f"{kind}.onnx")
+    back = hybridtrt.load(saved)
+    report = back.report()
+    assert report.nodes_in_tensorrt == report.nodes, report.render()
+    assert len(back.engines) == 1
+    assert back.engines[0].profiles[0]["x"] == {"min": lo, "opt": opt, "max": hi}
+    assert back.engines[0].status == "not_built"
+    original = onnx.load(str(path))
+    rng = np.random.default_rng(0)
+    for shape in (lo, opt, hi):
+        feed = {"x": rng.uniform(0, 1, shape).astype(np.float32)}
+        np.testing.assert_allclose(ort_run(inline_engines(back.model), feed)[0],
+                                   ort_run(original, feed)[0], rtol=1e-4, atol=1e-5)

@@ -1,0 +1,97 @@
+"""The hybridtrt command line, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+import hybridtrt
+from hybridtrt.cli import main, parse_shapes
+from hybridtrt.errors import ConfigError
+from tests import models
+from tests.suites import paddleocr_models
+
+
+def test_parse_shapes_uses_trtexec_syntax() -> None:
+    assert parse_shapes("x:1x3x224x224,mask:1x224", "--shapes") == {
+        "x": (1, 3, 224, 224), "mask": (1, 224)}
+    assert parse_shapes("scope:name:2x3,s:", "--shapes") == {"scope:name": (2, 3), "s": ()}
+    with pytest.raises(ConfigError, match="'1x3' in 'x:1x3' is not|is not NAME:DIMS"):
+        parse_shapes("1x3", "--shapes")
+    with pytest.raises(ConfigError, match=r"--min-shapes: '1xAx3' in 'x:1xAx3' is not dims"):
+        parse_shapes("x:1xAx3", "--min-shapes")
+
+
+def test_convert_then_inspect_a_real_dynamic_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    det = str(paddleocr_models()["det"])
+    out = tmp_path / "det"
+    status = main(["convert", det, "-o", str(out), "--min-shapes", "x:1x3x64x64",
+                   "--opt-shapes", "x:1x3x320x320", "--max-shapes", "x:1x3x640x640", "-q"])
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "nodes: 672, in TensorRT: 672 (100.0%), engines: 1" in printed
+    assert "in  x float32 1x3x64x64 / 1x3x320x320 / 1x3x640x640" in printed
+    assert f"saved {out / 'model.onnx'}" in printed
+    assert main(["inspect", str(out / "model.onnx"), "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["engines"][0]["inputs"][0]["profiles"][0]["max"] == [1, 3, 640, 640]
+
+
+def test_inspect_a_plain_model_without_shapes_shows_the_partition(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(models.split_chain(), str(path))
+    assert main(["inspect", str(path), "--disable-ops", "Sin", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "nodes: 7, in TensorRT: 6 (85.7%), engines: 2" in printed
+    assert "op type Sin is in disable_ops" in printed
+
+
+def test_static_shapes_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(models.split_chain(), str(path))
+    status = main(["convert", str(path), "-o", str(tmp_path / "h.onnx"), "--shapes", "x:2x4",
+                   "--disable-ops", "Sin,add2", "--min-subgraph-size", "2", "-q"])
+    assert status == 0
+    hybrid = hybridtrt.load(tmp_path / "h.onnx")
+    assert [len(e.subgraph.node) for e in hybrid.engines] == [3]
+    assert hybrid.engines[0].profiles[0]["x"] == {"min": [2, 4], "opt": [2, 4], "max": [2, 4]}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["convert", "missing.onnx", "-o", "x.onnx"], "model file not found: missing.onnx"),
+        (["convert", "{model}", "-o", "{tmp}/o.onnx", "--shapes", "x:2x4", "--min-shapes", "x:1x4"],
+         "give --shapes (static) or --min/--opt/--max-shapes, not both"),
+        (["convert", "{model}", "-o", "{tmp}/o.onnx", "--min-shapes", "x:1x4"],
+         "--min-shapes, --opt-shapes and --max-shapes go together"),
+        (["convert", "{model}", "-o", "{tmp}/o.onnx"], "need an Input"),
+        (["inspect", "{model}", "--shapes", "y:1x4"], "'y' is not a model input"),
+    ],
+)
+def test_user_errors_exit_2_with_one_clear_line(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(models.split_chain(), str(path))
+    argv = [a.format(model=path, tmp=tmp_path) for a in args] + ["-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_module_entry_point_runs_in_a_fresh_process(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(models.split_chain(batch=2), str(path))
+    done = subprocess.run([sys.executable, "-m", "hybridtrt", "convert", str(path), "-o",
+                           str(tmp_path / "out"), "--disable-ops", "Sin"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "[hybridtrt] capability" in done.stderr  # progress goes to stderr
+    assert "engines: 2" in done.stdout

@@ -1,4 +1,4 @@
-"""The ``hybridtrt`` command line: convert and inspect (trtexec-style shape flags)."""
+"""The ``hybridtrt`` command line: convert, inspect and demo (trtexec-style shape flags)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hybridtrt.compiler.hybrid import load
 from hybridtrt.compiler.loading import read_onnx_file
@@ -13,6 +14,7 @@ from hybridtrt.compiler.pipeline import analyze, convert
 from hybridtrt.compiler.report import Report
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError, HybridTRTError
+from hybridtrt.demo import run_demo
 from hybridtrt.format import format_version
 
 __all__ = ["main", "parse_shapes"]
@@ -86,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="store weights in a .data file next to the model")
     insp = commands.add_parser("inspect", help="show what runs in TensorRT and why the rest does not")
     _add_common(insp)
+    demo = commands.add_parser("demo", help="convert, save, load and run a shipped real CNN")
+    demo.add_argument("--output-dir", type=Path, help="where to keep the hybrid model")
+    demo.add_argument("--model", default="resnet50",
+                      help="one of the onnx wheel's light models (resnet50, densenet121, ...)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -113,13 +120,27 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    result = run_demo(args.output_dir, args.model)
+    print(result.report)
+    print("\nwhere each engine ran:")
+    for line in result.placements:
+        print(f"  {line}")
+    print(f"\nsaved {result.saved}")
+    print(f"max |hybrid - ONNX Runtime on the original| = {result.max_abs_diff:.3g}")
+    return 0
+
+
+_COMMANDS = {"convert": _convert, "inspect": _inspect, "demo": _demo}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a user error)."""
     args = _parser().parse_args(argv)
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="[hybridtrt] %(message)s", stream=sys.stderr)
     try:
-        return _convert(args) if args.command == "convert" else _inspect(args)
+        return _COMMANDS[args.command](args)
     except HybridTRTError as exc:
         print(f"hybridtrt {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -74,15 +73,9 @@ def onnx_light_cnns() -> Iterator[Case]:
 
 def paddleocr_models() -> dict[str, Path]:
     """det / rec / cls PaddleOCR models shipped by the rapidocr_onnxruntime wheel."""
-    import rapidocr_onnxruntime
+    from hybridtrt.examples import paddleocr_model
 
-    folder = Path(os.path.dirname(rapidocr_onnxruntime.__file__)) / "models"
-    found = {}
-    for key, pattern in (("det", "*det*.onnx"), ("rec", "*rec*.onnx"), ("cls", "*cls*.onnx")):
-        matches = sorted(folder.glob(pattern))
-        if matches:
-            found[key] = matches[0]
-    return found
+    return {kind: paddleocr_model(kind) for kind in ("det", "rec", "cls")}
 
 
 def ort_run(model: onnx.ModelProto, inputs: dict[str, object]) -> list[np.ndarray]:

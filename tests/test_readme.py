@@ -1,0 +1,43 @@
+"""Every example in the README runs as written: Python blocks, and each hybridtrt command."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL)
+
+
+def commands() -> list[str]:
+    return [line.strip() for block in blocks("bash") for line in block.splitlines()
+            if line.strip().startswith("hybridtrt ")]
+
+
+def test_readme_has_the_examples_it_promises() -> None:
+    assert len(blocks("python")) >= 2
+    assert "hybridtrt demo" in commands()
+    assert "python -m pytest -q" in [line.strip() for b in blocks("bash") for line in b.splitlines()]
+
+
+@pytest.mark.parametrize("index", range(len(blocks("python"))))
+def test_python_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks("python")[index], f"README.md python block {index}", "exec"), {})
+
+
+def test_cli_examples_run_in_order(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in commands():
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+        assert "Traceback" not in done.stderr

@@ -40,6 +40,13 @@ def _shape(value: Any, what: str) -> Shape | None:
     return dims
 
 
+def _required_shape(value: Any, what: str) -> Shape:
+    shape = _shape(value, what)
+    if shape is None:
+        raise ConfigError(f"{what} is required")
+    return shape
+
+
 @dataclasses.dataclass(frozen=True)
 class Input:
     """The shape range of one model input, for one optimization profile.
@@ -87,8 +94,7 @@ class Input:
                 f"{label}: min_input_shape, optim_input_shape and max_input_shape are all "
                 "required (or give warmup_data)"
             )
-        lo, opt, hi = (_shape(s, f"{label}.{n}") for s, n in zip(shapes, _SHAPE_FIELDS))
-        assert lo is not None and opt is not None and hi is not None  # narrowed above
+        lo, opt, hi = (_required_shape(s, f"{label}.{n}") for s, n in zip(shapes, _SHAPE_FIELDS))
         _check_order(label, lo, opt, hi)
         object.__setattr__(self, "min_input_shape", lo)
         object.__setattr__(self, "optim_input_shape", opt)

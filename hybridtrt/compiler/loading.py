@@ -67,15 +67,14 @@ def load_model(model: onnx.ModelProto | str | os.PathLike[str]) -> LoadedModel:
 
     Args:
         model: A path to an ``.onnx`` file (external data next to it is read) or a ModelProto
-            (copied, never modified).
+            (read, never modified).
 
     Raises:
         ModelLoadError: The file is missing, not ONNX, truncated, invalid, or too new.
     """
     if isinstance(model, onnx.ModelProto):
         source = "<ModelProto>"
-        proto = onnx.ModelProto()
-        proto.CopyFrom(model)
+        proto = model  # read only: no stage modifies it (tests check the caller's bytes)
     elif isinstance(model, (str, os.PathLike)):
         source = str(model)
         proto = read_onnx_file(model)

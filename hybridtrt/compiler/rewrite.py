@@ -130,8 +130,7 @@ def rewrite(
         doc_string=index.graph.doc_string,
         value_info=[v for v in index.graph.value_info if v.name not in internal],
     )
-    model = onnx.ModelProto()
-    model.CopyFrom(index.model)
+    model = _without_graph(index.model)
     model.graph.CopyFrom(graph)
     # IR 3 demands every initializer be a graph input, engine subgraphs included; IR 4 lifted
     # that rule without changing what a model computes.
@@ -143,6 +142,22 @@ def rewrite(
     model.metadata_props.extend(kept)
     onnx.helper.set_model_props(model, {**{p.key: p.value for p in kept}, **metadata})
     return model
+
+
+_MODEL_SCALARS = ("ir_version", "producer_name", "producer_version", "domain", "model_version",
+                  "doc_string")
+_MODEL_LISTS = ("opset_import", "metadata_props", "training_info", "functions", "configuration")
+
+
+def _without_graph(source: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of every model field but the graph (the big part, replaced anyway)."""
+    stripped = onnx.ModelProto()
+    for name in _MODEL_SCALARS:
+        setattr(stripped, name, getattr(source, name))
+    for name in _MODEL_LISTS:
+        if hasattr(source, name):
+            getattr(stripped, name).extend(getattr(source, name))
+    return stripped
 
 
 def _implicit(node: onnx.NodeProto) -> list[str]:

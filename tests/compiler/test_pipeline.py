@@ -261,3 +261,29 @@ def test_report_table_and_json_agree() -> None:
     assert data["nodes_in_tensorrt"] == 6
     assert [e["status"] for e in data["engines"]] == ["not_built", "not_built"]
     assert data["engines"][1]["inputs"][0]["profiles"] == [{"min": [1, 4], "opt": [2, 4], "max": [8, 4]}]
+
+
+def test_precision_other_than_fp32_is_refused_until_it_is_implemented() -> None:
+    config = TensorRTConfig(inputs=DYNAMIC.inputs, precision_mode="fp16")
+    with pytest.raises(hybridtrt.ConfigError, match="precision_mode FP16 is not available yet"):
+        convert(models.split_chain(), config)
+
+
+def test_cluster_with_a_fake_rule_set_where_only_add_is_supported() -> None:
+    from hybridtrt.compiler.loading import load_model
+    from hybridtrt.converters.registry import OpRule, Registry
+
+    only_add = Registry()
+    only_add.register(OpRule("Add"))
+    h = onnx.helper
+    nodes = [h.make_node("Add", ["x", "x"], ["a"], name="add1"),
+             h.make_node("Add", ["a", "x"], ["b"], name="add2"),
+             h.make_node("Relu", ["a"], ["r"], name="relu"),
+             h.make_node("Add", ["b", "r"], ["y"], name="add3")]
+    model = models.make(nodes, [models.f32("x", [2])], [models.f32("y", [2])])
+    result = pipeline.cluster(load_model(model), TensorRTConfig(min_subgraph_size=1), only_add)
+    names = [[result.index.nodes[n].name for n in p.nodes] for p in result.parts]
+    # add3 reads relu, which reads add1: add3 cannot join add1/add2 without a cycle.
+    assert names == [["add1", "add2"], ["add3"]]
+    assert [(o.name, o.reason) for o in result.outside] == [
+        ("relu", "TensorRT has no converter for Relu")]

@@ -1,0 +1,21 @@
+"""The benchmarks run and print their table (their numbers are not asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_partition_scale_prints_a_table_per_stage() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "partition_scale.py"),
+                           "--sizes", "200", "2000", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, small, large, growth = done.stdout.strip().splitlines()
+    assert header.split() == ["nodes", "clusters", "load", "capability", "partition", "shape",
+                              "ranges", "engines", "rewrite", "convert", "save", "total"]
+    assert small.split()[:2] == ["200", "4"] and large.split()[:2] == ["2000", "40"]
+    assert growth.startswith("growth of total: x")

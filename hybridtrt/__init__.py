@@ -10,6 +10,7 @@ from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import (
     ConfigError,
     EngineBuildError,
+    ExecutionError,
     FormatError,
     HybridTRTError,
     IncompatibleEngineError,
@@ -23,6 +24,7 @@ from hybridtrt.errors import (
 __all__ = [
     "ConfigError",
     "EngineBuildError",
+    "ExecutionError",
     "FormatError",
     "HybridModel",
     "HybridTRTError",

@@ -100,7 +100,11 @@ class Input:
         object.__setattr__(self, "optim_input_shape", opt)
         object.__setattr__(self, "max_input_shape", hi)
         if self.input_range is not None:
-            low, high = self.input_range
+            try:
+                low, high = (float(v) for v in self.input_range)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{label}.input_range must be (low, high), got "
+                                  f"{self.input_range!r}") from exc
             if not low < high:
                 raise ConfigError(f"{label}.input_range must be (low, high) with low < high")
         if self.input_data_type is not None:
@@ -181,19 +185,28 @@ class TensorRTConfig:
     optimization_level: int = 3
 
     def __post_init__(self) -> None:
-        inputs = (self.inputs,) if isinstance(self.inputs, Input) else tuple(self.inputs)
+        raw = () if self.inputs is None else self.inputs
+        inputs = (raw,) if isinstance(raw, Input) else tuple(raw)
         for item in inputs:
             if not isinstance(item, Input):
                 raise ConfigError(f"TensorRTConfig.inputs must hold Input objects, got {item!r}")
         if len({i.name is None for i in inputs}) > 1:
             raise ConfigError("TensorRTConfig.inputs: name all Inputs or none of them")
         object.__setattr__(self, "inputs", inputs)
-        disabled = (self.disable_ops,) if isinstance(self.disable_ops, str) else self.disable_ops
+        disabled = self.disable_ops or ()
+        disabled = (disabled,) if isinstance(disabled, str) else disabled
         object.__setattr__(self, "disable_ops", tuple(str(op) for op in disabled))
-        if int(self.min_subgraph_size) < 1:
+        for name in ("min_subgraph_size", "workspace_size", "optimization_level"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        if self.min_subgraph_size < 1:
             raise ConfigError(f"min_subgraph_size must be >= 1, got {self.min_subgraph_size}")
         try:
-            object.__setattr__(self, "precision_mode", PrecisionMode(self.precision_mode))
+            mode = self.precision_mode
+            if isinstance(mode, str) and not isinstance(mode, PrecisionMode):
+                mode = mode.lower()
+            object.__setattr__(self, "precision_mode", PrecisionMode(mode))
         except ValueError as exc:
             choices = ", ".join(m.name for m in PrecisionMode)
             raise ConfigError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "EngineBuildError",
+    "ExecutionError",
     "FormatError",
     "HybridTRTError",
     "IncompatibleEngineError",
@@ -46,6 +47,10 @@ class IncompatibleEngineError(HybridTRTError):
 
 class FormatError(HybridTRTError):
     """A hybrid model file is corrupt, tampered with, or written by a newer format version."""
+
+
+class ExecutionError(HybridTRTError):
+    """A segment failed while running (the message names the segment and the runtime's error)."""
 
 
 class SaveError(HybridTRTError):

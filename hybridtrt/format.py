@@ -44,19 +44,37 @@ STATUS_BUILT = "built"
 def subgraph_digest(graph: onnx.GraphProto) -> str:
     """SHA-256 of a subgraph's structure and weight values, independent of how weights are stored.
 
-    Initializers are hashed by name, dtype, dims and value bytes, so the digest is the same
-    whether the weights sit inline or in an external data file.
+    Every tensor (initializers, attribute tensors, tensors of nested control-flow bodies) is
+    rewritten from its values before hashing, so the digest is the same whether weights sit
+    inline or in an external data file, and whatever encoding (raw or typed fields) they use.
     """
-    digest = hashlib.sha256()
-    skeleton = onnx.GraphProto()
-    skeleton.CopyFrom(graph)
-    del skeleton.initializer[:]
-    digest.update(skeleton.SerializeToString(deterministic=True))
-    for tensor in sorted(graph.initializer, key=lambda t: t.name):
-        array = numpy_helper.to_array(tensor)
-        digest.update(f"{tensor.name}|{tensor.data_type}|{list(tensor.dims)}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+    canonical = onnx.GraphProto()
+    canonical.CopyFrom(graph)
+    _canonical_tensors(canonical)
+    return hashlib.sha256(canonical.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _canonical_tensors(graph: onnx.GraphProto) -> None:
+    for tensor in graph.initializer:
+        _canonical_tensor(tensor)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                _canonical_tensor(attr.t)
+            for tensor in attr.tensors:
+                _canonical_tensor(tensor)
+            if attr.HasField("g"):
+                _canonical_tensors(attr.g)
+            for body in attr.graphs:
+                _canonical_tensors(body)
+
+
+def _canonical_tensor(tensor: onnx.TensorProto) -> None:
+    try:
+        value = numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, OSError) as exc:
+        raise FormatError(f"tensor '{tensor.name}' cannot be read: {exc}") from exc
+    tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
 
 
 def _canonical_json(value: Any) -> str:
@@ -111,12 +129,20 @@ class EngineRecord:
                    if k not in attrs]
         if missing:
             raise FormatError(f"engine node '{node.name}' lacks attribute(s) {missing}")
+        if not isinstance(attrs["subgraph"], onnx.GraphProto):
+            raise FormatError(f"engine node '{node.name}': attribute 'subgraph' is not a graph")
         try:
-            profiles = json.loads(_text(attrs["profiles"]))
-            settings = json.loads(_text(attrs["build_settings"]))
-            fingerprint = json.loads(_text(attrs.get("fingerprint", b"{}")))
-        except ValueError as exc:
-            raise FormatError(f"engine node '{node.name}' has malformed JSON: {exc}") from exc
+            return EngineRecord._parse(node, attrs)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise FormatError(f"engine node '{node.name}' has malformed attributes: {exc!r}") from exc
+
+    @staticmethod
+    def _parse(node: onnx.NodeProto, attrs: dict[str, Any]) -> EngineRecord:
+        profiles = json.loads(_text(attrs["profiles"]))
+        settings = json.loads(_text(attrs["build_settings"]))
+        fingerprint = json.loads(_text(attrs.get("fingerprint", b"{}")))
+        if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
+            raise ValueError("profiles must be a JSON list of objects")
         return EngineRecord(
             name=node.name,
             subgraph=attrs["subgraph"],

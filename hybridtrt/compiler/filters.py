@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from hybridtrt.compiler.partition import DependencyGraph, Partition, reaches
+from hybridtrt.compiler.partition import DependencyGraph, Partition, SearchBudget, reaches
 
 __all__ = [
     "ClusterFacts",
+    "compute_nodes",
     "drop_small",
     "drop_trivial",
+    "drop_unused",
     "fix_shape_tensor_inputs",
     "split_without",
     "trim_shape_outputs",
@@ -60,9 +62,30 @@ class ClusterFacts:
         return True
 
 
-def drop_small(parts: Sequence[Partition], min_size: int) -> list[Partition]:
+def compute_nodes(part: Partition, facts: ClusterFacts) -> int:
+    """Nodes of a cluster that are not Constant nodes."""
+    return sum(1 for n in part.nodes if facts.op_types[n] != "Constant")
+
+
+def drop_small(parts: Sequence[Partition], min_size: int, facts: ClusterFacts) -> list[Partition]:
     """Keep clusters of at least ``min_size`` nodes (Constant nodes do not count)."""
-    return [p for p in parts if len(p) >= min_size]
+    return [p for p in parts if compute_nodes(p, facts) >= min_size]
+
+
+def drop_unused(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+    """Drop clusters none of whose outputs is read outside them or is a model output."""
+    return [p for p in parts if _used(p, facts)]
+
+
+def _used(part: Partition, facts: ClusterFacts) -> bool:
+    members = set(part.nodes)
+    for node in part.nodes:
+        for name in facts.outputs[node]:
+            if name in facts.graph_outputs:
+                return True
+            if any(c not in members for c in facts.consumers.get(name, ())):
+                return True
+    return False
 
 
 def drop_trivial(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
@@ -124,26 +147,44 @@ def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> 
     producer into the cluster if TensorRT supports it and no cycle results; otherwise leave the
     consuming node out of the cluster (splitting it where needed).
     """
-    work = [set(p.nodes) for p in parts]
+    groups: dict[int, set[int]] = {}
+    owner: dict[int, int] = {}
+    pending: list[int] = []
+    counter = [0]
+    budget = SearchBudget(_SEARCH_VISITS)
+
+    def add_group(members: set[int]) -> None:
+        key = counter[0]
+        counter[0] += 1
+        groups[key] = members
+        owner.update((n, key) for n in members)
+        pending.append(key)
+
+    for part in parts:
+        add_group(set(part.nodes))
     banned: set[int] = set()
-    result: list[Partition] = []
-    while work:
-        members = work.pop()
+    while pending:
+        key = pending.pop()
+        members = groups[key]
         bad = _external_shape_inputs(members, facts)
         if not bad:
-            result.append(Partition(_ordered(members, facts)))
             continue
         tensor, consumer = bad[0]
         producer = facts.producer.get(tensor)
-        taken = set().union(*work, *(set(p.nodes) for p in result))
         if (producer is not None and facts.supported[producer] and producer not in banned
-                and producer not in taken and _can_add(producer, members, facts, work, result)):
+                and producer not in owner
+                and _can_add(producer, members, facts, groups, owner, budget)):
             members.add(producer)
-            work.append(members)
+            owner[producer] = key
+            pending.append(key)
             continue
         banned.add(consumer)
-        work.extend(set(p.nodes) for p in split_without(members, consumer, facts))
-    return sorted(result, key=lambda p: p.nodes[0])
+        del groups[key]
+        for node in members:
+            owner.pop(node, None)
+        for piece in split_without(members, consumer, facts):
+            add_group(set(piece.nodes))
+    return sorted((Partition(_ordered(m, facts)) for m in groups.values()), key=lambda p: p.nodes[0])
 
 
 def _external_shape_inputs(members: set[int], facts: ClusterFacts) -> list[tuple[str, int]]:
@@ -165,23 +206,30 @@ def _external_shape_inputs(members: set[int], facts: ClusterFacts) -> list[tuple
     return sorted(bad, key=lambda item: (item[1], item[0]))
 
 
+# Node visits all cycle checks of one conversion may spend; past it, pulling a producer in is
+# refused (the safe answer), so adversarial graphs cannot make the filter quadratic.
+_SEARCH_VISITS = 2_000_000
+
+
 def _can_add(
     node: int, members: set[int], facts: ClusterFacts,
-    work: Sequence[set[int]], done: Sequence[Partition],
+    groups: dict[int, set[int]], owner: dict[int, int], budget: SearchBudget,
 ) -> bool:
-    """Adding ``node`` is cycle-free when no other path joins it and the cluster either way."""
-    owner: dict[int, set[int]] = {}
-    for group in [*work, *(set(p.nodes) for p in done)]:
-        for member in group:
-            owner[member] = group
+    """Adding ``node`` is cycle-free when no other path joins it and the cluster either way.
 
+    Paths run through the graph with every other cluster contracted, as the rewritten graph
+    will have them. Once ``budget`` is spent the answer is "cycle" (safe: the consumer then
+    stays outside instead).
+    """
     def expand(n: int) -> set[int]:
-        return owner.get(n, {n})
+        key = owner.get(n)
+        return groups[key] if key is not None else {n}
 
     graph = facts.graph
     into = [s for s in graph.succ[node] if s not in members]
     out_of = [s for m in members for s in graph.succ[m] if s not in members and s != node]
-    return not reaches(graph, into, members, expand) and not reaches(graph, out_of, {node}, expand)
+    return (not reaches(graph, into, members, expand, budget)
+            and not reaches(graph, out_of, {node}, expand, budget))
 
 
 def split_without(members: set[int], removed: int, facts: ClusterFacts) -> list[Partition]:
@@ -207,6 +255,7 @@ def split_without(members: set[int], removed: int, facts: ClusterFacts) -> list[
 
 def _components(nodes: Sequence[int], graph: DependencyGraph) -> list[Partition]:
     members = set(nodes)
+    order = {n: i for i, n in enumerate(nodes)}
     seen: set[int] = set()
     found = []
     for start in nodes:
@@ -222,7 +271,6 @@ def _components(nodes: Sequence[int], graph: DependencyGraph) -> list[Partition]
                 if nxt in members and nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
-        order = {n: i for i, n in enumerate(nodes)}
         found.append(Partition(tuple(sorted(group, key=order.__getitem__))))
     return found
 

@@ -91,7 +91,15 @@ class GraphIndex:
         self.constant_nodes = {
             name: i for name, i in self.producer.items() if self.nodes[i].op_type == "Constant"
             and self.nodes[i].domain in ("", "ai.onnx")
+            and _constant_node_value(self.nodes[i]) is not None
         }
+        # From IR 4 on, an initializer that is also a graph input is only a default value the
+        # caller may override: it is an input, not a constant.
+        listed = {v.name for v in model.graph.input}
+        self.overridable = (
+            frozenset(n for n in self.initializers if n in listed) if model.ir_version >= 4
+            else frozenset()
+        )
 
     def _collect_values(self, model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
         graph = model.graph
@@ -136,6 +144,10 @@ class GraphIndex:
             pos[node] = rank
         return pos
 
+    def value_info(self, name: str) -> onnx.ValueInfoProto | None:
+        """The declared or inferred ValueInfo of ``name`` (None when unknown)."""
+        return self._values.get(name)
+
     def is_tensor_input(self, name: str) -> bool:
         """Whether graph input ``name`` is a tensor (not a sequence, map or optional)."""
         for value in self.graph.input:
@@ -155,7 +167,7 @@ class GraphIndex:
     def _make_info(self, name: str) -> TensorInfo:
         tensor = self.initializers.get(name)
         if tensor is not None:
-            return TensorInfo(name, tensor.data_type, tuple(tensor.dims), True)
+            return TensorInfo(name, tensor.data_type, tuple(tensor.dims), name not in self.overridable)
         constant = name in self.constant_nodes
         value = self._values.get(name)
         if value is None:
@@ -163,20 +175,30 @@ class GraphIndex:
         return tensor_info_from_value(value, constant)
 
     def constant_value(self, name: str) -> np.ndarray | None:
-        if name in self.initializers:
+        """The value of an initializer or Constant output (None for anything computed)."""
+        if name in self.initializers and name not in self.overridable:
             return numpy_helper.to_array(self.initializers[name])
         index = self.constant_nodes.get(name)
         if index is None:
             return None
-        attr = self.nodes[index].attribute
-        if attr and attr[0].name in ("value", "value_float", "value_floats", "value_int",
-                                     "value_ints"):
-            value = onnx.helper.get_attribute_value(attr[0])
-            return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.array(value)
-        return None
+        return _constant_node_value(self.nodes[index])
 
     def context(self, index: int, verdict_of_subgraph: Any = None) -> NodeContextImpl:
         return NodeContextImpl(self, index, verdict_of_subgraph)
+
+
+_CONSTANT_DTYPES = {"value_float": np.float32, "value_floats": np.float32,
+                    "value_int": np.int64, "value_ints": np.int64}
+
+
+def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
+    """A Constant node's value with ONNX's dtypes (float32 / int64 for the scalar forms)."""
+    for attr in node.attribute:
+        if attr.name == "value":
+            return numpy_helper.to_array(attr.t)
+        if attr.name in _CONSTANT_DTYPES:
+            return np.array(onnx.helper.get_attribute_value(attr), dtype=_CONSTANT_DTYPES[attr.name])
+    return None  # sparse and string constants are not folded into engines
 
 
 def _stable_toposort(graph: DependencyGraph) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -39,6 +40,9 @@ class HybridModel:
         self.model = model
         self.stage_seconds = dict(stage_seconds or {})
         self._engines = tuple(EngineRecord.from_node(n) for n in engine_nodes(model.graph))
+        names = [e.name for e in self._engines]
+        if len(set(names)) != len(names):
+            raise FormatError(f"engine node names are not unique: {names}")
 
     @property
     def engines(self) -> tuple[EngineRecord, ...]:
@@ -50,7 +54,10 @@ class HybridModel:
         stored = metadata(self.model).get(META_REPORT)
         if stored is None:
             raise FormatError("this hybrid model carries no report (metadata hybridtrt.report)")
-        base = Report.from_dict(json.loads(stored))
+        try:
+            base = Report.from_dict(json.loads(stored))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FormatError(f"the stored report (metadata {META_REPORT}) is malformed: {exc!r}") from exc
         engines = tuple(engine_summary(e) for e in self._engines)
         return Report(base.source, base.nodes, base.nodes_in_tensorrt, base.ops, engines,
                       base.outside)
@@ -72,23 +79,45 @@ class HybridModel:
         target = Path(path)
         if target.is_dir() or (not target.suffix and not target.exists()):
             target = target / _DEFAULT_NAME
-        size = self.model.ByteSize()
-        external = size > _EXTERNAL_ABOVE if external_data is None else external_data
+        external = self.model.ByteSize() > _EXTERNAL_ABOVE if external_data is None else external_data
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix=".hybridtrt-", dir=target.parent) as tmp:
                 staged = Path(tmp) / target.name
-                data_name = target.name + ".data"
-                onnx.save_model(
-                    self.model, str(staged), save_as_external_data=external,
-                    all_tensors_to_one_file=True, location=data_name, size_threshold=1024,
-                )
-                if external and (Path(tmp) / data_name).exists():
+                data_name = self._write(staged, external)
+                if data_name:
                     os.replace(Path(tmp) / data_name, target.parent / data_name)
-                os.replace(staged, target)
+                os.replace(staged, target)  # the model file appears last, whole
+            _remove_stale_data(target, data_name)
         except (OSError, ValueError) as exc:
             raise SaveError(f"cannot write the hybrid model to {target}: {exc}") from exc
         return target
+
+
+    def _write(self, staged: Path, external: bool) -> str:
+        """Serialize to ``staged``; with external data, return the data file's name.
+
+        The data file is named after its content, so saving over an older model never leaves
+        the old model file next to new data (or the reverse) if the process dies in between.
+        """
+        if not external:
+            onnx.save_model(self.model, str(staged))
+            return ""
+        copy = onnx.ModelProto()
+        copy.CopyFrom(self.model)  # onnx's conversion to external data edits the model it gets
+        digest = hashlib.sha256(self.model.SerializeToString(deterministic=True)).hexdigest()[:16]
+        data_name = f"{staged.name}.{digest}.data"
+        onnx.save_model(copy, str(staged), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location=data_name, size_threshold=1024,
+                        convert_attribute=True)
+        return data_name if (staged.parent / data_name).exists() else ""
+
+
+def _remove_stale_data(target: Path, keep: str) -> None:
+    """Delete data files of earlier saves to the same model path."""
+    for old in target.parent.glob(f"{target.name}.*.data"):
+        if old.name != keep:
+            old.unlink(missing_ok=True)
 
 
 def load(path: str | os.PathLike[str]) -> HybridModel:

@@ -55,7 +55,7 @@ def read_onnx_file(path: str | os.PathLike[str], *, load_weights: bool = True) -
     if load_weights:
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(file.parent))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
             raise ModelLoadError(
                 f"{file}: cannot read its external weight data next to it: {exc}"
             ) from exc
@@ -112,7 +112,7 @@ def _check_valid(model: onnx.ModelProto, source: str) -> None:
     try:
         if model.ByteSize() < _PROTO_LIMIT:
             onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise ModelLoadError(f"{source} is not a valid ONNX model: {first}") from exc
 

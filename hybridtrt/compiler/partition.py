@@ -17,7 +17,10 @@ import networkx as nx
 
 from hybridtrt.errors import InternalError
 
-__all__ = ["DependencyGraph", "Partition", "check_acyclic", "propose"]
+__all__ = [
+    "DependencyGraph", "Partition", "SearchBudget", "check_acyclic", "contracted_order", "propose",
+    "reaches",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,21 +57,26 @@ class DependencyGraph:
         return flipped
 
 
-def propose(graph: DependencyGraph, supported: Sequence[bool]) -> list[Partition]:
+def propose(
+    graph: DependencyGraph, supported: Sequence[bool], split_components: bool = True
+) -> list[Partition]:
     """Cycle-free clusters of supported nodes, in order of their first node's position.
 
     Args:
         graph: Node dependencies.
         supported: ``supported[i]`` is True when TensorRT can run node ``i``.
+        split_components: Split each run into its connected pieces (engines); False keeps
+            whole runs (the runtime's ORT segments, where fewer sessions is better).
 
     Returns:
         Clusters covering every supported node exactly once.
     """
     if len(supported) != graph.count:
         raise InternalError("capability answers and graph size differ")
-    forward = _clusters(graph, supported, _affinity_order(graph, supported))
+    forward = _clusters(graph, supported, _affinity_order(graph, supported), split_components)
     backward = _clusters(
-        graph, supported, list(reversed(_affinity_order(graph.reversed(), supported)))
+        graph, supported, list(reversed(_affinity_order(graph.reversed(), supported))),
+        split_components,
     )
     best = backward if len(backward) < len(forward) else forward
     return sorted(best, key=lambda p: p.nodes[0])
@@ -101,7 +109,7 @@ def _affinity_order(graph: DependencyGraph, supported: Sequence[bool]) -> list[i
 
 
 def _clusters(
-    graph: DependencyGraph, supported: Sequence[bool], order: Sequence[int]
+    graph: DependencyGraph, supported: Sequence[bool], order: Sequence[int], split: bool
 ) -> list[Partition]:
     run = [-1] * graph.count
     current = -1
@@ -120,6 +128,12 @@ def _clusters(
             x = parent[x]
         return x
 
+    if not split:
+        runs: dict[int, list[int]] = {}
+        for node in order:
+            if run[node] >= 0:
+                runs.setdefault(run[node], []).append(node)
+        return [Partition(tuple(nodes)) for nodes in runs.values()]
     for u in range(graph.count):
         if run[u] < 0:
             continue
@@ -183,17 +197,26 @@ def _owners(count: int, partitions: Sequence[Partition]) -> list[int]:
     return owner
 
 
+class SearchBudget:
+    """A number of node visits shared by many ``reaches`` calls (bounds their total cost)."""
+
+    def __init__(self, visits: int) -> None:
+        self.visits = visits
+
+
 def reaches(
     graph: DependencyGraph,
     sources: Iterable[int],
     targets: set[int],
     expand: Callable[[int], Iterable[int]],
+    budget: SearchBudget | None = None,
 ) -> bool:
     """Whether a path leads from ``sources`` to ``targets`` in the graph contracted by ``expand``.
 
     ``expand(node)`` lists the nodes that count as the same vertex as ``node`` (the members of
     its cluster, or the node itself), so paths through other clusters are followed as the
-    rewritten graph will have them.
+    rewritten graph will have them. When ``budget`` runs out it answers True (the safe
+    answer for a cycle check).
     """
     seen: set[int] = set()
     stack = list(sources)
@@ -203,7 +226,47 @@ def reaches(
             return True
         if node in seen:
             continue
+        if budget is not None:
+            budget.visits -= 1
+            if budget.visits < 0:
+                return True
         for same in expand(node):
             seen.add(same)
             stack.extend(n for n in graph.succ[same] if n not in seen)
     return False
+
+
+def contracted_order(graph: DependencyGraph, parts: Sequence[Partition]) -> list[tuple[str, int]]:
+    """A stable topological order of the graph with each cluster contracted to one unit.
+
+    Returns ``("node", index)`` for nodes outside clusters and ``("cluster", k)`` for cluster k.
+    Among ready units the one whose first node comes first in the original order goes first,
+    so the original order is kept wherever the dependencies allow.
+    """
+    owner = _owners(graph.count, parts)
+    count = graph.count
+
+    def unit(node: int) -> int:
+        return count + owner[node] if owner[node] >= 0 else node
+
+    first = {count + k: min(p.nodes) for k, p in enumerate(parts)}
+    succ: dict[int, set[int]] = {}
+    indegree = {unit(n): 0 for n in range(count)}
+    for u, v in graph.edge_list:
+        a, b = unit(u), unit(v)
+        if a != b and b not in succ.setdefault(a, set()):
+            succ[a].add(b)
+            indegree[b] += 1
+    ready = [(first.get(u, u), u) for u, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    order: list[tuple[str, int]] = []
+    while ready:
+        _, u = heapq.heappop(ready)
+        order.append(("node", u) if u < count else ("cluster", u - count))
+        for v in sorted(succ.get(u, ())):
+            indegree[v] -= 1
+            if indegree[v] == 0:
+                heapq.heappush(ready, (first.get(v, v), v))
+    if len(order) != len(indegree):
+        raise InternalError("the contracted graph has a cycle")
+    return order

@@ -93,12 +93,14 @@ def cluster(
                        lambda n: "shape computation at a cluster's end runs outside TensorRT")
         parts = _track(parts, filters.fix_shape_tensor_inputs(parts, facts), why,
                        lambda n: "reads a shape tensor computed outside TensorRT")
+        parts = _track(parts, filters.drop_unused(parts, facts), why,
+                       lambda n: "its cluster computes nothing the model uses")
         parts = _track(parts, filters.drop_trivial(parts, facts), why,
                        lambda n: "its cluster does only shape, identity or constant work")
-        sizes = {n: len(p) for p in parts for n in p.nodes}
-        parts = _track(parts, filters.drop_small(parts, config.min_subgraph_size), why,
-                       lambda n: f"its cluster has {sizes[n]} node(s), fewer than "
-                                 f"min_subgraph_size={config.min_subgraph_size}")
+        sizes = {n: filters.compute_nodes(p, facts) for p in parts for n in p.nodes}
+        parts = _track(parts, filters.drop_small(parts, config.min_subgraph_size, facts), why,
+                       lambda n: f"its cluster has {sizes[n]} node(s) besides constants, fewer "
+                                 f"than min_subgraph_size={config.min_subgraph_size}")
         check_acyclic(graph, parts, "filters")
     inside = {n for p in parts for n in p.nodes}
     outside = [
@@ -118,7 +120,7 @@ def _track(
     for part in before:
         for node in part.nodes:
             if node not in kept:
-                why.setdefault(node, reason(node))
+                why[node] = reason(node)  # the latest filter to drop a node says why
     return list(after)
 
 
@@ -139,7 +141,7 @@ def _facts(
         producer=index.producer,
         consumers=index.consumers,
         graph_outputs=frozenset(index.graph_outputs),
-        constants=frozenset(index.initializers) | frozenset(index.constant_nodes),
+        constants=(frozenset(index.initializers) - index.overridable) | frozenset(index.constant_nodes),
         shape_inputs=shape_inputs,
         supported=capability.supported,
         position=index.position,
@@ -257,12 +259,10 @@ def _records(
     index: GraphIndex, parts: Sequence[Partition], ios: Sequence[ClusterIO],
     ranges: Sequence[dict[str, ShapeRange]], config: TensorRTConfig, builder: EngineBuilder,
 ) -> list[EngineRecord]:
-    taken = {n.name for n in index.nodes}
+    taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
     records = []
     for k, (part, io) in enumerate(zip(parts, ios)):
-        name = f"tensorrt_engine_{k}"
-        while name in taken:
-            name += "_"
+        name = _free_name(f"tensorrt_engine_{k}", taken)
         ins = tuple({n: r[n].to_json() for n in io.inputs} for r in ranges)
         outs = tuple({n: r[n].to_json() for n in io.outputs} for r in ranges)
         subgraph = extract_subgraph(index, part, io, name, ins, outs)
@@ -280,6 +280,18 @@ def _records(
             engine_sha256=_sha256(built.plan) if built.plan else "",
         ))
     return records
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """``name`` (with "_" appended as needed) such that it and the names derived from it for
+    the combine/split nodes and packed values clash with no node or tensor of the model."""
+    def derived(base: str) -> list[str]:
+        return [base] + [f"{base}__{s}" for s in ("inputs", "outputs", "combine", "split")]
+
+    while any(n in taken for n in derived(name)):
+        name += "_"
+    taken.update(derived(name))
+    return name
 
 
 def _sha256(data: bytes) -> str:

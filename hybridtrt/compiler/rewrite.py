@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import heapq
 from collections.abc import Mapping, Sequence
 
 import onnx
 from onnx import numpy_helper
 
 from hybridtrt.compiler.graph import GraphIndex, outer_scope_inputs
-from hybridtrt.compiler.partition import Partition
+from hybridtrt.compiler.partition import Partition, contracted_order
 from hybridtrt.converters.registry import TensorInfo
 from hybridtrt.errors import InternalError
 from hybridtrt.format import COMBINE, DOMAIN, ENGINE, FORMAT_VERSION, SPLIT, EngineRecord, engine_attributes
@@ -43,7 +42,7 @@ def cluster_io(index: GraphIndex, part: Partition) -> ClusterIO:
         for name in index.node_inputs[node]:
             if name in produced:
                 continue
-            external_constant = name in index.initializers or (
+            external_constant = (name in index.initializers and name not in index.overridable) or (
                 name in index.constant_nodes and index.constant_nodes[name] not in members
             )
             (constants if external_constant else inputs)[name] = None
@@ -57,6 +56,28 @@ def cluster_io(index: GraphIndex, part: Partition) -> ClusterIO:
 
 def _value_info(name: str, info: TensorInfo, dims: Sequence[int | str | None] | None) -> onnx.ValueInfoProto:
     return onnx.helper.make_tensor_value_info(name, info.dtype or 0, dims)
+
+
+def _boundary_value(
+    index: GraphIndex, name: str, ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
+    inferred_dims: bool = True,
+) -> onnx.ValueInfoProto:
+    """A typed graph input/output; sequences, optionals and (for the runtime) model inputs keep
+    their declared type."""
+    declared = index.value_info(name)
+    keep = not inferred_dims and name in index.graph_inputs
+    if declared is not None and (keep or declared.type.WhichOneof("value") not in ("tensor_type", None)):
+        value = onnx.ValueInfoProto()
+        value.CopyFrom(declared)
+        return value
+    info = index.info(name)
+    if ranges:
+        dims = _boundary_dims(name, ranges)
+    elif info.shape is None:
+        dims = None
+    else:
+        dims = list(info.shape) if inferred_dims else [f"{name}_d{a}" for a in range(len(info.shape))]
+    return _value_info(name, info, dims)
 
 
 def _boundary_dims(name: str, ranges: Sequence[Mapping[str, Mapping[str, list[int]]]]) -> list[int | str] | None:
@@ -79,8 +100,13 @@ def extract_subgraph(
     name: str,
     input_ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
     output_ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
+    inferred_dims: bool = True,
 ) -> onnx.GraphProto:
-    """The cluster as a self-contained graph: its nodes, copied weights and typed I/O."""
+    """The cluster as a self-contained graph: its nodes, copied weights and typed I/O.
+
+    Boundary dims come from the shape ranges when given; otherwise from shape inference, or
+    only the rank when ``inferred_dims`` is False (the runtime lets ONNX Runtime infer them).
+    """
     initializers = []
     for const in io.constants:
         if const in index.initializers:
@@ -90,8 +116,8 @@ def extract_subgraph(
             if value is None:
                 raise InternalError(f"constant '{const}' has no value")
             initializers.append(numpy_helper.from_array(value, const))
-    inputs = [_value_info(n, index.info(n), _boundary_dims(n, input_ranges)) for n in io.inputs]
-    outputs = [_value_info(n, index.info(n), _boundary_dims(n, output_ranges)) for n in io.outputs]
+    inputs = [_boundary_value(index, n, input_ranges, inferred_dims) for n in io.inputs]
+    outputs = [_boundary_value(index, n, output_ranges, inferred_dims) for n in io.outputs]
     return onnx.helper.make_graph(
         [index.nodes[n] for n in part.nodes], name, inputs, outputs, initializer=initializers
     )
@@ -109,10 +135,8 @@ def rewrite(
     Nodes keep their original relative order wherever the dependencies allow (a stable
     topological order of the contracted graph), so the same input gives the same output.
     """
-    owner = {n: k for k, part in enumerate(parts) for n in part.nodes}
-    units = _unit_order(index, parts, owner)
     nodes: list[onnx.NodeProto] = []
-    for kind, key in units:
+    for kind, key in contracted_order(index.deps, parts):
         if kind == "node":
             nodes.append(index.nodes[key])
         else:
@@ -186,35 +210,3 @@ def _engine_nodes(record: EngineRecord, io: ClusterIO) -> list[onnx.NodeProto]:
         SPLIT, [packed_out], list(io.outputs), name=f"{record.name}__split", domain=DOMAIN
     )
     return [combine, engine, split]
-
-
-def _unit_order(
-    index: GraphIndex, parts: Sequence[Partition], owner: Mapping[int, int]
-) -> list[tuple[str, int]]:
-    """Stable topological order of the contracted graph (clusters as single units)."""
-    count = len(index.nodes)
-
-    def unit(node: int) -> int:
-        return count + owner[node] if node in owner else node
-
-    first = {count + k: min(p.nodes) for k, p in enumerate(parts)}
-    succ: dict[int, set[int]] = {}
-    indegree: dict[int, int] = {unit(n): 0 for n in range(count)}
-    for u, v in index.edges():
-        a, b = unit(u), unit(v)
-        if a != b and b not in succ.setdefault(a, set()):
-            succ[a].add(b)
-            indegree[b] += 1
-    ready = [(first.get(u, u), u) for u, d in indegree.items() if d == 0]
-    heapq.heapify(ready)
-    order: list[tuple[str, int]] = []
-    while ready:
-        _, u = heapq.heappop(ready)
-        order.append(("node", u) if u < count else ("engine", u - count))
-        for v in sorted(succ.get(u, ())):
-            indegree[v] -= 1
-            if indegree[v] == 0:
-                heapq.heappush(ready, (first.get(v, v), v))
-    if len(order) != len(indegree):
-        raise InternalError("rewrite: the contracted graph has a cycle")
-    return order

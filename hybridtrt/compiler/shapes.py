@@ -95,7 +95,7 @@ def _match(index: GraphIndex, inputs: Sequence[Input]) -> dict[str, list[Input]]
     names = index.graph_inputs
     per_name: dict[str, list[Input]] = {}
     if inputs and inputs[0].name is None:
-        if len(inputs) % max(len(names), 1):
+        if not names or len(inputs) % len(names):
             raise InputError(
                 f"{len(inputs)} unnamed Inputs cannot be matched by position to the model's "
                 f"{len(names)} inputs {names}; name them or give a multiple of {len(names)}"

@@ -1,1 +1,8 @@
-"""Running hybrid models (Predictor and segment scheduler): see the runtime issue."""
+"""Running hybrid models: ``Config`` + ``create_predictor`` (Paddle style) or ``Predictor.run``."""
+
+from hybridtrt.runtime.config import Config, RuntimeSettings
+from hybridtrt.runtime.plan import EnginePlacement
+from hybridtrt.runtime.predictor import NodeArg, Predictor, Tensor, create_predictor
+
+__all__ = ["Config", "EnginePlacement", "NodeArg", "Predictor", "RuntimeSettings", "Tensor",
+           "create_predictor"]

@@ -170,3 +170,57 @@ def test_unnamed_inputs_match_model_inputs_by_position() -> None:
     hybrid = convert(models.split_chain(), TensorRTConfig(
         inputs=[Input(None, [1, 4], [2, 4], [3, 4])], disable_ops=["Sin"]))
     assert hybrid.engines[0].profiles[0]["x"] == {"min": [1, 4], "opt": [2, 4], "max": [3, 4]}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_subgraph_size": "x"}, "min_subgraph_size must be an integer, got 'x'"),
+        ({"workspace_size": 1.5}, "workspace_size must be an integer"),
+    ],
+)
+def test_settings_of_the_wrong_type(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TensorRTConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_none_means_empty_and_precision_names_are_case_insensitive() -> None:
+    config = TensorRTConfig(inputs=None, disable_ops=None, precision_mode="FP32")  # type: ignore[arg-type]
+    assert (config.inputs, config.disable_ops, config.precision_mode.value) == ((), (), "fp32")
+
+
+@pytest.mark.parametrize("value", [(0, 1, 2), 5])
+def test_bad_input_range(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"input_range must be \(low, high\)"):
+        Input("x", [1], [1], [1], input_range=value)  # type: ignore[arg-type]
+
+
+def test_unnamed_inputs_for_a_model_without_inputs() -> None:
+    h = onnx.helper
+    nodes = [h.make_node("Constant", [], ["y"], value_floats=[1.0])]
+    model = models.make(nodes, [], [models.f32("y", [1])])
+    with pytest.raises(InputError, match="cannot be matched by position to the model's 0 inputs"):
+        convert(model, TensorRTConfig(inputs=[Input(None, [1], [1], [1])]))
+
+
+def test_missing_external_data_file(tmp_path: Path) -> None:
+    onnx.save(models.split_chain(width=512), str(tmp_path / "m.onnx"), save_as_external_data=True,
+              location="m.bin", size_threshold=0)
+    (tmp_path / "m.bin").unlink()
+    with pytest.raises(ModelLoadError, match="cannot read its external weight data"):
+        convert(tmp_path / "m.onnx")
+
+
+def test_damaged_engine_attributes_are_a_format_error(tmp_path: Path) -> None:
+    from hybridtrt import FormatError, load
+
+    config = TensorRTConfig(inputs=[Input("x", [1, 4], [1, 4], [1, 4])], disable_ops=["Sin"])
+    path = convert(models.split_chain(), config).save(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    engine = next(n for n in model.graph.node if n.op_type == "tensorrt_engine")
+    for attr in engine.attribute:
+        if attr.name == "profiles":
+            attr.s = b'{"not": "a list"}'
+    onnx.save(model, str(path))
+    with pytest.raises(FormatError, match="tensorrt_engine_0' has malformed attributes"):
+        load(path)

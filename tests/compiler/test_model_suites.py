@@ -1,9 +1,9 @@
-"""Every onnx backend node case, onnx's real CNNs and PaddleOCR converted, saved, loaded, checked.
+"""Every onnx backend node case, onnx's real CNNs and PaddleOCR: convert, save, load, run.
 
-Conversion uses ``min_subgraph_size=1`` so every supported node sits in an engine. Running the
-hybrid model through the Predictor is the runtime's job; here the saved file must be valid ONNX,
-hold exactly the original nodes (ORT nodes plus engine subgraphs), and, with its engines inlined
-back, compute in ONNX Runtime what the original computes.
+Conversion uses ``min_subgraph_size=1`` so every supported node sits in an engine. The saved
+file must be valid ONNX and hold exactly the original nodes (ORT nodes plus engine subgraphs);
+with its engines inlined it must compute what the original computes; and the Predictor, with
+engines inlined and isolated, must give the same outputs, for every case plain ORT passes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import hybridtrt
 from hybridtrt import Input, TensorRTConfig
 from hybridtrt.compiler.inline import inline_engines
 from hybridtrt.format import DOMAIN
+from hybridtrt.runtime import Config, create_predictor
 from tests.suites import (
     Case,
     backend_node_cases,
@@ -41,6 +42,16 @@ def _node_multiset(model: onnx.ModelProto) -> collections.Counter[str]:
     return found
 
 
+def _runnable(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model lowered to what ONNX Runtime reads, unless lowering makes it invalid."""
+    lowered = lower_for_ort(model)
+    try:
+        onnx.checker.check_model(lowered)
+    except onnx.checker.ValidationError:
+        return model
+    return lowered
+
+
 def _check_case(case: Case, folder: Path) -> tuple[bool, str]:
     """(plain ORT passes, problem with us or "")."""
     try:
@@ -49,18 +60,44 @@ def _check_case(case: Case, folder: Path) -> tuple[bool, str]:
     except Exception:  # noqa: BLE001 - ORT cannot run every case
         ort_ok, want = False, []
     inputs = [Input(k, warmup_data=[v]) for k, v in case.inputs.items() if isinstance(v, np.ndarray)]
-    hybrid = hybridtrt.convert(case.model, TensorRTConfig(inputs=inputs, min_subgraph_size=1))
+    model = _runnable(case.model)
+    hybrid = hybridtrt.convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1))
     path = hybrid.save(folder / f"{case.name}.onnx")
     back = hybridtrt.load(path)
     onnx.checker.check_model(str(path))
-    if _node_multiset(back.model) != _node_multiset(case.model):
+    if _node_multiset(back.model) != _node_multiset(model):
         return ort_ok, "nodes differ from the original"
     if ort_ok:
         got = ort_run(lower_for_ort(inline_engines(back.model)), case.inputs)
         reference = case.expected if case.expected is not None else want
         if not outputs_match(got, reference, case.rtol, case.atol):
-            return ort_ok, "outputs differ"
+            return ort_ok, "outputs of the inlined model differ"
+        for isolated in (False, True):
+            config = Config(path)
+            config.isolate_engines(isolated)
+            try:
+                predictor = create_predictor(config)
+                result = predictor.run(dict(case.inputs))
+            except hybridtrt.HybridTRTError as exc:
+                return ort_ok, f"Predictor (isolate_engines={isolated}) failed: {exc}"
+            got = [result[o.name] for o in predictor.get_outputs()]
+            if not outputs_match(got, reference, case.rtol, case.atol):
+                return ort_ok, f"Predictor outputs differ (isolate_engines={isolated})"
     return ort_ok, ""
+
+
+# Known limitation of isolate_engines(True): these expanded-function cases feed a Scan whose
+# body shapes ONNX Runtime infers only from values computed upstream; cut at an engine
+# boundary, the downstream segment loses them and ORT refuses to run the Scan. Inlined
+# execution (the default) runs them. The test fails if this set changes in either direction.
+ISOLATED_KNOWN_FAILURES = frozenset(
+    f"test_linear_attention_{name}_expanded" for name in (
+        "linear", "gated", "gated_per_head_decay", "delta", "gated_delta",
+        "gated_delta_beta_scalar", "gated_delta_gqa", "gated_delta_mqa", "decode_step",
+        "prefill_with_past", "no_past_explicit_zeros", "explicit_scale", "fp16",
+        "linear_t1_no_past",
+    )
+)
 
 
 @pytest.mark.slow
@@ -68,6 +105,7 @@ def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path
     logging.getLogger("hybridtrt").setLevel(logging.ERROR)
     counts: collections.Counter[str] = collections.Counter()
     problems = []
+    isolated_failures: set[str] = set()
     for case in backend_node_cases():
         counts["cases"] += 1
         try:
@@ -75,13 +113,18 @@ def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path
         except hybridtrt.HybridTRTError as exc:
             ort_ok, problem = True, f"{type(exc).__name__}: {exc}"
         counts["plain ORT passes"] += ort_ok
-        counts["through hybridtrt"] += ort_ok and not problem
-        if problem:
+        isolated_only = "isolate_engines=True" in problem
+        counts["through hybridtrt"] += ort_ok and (not problem or isolated_only)
+        if isolated_only:
+            isolated_failures.add(case.name)
+        elif problem:
             problems.append(f"{case.name}: {problem}")
+    counts["isolated-mode known failures"] = len(isolated_failures)
     print(f"\nbackend node cases: {dict(counts)}")
     assert counts["cases"] > 1800
     assert not problems, "\n".join(problems[:40])
     assert counts["through hybridtrt"] == counts["plain ORT passes"] > 1400
+    assert isolated_failures == ISOLATED_KNOWN_FAILURES
 
 
 @pytest.mark.parametrize("case", list(onnx_light_cnns()), ids=lambda c: c.name)

@@ -121,3 +121,10 @@ def test_same_graph_in_any_edge_order_gives_the_same_clusters() -> None:
     for _ in range(5):
         rng.shuffle(edges)
         assert propose(DependencyGraph(graph.count, edges), supported) == first
+
+
+def test_whole_runs_keep_independent_pieces_together_when_asked() -> None:
+    graph, supported, names = named("a>b c>d b>u", "u")
+    parts = propose(graph, supported, split_components=False)
+    check_acyclic(graph, parts, "runs")
+    assert [{names[i] for i in p.nodes} for p in parts] == [{"a", "b", "c", "d"}]

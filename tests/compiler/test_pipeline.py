@@ -131,7 +131,8 @@ def test_external_data_keeps_weights_outside_and_loads_back(tmp_path: Path) -> N
     wide = [Input("x", min_input_shape=[1, 512], optim_input_shape=[2, 512], max_input_shape=[8, 512])]
     hybrid = convert(models.split_chain(width=512), TensorRTConfig(inputs=wide, disable_ops=["Sin"]))
     path = hybrid.save(tmp_path / "m.onnx", external_data=True)
-    assert (tmp_path / "m.onnx.data").stat().st_size == 2 * 512 * 4  # "w" in both engines
+    (data,) = tmp_path.glob("m.onnx.*.data")
+    assert data.stat().st_size == 2 * 512 * 4  # "w" in both engines
     stored = onnx.load(str(path), load_external_data=False)
     engine = next(n for n in stored.graph.node if n.op_type == "tensorrt_engine")
     weight = next(a.g for a in engine.attribute if a.name == "subgraph").initializer[0]
@@ -141,6 +142,45 @@ def test_external_data_keeps_weights_outside_and_loads_back(tmp_path: Path) -> N
     feed = {"x": np.ones((2, 512), np.float32)}
     np.testing.assert_allclose(ort_run(inline_engines(back.model), feed)[0],
                                ort_run(models.split_chain(width=512), feed)[0], rtol=1e-6)
+
+
+def test_saving_with_external_data_leaves_the_model_in_memory_intact(tmp_path: Path) -> None:
+    wide = [Input("x", min_input_shape=[1, 512], optim_input_shape=[2, 512], max_input_shape=[8, 512])]
+    hybrid = convert(models.split_chain(width=512), TensorRTConfig(inputs=wide, disable_ops=["Sin"]))
+    before = hybrid.model.SerializeToString()
+    hybrid.save(tmp_path / "a.onnx", external_data=True)
+    assert hybrid.model.SerializeToString() == before
+    hybridtrt.load(hybrid.save(tmp_path / "b.onnx"))
+
+
+def test_saving_again_replaces_the_data_file_and_removes_the_old_one(tmp_path: Path) -> None:
+    wide = [Input("x", min_input_shape=[1, 512], optim_input_shape=[2, 512], max_input_shape=[8, 512])]
+    first = convert(models.split_chain(width=512), TensorRTConfig(inputs=wide, disable_ops=["Sin"]))
+    second = convert(models.split_chain(width=512), TensorRTConfig(inputs=wide, disable_ops=["Sin", "add2"]))
+    first.save(tmp_path / "m.onnx", external_data=True)
+    (old,) = tmp_path.glob("m.onnx.*.data")
+    second.save(tmp_path / "m.onnx", external_data=True)
+    (new,) = tmp_path.glob("m.onnx.*.data")
+    assert new.name != old.name
+    assert len(hybridtrt.load(tmp_path / "m.onnx").engines) == 1  # the second model, whole
+
+
+def test_weights_inside_control_flow_bodies_survive_an_external_data_round_trip(tmp_path: Path) -> None:
+    h = onnx.helper
+    big = onnx.numpy_helper.from_array(np.arange(600, dtype=np.float32), "k")
+    body = h.make_graph([h.make_node("Add", ["x", "k"], ["t"])], "then", [],
+                        [models.f32("t", [600])], initializer=[big])
+    other = h.make_graph([h.make_node("Identity", ["x"], ["e"])], "else", [], [models.f32("e", [600])])
+    nodes = [h.make_node("Relu", ["x0"], ["x"]),
+             h.make_node("If", ["cond"], ["y"], then_branch=body, else_branch=other)]
+    model = models.make(nodes, [models.f32("x0", [600]),
+                                h.make_tensor_value_info("cond", onnx.TensorProto.BOOL, [])],
+                        [models.f32("y", [600])])
+    config = TensorRTConfig(inputs=[Input("cond", warmup_data=[np.array(True)])], min_subgraph_size=1)
+    hybrid = convert(model, config)
+    assert [n.op_type for n in hybrid.engines[0].subgraph.node] == ["Relu", "If"]
+    back = hybridtrt.load(hybrid.save(tmp_path / "m.onnx", external_data=True))
+    assert back.engines[0].subgraph_sha256 == hybrid.engines[0].subgraph_sha256
 
 
 def test_failed_save_leaves_no_file_and_keeps_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,7 +249,7 @@ def test_min_subgraph_size_leaves_small_clusters_in_onnx_runtime() -> None:
     config = TensorRTConfig(inputs=DYNAMIC.inputs, disable_ops=["Sin", "add2"], min_subgraph_size=2)
     hybrid = convert(models.split_chain(), config)
     assert engine_nodes(hybrid) == [["relu1", "add1", "mul1"]]
-    assert reasons(hybrid)["mul2"] == "its cluster has 1 node(s), fewer than min_subgraph_size=2"
+    assert reasons(hybrid)["mul2"] == "its cluster has 1 node(s) besides constants, fewer than min_subgraph_size=2"
 
 
 def test_shape_tensor_producer_is_pulled_into_the_consuming_cluster() -> None:
@@ -287,3 +327,81 @@ def test_cluster_with_a_fake_rule_set_where_only_add_is_supported() -> None:
     assert names == [["add1", "add2"], ["add3"]]
     assert [(o.name, o.reason) for o in result.outside] == [
         ("relu", "TensorRT has no converter for Relu")]
+
+
+def _two_clusters_sharing(constant: onnx.NodeProto) -> onnx.ModelProto:
+    h = onnx.helper
+    nodes = [constant,
+             h.make_node("Add", ["x", "c"], ["a"], name="add_a"),
+             h.make_node("Sin", ["a"], ["b"], name="sin"),
+             h.make_node("Add", ["b", "c"], ["y"], name="add_y")]
+    return models.make(nodes, [models.f32("x", [3])], [models.f32("y", [3])])
+
+
+def test_a_value_float_constant_copied_into_an_engine_stays_float32() -> None:
+    constant = onnx.helper.make_node("Constant", [], ["c"], name="const", value_floats=[1.0, 2.0, 3.0])
+    hybrid = convert(_two_clusters_sharing(constant),
+                     TensorRTConfig(disable_ops=["Sin"], min_subgraph_size=1))
+    copied = hybrid.engines[1].subgraph.initializer[0]
+    assert (copied.name, copied.data_type) == ("c", onnx.TensorProto.FLOAT)
+    feed = {"x": np.array([1, -2, 3], np.float32)}
+    np.testing.assert_allclose(ort_run(inline_engines(hybrid.model), feed)[0],
+                               ort_run(_two_clusters_sharing(constant), feed)[0])
+
+
+def test_a_sparse_constant_becomes_an_engine_input_instead_of_a_copy() -> None:
+    sparse = onnx.helper.make_sparse_tensor(
+        onnx.numpy_helper.from_array(np.array([5.0], np.float32), "v"),
+        onnx.numpy_helper.from_array(np.array([1], np.int64), "i"), [3])
+    constant = onnx.helper.make_node("Constant", [], ["c"], name="const", sparse_value=sparse)
+    hybrid = convert(_two_clusters_sharing(constant),
+                     TensorRTConfig(disable_ops=["Sin", "Constant"], min_subgraph_size=1))
+    assert hybrid.engines[1].input_names == ["b", "c"]
+
+
+def test_engine_names_avoid_existing_tensor_names() -> None:
+    h = onnx.helper
+    nodes = [h.make_node("Relu", ["x"], ["tensorrt_engine_0__outputs"], name="r"),
+             h.make_node("Sin", ["tensorrt_engine_0__outputs"], ["y"], name="sin")]
+    model = models.make(nodes, [models.f32("x", [3])], [models.f32("y", [3])])
+    hybrid = convert(model, TensorRTConfig(disable_ops=["Sin"], min_subgraph_size=1))
+    assert hybrid.engines[0].name == "tensorrt_engine_0_"
+    onnx.checker.check_model(hybrid.model, full_check=True)
+
+
+def test_clusters_whose_results_nobody_uses_are_not_engines() -> None:
+    h = onnx.helper
+    nodes = [h.make_node("Relu", ["x"], ["dead1"], name="dead_relu"),
+             h.make_node("Sigmoid", ["dead1"], ["dead2"], name="dead_sigmoid"),
+             h.make_node("Sin", ["x"], ["y"], name="sin")]
+    model = models.make(nodes, [models.f32("x", [3])], [models.f32("y", [3])])
+    hybrid = convert(model, TensorRTConfig(disable_ops=["Sin"], min_subgraph_size=1))
+    assert hybrid.engines == ()
+    assert reasons(hybrid)["dead_relu"] == "its cluster computes nothing the model uses"
+
+
+def test_an_overridable_initializer_stays_a_model_input() -> None:
+    h = onnx.helper
+    w = onnx.numpy_helper.from_array(np.ones(3, np.float32), "w")
+    nodes = [h.make_node("Add", ["x", "w"], ["a"], name="add"),
+             h.make_node("Relu", ["a"], ["y"], name="relu")]
+    graph = h.make_graph(nodes, "g", [models.f32("x", [3]), models.f32("w", [3])],
+                         [models.f32("y", [3])], initializer=[w])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    hybrid = convert(model, TensorRTConfig(min_subgraph_size=1))
+    assert hybrid.engines[0].input_names == ["x", "w"]
+    assert [v.name for v in hybrid.model.graph.input] == ["x", "w"]
+    feed = {"x": np.zeros(3, np.float32), "w": np.full(3, 0.5, np.float32)}
+    np.testing.assert_allclose(ort_run(inline_engines(hybrid.model), feed)[0], [0.5, 0.5, 0.5])
+
+
+def test_constant_nodes_do_not_count_towards_min_subgraph_size() -> None:
+    h = onnx.helper
+    nodes = [h.make_node("Constant", [], ["k1"], name="k1", value_floats=[1.0]),
+             h.make_node("Constant", [], ["k2"], name="k2", value_floats=[2.0]),
+             h.make_node("Add", ["x", "k1"], ["a"], name="add"),
+             h.make_node("Mul", ["a", "k2"], ["y"], name="mul")]
+    model = models.make(nodes, [models.f32("x", [1])], [models.f32("y", [1])])
+    assert convert(model, TensorRTConfig(min_subgraph_size=3)).engines == ()
+    assert len(convert(model, TensorRTConfig(min_subgraph_size=2)).engines) == 1

@@ -1,0 +1,217 @@
+"""Where values live between segments: host numpy arrays (CPU) or CUDA buffers on one stream."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from hybridtrt.errors import ConfigError, InputError
+
+__all__ = ["CpuDevice", "CudaDevice", "Device", "DeviceTensor", "open_device"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceTensor:
+    """A CUDA buffer with its shape and dtype; ``owner`` keeps the memory alive.
+
+    It implements ``__cuda_array_interface__``, so ``cupy.asarray(t)`` and
+    ``torch.as_tensor(t, device="cuda")`` view it without a copy.
+    """
+
+    ptr: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    owner: Any
+    device_id: int = 0
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
+                "version": 3, "strides": None, "stream": None}
+
+
+class Device(Protocol):
+    """Runs ORT sessions on values of one kind and moves values to and from the host."""
+
+    name: str
+
+    def providers(self) -> list[Any]: ...
+
+    def accept(self, name: str, value: Any) -> Any:
+        """A caller's input as a value this device runs on (no copy when already there)."""
+        ...
+
+    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[Any]: ...
+
+    def to_host(self, value: Any) -> np.ndarray: ...
+
+    def shape_of(self, value: Any) -> tuple[int, ...]: ...
+
+
+class CpuDevice:
+    """Values are numpy arrays; sessions use ONNX Runtime's CPU provider."""
+
+    name = "cpu"
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+
+    def providers(self) -> list[Any]:
+        return ["CPUExecutionProvider"]
+
+    def accept(self, name: str, value: Any) -> np.ndarray:
+        if hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray):
+            raise InputError(f"input '{name}' is on a GPU but the predictor runs on the CPU; "
+                             "call config.enable_use_gpu() or pass a numpy array")
+        if value is None or isinstance(value, (list, tuple)):
+            return value  # sequence and optional inputs go to ONNX Runtime as they are
+        return np.asarray(value)
+
+    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[Any]:
+        return list(session.run(list(outputs), dict(inputs)))
+
+    def to_host(self, value: Any) -> Any:
+        if value is None or isinstance(value, (list, tuple)):
+            return value  # sequence and optional outputs come back as ONNX Runtime gives them
+        return np.asarray(value)
+
+    def shape_of(self, value: Any) -> tuple[int, ...]:
+        return tuple(np.shape(value)) if isinstance(value, np.ndarray) else ()
+
+
+class CudaDevice:
+    """Values stay in CUDA memory; every session runs on one shared stream.
+
+    Inputs that already live on the GPU (anything with ``__cuda_array_interface__``: cupy,
+    torch, DeviceTensor) are bound by pointer, without a copy; host arrays are copied once.
+    ONNX Runtime is told not to synchronize after each run; ``to_host`` synchronizes the stream.
+    """
+
+    name = "cuda"
+
+    def __init__(self, device_id: int = 0, memory_mb: int = 0) -> None:
+        self.device_id = device_id
+        self.memory_mb = memory_mb
+        self.stream = _create_stream(device_id)
+
+    def providers(self) -> list[Any]:
+        options: dict[str, str] = {"device_id": str(self.device_id),
+                                   "user_compute_stream": str(self.stream)}
+        if self.memory_mb:
+            options["gpu_mem_limit"] = str(self.memory_mb << 20)
+        return [("CUDAExecutionProvider", options)]
+
+    def accept(self, name: str, value: Any) -> Any:
+        if hasattr(value, "__cuda_array_interface__"):
+            return value
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), "cuda", self.device_id)
+
+    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[Any]:
+        import onnxruntime as ort
+
+        binding = session.io_binding()
+        for name, value in inputs.items():
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                shape, dtype, ptr = _cuda_view(value)
+                binding.bind_input(name, "cuda", self.device_id, dtype, list(shape), ptr)
+        for name in outputs:
+            binding.bind_output(name, "cuda", self.device_id)
+        options = ort.RunOptions()
+        options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+        session.run_with_iobinding(binding, options)
+        return list(binding.get_outputs())
+
+    def synchronize(self) -> None:
+        from cuda.bindings import runtime as cudart
+
+        (err,) = cudart.cudaStreamSynchronize(self.stream)
+        if int(err) != 0:
+            raise RuntimeError(f"cudaStreamSynchronize failed: {err}")
+
+    def to_host(self, value: Any) -> np.ndarray:
+        self.synchronize()
+        if hasattr(value, "numpy"):
+            return np.asarray(value.numpy())
+        import cupy
+
+        return cupy.asnumpy(cupy.asarray(value))
+
+    def to_device_array(self, value: Any) -> Any:
+        """A zero-copy device array: cupy when installed, else a DeviceTensor."""
+        self.synchronize()
+        shape, dtype, ptr = _cuda_view(value)
+        tensor = DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id)
+        try:
+            import cupy
+        except ImportError:
+            return tensor
+        return cupy.asarray(tensor)
+
+    def shape_of(self, value: Any) -> tuple[int, ...]:
+        return tuple(value.shape()) if callable(getattr(value, "shape", None)) else tuple(value.shape)
+
+
+def _cuda_view(value: Any) -> tuple[tuple[int, ...], np.dtype, int]:
+    if hasattr(value, "data_ptr") and callable(getattr(value, "shape", None)):  # OrtValue
+        from onnxruntime.capi.onnxruntime_inference_collection import OrtValue  # noqa: F401
+
+        return tuple(value.shape()), _ort_dtype(value.data_type()), int(value.data_ptr())
+    interface = value.__cuda_array_interface__
+    if interface.get("strides") not in (None, ()) and not _contiguous(interface):
+        raise InputError("device inputs must be C-contiguous")
+    return tuple(interface["shape"]), np.dtype(interface["typestr"]), int(interface["data"][0])
+
+
+def _contiguous(interface: Mapping[str, Any]) -> bool:
+    shape, strides = interface["shape"], interface["strides"]
+    expected, size = [], np.dtype(interface["typestr"]).itemsize
+    for dim in reversed(shape):
+        expected.append(size)
+        size *= dim
+    return tuple(reversed(expected)) == tuple(strides)
+
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_, "tensor(int16)": np.int16,
+}
+
+
+def _ort_dtype(name: str) -> np.dtype:
+    return np.dtype(_ORT_TYPES[name])
+
+
+def _create_stream(device_id: int) -> int:
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError as exc:
+        raise ConfigError("running on the GPU needs cuda-python: pip install 'hybridtrt[gpu]'") from exc
+    (err,) = cudart.cudaSetDevice(device_id)
+    if int(err) != 0:
+        raise ConfigError(f"cannot use CUDA device {device_id}: {err}")
+    err, stream = cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking)
+    if int(err) != 0:
+        raise ConfigError(f"cannot create a CUDA stream on device {device_id}: {err}")
+    return int(stream)
+
+
+def open_device(use_gpu: bool, device_id: int = 0, memory_mb: int = 0, threads: int = 0) -> Device:
+    """The device a predictor runs on (``ConfigError`` when the GPU cannot be used)."""
+    if not use_gpu:
+        return CpuDevice(threads)
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ConfigError("running needs ONNX Runtime: pip install 'hybridtrt[gpu]'") from exc
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ConfigError("the installed onnxruntime has no CUDA provider: install onnxruntime-gpu "
+                          "(pip install 'hybridtrt[gpu]') or call config.disable_gpu()")
+    return CudaDevice(device_id, memory_mb)

@@ -1,0 +1,171 @@
+"""Plan once at load: where each engine runs, and the segments to run in topological order.
+
+Engines that cannot run in TensorRT are inlined back into the ONNX part (unless isolated), then
+the ONNX nodes are grouped into maximal cycle-free ONNX Runtime segments by the same partitioner
+the compiler uses (here "supported" means "not an engine node").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Sequence
+
+import onnx
+
+from hybridtrt.compiler.graph import GraphIndex
+from hybridtrt.compiler.hybrid import HybridModel
+from hybridtrt.compiler.inline import inline_engines
+from hybridtrt.compiler.partition import check_acyclic, contracted_order, propose
+from hybridtrt.compiler.rewrite import cluster_io, extract_subgraph
+from hybridtrt.errors import IncompatibleEngineError, InternalError
+from hybridtrt.format import COMBINE, DOMAIN, ENGINE, SPLIT, STATUS_BUILT, EngineRecord
+from hybridtrt.runtime.config import RuntimeSettings
+
+__all__ = ["EnginePlacement", "Plan", "SegmentSpec", "make_plan", "place_engine"]
+
+TENSORRT = "tensorrt"
+ONNXRUNTIME = "onnxruntime"
+
+
+@dataclasses.dataclass(frozen=True)
+class EnginePlacement:
+    """Where one engine runs and why."""
+
+    name: str
+    runs_in: str
+    reason: str
+    isolated: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentSpec:
+    """One step of the plan.
+
+    Attributes:
+        kind: ``"ort"`` (an ONNX Runtime session) or ``"engine"`` (a TensorRT engine, or an
+            isolated fallback engine run by ONNX Runtime).
+        name: ``ort_segment_<k>`` or the engine node's name.
+        model: The ONNX model the segment runs (for engines: the embedded subgraph).
+        inputs: Tensor names read, in the model's input order.
+        outputs: Tensor names written, in the model's output order.
+        engine: The engine record for engine segments.
+    """
+
+    kind: str
+    name: str
+    model: onnx.ModelProto
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    engine: EngineRecord | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Segments in run order, engine placements, and when each value can be freed.
+
+    Attributes:
+        segments: Steps in topological order.
+        placements: One per engine, in graph order.
+        last_use: Tensor name -> index of the last segment that reads it (model outputs absent).
+    """
+
+    segments: tuple[SegmentSpec, ...]
+    placements: tuple[EnginePlacement, ...]
+    last_use: dict[str, int]
+
+
+def place_engine(record: EngineRecord, settings: RuntimeSettings, trt_available: bool) -> EnginePlacement:
+    """Decide whether an engine can run in TensorRT here; if not, say why."""
+    isolated = settings.isolate_engines
+    if record.status != STATUS_BUILT:
+        reason = record.status_reason or "the engine was not built"
+        return EnginePlacement(record.name, ONNXRUNTIME, reason, isolated)
+    if not trt_available:
+        return EnginePlacement(record.name, ONNXRUNTIME, "TensorRT is not installed", isolated)
+    if not settings.use_gpu:
+        return EnginePlacement(record.name, ONNXRUNTIME, "TensorRT needs a GPU; running on the CPU",
+                               isolated)
+    return EnginePlacement(record.name, ONNXRUNTIME, "this hybridtrt version cannot run TensorRT "
+                           "engines yet", isolated)
+
+
+def make_plan(hybrid: HybridModel, settings: RuntimeSettings) -> Plan:
+    """Place the engines, inline the fallback ones (unless isolated) and cut ORT segments.
+
+    Raises:
+        IncompatibleEngineError: ``require_tensorrt`` is set and an engine cannot run in TensorRT.
+    """
+    trt_available = importlib.util.find_spec("tensorrt") is not None
+    placements = tuple(place_engine(r, settings, trt_available) for r in hybrid.engines)
+    fallback = [p for p in placements if p.runs_in != TENSORRT]
+    if settings.require_tensorrt and fallback:
+        listed = "; ".join(f"{p.name}: {p.reason}" for p in fallback)
+        raise IncompatibleEngineError(f"TensorRT is required but these engines cannot use it: {listed}")
+    inline = {p.name for p in fallback if not settings.isolate_engines}
+    working = inline_engines(hybrid.model, lambda record: record.name in inline)
+    records = {r.name: r for r in hybrid.engines}
+    segments = _segments(working, _typed(working, records), records)
+    return Plan(segments, placements, _last_use(segments, working))
+
+
+def _typed(model: onnx.ModelProto, records: dict[str, EngineRecord]) -> onnx.ModelProto:
+    """Shape-infer the working model, telling inference the types of the engines' outputs."""
+    typed = onnx.ModelProto()
+    typed.CopyFrom(model)
+    for node in typed.graph.node:
+        if node.domain == DOMAIN and node.op_type == ENGINE:
+            typed.graph.value_info.extend(records[node.name].subgraph.output)
+    try:
+        return onnx.shape_inference.infer_shapes(typed)
+    except (onnx.shape_inference.InferenceError, RuntimeError):
+        return typed
+
+
+def _segments(
+    model: onnx.ModelProto, typed: onnx.ModelProto, records: dict[str, EngineRecord]
+) -> tuple[SegmentSpec, ...]:
+    """Cut ``model`` into segments; ``typed`` (its shape-inferred copy) only supplies types."""
+    index = GraphIndex(model, typed)
+    engine_ops = (COMBINE, ENGINE, SPLIT)
+    plain = [not (n.domain == DOMAIN and n.op_type in engine_ops) for n in index.nodes]
+    parts = propose(index.deps, plain, split_components=False)
+    check_acyclic(index.deps, parts, "runtime segmentation")
+    opsets = [o for o in model.opset_import if o.domain != DOMAIN]
+    found: list[SegmentSpec] = []
+    for kind, key in contracted_order(index.deps, parts):
+        if kind == "cluster":
+            io = cluster_io(index, parts[key])
+            if not io.outputs:
+                continue  # dead nodes: nothing reads what they compute
+            name = f"ort_segment_{len(found)}"
+            graph = extract_subgraph(index, parts[key], io, name, [], [], inferred_dims=False)
+            sub = onnx.helper.make_model(graph, opset_imports=opsets)
+            sub.ir_version = model.ir_version
+            found.append(SegmentSpec("ort", name, sub, io.inputs, io.outputs))
+        elif index.nodes[key].op_type == ENGINE:
+            found.append(_engine_segment(index.nodes[key], records, opsets, model.ir_version))
+    return tuple(found)
+
+
+def _engine_segment(
+    node: onnx.NodeProto, records: dict[str, EngineRecord],
+    opsets: Sequence[onnx.OperatorSetIdProto], ir_version: int,
+) -> SegmentSpec:
+    record = records.get(node.name)
+    if record is None:
+        raise InternalError(f"engine node {node.name} has no record")
+    sub = onnx.helper.make_model(record.subgraph, opset_imports=list(opsets))
+    sub.ir_version = ir_version
+    return SegmentSpec("engine", record.name, sub, tuple(record.input_names),
+                       tuple(record.output_names), record)
+
+
+def _last_use(segments: Sequence[SegmentSpec], model: onnx.ModelProto) -> dict[str, int]:
+    keep = {o.name for o in model.graph.output}
+    last: dict[str, int] = {}
+    for position, segment in enumerate(segments):
+        for name in segment.inputs:
+            if name not in keep:
+                last[name] = position
+    return last

@@ -1,0 +1,282 @@
+"""The Predictor: runs a hybrid model segment by segment over a ``{name: value}`` environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+
+from hybridtrt.compiler.graph import tensor_info_from_value
+from hybridtrt.compiler.hybrid import HybridModel, load
+from hybridtrt.converters.registry import dtype_name
+from hybridtrt.errors import ConfigError, ExecutionError, InputError
+from hybridtrt.runtime.config import Config, RuntimeSettings
+from hybridtrt.runtime.device import Device, open_device
+from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
+
+__all__ = ["NodeArg", "Predictor", "Tensor", "create_predictor"]
+
+_LOG = logging.getLogger("hybridtrt")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeArg:
+    """A model input or output as ONNX Runtime describes it (``get_inputs()``/``get_outputs()``)."""
+
+    name: str
+    type: str
+    shape: list[int | str | None]
+    dtype: np.dtype | None
+
+
+def _node_arg(value: onnx.ValueInfoProto) -> NodeArg:
+    info = tensor_info_from_value(value)
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(info.dtype)) if info.dtype else None
+    return NodeArg(value.name, f"tensor({dtype_name(info.dtype)})", list(info.shape or []), dtype)
+
+
+class _Segment:
+    """One ORT session over a segment's model, run through the predictor's device."""
+
+    def __init__(self, spec: SegmentSpec, device: Device, threads: int) -> None:
+        import onnxruntime as ort
+
+        self.spec = spec
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        model = onnx.ModelProto()
+        model.CopyFrom(spec.model)
+        model.ir_version = min(model.ir_version, 13)  # the newest ONNX Runtime 1.31 reads
+        try:
+            self.session = ort.InferenceSession(model.SerializeToString(), options,
+                                                providers=device.providers())
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"ONNX Runtime cannot load segment {spec.name}: {text}") from exc
+
+
+def create_predictor(config: Config) -> Predictor:
+    """Load the hybrid model named by ``config`` and plan its segments (Paddle style)."""
+    return Predictor(config.settings())
+
+
+class Predictor:
+    """Runs a saved hybrid model: engines in TensorRT where usable, everything else in ORT.
+
+    Args:
+        settings: A runtime configuration snapshot (``Config.settings()``), or a ``Config``.
+        hybrid: An already loaded model (used by ``clone``; read from the settings' path otherwise).
+    """
+
+    def __init__(self, settings: RuntimeSettings | Config, hybrid: HybridModel | None = None,
+                 plan: Plan | None = None) -> None:
+        self.settings = settings.settings() if isinstance(settings, Config) else settings
+        self.hybrid = hybrid or load(self.settings.model_path)
+        self.plan = plan or make_plan(self.hybrid, self.settings)
+        self.device = open_device(self.settings.use_gpu, self.settings.device_id,
+                                  self.settings.gpu_memory_mb, self.settings.intra_op_threads)
+        self._segments = [_Segment(s, self.device, self.settings.intra_op_threads)
+                          for s in self.plan.segments]
+        graph = self.hybrid.model.graph
+        initializers = {t.name for t in graph.initializer}
+        self._inputs = [_node_arg(v) for v in graph.input if v.name not in initializers]
+        self._outputs = [_node_arg(v) for v in graph.output]
+        self._constants = {t.name: t for t in graph.initializer}
+        self._handles: dict[str, Tensor] = {}
+        self._results: dict[str, Any] = {}
+        if hybrid is None:
+            self._announce()
+
+    def _announce(self) -> None:
+        for placement in self.plan.placements:
+            if placement.runs_in != "tensorrt":
+                how = "its own ORT segment" if placement.isolated else "ONNX Runtime (inlined)"
+                _LOG.warning("engine %s runs in %s: %s", placement.name, how, placement.reason)
+
+    # ONNX Runtime style ---------------------------------------------------------------------
+
+    def get_inputs(self) -> list[NodeArg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[NodeArg]:
+        return list(self._outputs)
+
+    def run(self, feeds: Mapping[str, Any] | None = None, output_names: Sequence[str] | None = None,
+            *, device_outputs: bool = False) -> dict[str, Any]:
+        """Run the model.
+
+        Args:
+            feeds: ``{input name: array}``; numpy arrays, or on GPU any array with
+                ``__cuda_array_interface__`` (cupy, torch), taken without a copy. None runs
+                the Paddle-style way, on the inputs copied into the input handles.
+            output_names: Outputs to return (default: all).
+            device_outputs: On GPU, return zero-copy device arrays instead of numpy.
+
+        Returns:
+            ``{output name: array}`` (empty when called Paddle-style; read the output handles).
+        """
+        paddle_style = feeds is None
+        given = {n: h.value for n, h in self._handles.items() if h.value is not None} if paddle_style else dict(feeds)  # type: ignore[arg-type]
+        wanted = list(output_names) if output_names is not None else [o.name for o in self._outputs]
+        values = self._execute(self._check_feeds(given), wanted)
+        if paddle_style:
+            self._results = values
+            return {}
+        convert = self.device.to_device_array if device_outputs and hasattr(self.device, "to_device_array") else self.device.to_host  # type: ignore[attr-defined]
+        return {name: convert(values[name]) for name in wanted}
+
+    def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        names = [i.name for i in self._inputs]
+        missing = [n for n in names if n not in feeds]
+        extra = sorted(set(feeds) - set(names))
+        if missing or extra:
+            parts = ([f"missing inputs {missing}"] if missing else []) + (
+                [f"unknown inputs {extra} (the model's inputs are {names})"] if extra else [])
+            raise InputError("; ".join(parts))
+        accepted = {}
+        for spec in self._inputs:
+            value = self.device.accept(spec.name, feeds[spec.name])
+            if spec.dtype is not None:
+                _check_value(spec, value, self.device.shape_of(value))
+            accepted[spec.name] = value
+        self._check_profiles(accepted)
+        return accepted
+
+    def _check_profiles(self, feeds: Mapping[str, Any]) -> None:
+        """Model inputs that feed an engine directly must fit one of its profiles.
+
+        Checked for every engine, inlined fallback ones included, so a shape that TensorRT
+        would refuse is refused everywhere, not only on a TensorRT host.
+        """
+        for record in self.hybrid.engines:
+            if not record.profiles:
+                continue
+            direct = [n for n in record.input_names if n in feeds]
+            shapes = {n: self.device.shape_of(feeds[n]) for n in direct}
+            if direct and not any(_fits(shapes, p) for p in record.profiles):
+                raise InputError(_outside_profiles(record.name, shapes, record.profiles))
+
+    def _execute(self, feeds: dict[str, Any], wanted: Sequence[str]) -> dict[str, Any]:
+        env = dict(feeds)
+        keep = set(wanted)
+        for position, segment in enumerate(self._segments):
+            spec = segment.spec
+            inputs = {n: env[n] if n in env else self._constant(n) for n in spec.inputs}
+            if spec.engine is not None and spec.engine.profiles:
+                shapes = {n: self.device.shape_of(v) for n, v in inputs.items()}
+                if not any(_fits(shapes, p) for p in spec.engine.profiles):
+                    raise InputError(_outside_profiles(spec.name, shapes, spec.engine.profiles))
+            try:
+                outputs = self.device.run(segment.session, inputs, spec.outputs)
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise ExecutionError(f"segment {spec.name} failed: {text}") from exc
+            env.update(zip(spec.outputs, outputs))
+            for name in spec.inputs:
+                if self.plan.last_use.get(name) == position and name not in keep:
+                    env.pop(name, None)
+        return {n: env[n] if n in env else self._constant(n) for n in wanted}
+
+    def _constant(self, name: str) -> Any:
+        tensor = self._constants.get(name)
+        if tensor is None:
+            raise InputError(f"no value for tensor '{name}'")
+        return self.device.accept(name, onnx.numpy_helper.to_array(tensor))
+
+    # Paddle style ---------------------------------------------------------------------------
+
+    def get_input_names(self) -> list[str]:
+        return [i.name for i in self._inputs]
+
+    def get_output_names(self) -> list[str]:
+        return [o.name for o in self._outputs]
+
+    def get_input_handle(self, name: str) -> Tensor:
+        if name not in self.get_input_names():
+            raise InputError(f"'{name}' is not a model input; inputs are {self.get_input_names()}")
+        return self._handles.setdefault(name, Tensor(self, name, is_input=True))
+
+    def get_output_handle(self, name: str) -> Tensor:
+        if name not in self.get_output_names():
+            raise InputError(f"'{name}' is not a model output; outputs are {self.get_output_names()}")
+        return Tensor(self, name, is_input=False)
+
+    def clone(self) -> Predictor:
+        """Another predictor over the same loaded model and plan, for another thread."""
+        return Predictor(self.settings, self.hybrid, self.plan)
+
+    def engine_status(self) -> list[EnginePlacement]:
+        """Where each engine runs (``tensorrt`` or ``onnxruntime``) and why."""
+        return list(self.plan.placements)
+
+
+class Tensor:
+    """A Paddle-style input or output handle."""
+
+    def __init__(self, predictor: Predictor, name: str, is_input: bool) -> None:
+        self._predictor = predictor
+        self.name = name
+        self._is_input = is_input
+        self.value: np.ndarray | None = None
+        self._shape: tuple[int, ...] | None = None
+
+    def reshape(self, shape: Sequence[int]) -> None:
+        self._shape = tuple(int(d) for d in shape)
+
+    def copy_from_cpu(self, data: np.ndarray) -> None:
+        if not self._is_input:
+            raise InputError(f"'{self.name}' is an output handle")
+        array = np.asarray(data)
+        if self._shape is not None and array.shape != self._shape:
+            array = array.reshape(self._shape)
+        self.value = array
+
+    def copy_to_cpu(self) -> np.ndarray:
+        results = self._predictor._results
+        if self.name not in results:
+            raise InputError(f"no value for output '{self.name}': call predictor.run() first")
+        return self._predictor.device.to_host(results[self.name])
+
+    def shape(self) -> list[int]:
+        if self._is_input:
+            return list(self.value.shape) if self.value is not None else list(self._shape or [])
+        return list(self.copy_to_cpu().shape)
+
+
+def _check_value(spec: NodeArg, value: Any, shape: tuple[int, ...]) -> None:
+    if spec.dtype is not None and np.dtype(getattr(value, "dtype", spec.dtype)) != spec.dtype:
+        raise InputError(f"input '{spec.name}' has dtype {np.dtype(value.dtype)}; the model "
+                         f"expects {spec.dtype}")
+    if spec.shape and len(shape) != len(spec.shape):
+        raise InputError(f"input '{spec.name}' has rank {len(shape)} (shape {list(shape)}); the "
+                         f"model expects rank {len(spec.shape)} {spec.shape}")
+    for axis, (got, want) in enumerate(zip(shape, spec.shape)):
+        if isinstance(want, int) and want > 0 and got != want:
+            raise InputError(f"input '{spec.name}' dimension {axis} is {got}; the model fixes it "
+                             f"to {want}")
+
+
+def _fits(shapes: Mapping[str, tuple[int, ...]], profile: Mapping[str, Mapping[str, list[int]]]) -> bool:
+    for name, shape in shapes.items():
+        bounds = profile.get(name)
+        if bounds is None:
+            continue
+        lo, hi = bounds["min"], bounds["max"]
+        if len(shape) != len(lo) or any(not a <= d <= b for d, a, b in zip(shape, lo, hi)):
+            return False
+    return True
+
+
+def _outside_profiles(engine: str, shapes: Mapping[str, tuple[int, ...]],
+                      profiles: Sequence[Mapping[str, Mapping[str, list[int]]]]) -> str:
+    ranges = " | ".join(
+        ", ".join(f"{n}: {p[n]['min']}..{p[n]['max']}" for n in shapes if n in p) for p in profiles)
+    got = ", ".join(f"{n}: {list(s)}" for n, s in shapes.items())
+    return (f"engine {engine} was built for {ranges}; got {got}. Convert again with a wider "
+            "Input range")

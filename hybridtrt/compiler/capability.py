@@ -10,7 +10,14 @@ import onnx
 from hybridtrt.compiler.graph import GraphIndex
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
 from hybridtrt.converters.registry import REGISTRY
-from hybridtrt.converters.registry import ALL_TRT_TYPES, NodeContext, Registry, Verdict, dtype_name
+from hybridtrt.converters.registry import (
+    ALL_TRT_TYPES,
+    NodeContext,
+    OpRule,
+    Registry,
+    Verdict,
+    dtype_name,
+)
 
 __all__ = ["CapabilityReport", "NodeVerdict", "judge_graph", "judge_node"]
 
@@ -91,10 +98,21 @@ def judge_graph(
     disabled_set = frozenset(disabled)
     judge_body = _body_judge(registry, disabled_set, index.model)
     memo: dict[tuple[object, ...], Verdict] = {}
+    rules: dict[tuple[str, str], OpRule | None] = {}
     verdicts = []
     for i, node in enumerate(index.nodes):
         ctx = index.context(i, judge_body)
-        key = _signature(ctx, index, registry, disabled_set)
+        key = None
+        if node.op_type not in disabled_set and node.name not in disabled_set:
+            op = (node.op_type, node.domain)
+            if op not in rules:
+                domain = "" if node.domain == "ai.onnx" else node.domain
+                rules[op] = registry.find(node.op_type, domain, ctx.opset)
+            found = rules[op]
+            if found is not None and found.check is None:
+                info = index.info
+                key = (op, tuple(info(n).dtype if n else 0 for n in node.input),
+                       tuple(info(n).dtype if n else 0 for n in node.output))
         verdict = memo.get(key) if key is not None else None
         if verdict is None:
             verdict = judge_node(ctx, registry, disabled_set)
@@ -104,21 +122,6 @@ def judge_graph(
             NodeVerdict(i, node.name, node.op_type, node.domain, verdict.supported, verdict.reason)
         )
     return CapabilityReport(tuple(verdicts))
-
-
-def _signature(
-    ctx: NodeContext, index: GraphIndex, registry: Registry, disabled: frozenset[str]
-) -> tuple[object, ...] | None:
-    """A memo key for nodes whose verdict depends on op, opset and dtypes only, else None."""
-    node = ctx.node
-    if node.op_type in disabled or node.name in disabled:
-        return None
-    found = registry.find(node.op_type, "" if node.domain == "ai.onnx" else node.domain, ctx.opset)
-    if found is None or found.check is not None:
-        return None
-    return (id(found), ctx.opset, len(node.input), len(node.output),
-            tuple(index.info(n).dtype if n else 0 for n in node.input),
-            tuple(index.info(n).dtype if n else 0 for n in node.output))
 
 
 def _body_judge(

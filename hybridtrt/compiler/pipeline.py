@@ -97,7 +97,8 @@ def cluster(
                        lambda n: "its cluster computes nothing the model uses")
         parts = _track(parts, filters.drop_trivial(parts, facts), why,
                        lambda n: "its cluster does only shape, identity or constant work")
-        sizes = {n: filters.compute_nodes(p, facts) for p in parts for n in p.nodes}
+        counts = [filters.compute_nodes(p, facts) for p in parts]
+        sizes = {n: count for p, count in zip(parts, counts) for n in p.nodes}
         parts = _track(parts, filters.drop_small(parts, config.min_subgraph_size, facts), why,
                        lambda n: f"its cluster has {sizes[n]} node(s) besides constants, fewer "
                                  f"than min_subgraph_size={config.min_subgraph_size}")

@@ -71,12 +71,11 @@ def _boundary_value(
         value.CopyFrom(declared)
         return value
     info = index.info(name)
+    dims: Sequence[int | str | None] | None = None
     if ranges:
         dims = _boundary_dims(name, ranges)
-    elif info.shape is None:
-        dims = None
-    else:
-        dims = list(info.shape) if inferred_dims else [f"{name}_d{a}" for a in range(len(info.shape))]
+    elif info.shape is not None:
+        dims = info.shape if inferred_dims else [f"{name}_d{a}" for a in range(len(info.shape))]
     return _value_info(name, info, dims)
 
 

@@ -62,7 +62,7 @@ class CpuDevice:
     def providers(self) -> list[Any]:
         return ["CPUExecutionProvider"]
 
-    def accept(self, name: str, value: Any) -> np.ndarray:
+    def accept(self, name: str, value: Any) -> Any:
         if hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray):
             raise InputError(f"input '{name}' is on a GPU but the predictor runs on the CPU; "
                              "call config.enable_use_gpu() or pass a numpy array")

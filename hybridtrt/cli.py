@@ -1,20 +1,24 @@
-"""The ``hybridtrt`` command line: convert, inspect and demo (trtexec-style shape flags)."""
+"""The ``hybridtrt`` command line: convert, inspect, run and demo (trtexec-style shape flags)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from hybridtrt.compiler.hybrid import load
 from hybridtrt.compiler.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import analyze, convert
 from hybridtrt.compiler.report import Report
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
-from hybridtrt.errors import ConfigError, HybridTRTError
+from hybridtrt.errors import ConfigError, HybridTRTError, InputError
 from hybridtrt.demo import run_demo
+from hybridtrt.runtime import Config, create_predictor
 from hybridtrt.format import format_version
 
 __all__ = ["main", "parse_shapes"]
@@ -88,6 +92,17 @@ def _parser() -> argparse.ArgumentParser:
                       help="store weights in a .data file next to the model")
     insp = commands.add_parser("inspect", help="show what runs in TensorRT and why the rest does not")
     _add_common(insp)
+    run = commands.add_parser("run", help="run a hybrid model on .npy inputs")
+    run.add_argument("model", help="hybrid model (.onnx written by hybridtrt convert)")
+    run.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                     help="an input; repeat for several")
+    run.add_argument("--gpu", type=int, metavar="N", help="run on CUDA device N (default: CPU)")
+    run.add_argument("--output-dir", type=Path, help="write each output as NAME.npy here")
+    run.add_argument("--isolate-engines", action="store_true",
+                     help="run fallback engines as their own segments")
+    run.add_argument("--require-tensorrt", action="store_true",
+                     help="fail if an engine cannot run in TensorRT")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     demo = commands.add_parser("demo", help="convert, save, load and run a shipped real CNN")
     demo.add_argument("--output-dir", type=Path, help="where to keep the hybrid model")
     demo.add_argument("--model", default="resnet50",
@@ -131,13 +146,52 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"convert": _convert, "inspect": _inspect, "demo": _demo}
+def _read_inputs(items: Sequence[str]) -> dict[str, np.ndarray]:
+    feeds = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise ConfigError(f"--input '{item}' is not NAME=FILE.npy")
+        try:
+            feeds[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--input {name}: cannot read {file} as a .npy array: {exc}") from exc
+    return feeds
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = Config(args.model)
+    if args.gpu is not None:
+        config.enable_use_gpu(0, args.gpu)
+    config.isolate_engines(args.isolate_engines)
+    config.require_tensorrt(args.require_tensorrt)
+    predictor = create_predictor(config)
+    outputs = predictor.run(_read_inputs(args.input))
+    for placement in predictor.engine_status():
+        print(f"{placement.name}: {placement.runs_in}"
+              + (f" ({placement.reason})" if placement.runs_in != "tensorrt" else ""))
+    for name, value in outputs.items():
+        array = np.asarray(value)
+        stats = (f" min {array.min():.6g} max {array.max():.6g} mean {array.mean():.6g}"
+                 if array.size and array.dtype.kind in "fiu" else "")
+        print(f"{name}: {array.dtype} {list(array.shape)}{stats}")
+        if args.output_dir is not None:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            target = args.output_dir / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".npy")
+            np.save(target, array)
+            print(f"  saved {target}")
+    return 0
+
+
+_COMMANDS = {"convert": _convert, "inspect": _inspect, "run": _run, "demo": _demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a user error)."""
     args = _parser().parse_args(argv)
-    if not args.quiet:
+    if args.quiet:
+        logging.getLogger("hybridtrt").setLevel(logging.ERROR)
+    else:
         logging.basicConfig(level=logging.INFO, format="[hybridtrt] %(message)s", stream=sys.stderr)
     try:
         return _COMMANDS[args.command](args)

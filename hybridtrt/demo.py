@@ -1,22 +1,22 @@
-"""``hybridtrt demo``: convert a shipped real CNN, save, load, run, and compare with ONNX Runtime."""
+"""``hybridtrt demo``: convert a shipped real CNN, save it, run it with the Predictor, compare."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.hybrid import load
-from hybridtrt.compiler.inline import inline_engines
 from hybridtrt.compiler.pipeline import convert
 from hybridtrt.config import TensorRTConfig
 from hybridtrt.errors import UnsupportedModelError
 from hybridtrt.examples import onnx_light_model
+from hybridtrt.runtime import Config, create_predictor
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "gpu_usable", "run_demo"]
 
 _ORT_MAX_IR = 13
 
@@ -47,26 +47,42 @@ def _ort(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(session.run(None, feed)[0])
 
 
-def run_demo(output_dir: Path | None = None, name: str = "resnet50") -> DemoResult:
-    """Convert the shipped ``name`` model, save and reload it, run both, and compare.
+def gpu_usable() -> bool:
+    """Whether ONNX Runtime's CUDA provider and cuda-python are both installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return ("CUDAExecutionProvider" in ort.get_available_providers()
+            and importlib.util.find_spec("cuda") is not None)
 
-    Engines that are not built run through ONNX Runtime, exactly where TensorRT would run them
-    once built, so the comparison checks the hybrid model's structure on any machine.
+
+def run_demo(output_dir: Path | None = None, name: str = "resnet50") -> DemoResult:
+    """Convert the shipped ``name`` model, save it, run it with the Predictor, and compare.
+
+    The Predictor runs on the GPU when ONNX Runtime's CUDA provider is there, else on the CPU.
+    Engines that cannot run in TensorRT run through ONNX Runtime, and ``placements`` says so.
     """
     source = onnx_light_model(name)
     folder = output_dir or Path(tempfile.mkdtemp(prefix="hybridtrt-demo-"))
     hybrid = convert(source, TensorRTConfig(inputs=[]))
     saved = hybrid.save(folder / f"{name}.hybrid.onnx")
-    loaded = load(saved)
+    config = Config(saved)
+    if gpu_usable():
+        config.enable_use_gpu()
+    predictor = create_predictor(config)
     original = onnx.load(str(source))
-    value = original.graph.input[0]
+    weights = {t.name for t in original.graph.initializer}
+    value = next(v for v in original.graph.input if v.name not in weights)
     dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
     feed = {value.name: np.random.default_rng(0).standard_normal(dims).astype(np.float32)}
     want = _ort(original, feed)
-    got = _ort(inline_engines(loaded.model), feed)
+    got = predictor.run(feed)[predictor.get_output_names()[0]]
+    device = "GPU" if config.use_gpu() else "CPU"
     placements = tuple(
-        f"{e.name}: ONNX Runtime ({e.status_reason})" if e.status != "built"
-        else f"{e.name}: TensorRT" for e in loaded.engines
+        f"{p.name}: TensorRT" if p.runs_in == "tensorrt"
+        else f"{p.name}: ONNX Runtime on the {device} ({p.reason})"
+        for p in predictor.engine_status()
     )
-    return DemoResult(saved, loaded.report().render(), placements,
+    return DemoResult(saved, predictor.hybrid.report().render(), placements,
                       float(np.max(np.abs(got - want))))

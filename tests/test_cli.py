@@ -95,3 +95,40 @@ def test_module_entry_point_runs_in_a_fresh_process(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "[hybridtrt] capability" in done.stderr  # progress goes to stderr
     assert "engines: 2" in done.stdout
+
+
+def test_run_a_hybrid_model_on_npy_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from tests.suites import ort_run
+
+    onnx.save(models.split_chain(), str(tmp_path / "m.onnx"))
+    assert main(["convert", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "h.onnx"), "--min-shapes",
+                 "x:1x4", "--opt-shapes", "x:2x4", "--max-shapes", "x:8x4", "--disable-ops", "Sin",
+                 "-q"]) == 0
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    capsys.readouterr()
+    status = main(["run", str(tmp_path / "h.onnx"), "--input", f"x={tmp_path / 'x.npy'}",
+                   "--output-dir", str(tmp_path / "out"), "--isolate-engines", "-q"])
+    printed = capsys.readouterr()
+    assert status == 0
+    assert "tensorrt_engine_0: onnxruntime (TensorRT is not installed" in printed.out
+    assert "y: float32 [3, 4]" in printed.out
+    assert printed.err == ""  # -q silences the fallback warnings
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "y.npy"),
+                               ort_run(models.split_chain(), {"x": x})[0], rtol=1e-6)
+    assert main(["run", str(tmp_path / "h.onnx"), "--input", "x", "-q"]) == 2
+    assert "--input 'x' is not NAME=FILE.npy" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "h.onnx"), "--require-tensorrt", "--input",
+                 f"x={tmp_path / 'x.npy'}", "-q"]) == 2
+    assert "TensorRT is required" in capsys.readouterr().err
+
+
+def test_demo_converts_runs_and_compares(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["demo", "--model", "squeezenet", "--output-dir", str(tmp_path), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "where each engine ran:" in printed
+    assert "tensorrt_engine_0: ONNX Runtime on the CPU" in printed
+    assert "max |hybrid - ONNX Runtime on the original| = 0" in printed
+    assert (tmp_path / "squeezenet.hybrid.onnx").exists()

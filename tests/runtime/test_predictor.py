@@ -1,0 +1,196 @@
+"""The Predictor on the CPU: both API shapes, placement, segments, errors, threads, real models."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import hybridtrt
+from hybridtrt import Input, InputError, TensorRTConfig, convert
+from hybridtrt.errors import FormatError, IncompatibleEngineError
+from hybridtrt.runtime import Config, Predictor, create_predictor
+from tests import models
+from tests.suites import ort_run, paddleocr_models
+
+DYNAMIC = TensorRTConfig(
+    inputs=[Input("x", min_input_shape=[1, 4], optim_input_shape=[2, 4], max_input_shape=[8, 4])],
+    disable_ops=["Sin"],
+)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return convert(models.split_chain(), DYNAMIC).save(tmp_path_factory.mktemp("m") / "m.onnx")
+
+
+def predictor(path: Path, isolated: bool = False) -> Predictor:
+    config = Config(path)
+    config.isolate_engines(isolated)
+    return create_predictor(config)
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_onnx_runtime_style_run_matches_the_original(saved: Path, isolated: bool) -> None:
+    runner = predictor(saved, isolated)
+    for batch in (1, 5, 8):
+        x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
+        got = runner.run({"x": x})
+        np.testing.assert_allclose(got["y"], ort_run(models.split_chain(), {"x": x})[0], rtol=1e-6)
+
+
+def test_paddle_style_handles_match_the_original(saved: Path) -> None:
+    runner = predictor(saved)
+    assert runner.get_input_names() == ["x"] and runner.get_output_names() == ["y"]
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    handle = runner.get_input_handle("x")
+    handle.reshape([3, 4])
+    handle.copy_from_cpu(x)
+    runner.run()
+    out = runner.get_output_handle("y").copy_to_cpu()
+    np.testing.assert_allclose(out, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-6)
+
+
+def test_inputs_and_outputs_are_described_like_onnx_runtime(saved: Path) -> None:
+    runner = predictor(saved)
+    (x,) = runner.get_inputs()
+    (y,) = runner.get_outputs()
+    assert (x.name, x.type, x.shape, x.dtype) == ("x", "tensor(float32)", ["N", 4], np.float32)
+    assert y.name == "y"
+
+
+def test_fallback_engines_are_inlined_into_one_session_by_default(saved: Path) -> None:
+    runner = predictor(saved)
+    assert [(s.kind, s.name) for s in runner.plan.segments] == [("ort", "ort_segment_0")]
+
+
+def test_isolated_engines_each_run_where_tensorrt_would(saved: Path) -> None:
+    runner = predictor(saved, isolated=True)
+    assert [(s.kind, s.name, s.inputs, s.outputs) for s in runner.plan.segments] == [
+        ("engine", "tensorrt_engine_0", ("x",), ("c",)),
+        ("ort", "ort_segment_1", ("c",), ("d",)),
+        ("engine", "tensorrt_engine_1", ("d", "c"), ("y",)),
+    ]
+    # "x" is freed after segment 0, "c" after segment 2, "d" after segment 2.
+    assert runner.plan.last_use == {"x": 0, "c": 2, "d": 2}
+
+
+def test_engine_status_says_where_each_engine_runs_and_why(saved: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="hybridtrt"):
+        runner = predictor(saved)
+        runner.clone()
+    status = runner.engine_status()
+    assert [(s.name, s.runs_in) for s in status] == [
+        ("tensorrt_engine_0", "onnxruntime"), ("tensorrt_engine_1", "onnxruntime")]
+    assert all("TensorRT is not installed" in s.reason for s in status)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2  # once per engine, not again for the clone
+    assert warnings[0].startswith("engine tensorrt_engine_0 runs in ONNX Runtime (inlined): ")
+
+
+def test_require_tensorrt_turns_the_fallback_into_an_error(saved: Path) -> None:
+    config = Config(saved)
+    config.require_tensorrt()
+    with pytest.raises(IncompatibleEngineError,
+                       match="TensorRT is required but these engines cannot use it: "
+                             "tensorrt_engine_0: TensorRT is not installed"):
+        create_predictor(config)
+
+
+def test_missing_and_extra_inputs_are_named_at_once(saved: Path) -> None:
+    with pytest.raises(InputError, match=r"missing inputs \['x'\]; unknown inputs \['a', 'b'\]"):
+        predictor(saved).run({"a": np.zeros(1), "b": np.zeros(1)})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (np.zeros((2, 4), np.float64), "input 'x' has dtype float64; the model expects float32"),
+        (np.zeros((2, 4, 1), np.float32), r"input 'x' has rank 3 \(shape \[2, 4, 1\]\); the model expects rank 2"),
+        (np.zeros((2, 5), np.float32), "input 'x' dimension 1 is 5; the model fixes it to 4"),
+        (np.zeros((9, 4), np.float32),
+         r"engine tensorrt_engine_0 was built for x: \[1, 4\]..\[8, 4\]; got x: \[9, 4\]"),
+    ],
+)
+@pytest.mark.parametrize("isolated", [False, True])
+def test_bad_inputs_are_clear_errors(saved: Path, value: np.ndarray, message: str, isolated: bool) -> None:
+    with pytest.raises(InputError, match=message):
+        predictor(saved, isolated).run({"x": value})
+
+
+def test_handles_reject_unknown_names_and_early_reads(saved: Path) -> None:
+    runner = predictor(saved)
+    with pytest.raises(InputError, match="'z' is not a model input"):
+        runner.get_input_handle("z")
+    with pytest.raises(InputError, match="call predictor.run"):
+        runner.get_output_handle("y").copy_to_cpu()
+
+
+def test_tampered_and_newer_files_are_refused(saved: Path, tmp_path: Path) -> None:
+    model = onnx.load(str(saved))
+    for prop in model.metadata_props:
+        if prop.key == "hybridtrt.format_version":
+            prop.value = "2"
+    onnx.save(model, str(tmp_path / "newer.onnx"))
+    with pytest.raises(FormatError, match="format version 2"):
+        predictor(tmp_path / "newer.onnx")
+
+
+def test_clones_in_threads_give_identical_results(saved: Path) -> None:
+    base = predictor(saved, isolated=True)
+    x = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+    want = base.run({"x": x})["y"]
+    results: list[np.ndarray] = []
+    lock = threading.Lock()
+
+    def work(clone: Predictor) -> None:
+        for _ in range(20):
+            y = clone.run({"x": x})["y"]
+            with lock:
+                results.append(y)
+
+    threads = [threading.Thread(target=work, args=(base.clone(),)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 80
+    assert all(np.array_equal(r, want) for r in results)
+
+
+OCR = {
+    "det": (([1, 3, 64, 64], [1, 3, 320, 320], [1, 3, 640, 640]),
+            [[1, 3, 64, 64], [1, 3, 256, 480], [1, 3, 640, 640]], [1, 3, 672, 640]),
+    "rec": (([1, 3, 48, 32], [1, 3, 48, 320], [4, 3, 48, 1280]),
+            [[1, 3, 48, 32], [2, 3, 48, 200], [4, 3, 48, 1280]], [1, 3, 48, 1600]),
+}
+
+
+@pytest.mark.parametrize("kind", ["det", "rec"])
+def test_paddleocr_inside_the_profile_matches_and_outside_is_refused(kind: str, tmp_path: Path) -> None:
+    (lo, opt, hi), inside, outside = OCR[kind]
+    path = paddleocr_models()[kind]
+    saved = convert(path, TensorRTConfig(inputs=[Input("x", lo, opt, hi)])).save(tmp_path / "h.onnx")
+    original = onnx.load(str(path))
+    rng = np.random.default_rng(1)
+    for isolated in (False, True):
+        runner = predictor(saved, isolated)
+        for shape in inside:
+            x = rng.uniform(0, 1, shape).astype(np.float32)
+            np.testing.assert_allclose(runner.run({"x": x})[runner.get_output_names()[0]],
+                                       ort_run(original, {"x": x})[0], rtol=1e-4, atol=1e-5)
+        with pytest.raises(InputError, match="engine tensorrt_engine_0 was built for x"):
+            runner.run({"x": np.zeros(outside, np.float32)})
+
+
+def test_a_model_without_engines_runs_too(tmp_path: Path) -> None:
+    hybrid = convert(models.split_chain(batch=2), TensorRTConfig(disable_ops=["Relu", "Add", "Mul"]))
+    assert hybrid.engines == ()
+    runner = predictor(hybrid.save(tmp_path / "m.onnx"))
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(runner.run({"x": x})["y"], ort_run(models.split_chain(2), {"x": x})[0])
+    assert hybridtrt.load(tmp_path / "m.onnx").engines == ()

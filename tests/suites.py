@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -72,21 +73,26 @@ def onnx_light_cnns() -> Iterator[Case]:
 
 
 def paddleocr_models() -> dict[str, Path]:
-    """det / rec / cls PaddleOCR models shipped by the rapidocr_onnxruntime wheel."""
+    """det / rec / cls PaddleOCR models shipped by the rapidocr_onnxruntime wheel.
+
+    ``PADDLEOCR_MODELS_DIR`` points at a folder of copies instead (the GPU machine has no
+    rapidocr; the models travel with the GPU check).
+    """
+    folder = os.environ.get("PADDLEOCR_MODELS_DIR")
+    if folder:
+        return {kind: sorted(Path(folder).glob(f"*{kind}*.onnx"))[0] for kind in ("det", "rec", "cls")}
     from hybridtrt.examples import paddleocr_model
 
     return {kind: paddleocr_model(kind) for kind in ("det", "rec", "cls")}
 
 
-def ort_run(model: onnx.ModelProto, inputs: dict[str, object]) -> list[np.ndarray]:
-    """Run a plain ONNX model on ONNX Runtime's CPU provider."""
+def ort_run(model: onnx.ModelProto, inputs: dict[str, object], provider: str = "CPUExecutionProvider") -> list[np.ndarray]:
+    """Run a plain ONNX model on one ONNX Runtime provider (CPU by default)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 4
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=[provider])
     return list(session.run(None, inputs))
 
 

@@ -96,6 +96,8 @@ class CudaDevice:
         self.device_id = device_id
         self.memory_mb = memory_mb
         self.stream = _create_stream(device_id)
+        self.host_copies = 0  # host<->device copies made here (inputs in, outputs out)
+        self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
 
     def providers(self) -> list[Any]:
         options: dict[str, str] = {"device_id": str(self.device_id),
@@ -107,8 +109,12 @@ class CudaDevice:
     def accept(self, name: str, value: Any) -> Any:
         if hasattr(value, "__cuda_array_interface__"):
             return value
+        if value is None or isinstance(value, (list, tuple)):
+            raise InputError(f"input '{name}' is a sequence or optional value; on the GPU the "
+                             "predictor takes tensors only (run it on the CPU)")
         import onnxruntime as ort
 
+        self.host_copies += 1
         return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), "cuda", self.device_id)
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[Any]:
@@ -126,7 +132,9 @@ class CudaDevice:
         options = ort.RunOptions()
         options.add_run_config_entry("disable_synchronize_execution_providers", "1")
         session.run_with_iobinding(binding, options)
-        return list(binding.get_outputs())
+        values = list(binding.get_outputs())
+        self.foreign_outputs += sum(1 for v in values if v.device_name().lower() != "cuda")
+        return values
 
     def synchronize(self) -> None:
         from cuda.bindings import runtime as cudart
@@ -137,11 +145,12 @@ class CudaDevice:
 
     def to_host(self, value: Any) -> np.ndarray:
         self.synchronize()
-        if hasattr(value, "numpy"):
-            return np.asarray(value.numpy())
+        self.host_copies += 1
         import cupy
 
-        return cupy.asnumpy(cupy.asarray(value))
+        shape, dtype, ptr = _cuda_view(value)
+        view = cupy.asarray(DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id))
+        return np.asarray(cupy.asnumpy(view))
 
     def to_device_array(self, value: Any) -> Any:
         """A zero-copy device array: cupy when installed, else a DeviceTensor."""
@@ -197,10 +206,12 @@ def _create_stream(device_id: int) -> int:
     (err,) = cudart.cudaSetDevice(device_id)
     if int(err) != 0:
         raise ConfigError(f"cannot use CUDA device {device_id}: {err}")
-    err, stream = cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking)
+    # A blocking stream: ordered with work the caller queued on the legacy default stream (cupy's
+    # and torch's default), so device inputs are complete before segments read them.
+    err, stream = cudart.cudaStreamCreate()
     if int(err) != 0:
         raise ConfigError(f"cannot create a CUDA stream on device {device_id}: {err}")
-    return int(stream)
+    return int(stream) if hasattr(stream, "__int__") else int(stream.getPtr())
 
 
 def open_device(use_gpu: bool, device_id: int = 0, memory_mb: int = 0, threads: int = 0) -> Device:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Everything the GPU machine checks, in one call: the CUDA tests and the runtime overhead table.
+# Expects onnxruntime-gpu importable (see README "GPU check") and PADDLEOCR_MODELS_DIR set when
+# rapidocr is not installed. Writes logs and the JSON table under ${OUT:-.}.
+set -uo pipefail
+out=${OUT:-.}
+python3 -c "import onnxruntime as o, cuda.bindings, cupy; print('onnxruntime', o.__version__, o.get_available_providers())"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+PYTHONUNBUFFERED=1 python3 -m pytest tests/gpu -q -s -rs -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.log" | grep -v "^\s*$" | tail -25
+PYTHONUNBUFFERED=1 python3 benchmarks/runtime_overhead.py --device cuda --runs 200 --json "$out/runtime_cuda.json" 2>&1 | tee "$out/runtime_cuda.log" | tail -8

@@ -1,0 +1,139 @@
+"""The Predictor on a CUDA GPU: same results as plain ONNX Runtime CUDA, values stay on the device.
+
+Skipped where ONNX Runtime has no CUDA provider (CI has no GPU). Run on a GPU host with
+onnxruntime-gpu, cuda-python and cupy: ``python -m pytest tests/gpu -q -s``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import hybridtrt
+from hybridtrt import Input, TensorRTConfig, convert
+from hybridtrt.demo import gpu_usable
+from hybridtrt.runtime import Config, Predictor, create_predictor
+from tests import models
+from tests.suites import (
+    backend_node_cases,
+    lower_for_ort,
+    onnx_light_cnns,
+    ort_run,
+    outputs_match,
+    paddleocr_models,
+)
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not gpu_usable(), reason="needs a CUDA GPU with onnxruntime-gpu and cuda-python"),
+]
+CUDA = "CUDAExecutionProvider"
+DYNAMIC = TensorRTConfig(
+    inputs=[Input("x", min_input_shape=[1, 4], optim_input_shape=[2, 4], max_input_shape=[8, 4])],
+    disable_ops=["Sin"],
+)
+
+
+def gpu_predictor(path: Path, isolated: bool) -> Predictor:
+    config = Config(path)
+    config.enable_use_gpu(0, 0)
+    config.isolate_engines(isolated)
+    return create_predictor(config)
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_values_stay_on_the_gpu_between_segments(tmp_path: Path, isolated: bool) -> None:
+    runner = gpu_predictor(convert(models.split_chain(), DYNAMIC).save(tmp_path / "m.onnx"), isolated)
+    assert len(runner.plan.segments) == (3 if isolated else 1)
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    before = runner.device.host_copies  # type: ignore[attr-defined]
+    y = runner.run({"x": x})["y"]
+    # one copy in (x) and one out (y), however many segments lie between
+    assert runner.device.host_copies - before == 2  # type: ignore[attr-defined]
+    assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
+    np.testing.assert_allclose(y, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_dlpack_inputs_and_device_outputs_need_no_copy(tmp_path: Path) -> None:
+    cupy = pytest.importorskip("cupy")
+    torch = pytest.importorskip("torch")
+    runner = gpu_predictor(convert(models.split_chain(), DYNAMIC).save(tmp_path / "m.onnx"), True)
+    x = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    want = ort_run(models.split_chain(), {"x": x})[0]
+    for device_input in (cupy.asarray(x), torch.from_numpy(x).cuda()):
+        before = runner.device.host_copies  # type: ignore[attr-defined]
+        out = runner.run({"x": device_input}, device_outputs=True)["y"]
+        assert runner.device.host_copies == before  # type: ignore[attr-defined]
+        assert isinstance(out, cupy.ndarray)
+        np.testing.assert_allclose(cupy.asnumpy(out), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(torch.as_tensor(out, device="cuda").cpu().numpy(), want,
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", list(onnx_light_cnns()), ids=lambda c: c.name)
+def test_onnx_cnns_on_cuda_match_plain_onnx_runtime_cuda(case: object, tmp_path: Path) -> None:
+    model = lower_for_ort(case.model)  # type: ignore[attr-defined]
+    want = ort_run(model, case.inputs, CUDA)  # type: ignore[attr-defined]
+    saved = convert(model, TensorRTConfig(min_subgraph_size=1)).save(tmp_path / "m.onnx")
+    for isolated in (False, True):
+        got = gpu_predictor(saved, isolated).run(dict(case.inputs))  # type: ignore[attr-defined]
+        assert outputs_match(list(got.values()), want, 1e-3, 1e-4)
+
+
+@pytest.mark.parametrize("kind", ["det", "rec"])
+def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: Path) -> None:
+    path = paddleocr_models()[kind]
+    shapes = {"det": ([1, 3, 64, 64], [1, 3, 320, 320], [1, 3, 640, 640]),
+              "rec": ([1, 3, 48, 32], [1, 3, 48, 320], [4, 3, 48, 1280])}[kind]
+    config = TensorRTConfig(inputs=[Input("x", *shapes)],
+                            disable_ops=["Resize"] if kind == "det" else ["Softmax"])
+    saved = convert(path, config).save(tmp_path / "h.onnx")
+    original = onnx.load(str(path))
+    rng = np.random.default_rng(2)
+    for isolated in (False, True):
+        runner = gpu_predictor(saved, isolated)
+        for shape in shapes:
+            x = rng.uniform(0, 1, shape).astype(np.float32)
+            got = runner.run({"x": x})[runner.get_output_names()[0]]
+            np.testing.assert_allclose(got, ort_run(original, {"x": x}, CUDA)[0], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
+    logging.getLogger("hybridtrt").setLevel(logging.ERROR)
+    counts: collections.Counter[str] = collections.Counter()
+    problems = []
+    for case in backend_node_cases():
+        if not all(isinstance(v, np.ndarray) for v in (*case.inputs.values(), *case.expected or [])):
+            counts["not tensors (CPU only)"] += 1
+            continue
+        model = lower_for_ort(case.model)
+        try:
+            onnx.checker.check_model(model)
+            want = ort_run(model, case.inputs, CUDA)
+            ok = outputs_match(want, case.expected, case.rtol, case.atol)
+        except Exception:  # noqa: BLE001 - plain ORT cannot run every case
+            ok = False
+        counts["cases"] += 1
+        if not ok:
+            continue
+        counts["plain ORT CUDA passes"] += 1
+        inputs = [Input(k, warmup_data=[v]) for k, v in case.inputs.items() if isinstance(v, np.ndarray)]
+        try:
+            saved = convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1)).save(
+                tmp_path / f"{case.name}.onnx")
+            got = gpu_predictor(saved, False).run(dict(case.inputs))
+            if outputs_match(list(got.values()), want, case.rtol, case.atol):
+                counts["through hybridtrt"] += 1
+            else:
+                problems.append(f"{case.name}: outputs differ")
+        except hybridtrt.HybridTRTError as exc:
+            problems.append(f"{case.name}: {exc}")
+    print(f"\nbackend node cases on CUDA: {dict(counts)}")
+    assert not problems, "\n".join(problems[:40])
+    assert counts["through hybridtrt"] == counts["plain ORT CUDA passes"] > 1000

@@ -109,7 +109,7 @@ def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
     counts: collections.Counter[str] = collections.Counter()
     problems = []
     for case in backend_node_cases():
-        if not all(isinstance(v, np.ndarray) for v in (*case.inputs.values(), *case.expected or [])):
+        if not all(isinstance(v, np.ndarray) for v in [*case.inputs.values(), *(case.expected or [])]):
             counts["not tensors (CPU only)"] += 1
             continue
         model = lower_for_ort(case.model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import onnx
@@ -31,11 +32,20 @@ def onnx_light_model(name: str = "resnet50") -> Path:
 def paddleocr_model(kind: str = "det") -> Path:
     """A PaddleOCR model (``det``, ``rec`` or ``cls``) from the rapidocr_onnxruntime wheel.
 
+    The environment variable ``PADDLEOCR_MODELS_DIR`` may name a folder of copies instead
+    (for machines without rapidocr).
+
     Raises:
         ModelLoadError: rapidocr_onnxruntime is not installed or ships no such model.
     """
     if kind not in _PADDLEOCR_PATTERNS:
         raise ModelLoadError(f"PaddleOCR model kind must be det, rec or cls, got '{kind}'")
+    copies = os.environ.get("PADDLEOCR_MODELS_DIR")
+    if copies:
+        found = sorted(Path(copies).glob(_PADDLEOCR_PATTERNS[kind]))
+        if not found:
+            raise ModelLoadError(f"PADDLEOCR_MODELS_DIR={copies} holds no '{kind}' model")
+        return found[0]
     spec = importlib.util.find_spec("rapidocr_onnxruntime")
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError("the PaddleOCR models come with rapidocr_onnxruntime: "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -78,9 +77,6 @@ def paddleocr_models() -> dict[str, Path]:
     ``PADDLEOCR_MODELS_DIR`` points at a folder of copies instead (the GPU machine has no
     rapidocr; the models travel with the GPU check).
     """
-    folder = os.environ.get("PADDLEOCR_MODELS_DIR")
-    if folder:
-        return {kind: sorted(Path(folder).glob(f"*{kind}*.onnx"))[0] for kind in ("det", "rec", "cls")}
     from hybridtrt.examples import paddleocr_model
 
     return {kind: paddleocr_model(kind) for kind in ("det", "rec", "cls")}

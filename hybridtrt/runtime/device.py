@@ -10,7 +10,7 @@ import numpy as np
 
 from hybridtrt.errors import ConfigError, InputError
 
-__all__ = ["CpuDevice", "CudaDevice", "Device", "DeviceTensor", "open_device"]
+__all__ = ["CpuDevice", "CudaDevice", "Device", "DeviceTensor", "dtype_of", "open_device"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +98,9 @@ class CudaDevice:
         self.stream = _create_stream(device_id)
         self.host_copies = 0  # host<->device copies made here (inputs in, outputs out)
         self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
+        self._staging: dict[str, Any] = {}  # reused device buffers for host inputs, by name
+        self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
+        self._run_options: Any = None
 
     def providers(self) -> list[Any]:
         options: dict[str, str] = {"device_id": str(self.device_id),
@@ -115,12 +118,26 @@ class CudaDevice:
         import onnxruntime as ort
 
         self.host_copies += 1
-        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), "cuda", self.device_id)
+        array = np.ascontiguousarray(value)
+        staged = self._staging.get(name)
+        if staged is not None and tuple(staged.shape()) == array.shape and staged.data_type() == _ort_type_name(array.dtype):
+            staged.update_inplace(array)  # no new allocation (a cudaFree would sync the device)
+            return staged
+        staged = ort.OrtValue.ortvalue_from_numpy(array, "cuda", self.device_id)
+        self._staging[name] = staged
+        return staged
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[Any]:
         import onnxruntime as ort
 
-        binding = session.io_binding()
+        binding = self._bindings.get(id(session))
+        if binding is None:
+            binding = self._bindings[id(session)] = session.io_binding()
+            options = ort.RunOptions()
+            options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+            self._run_options = options
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
         for name, value in inputs.items():
             if isinstance(value, ort.OrtValue):
                 binding.bind_ortvalue_input(name, value)
@@ -129,9 +146,7 @@ class CudaDevice:
                 binding.bind_input(name, "cuda", self.device_id, dtype, list(shape), ptr)
         for name in outputs:
             binding.bind_output(name, "cuda", self.device_id)
-        options = ort.RunOptions()
-        options.add_run_config_entry("disable_synchronize_execution_providers", "1")
-        session.run_with_iobinding(binding, options)
+        session.run_with_iobinding(binding, self._run_options)
         values = list(binding.get_outputs())
         self.foreign_outputs += sum(1 for v in values if v.device_name().lower() != "cuda")
         return values
@@ -188,14 +203,34 @@ def _contiguous(interface: Mapping[str, Any]) -> bool:
 
 
 _ORT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_, "tensor(int16)": np.int16,
+    f"tensor({name})": np.dtype(dtype) for name, dtype in (
+        ("float", "float32"), ("float16", "float16"), ("double", "float64"), ("bool", "bool"),
+        ("int8", "int8"), ("int16", "int16"), ("int32", "int32"), ("int64", "int64"),
+        ("uint8", "uint8"), ("uint16", "uint16"), ("uint32", "uint32"), ("uint64", "uint64"),
+    )
 }
+_ORT_NAMES = {dtype: name for name, dtype in _ORT_TYPES.items()}
 
 
 def _ort_dtype(name: str) -> np.dtype:
-    return np.dtype(_ORT_TYPES[name])
+    found = _ORT_TYPES.get(name)
+    if found is None:
+        raise InputError(f"values of type {name} cannot leave the GPU as arrays")
+    return found
+
+
+def _ort_type_name(dtype: np.dtype) -> str:
+    return _ORT_NAMES.get(np.dtype(dtype), "")
+
+
+def dtype_of(value: Any) -> np.dtype | None:
+    """The numpy dtype of a numpy array, a CUDA array (cupy, torch) or an OrtValue."""
+    interface = getattr(value, "__cuda_array_interface__", None)
+    if interface is not None:
+        return np.dtype(interface["typestr"])
+    if callable(getattr(value, "data_type", None)):
+        return _ORT_TYPES.get(value.data_type())
+    return np.asarray(value).dtype if value is not None else None
 
 
 def _create_stream(device_id: int) -> int:

@@ -15,7 +15,7 @@ from hybridtrt.compiler.hybrid import HybridModel, load
 from hybridtrt.converters.registry import dtype_name
 from hybridtrt.errors import ConfigError, ExecutionError, InputError
 from hybridtrt.runtime.config import Config, RuntimeSettings
-from hybridtrt.runtime.device import Device, open_device
+from hybridtrt.runtime.device import Device, dtype_of, open_device
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 
 __all__ = ["NodeArg", "Predictor", "Tensor", "create_predictor"]
@@ -250,9 +250,9 @@ class Tensor:
 
 
 def _check_value(spec: NodeArg, value: Any, shape: tuple[int, ...]) -> None:
-    if spec.dtype is not None and np.dtype(getattr(value, "dtype", spec.dtype)) != spec.dtype:
-        raise InputError(f"input '{spec.name}' has dtype {np.dtype(value.dtype)}; the model "
-                         f"expects {spec.dtype}")
+    dtype = dtype_of(value)
+    if spec.dtype is not None and dtype is not None and dtype != spec.dtype:
+        raise InputError(f"input '{spec.name}' has dtype {dtype}; the model expects {spec.dtype}")
     if spec.shape and len(shape) != len(spec.shape):
         raise InputError(f"input '{spec.name}' has rank {len(shape)} (shape {list(shape)}); the "
                          f"model expects rank {len(spec.shape)} {spec.shape}")

@@ -115,6 +115,9 @@ class CudaDevice:
         if value is None or isinstance(value, (list, tuple)):
             raise InputError(f"input '{name}' is a sequence or optional value; on the GPU the "
                              "predictor takes tensors only (run it on the CPU)")
+        if np.asarray(value).dtype.kind in "OUS":
+            raise InputError(f"input '{name}' holds strings, which cannot live on a GPU; run "
+                             "this model on the CPU")
         import onnxruntime as ort
 
         self.host_copies += 1

@@ -55,17 +55,6 @@ def cases() -> list[Case]:
     return found
 
 
-def median_seconds(call: Callable[[], object], runs: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def plain_session(path: Path, device: str) -> object:
     import onnxruntime as ort
 
@@ -78,23 +67,36 @@ def plain_session(path: Path, device: str) -> object:
 
 
 def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, object]:
+    """Time plain ORT, the inlined and the isolated Predictor, interleaved run by run, so slow
+    drift of the machine (clocks, other work) hits all three alike."""
     name, path, config, feed = case
     saved = convert(path, config).save(folder / f"{len(name)}.onnx")
     row: dict[str, object] = {"model": name}
     session = plain_session(path, device)
-    row["plain_ort_ms"] = 1e3 * median_seconds(lambda: session.run(None, feed), runs)  # type: ignore[attr-defined]
+    calls: dict[str, Callable[[], object]] = {"plain_ort": lambda: session.run(None, feed)}  # type: ignore[attr-defined]
+    predictors = {}
     for label, isolated in (("inlined", False), ("isolated", True)):
         settings = Config(saved)
         if device == "cuda":
             settings.enable_use_gpu()
         settings.isolate_engines(isolated)
-        predictor = create_predictor(settings)
+        predictors[label] = predictor = create_predictor(settings)
         row[f"{label}_segments"] = len(predictor.plan.segments)
-        row[f"{label}_ms"] = 1e3 * median_seconds(lambda: predictor.run(feed), runs)
-        if device == "cuda":
-            copies_before = predictor.device.host_copies  # type: ignore[attr-defined]
+        calls[label] = (lambda p: lambda: p.run(feed))(predictor)
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    for iteration in range(runs + 10):
+        for label, call in calls.items():
+            start = time.perf_counter()
+            call()
+            if iteration >= 10:  # the first runs warm up (cuDNN autotuning, allocations)
+                times[label].append(time.perf_counter() - start)
+    for label in calls:
+        row[f"{label}_ms"] = 1e3 * statistics.median(times[label])
+    if device == "cuda":
+        for label, predictor in predictors.items():
+            before = predictor.device.host_copies  # type: ignore[attr-defined]
             predictor.run(feed)
-            row[f"{label}_host_copies_per_run"] = predictor.device.host_copies - copies_before  # type: ignore[attr-defined]
+            row[f"{label}_host_copies_per_run"] = predictor.device.host_copies - before  # type: ignore[attr-defined]
             row[f"{label}_foreign_outputs"] = predictor.device.foreign_outputs  # type: ignore[attr-defined]
     plain = float(row["plain_ort_ms"])  # type: ignore[arg-type]
     row["inlined_ratio"] = float(row["inlined_ms"]) / plain  # type: ignore[arg-type]

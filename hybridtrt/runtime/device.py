@@ -167,6 +167,8 @@ class CudaDevice:
         import cupy
 
         shape, dtype, ptr = _cuda_view(value)
+        if 0 in shape:
+            return np.empty(shape, dtype)  # nothing to copy (and no buffer to read)
         view = cupy.asarray(DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id))
         return np.asarray(cupy.asnumpy(view))
 

@@ -124,6 +124,7 @@ def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
         if not ok:
             continue
         counts["plain ORT CUDA passes"] += 1
+        print(f"case {case.name}", flush=True)  # names the culprit if the process dies
         inputs = [Input(k, warmup_data=[v]) for k, v in case.inputs.items() if isinstance(v, np.ndarray)]
         try:
             saved = convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1)).save(

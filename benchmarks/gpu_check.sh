@@ -6,6 +6,6 @@ set -uo pipefail
 out=${OUT:-.}
 python3 -c "import onnxruntime as o, cuda.bindings, cupy; print('onnxruntime', o.__version__, o.get_available_providers())"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-CUDA_LAUNCH_BLOCKING=${CUDA_LAUNCH_BLOCKING:-0} PYTHONUNBUFFERED=1 python3 -m pytest tests/gpu -q -s -rs -p no:cacheprovider 2>&1 | grep -v "No registered plugin EP" | tee "$out/gpu_tests.log" | grep -v "^\s*$" | grep -v "^case " | tail -25
+CUDA_LAUNCH_BLOCKING=${GPU_TESTS_BLOCKING:-0} PYTHONUNBUFFERED=1 python3 -m pytest tests/gpu -q -s -rs -p no:cacheprovider 2>&1 | grep -v "No registered plugin EP" | tee "$out/gpu_tests.log" | grep -v "^\s*$" | grep -v "^case " | tail -25
 grep "^case " "$out/gpu_tests.log" | tail -2
 PYTHONUNBUFFERED=1 python3 benchmarks/runtime_overhead.py --device cuda --runs 200 --json "$out/runtime_cuda.json" 2>&1 | tee "$out/runtime_cuda.log" | tail -8

@@ -86,8 +86,9 @@ class CudaDevice:
     """Values stay in CUDA memory; every session runs on one shared stream.
 
     Inputs that already live on the GPU (anything with ``__cuda_array_interface__``: cupy,
-    torch, DeviceTensor) are bound by pointer, without a copy; host arrays are copied once.
-    ONNX Runtime is told not to synchronize after each run; ``to_host`` synchronizes the stream.
+    torch, DeviceTensor) are bound by pointer, without a copy; host arrays are copied once into
+    a reused staging buffer. Segment outputs stay in ORT's CUDA memory and are bound as the
+    next segment's inputs; only ``to_host`` copies back.
     """
 
     name = "cuda"
@@ -136,9 +137,11 @@ class CudaDevice:
         binding = self._bindings.get(id(session))
         if binding is None:
             binding = self._bindings[id(session)] = session.io_binding()
-            options = ort.RunOptions()
-            options.add_run_config_entry("disable_synchronize_execution_providers", "1")
-            self._run_options = options
+            # Each run ends with ORT's own stream sync. Skipping it
+            # ("disable_synchronize_execution_providers") made ORT free pinned host memory from
+            # a stream callback, where CUDA forbids it: LSTM/RNN sessions aborted at teardown
+            # with cudaFreeHost error 800 on an H100 (onnxruntime-gpu 1.31.1).
+            self._run_options = ort.RunOptions()
         binding.clear_binding_inputs()
         binding.clear_binding_outputs()
         for name, value in inputs.items():

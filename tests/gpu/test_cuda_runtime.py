@@ -129,7 +129,9 @@ def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
         try:
             saved = convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1)).save(
                 tmp_path / f"{case.name}.onnx")
-            got = gpu_predictor(saved, False).run(dict(case.inputs))
+            runner = gpu_predictor(saved, False)
+            got = runner.run(dict(case.inputs))
+            del runner  # teardown too (ORT once aborted freeing pinned memory here)
             if outputs_match(list(got.values()), want, case.rtol, case.atol):
                 counts["through hybridtrt"] += 1
             else:

@@ -75,13 +75,18 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     session = plain_session(path, device)
     calls: dict[str, Callable[[], object]] = {"plain_ort": lambda: session.run(None, feed)}  # type: ignore[attr-defined]
     predictors = {}
-    for label, isolated in (("inlined", False), ("isolated", True)):
+    variants = [("inlined", False, True), ("isolated", True, True)]
+    if device == "cuda":
+        variants.append(("inlined_own_streams", False, False))
+    for label, isolated, shared in variants:
         settings = Config(saved)
         if device == "cuda":
             settings.enable_use_gpu()
         settings.isolate_engines(isolated)
+        settings.share_cuda_stream(shared)
         predictors[label] = predictor = create_predictor(settings)
-        row[f"{label}_segments"] = len(predictor.plan.segments)
+        if label != "inlined_own_streams":
+            row[f"{label}_segments"] = len(predictor.plan.segments)
         calls[label] = (lambda p: lambda: p.run(feed))(predictor)
     times: dict[str, list[float]] = {label: [] for label in calls}
     for iteration in range(runs + 10):
@@ -93,7 +98,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     for label in calls:
         row[f"{label}_ms"] = 1e3 * statistics.median(times[label])
     if device == "cuda":
-        for label, predictor in predictors.items():
+        for label, predictor in list(predictors.items())[:2]:
             before = predictor.device.host_copies  # type: ignore[attr-defined]
             predictor.run(feed)
             row[f"{label}_host_copies_per_run"] = predictor.device.host_copies - before  # type: ignore[attr-defined]
@@ -101,6 +106,8 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     plain = float(row["plain_ort_ms"])  # type: ignore[arg-type]
     row["inlined_ratio"] = float(row["inlined_ms"]) / plain  # type: ignore[arg-type]
     row["isolated_ratio"] = float(row["isolated_ms"]) / plain  # type: ignore[arg-type]
+    if "inlined_own_streams_ms" in row:
+        row["own_streams_ratio"] = float(row["inlined_own_streams_ms"]) / plain  # type: ignore[arg-type]
     boundaries = max(int(row["isolated_segments"]) - 1, 1)  # type: ignore[call-overload]
     row["isolated_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
     return row
@@ -109,7 +116,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
 def table(rows: Sequence[dict[str, object]]) -> str:
     columns = ["model", "isolated_segments", "plain_ort_ms", "inlined_ms", "isolated_ms",
                "inlined_ratio", "isolated_ratio", "isolated_us_per_boundary"]
-    extra = [c for c in rows[0] if c.endswith("host_copies_per_run")] if rows else []
+    extra = [c for c in rows[0] if c == "own_streams_ratio" or c.endswith("host_copies_per_run")] if rows else []
     columns += extra
     width = max(len(str(r["model"])) for r in rows) if rows else 10
     lines = [f"{'model':<{width}} " + " ".join(f"{c.replace('isolated_', 'iso_'):>14}" for c in columns[1:])]

@@ -23,6 +23,8 @@ class RuntimeSettings:
         require_tensorrt: Fail instead of running an engine through ONNX Runtime.
         isolate_engines: Run each fallback engine as its own segment, where TensorRT would.
         intra_op_threads: ONNX Runtime intra-op threads per session (0: ORT's default).
+        share_cuda_stream: All GPU segments run on one CUDA stream of the predictor's (ORT's
+            ``user_compute_stream``); False lets each ORT session use its own.
     """
 
     model_path: Path
@@ -32,6 +34,7 @@ class RuntimeSettings:
     require_tensorrt: bool = False
     isolate_engines: bool = False
     intra_op_threads: int = 0
+    share_cuda_stream: bool = True
 
 
 class Config:
@@ -77,6 +80,10 @@ class Config:
     def isolate_engines(self, isolated: bool = True) -> None:
         """Run fallback engines as their own ORT segments (default: inline them into ORT)."""
         self._update(isolate_engines=bool(isolated))
+
+    def share_cuda_stream(self, shared: bool = True) -> None:
+        """Run every GPU segment on one stream of the predictor's (default) or on ORT's own."""
+        self._update(share_cuda_stream=bool(shared))
 
     def set_cpu_math_library_num_threads(self, threads: int) -> None:
         """ONNX Runtime intra-op threads per session (0: its default)."""

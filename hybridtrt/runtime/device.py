@@ -93,9 +93,10 @@ class CudaDevice:
 
     name = "cuda"
 
-    def __init__(self, device_id: int = 0, memory_mb: int = 0) -> None:
+    def __init__(self, device_id: int = 0, memory_mb: int = 0, share_stream: bool = True) -> None:
         self.device_id = device_id
         self.memory_mb = memory_mb
+        self.share_stream = share_stream
         self.stream = _create_stream(device_id)
         self.host_copies = 0  # host<->device copies made here (inputs in, outputs out)
         self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
@@ -104,14 +105,17 @@ class CudaDevice:
         self._run_options: Any = None
 
     def providers(self) -> list[Any]:
-        options: dict[str, str] = {"device_id": str(self.device_id),
-                                   "user_compute_stream": str(self.stream)}
+        options: dict[str, str] = {"device_id": str(self.device_id)}
+        if self.share_stream:
+            options["user_compute_stream"] = str(self.stream)
         if self.memory_mb:
             options["gpu_mem_limit"] = str(self.memory_mb << 20)
         return [("CUDAExecutionProvider", options)]
 
     def accept(self, name: str, value: Any) -> Any:
         if hasattr(value, "__cuda_array_interface__"):
+            if not self.share_stream:
+                self._synchronize_device()  # ORT's own streams are not ordered with the caller's
             return value
         if value is None or isinstance(value, (list, tuple)):
             raise InputError(f"input '{name}' is a sequence or optional value; on the GPU the "
@@ -122,7 +126,7 @@ class CudaDevice:
         import onnxruntime as ort
 
         self.host_copies += 1
-        array = np.ascontiguousarray(value)
+        array = np.asarray(value, order="C")  # (ascontiguousarray would turn a scalar into shape (1,))
         staged = self._staging.get(name)
         if staged is not None and tuple(staged.shape()) == array.shape and staged.data_type() == _ort_type_name(array.dtype):
             staged.update_inplace(array)  # no new allocation (a cudaFree would sync the device)
@@ -156,6 +160,13 @@ class CudaDevice:
         values = list(binding.get_outputs())
         self.foreign_outputs += sum(1 for v in values if v.device_name().lower() != "cuda")
         return values
+
+    def _synchronize_device(self) -> None:
+        from cuda.bindings import runtime as cudart
+
+        (err,) = cudart.cudaDeviceSynchronize()
+        if int(err) != 0:
+            raise RuntimeError(f"cudaDeviceSynchronize failed: {err}")
 
     def synchronize(self) -> None:
         from cuda.bindings import runtime as cudart
@@ -257,7 +268,8 @@ def _create_stream(device_id: int) -> int:
     return int(stream) if hasattr(stream, "__int__") else int(stream.getPtr())
 
 
-def open_device(use_gpu: bool, device_id: int = 0, memory_mb: int = 0, threads: int = 0) -> Device:
+def open_device(use_gpu: bool, device_id: int = 0, memory_mb: int = 0, threads: int = 0,
+                share_stream: bool = True) -> Device:
     """The device a predictor runs on (``ConfigError`` when the GPU cannot be used)."""
     if not use_gpu:
         return CpuDevice(threads)
@@ -268,4 +280,4 @@ def open_device(use_gpu: bool, device_id: int = 0, memory_mb: int = 0, threads: 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise ConfigError("the installed onnxruntime has no CUDA provider: install onnxruntime-gpu "
                           "(pip install 'hybridtrt[gpu]') or call config.disable_gpu()")
-    return CudaDevice(device_id, memory_mb)
+    return CudaDevice(device_id, memory_mb, share_stream)

@@ -80,7 +80,8 @@ class Predictor:
         self.hybrid = hybrid or load(self.settings.model_path)
         self.plan = plan or make_plan(self.hybrid, self.settings)
         self.device = open_device(self.settings.use_gpu, self.settings.device_id,
-                                  self.settings.gpu_memory_mb, self.settings.intra_op_threads)
+                                  self.settings.gpu_memory_mb, self.settings.intra_op_threads,
+                                  self.settings.share_cuda_stream)
         self._segments = [_Segment(s, self.device, self.settings.intra_op_threads)
                           for s in self.plan.segments]
         graph = self.hybrid.model.graph

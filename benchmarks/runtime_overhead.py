@@ -67,8 +67,7 @@ def plain_session(path: Path, device: str) -> object:
 
 
 def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, object]:
-    """Time plain ORT, the inlined and the isolated Predictor, interleaved run by run, so slow
-    drift of the machine (clocks, other work) hits all three alike."""
+    """Time plain ORT and the Predictor (inlined, isolated), warm-up runs excluded."""
     name, path, config, feed = case
     saved = convert(path, config).save(folder / f"{len(name)}.onnx")
     row: dict[str, object] = {"model": name}
@@ -89,11 +88,16 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
             row[f"{label}_segments"] = len(predictor.plan.segments)
         calls[label] = (lambda p: lambda: p.run(feed))(predictor)
     times: dict[str, list[float]] = {label: [] for label in calls}
-    for iteration in range(runs + 10):
-        for label, call in calls.items():
+    # On the GPU the variants alternate run by run (drift hits all alike); on the CPU each runs
+    # in its own block, since ORT's spinning worker threads would steal the next one's cores.
+    order = [list(calls)] * (runs + 10) if device == "cuda" else [[label] * (runs + 10) for label in calls]
+    seen: dict[str, int] = {label: 0 for label in calls}
+    for labels in order:
+        for label in labels:
             start = time.perf_counter()
-            call()
-            if iteration >= 10:  # the first runs warm up (cuDNN autotuning, allocations)
+            calls[label]()
+            seen[label] += 1
+            if seen[label] > 10:  # the first runs warm up (cuDNN autotuning, allocations)
                 times[label].append(time.perf_counter() - start)
     for label in calls:
         row[f"{label}_ms"] = 1e3 * statistics.median(times[label])

@@ -19,3 +19,14 @@ def test_partition_scale_prints_a_table_per_stage() -> None:
                               "ranges", "engines", "rewrite", "convert", "save", "total"]
     assert small.split()[:2] == ["200", "4"] and large.split()[:2] == ["2000", "40"]
     assert growth.startswith("growth of total: x")
+
+
+def test_runtime_overhead_prints_its_table() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "runtime_overhead.py"),
+                           "--runs", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "device: cpu, median of 1 runs, batch 1"
+    assert lines[1].split()[:4] == ["model", "iso_segments", "plain_ort_ms", "inlined_ms"]
+    assert lines[2].startswith("resnet50 (pools in ORT)") and lines[2].split()[4] == "5"
+    assert len(lines) == 5  # resnet50 and the PaddleOCR det and rec models

@@ -12,7 +12,7 @@ import onnx
 from onnx import numpy_helper
 
 from hybridtrt.compiler.partition import DependencyGraph
-from hybridtrt.converters.registry import TensorInfo, Verdict
+from hybridtrt.converters.registry import TensorInfo, Verdict, attribute_value
 from hybridtrt.errors import UnsupportedModelError
 
 __all__ = ["GraphIndex", "outer_scope_inputs", "tensor_info_from_value"]
@@ -243,10 +243,7 @@ class NodeContextImpl:
         return self._index.constant_value(self.node.input[index])
 
     def attr(self, name: str, default: Any = None) -> Any:
-        for attribute in self.node.attribute:
-            if attribute.name == name:
-                return onnx.helper.get_attribute_value(attribute)
-        return default
+        return attribute_value(self.node, name, default)
 
     def subgraph_verdict(self, graph: onnx.GraphProto) -> Verdict:
         if self._judge is None:

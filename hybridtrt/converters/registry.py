@@ -23,6 +23,7 @@ __all__ = [
     "Verdict",
     "all_of",
     "any_of",
+    "attribute_value",
     "dtype_name",
     "rule",
 ]
@@ -121,6 +122,14 @@ ALL_TRT_TYPES: frozenset[int] = frozenset(
         TensorProto.FLOAT4E2M1,
     }
 )
+
+
+def attribute_value(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    """A node attribute as a Python value (``onnx.helper.get_attribute_value``), or ``default``."""
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return onnx.helper.get_attribute_value(attribute)
+    return default
 
 
 def dtype_name(dtype: int | None) -> str:

@@ -10,7 +10,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from hybridtrt.converters.registry import REGISTRY, NodeContext, Registry, TensorInfo, Verdict
+from hybridtrt.converters.registry import (
+    REGISTRY,
+    NodeContext,
+    Registry,
+    TensorInfo,
+    Verdict,
+    attribute_value,
+)
 
 __all__ = ["FakeContext", "graph_constants", "judge", "verdict_of"]
 
@@ -93,10 +100,7 @@ class FakeContext:
         return self.constants.get(name) if name else None
 
     def attr(self, name: str, default: Any = None) -> Any:
-        for attribute in self.node.attribute:
-            if attribute.name == name:
-                return onnx.helper.get_attribute_value(attribute)
-        return default
+        return attribute_value(self.node, name, default)
 
     def subgraph_verdict(self, graph: onnx.GraphProto) -> Verdict:
         if self.subgraph_judge is not None:

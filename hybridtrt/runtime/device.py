@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,11 +40,17 @@ class Device(Protocol):
 
     def providers(self) -> list[Any]: ...
 
-    def accept(self, name: str, value: Any) -> Any:
-        """A caller's input as a value this device runs on (no copy when already there)."""
+    def accept(self, name: str, value: Any, uses: int = 1) -> Any:
+        """A caller's input as a value this device runs on (no copy when already there).
+
+        ``uses`` is how many segments read it (an input read once may be copied as it is bound).
+        """
         ...
 
-    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[Any]: ...
+    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
+            host_outputs: Collection[str] = ()) -> list[Any]:
+        """Run a session; ``host_outputs`` are only read by the caller and may land on the host."""
+        ...
 
     def to_host(self, value: Any) -> np.ndarray: ...
 
@@ -62,7 +68,7 @@ class CpuDevice:
     def providers(self) -> list[Any]:
         return ["CPUExecutionProvider"]
 
-    def accept(self, name: str, value: Any) -> Any:
+    def accept(self, name: str, value: Any, uses: int = 1) -> Any:
         if hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray):
             raise InputError(f"input '{name}' is on a GPU but the predictor runs on the CPU; "
                              "call config.enable_use_gpu() or pass a numpy array")
@@ -70,7 +76,8 @@ class CpuDevice:
             return value  # sequence and optional inputs go to ONNX Runtime as they are
         return np.asarray(value)
 
-    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[Any]:
+    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
+            host_outputs: Collection[str] = ()) -> list[Any]:
         return list(session.run(list(outputs), dict(inputs)))
 
     def to_host(self, value: Any) -> Any:
@@ -112,7 +119,7 @@ class CudaDevice:
             options["gpu_mem_limit"] = str(self.memory_mb << 20)
         return [("CUDAExecutionProvider", options)]
 
-    def accept(self, name: str, value: Any) -> Any:
+    def accept(self, name: str, value: Any, uses: int = 1) -> Any:
         if hasattr(value, "__cuda_array_interface__"):
             if not self.share_stream:
                 self._synchronize_device()  # ORT's own streams are not ordered with the caller's
@@ -127,6 +134,8 @@ class CudaDevice:
 
         self.host_copies += 1
         array = np.asarray(value, order="C")  # (ascontiguousarray would turn a scalar into shape (1,))
+        if uses <= 1:
+            return array  # ORT copies it into its own memory as it binds it, as a plain run would
         staged = self._staging.get(name)
         if staged is not None and tuple(staged.shape()) == array.shape and staged.data_type() == _ort_type_name(array.dtype):
             staged.update_inplace(array)  # no new allocation (a cudaFree would sync the device)
@@ -135,7 +144,8 @@ class CudaDevice:
         self._staging[name] = staged
         return staged
 
-    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[Any]:
+    def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
+            host_outputs: Collection[str] = ()) -> list[Any]:
         import onnxruntime as ort
 
         binding = self._bindings.get(id(session))
@@ -151,14 +161,21 @@ class CudaDevice:
         for name, value in inputs.items():
             if isinstance(value, ort.OrtValue):
                 binding.bind_ortvalue_input(name, value)
+            elif isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
             else:
                 shape, dtype, ptr = _cuda_view(value)
                 binding.bind_input(name, "cuda", self.device_id, dtype, list(shape), ptr)
         for name in outputs:
-            binding.bind_output(name, "cuda", self.device_id)
+            if name in host_outputs:
+                self.host_copies += 1
+                binding.bind_output(name, "cpu")  # ORT copies it back within the run
+            else:
+                binding.bind_output(name, "cuda", self.device_id)
         session.run_with_iobinding(binding, self._run_options)
         values = list(binding.get_outputs())
-        self.foreign_outputs += sum(1 for v in values if v.device_name().lower() != "cuda")
+        self.foreign_outputs += sum(1 for n, v in zip(outputs, values)
+                                    if n not in host_outputs and v.device_name().lower() != "cuda")
         return values
 
     def _synchronize_device(self) -> None:
@@ -176,6 +193,10 @@ class CudaDevice:
             raise RuntimeError(f"cudaStreamSynchronize failed: {err}")
 
     def to_host(self, value: Any) -> np.ndarray:
+        if isinstance(value, np.ndarray):
+            return value
+        if callable(getattr(value, "device_name", None)) and value.device_name().lower() == "cpu":
+            return np.asarray(value.numpy())  # already copied back by ORT
         self.synchronize()
         self.host_copies += 1
         import cupy

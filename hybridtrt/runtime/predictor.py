@@ -89,6 +89,13 @@ class Predictor:
         self._inputs = [_node_arg(v) for v in graph.input if v.name not in initializers]
         self._outputs = [_node_arg(v) for v in graph.output]
         self._constants = {t.name: t for t in graph.initializer}
+        self._uses = {i.name: sum(i.name in s.inputs for s in self.plan.segments) for i in self._inputs}
+        read_later: set[str] = set()
+        self._caller_only: list[frozenset[str]] = []
+        for spec in reversed(self.plan.segments):  # outputs no later segment reads
+            self._caller_only.append(frozenset(o for o in spec.outputs if o not in read_later))
+            read_later.update(spec.inputs)
+        self._caller_only.reverse()
         self._handles: dict[str, Tensor] = {}
         self._results: dict[str, Any] = {}
         if hybrid is None:
@@ -125,7 +132,7 @@ class Predictor:
         paddle_style = feeds is None
         given = {n: h.value for n, h in self._handles.items() if h.value is not None} if paddle_style else dict(feeds)  # type: ignore[arg-type]
         wanted = list(output_names) if output_names is not None else [o.name for o in self._outputs]
-        values = self._execute(self._check_feeds(given), wanted)
+        values = self._execute(self._check_feeds(given), wanted, host=not device_outputs)
         if paddle_style:
             self._results = values
             return {}
@@ -142,7 +149,7 @@ class Predictor:
             raise InputError("; ".join(parts))
         accepted = {}
         for spec in self._inputs:
-            value = self.device.accept(spec.name, feeds[spec.name])
+            value = self.device.accept(spec.name, feeds[spec.name], self._uses.get(spec.name, 1))
             if spec.dtype is not None:
                 _check_value(spec, value, self.device.shape_of(value))
             accepted[spec.name] = value
@@ -163,7 +170,7 @@ class Predictor:
             if direct and not any(_fits(shapes, p) for p in record.profiles):
                 raise InputError(_outside_profiles(record.name, shapes, record.profiles))
 
-    def _execute(self, feeds: dict[str, Any], wanted: Sequence[str]) -> dict[str, Any]:
+    def _execute(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool = True) -> dict[str, Any]:
         env = dict(feeds)
         keep = set(wanted)
         for position, segment in enumerate(self._segments):
@@ -174,7 +181,8 @@ class Predictor:
                 if not any(_fits(shapes, p) for p in spec.engine.profiles):
                     raise InputError(_outside_profiles(spec.name, shapes, spec.engine.profiles))
             try:
-                outputs = self.device.run(segment.session, inputs, spec.outputs)
+                to_host = self._caller_only[position] if host else frozenset()
+                outputs = self.device.run(segment.session, inputs, spec.outputs, to_host)
             except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
                 text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 raise ExecutionError(f"segment {spec.name} failed: {text}") from exc

@@ -158,7 +158,11 @@ class CudaDevice:
             self._run_options = ort.RunOptions()
         binding.clear_binding_inputs()
         binding.clear_binding_outputs()
+        tensors = self._tensor_inputs(session)
         for name, value in inputs.items():
+            if isinstance(value, np.ndarray) and name not in tensors:
+                # optional-typed inputs take an OrtValue, not a raw host buffer
+                value = ort.OrtValue.ortvalue_from_numpy(value, "cuda", self.device_id)
             if isinstance(value, ort.OrtValue):
                 binding.bind_ortvalue_input(name, value)
             elif isinstance(value, np.ndarray):
@@ -177,6 +181,14 @@ class CudaDevice:
         self.foreign_outputs += sum(1 for n, v in zip(outputs, values)
                                     if n not in host_outputs and v.device_name().lower() != "cuda")
         return values
+
+    def _tensor_inputs(self, session: Any) -> frozenset[str]:
+        key = ("inputs", id(session))
+        found = self._bindings.get(key)  # type: ignore[call-overload]
+        if found is None:
+            found = frozenset(i.name for i in session.get_inputs() if i.type.startswith("tensor("))
+            self._bindings[key] = found  # type: ignore[index]
+        return found
 
     def _synchronize_device(self) -> None:
         from cuda.bindings import runtime as cudart

@@ -172,7 +172,7 @@ class Predictor:
 
     def _execute(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool = True) -> dict[str, Any]:
         env = dict(feeds)
-        keep = set(wanted)
+        keep = frozenset(wanted)
         for position, segment in enumerate(self._segments):
             spec = segment.spec
             inputs = {n: env[n] if n in env else self._constant(n) for n in spec.inputs}
@@ -181,7 +181,7 @@ class Predictor:
                 if not any(_fits(shapes, p) for p in spec.engine.profiles):
                     raise InputError(_outside_profiles(spec.name, shapes, spec.engine.profiles))
             try:
-                to_host = self._caller_only[position] if host else frozenset()
+                to_host = self._caller_only[position] & keep if host else frozenset()
                 outputs = self.device.run(segment.session, inputs, spec.outputs, to_host)
             except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
                 text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)

@@ -24,7 +24,8 @@ class RuntimeSettings:
         isolate_engines: Run each fallback engine as its own segment, where TensorRT would.
         intra_op_threads: ONNX Runtime intra-op threads per session (0: ORT's default).
         share_cuda_stream: All GPU segments run on one CUDA stream of the predictor's (ORT's
-            ``user_compute_stream``); False lets each ORT session use its own.
+            ``user_compute_stream``); False lets each ORT session use its own. A plan of one
+            segment always uses ORT's own stream.
     """
 
     model_path: Path

@@ -79,9 +79,11 @@ class Predictor:
         self.settings = settings.settings() if isinstance(settings, Config) else settings
         self.hybrid = hybrid or load(self.settings.model_path)
         self.plan = plan or make_plan(self.hybrid, self.settings)
+        # With one segment there is nothing to share a stream with: ORT's own stream is faster.
+        share = self.settings.share_cuda_stream and len(self.plan.segments) > 1
         self.device = open_device(self.settings.use_gpu, self.settings.device_id,
                                   self.settings.gpu_memory_mb, self.settings.intra_op_threads,
-                                  self.settings.share_cuda_stream)
+                                  share)
         self._segments = [_Segment(s, self.device, self.settings.intra_op_threads)
                           for s in self.plan.segments]
         graph = self.hybrid.model.graph

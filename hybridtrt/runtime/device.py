@@ -151,6 +151,7 @@ class CudaDevice:
         if set(outputs) <= set(host_outputs) and all(
                 isinstance(v, np.ndarray) for v in inputs.values()):
             # Host in, host out: exactly what a plain ORT run does, with nothing to hand over.
+            self.host_copies += len(outputs)  # ORT copies each output back within the run
             return list(session.run(list(outputs), dict(inputs)))
         binding = self._bindings.get(id(session))
         if binding is None:

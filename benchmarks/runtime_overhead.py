@@ -26,6 +26,7 @@ import onnx
 
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.examples import onnx_light_model, paddleocr_model
+from hybridtrt.ort_support import runnable_bytes
 from hybridtrt.runtime import Config, create_predictor
 
 Case = tuple[str, Path, TensorRTConfig, dict[str, np.ndarray]]
@@ -58,12 +59,10 @@ def cases() -> list[Case]:
 def plain_session(path: Path, device: str) -> object:
     import onnxruntime as ort
 
-    model = onnx.load(str(path))
-    model.ir_version = min(model.ir_version, 13)
     providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+    return ort.InferenceSession(runnable_bytes(onnx.load(str(path))), options, providers=providers)
 
 
 def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, object]:

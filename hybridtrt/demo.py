@@ -14,11 +14,11 @@ from hybridtrt.compiler.pipeline import convert
 from hybridtrt.config import TensorRTConfig
 from hybridtrt.errors import UnsupportedModelError
 from hybridtrt.examples import onnx_light_model
+from hybridtrt.ort_support import runnable_bytes
 from hybridtrt.runtime import Config, create_predictor
 
 __all__ = ["DemoResult", "gpu_usable", "run_demo"]
 
-_ORT_MAX_IR = 13
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +37,9 @@ def _ort(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> np.ndarray:
     except ImportError as exc:
         raise UnsupportedModelError("the demo runs models with ONNX Runtime: "
                                     "pip install 'hybridtrt[cpu]'") from exc
-    runnable = onnx.ModelProto()
-    runnable.CopyFrom(model)
-    runnable.ir_version = min(runnable.ir_version, _ORT_MAX_IR)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(runnable.SerializeToString(), options,
+    session = ort.InferenceSession(runnable_bytes(model), options,
                                    providers=["CPUExecutionProvider"])
     return np.asarray(session.run(None, feed)[0])
 

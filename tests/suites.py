@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-ORT_MAX_IR = 13  # what ONNX Runtime 1.31 reads
+from hybridtrt.ort_support import ORT_MAX_IR
+
 ORT_MAX_OPSET = 26
 
 

@@ -11,6 +11,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from hybridtrt.errors import ModelLoadError
+from hybridtrt.ort_support import first_line
 
 __all__ = ["LoadedModel", "load_model", "read_onnx_file"]
 
@@ -113,8 +114,7 @@ def _check_valid(model: onnx.ModelProto, source: str) -> None:
         if model.ByteSize() < _PROTO_LIMIT:
             onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
-        raise ModelLoadError(f"{source} is not a valid ONNX model: {first}") from exc
+        raise ModelLoadError(f"{source} is not a valid ONNX model: {first_line(exc)}") from exc
 
 
 def _infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:

@@ -19,11 +19,12 @@ from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.config import Input
 from hybridtrt.converters.registry import TensorInfo, dtype_name
 from hybridtrt.errors import InputError, UnsupportedModelError
+from hybridtrt.ort_support import first_line as _first_line
+from hybridtrt.ort_support import runnable_bytes
 
 __all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "static_shape"]
 
 _LOG = logging.getLogger("hybridtrt")
-_ORT_MAX_IR = 13  # the newest IR version ONNX Runtime (>= 1.31) reads
 Shape = tuple[int, ...]
 
 
@@ -281,15 +282,12 @@ def _recording_session(index: GraphIndex, names: Sequence[str]) -> object:
             "recording shape ranges needs ONNX Runtime: pip install 'hybridtrt[cpu]' "
             "(or onnxruntime-gpu)"
         ) from exc
-    lowered = onnx.ModelProto()
-    lowered.CopyFrom(model)
-    lowered.ir_version = min(lowered.ir_version, _ORT_MAX_IR)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(
-            lowered.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            runnable_bytes(model), options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
         reason = _first_line(exc)
@@ -316,6 +314,3 @@ def _run(session: object, names: Sequence[str], feed: Mapping[str, np.ndarray], 
         ) from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

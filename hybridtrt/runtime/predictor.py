@@ -14,6 +14,7 @@ from hybridtrt.compiler.graph import tensor_info_from_value
 from hybridtrt.compiler.hybrid import HybridModel, load
 from hybridtrt.converters.registry import dtype_name
 from hybridtrt.errors import ConfigError, ExecutionError, InputError
+from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
@@ -50,15 +51,12 @@ class _Segment:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        model = onnx.ModelProto()
-        model.CopyFrom(spec.model)
-        model.ir_version = min(model.ir_version, 13)  # the newest ONNX Runtime 1.31 reads
         try:
-            self.session = ort.InferenceSession(model.SerializeToString(), options,
+            self.session = ort.InferenceSession(runnable_bytes(spec.model), options,
                                                 providers=device.providers())
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"ONNX Runtime cannot load segment {spec.name}: {text}") from exc
+            raise ConfigError(
+                f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc
 
 
 def create_predictor(config: Config) -> Predictor:
@@ -168,9 +166,9 @@ class Predictor:
             if not record.profiles:
                 continue
             direct = [n for n in record.input_names if n in feeds]
-            shapes = {n: self.device.shape_of(feeds[n]) for n in direct}
-            if direct and not any(_fits(shapes, p) for p in record.profiles):
-                raise InputError(_outside_profiles(record.name, shapes, record.profiles))
+            if direct:
+                _require_fit(record.name, {n: self.device.shape_of(feeds[n]) for n in direct},
+                             record.profiles)
 
     def _execute(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool = True) -> dict[str, Any]:
         env = dict(feeds)
@@ -179,15 +177,13 @@ class Predictor:
             spec = segment.spec
             inputs = {n: env[n] if n in env else self._constant(n) for n in spec.inputs}
             if spec.engine is not None and spec.engine.profiles:
-                shapes = {n: self.device.shape_of(v) for n, v in inputs.items()}
-                if not any(_fits(shapes, p) for p in spec.engine.profiles):
-                    raise InputError(_outside_profiles(spec.name, shapes, spec.engine.profiles))
+                _require_fit(spec.name, {n: self.device.shape_of(v) for n, v in inputs.items()},
+                             spec.engine.profiles)
             try:
                 to_host = self._caller_only[position] & keep if host else frozenset()
                 outputs = self.device.run(segment.session, inputs, spec.outputs, to_host)
             except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-                text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                raise ExecutionError(f"segment {spec.name} failed: {text}") from exc
+                raise ExecutionError(f"segment {spec.name} failed: {first_line(exc)}") from exc
             env.update(zip(spec.outputs, outputs))
             for name in spec.inputs:
                 if self.plan.last_use.get(name) == position and name not in keep:
@@ -271,6 +267,13 @@ def _check_value(spec: NodeArg, value: Any, shape: tuple[int, ...]) -> None:
         if isinstance(want, int) and want > 0 and got != want:
             raise InputError(f"input '{spec.name}' dimension {axis} is {got}; the model fixes it "
                              f"to {want}")
+
+
+def _require_fit(engine: str, shapes: Mapping[str, tuple[int, ...]],
+                 profiles: Sequence[Mapping[str, Mapping[str, list[int]]]]) -> None:
+    """Raise InputError naming the engine and its ranges unless one profile holds ``shapes``."""
+    if not any(_fits(shapes, p) for p in profiles):
+        raise InputError(_outside_profiles(engine, shapes, profiles))
 
 
 def _fits(shapes: Mapping[str, tuple[int, ...]], profile: Mapping[str, Mapping[str, list[int]]]) -> bool:

@@ -109,6 +109,7 @@ class CudaDevice:
         self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
         self._staging: dict[str, Any] = {}  # reused device buffers for host inputs, by name
         self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
+        self._tensor_names: dict[int, frozenset[str]] = {}  # tensor-typed inputs per session
         self._run_options: Any = None
 
     def providers(self) -> list[Any]:
@@ -188,11 +189,10 @@ class CudaDevice:
         return values
 
     def _tensor_inputs(self, session: Any) -> frozenset[str]:
-        key = ("inputs", id(session))
-        found = self._bindings.get(key)  # type: ignore[call-overload]
+        found = self._tensor_names.get(id(session))
         if found is None:
             found = frozenset(i.name for i in session.get_inputs() if i.type.startswith("tensor("))
-            self._bindings[key] = found  # type: ignore[index]
+            self._tensor_names[id(session)] = found
         return found
 
     def _synchronize_device(self) -> None:

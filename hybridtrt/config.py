@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from hybridtrt.errors import ConfigError
+from hybridtrt.trt.api import HARDWARE_COMPATIBILITY
 
 __all__ = ["Input", "PrecisionMode", "TensorRTConfig"]
 
@@ -170,6 +171,15 @@ class TensorRTConfig:
         save_model_dir: When set, ``convert`` saves the hybrid model there as ``model.onnx``.
         workspace_size: TensorRT builder workspace limit in bytes.
         optimization_level: TensorRT builder optimization level, 0..5.
+        strict: Make a cluster TensorRT cannot build an error (default: bisect it, keep the
+            parts that build and leave the rest to ONNX Runtime).
+        cache_dir: Engine and timing cache directory (default: ``$HYBRIDTRT_CACHE_DIR`` or
+            ``~/.cache/hybridtrt``).
+        strip_weights: Store weight-stripped plans, refitted at load from the subgraph's own
+            weights, so the hybrid model holds its weights once (False: full plans).
+        hardware_compatibility: ``"none"``, ``"ampere_plus"`` (plans run on any GPU of compute
+            capability 8.0 and newer) or ``"same_compute_capability"``.
+        device_id: The CUDA device that builds the engines.
 
     Example:
         >>> TensorRTConfig(inputs=[], min_subgraph_size=1).min_subgraph_size
@@ -183,6 +193,11 @@ class TensorRTConfig:
     save_model_dir: str | os.PathLike[str] | None = None
     workspace_size: int = 1 << 30
     optimization_level: int = 3
+    strict: bool = False
+    cache_dir: str | os.PathLike[str] | None = None
+    strip_weights: bool = True
+    hardware_compatibility: str = "none"
+    device_id: int = 0
 
     def __post_init__(self) -> None:
         raw = () if self.inputs is None else self.inputs
@@ -196,10 +211,18 @@ class TensorRTConfig:
         disabled = self.disable_ops or ()
         disabled = (disabled,) if isinstance(disabled, str) else disabled
         object.__setattr__(self, "disable_ops", tuple(str(op) for op in disabled))
-        for name in ("min_subgraph_size", "workspace_size", "optimization_level"):
+        if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
+            raise ConfigError(f"hardware_compatibility must be one of {list(HARDWARE_COMPATIBILITY)}, "
+                              f"got {self.hardware_compatibility!r}")
+        for flag in ("strict", "strip_weights"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        for name in ("min_subgraph_size", "workspace_size", "optimization_level", "device_id"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
+        if self.device_id < 0:
+            raise ConfigError(f"device_id must be >= 0, got {self.device_id}")
         if self.min_subgraph_size < 1:
             raise ConfigError(f"min_subgraph_size must be >= 1, got {self.min_subgraph_size}")
         try:
@@ -226,6 +249,8 @@ class TensorRTConfig:
             "precision_mode": self.precision_mode.value,
             "workspace_size": int(self.workspace_size),
             "optimization_level": int(self.optimization_level),
+            "strip_weights": self.strip_weights,
+            "hardware_compatibility": self.hardware_compatibility,
         }
 
     def settings_hash(self) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import onnx
 
-__all__ = ["BuildResult", "EngineBuilder", "NotBuilding", "default_builder"]
+from hybridtrt.trt.api import ParserVerdict
+
+__all__ = ["BuildResult", "EngineBuilder", "NotBuilding"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,17 +19,26 @@ class BuildResult:
 
     Attributes:
         plan: Serialized TensorRT engine, or b"" when none was built.
-        reason: Why no engine was built ("" when one was).
+        reason: Why no engine was built when the builder did not try ("" otherwise).
+        error: TensorRT's error text when it refused the cluster ("" otherwise); the compiler
+            then bisects the cluster.
         fingerprint: TensorRT version and GPU compute capability the plan is for.
+        from_cache: The plan came from the engine cache.
     """
 
     plan: bytes = b""
     reason: str = ""
+    error: str = ""
     fingerprint: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    from_cache: bool = False
 
 
 class EngineBuilder(Protocol):
     """Builds one engine from a cluster's self-contained ONNX model."""
+
+    def parser_support(self, model: onnx.ModelProto) -> ParserVerdict | None:
+        """TensorRT's parser's per-node answer for the cluster (None: no parser to ask)."""
+        ...
 
     def build(
         self,
@@ -45,6 +55,9 @@ class NotBuilding:
 
     reason: str
 
+    def parser_support(self, model: onnx.ModelProto) -> ParserVerdict | None:
+        return None
+
     def build(
         self,
         name: str,
@@ -53,12 +66,3 @@ class NotBuilding:
         settings: Mapping[str, Any],
     ) -> BuildResult:
         return BuildResult(reason=self.reason)
-
-
-def default_builder() -> EngineBuilder:
-    """The builder ``convert`` uses when none is given."""
-    if importlib.util.find_spec("tensorrt") is None:
-        return NotBuilding("TensorRT is not installed; the engine runs through ONNX Runtime "
-                           "until it is built on a TensorRT host")
-    return NotBuilding("this hybridtrt version does not build TensorRT engines yet; the engine "
-                       "runs through ONNX Runtime")

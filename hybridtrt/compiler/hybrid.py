@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -59,8 +60,7 @@ class HybridModel:
         except (ValueError, KeyError, TypeError) as exc:
             raise FormatError(f"the stored report (metadata {META_REPORT}) is malformed: {exc!r}") from exc
         engines = tuple(engine_summary(e) for e in self._engines)
-        return Report(base.source, base.nodes, base.nodes_in_tensorrt, base.ops, engines,
-                      base.outside)
+        return dataclasses.replace(base, engines=engines)
 
     def save(self, path: str | os.PathLike[str], *, external_data: bool | None = None) -> Path:
         """Write the model as ONNX, atomically: either the whole new file appears, or nothing.

@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,14 +18,16 @@ import onnx
 from hybridtrt import __version__
 from hybridtrt.compiler import filters
 from hybridtrt.compiler.capability import CapabilityReport, judge_graph
-from hybridtrt.compiler.engine import EngineBuilder, NotBuilding, default_builder
+from hybridtrt.compiler.engine import BuildResult, EngineBuilder, NotBuilding
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.hybrid import HybridModel
 from hybridtrt.compiler.loading import LoadedModel, load_model
 from hybridtrt.compiler.partition import DependencyGraph, Partition, check_acyclic, propose
 from hybridtrt.compiler.report import OutsideNode, Report, engine_summary, op_table
+from hybridtrt.compiler.refine import Rejection, bisect_build, parser_split
 from hybridtrt.compiler.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
-from hybridtrt.compiler.shapes import ShapeRange, plan_runs, record_shapes, static_shape
+from hybridtrt.compiler.shapes import RunPlan, ShapeRange, plan_runs, record_shapes, static_shape
+from hybridtrt.compiler.trt_builder import default_builder
 from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
@@ -208,17 +211,17 @@ def _convert(
         loaded = load_model(model)
     clustering = cluster(loaded, config)
     index = clustering.index
-    ios = [cluster_io(index, p) for p in clustering.parts]
     with _stage("shape ranges"):
-        plans = plan_runs(index, config.inputs)
-        boundary = list(dict.fromkeys(n for io in ios for n in (*io.inputs, *io.outputs)))
-        ranges = record_shapes(index, boundary, plans) if ios else []
+        book = _ShapeBook(index, plan_runs(index, config.inputs))
+        book.need(clustering.parts)
     with _stage("engines"):
-        records = _records(index, clustering.parts, ios, ranges, config, builder or default_builder())
+        builder = builder or default_builder(config.cache_dir, config.device_id)
+        engines = _engines(index, clustering.parts, book, config, builder)
+    clustering = _refined(clustering, engines)
     check_acyclic(index.deps, clustering.parts, "rewrite")
-    report = _report(loaded, clustering, records)
+    report = _report(loaded, clustering, engines.records, engines.disagreements)
     with _stage("rewrite"):
-        hybrid_proto = rewrite(index, clustering.parts, ios, records, {
+        hybrid_proto = rewrite(index, clustering.parts, engines.ios, engines.records, {
             META_FORMAT: str(FORMAT_VERSION),
             META_VERSION: __version__,
             META_REPORT: report.to_json(indent=None),
@@ -242,45 +245,139 @@ def analyze(
     loaded = load_model(model)
     clustering = cluster(loaded, config)
     index = clustering.index
-    ios = [cluster_io(index, p) for p in clustering.parts]
-    ranges: list[dict[str, ShapeRange]] = []
-    if ios and (config.inputs or not _dynamic_inputs(index)):
-        boundary = list(dict.fromkeys(n for io in ios for n in (*io.inputs, *io.outputs)))
-        ranges = record_shapes(index, boundary, plan_runs(index, config.inputs))
-    records = _records(index, clustering.parts, ios, ranges, config,
+    plans = plan_runs(index, config.inputs) if config.inputs or not _dynamic_inputs(index) else []
+    book = _ShapeBook(index, plans)
+    book.need(clustering.parts)
+    engines = _engines(index, clustering.parts, book, config,
                        NotBuilding("inspection only: nothing is built"))
-    return _report(loaded, clustering, records)
+    return _report(loaded, clustering, engines.records, ())
 
 
 def _dynamic_inputs(index: GraphIndex) -> list[str]:
     return [n for n in index.graph_inputs if static_shape(index.info(n)) is None]
 
 
-def _records(
-    index: GraphIndex, parts: Sequence[Partition], ios: Sequence[ClusterIO],
-    ranges: Sequence[dict[str, ShapeRange]], config: TensorRTConfig, builder: EngineBuilder,
-) -> list[EngineRecord]:
+class _ShapeBook:
+    """Recorded shape ranges of boundary tensors, one dict per profile, recorded on demand
+    (bisection makes new boundaries after the first recording)."""
+
+    def __init__(self, index: GraphIndex, plans: Sequence[RunPlan]) -> None:
+        self.index = index
+        self.plans = plans
+        self.ranges: list[dict[str, ShapeRange]] = [{} for _ in plans]
+
+    def need(self, parts: Sequence[Partition]) -> None:
+        ios = [cluster_io(self.index, p) for p in parts]
+        names = list(dict.fromkeys(n for io in ios for n in (*io.inputs, *io.outputs)))
+        missing = [n for n in names if self.ranges and n not in self.ranges[0]]
+        if missing:
+            for known, found in zip(self.ranges, record_shapes(self.index, missing, self.plans)):
+                known.update(found)
+
+    def profiles(self, names: Sequence[str]) -> tuple[dict[str, dict[str, list[int]]], ...]:
+        return tuple({n: r[n].to_json() for n in names} for r in self.ranges)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Engines:
+    """The engine stage's outcome: the final clusters (after TensorRT's refinements)."""
+
+    parts: tuple[Partition, ...]
+    ios: tuple[ClusterIO, ...]
+    records: tuple[EngineRecord, ...]
+    rejected: tuple[Rejection, ...]
+    disagreements: tuple[OutsideNode, ...]
+
+
+def _engines(
+    index: GraphIndex, parts: Sequence[Partition], book: _ShapeBook, config: TensorRTConfig,
+    builder: EngineBuilder,
+) -> _Engines:
+    """Build every cluster; split it where TensorRT's parser disagrees, bisect it where the
+    build fails, and keep the parts that build."""
     taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
-    records = []
-    for k, (part, io) in enumerate(zip(parts, ios)):
-        name = _free_name(f"tensorrt_engine_{k}", taken)
-        ins = tuple({n: r[n].to_json() for n in io.inputs} for r in ranges)
-        outs = tuple({n: r[n].to_json() for n in io.outputs} for r in ranges)
-        subgraph = extract_subgraph(index, part, io, name, ins, outs)
-        settings = config.build_settings()
-        sub_model = onnx.helper.make_model(subgraph, opset_imports=list(index.model.opset_import))
-        _LOG.info("engine %s: %d nodes, %d inputs, %d outputs", name, len(part), len(io.inputs),
-                  len(io.outputs))
-        built = builder.build(name, sub_model, ins, settings)
-        fingerprint = {"settings_sha256": config.settings_hash(), **built.fingerprint}
-        records.append(EngineRecord(
-            name=name, subgraph=subgraph, subgraph_sha256=subgraph_digest(subgraph),
-            profiles=ins, output_shapes=outs, build_settings=settings,
-            status=STATUS_BUILT if built.plan else STATUS_NOT_BUILT, status_reason=built.reason,
-            engine=built.plan, fingerprint=fingerprint,
-            engine_sha256=_sha256(built.plan) if built.plan else "",
-        ))
-    return records
+    settings = config.build_settings()
+    made: dict[tuple[int, ...], tuple[onnx.GraphProto, ClusterIO, tuple[Any, ...], tuple[Any, ...]]] = {}
+
+    def worth(part: Partition) -> bool:
+        return sum(index.nodes[n].op_type != "Constant" for n in part.nodes) >= config.min_subgraph_size
+
+    def subgraph(part: Partition, name: str) -> tuple[onnx.GraphProto, ClusterIO, tuple[Any, ...], tuple[Any, ...]]:
+        if part.nodes not in made:
+            book.need([part])
+            io = cluster_io(index, part)
+            ins, outs = book.profiles(io.inputs), book.profiles(io.outputs)
+            made[part.nodes] = (extract_subgraph(index, part, io, name, ins, outs), io, ins, outs)
+        return made[part.nodes]
+
+    def model_of(graph: onnx.GraphProto) -> onnx.ModelProto:
+        return onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
+
+    records, rejected, final, disagreements = [], [], [], []
+    for k, part in enumerate(parts):
+        label = f"tensorrt_engine_{k}"
+        pieces = [part]
+        verdict = builder.parser_support(model_of(subgraph(part, label)[0]))
+        if verdict is not None:
+            pieces, refused = parser_split(part, verdict)
+            rejected += refused
+            disagreements += [_outside(index, r) for r in refused]
+            small = [p for p in pieces if not worth(p)]
+            rejected += [Rejection(n, "left too small for min_subgraph_size after TensorRT's "
+                                      "parser split its cluster") for p in small for n in p.nodes]
+            pieces = [p for p in pieces if worth(p)]
+
+        def build(piece: Partition) -> BuildResult:
+            graph, io, ins, _ = subgraph(piece, label)
+            _LOG.info("engine %s: %d nodes, %d inputs, %d outputs", label, len(piece),
+                      len(io.inputs), len(io.outputs))
+            return builder.build(label, model_of(graph), ins, settings)
+
+        built: list[tuple[Partition, BuildResult]] = []
+        for piece in pieces:
+            done, refused = bisect_build(piece, build, worth, config.strict,
+                                         lambda p: f"{label} ({len(p)} nodes)")
+            built += done
+            rejected += refused
+        for j, (piece, result) in enumerate(built):
+            name = _free_name(label if len(built) == 1 else f"{label}_{j}", taken)
+            graph, io, ins, outs = subgraph(piece, label)
+            named = onnx.GraphProto()
+            named.CopyFrom(graph)
+            named.name = name
+            records.append(_record(name, named, ins, outs, settings, config, result))
+            final.append((piece, io))
+    return _Engines(tuple(p for p, _ in final), tuple(io for _, io in final), tuple(records),
+                    tuple(rejected), tuple(disagreements))
+
+
+def _record(name: str, subgraph: onnx.GraphProto, ins: tuple[Any, ...], outs: tuple[Any, ...],
+            settings: dict[str, Any], config: TensorRTConfig, built: BuildResult) -> EngineRecord:
+    fingerprint = {"settings_sha256": config.settings_hash(), **built.fingerprint}
+    return EngineRecord(
+        name=name, subgraph=subgraph, subgraph_sha256=subgraph_digest(subgraph),
+        profiles=ins, output_shapes=outs, build_settings=settings,
+        status=STATUS_BUILT if built.plan else STATUS_NOT_BUILT,
+        status_reason=built.reason if not built.plan else "",
+        engine=built.plan, fingerprint=fingerprint,
+        engine_sha256=_sha256(built.plan) if built.plan else "",
+    )
+
+
+def _outside(index: GraphIndex, rejection: Rejection) -> OutsideNode:
+    node = index.nodes[rejection.node]
+    return OutsideNode(node.name, node.op_type, rejection.reason)
+
+
+def _refined(clustering: Clustering, engines: _Engines) -> Clustering:
+    """The clustering after the engine stage: its final parts, and the refused nodes outside."""
+    if not engines.rejected:
+        return dataclasses.replace(clustering, parts=engines.parts)
+    refused = {r.node: r for r in engines.rejected}
+    outside = list(clustering.outside) + [_outside(clustering.index, r) for r in refused.values()]
+    position = {v.name: k for k, v in enumerate(clustering.capability.verdicts)}
+    outside.sort(key=lambda o: position.get(o.name, len(position)))
+    return dataclasses.replace(clustering, parts=engines.parts, outside=tuple(outside))
 
 
 def _free_name(name: str, taken: set[str]) -> str:
@@ -299,7 +396,8 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _report(loaded: LoadedModel, clustering: Clustering, records: Sequence[EngineRecord]) -> Report:
+def _report(loaded: LoadedModel, clustering: Clustering, records: Sequence[EngineRecord],
+            disagreements: Sequence[OutsideNode]) -> Report:
     source = Path(loaded.source).name if loaded.source != "<ModelProto>" else loaded.source
     return Report(
         source=source,
@@ -308,4 +406,5 @@ def _report(loaded: LoadedModel, clustering: Clustering, records: Sequence[Engin
         ops=op_table(clustering.index.nodes, clustering.outside),
         engines=tuple(engine_summary(r) for r in records),
         outside=clustering.outside,
+        disagreements=tuple(disagreements),
     )

@@ -101,6 +101,8 @@ class Report:
         ops: The op table.
         engines: One summary per engine, in graph order.
         outside: Every node left to ONNX Runtime with its reason.
+        disagreements: Nodes our rules accept but TensorRT's ONNX parser rejected, with the
+            parser's reason (each is a rule to fix in ``hybridtrt.converters``).
     """
 
     source: str
@@ -109,6 +111,7 @@ class Report:
     ops: tuple[OpSummary, ...]
     engines: tuple[EngineSummary, ...]
     outside: tuple[OutsideNode, ...]
+    disagreements: tuple[OutsideNode, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (``from_dict`` reads it back)."""
@@ -122,6 +125,7 @@ class Report:
                          "inputs": list(e.inputs), "outputs": list(e.outputs)}
                         for e in self.engines],
             "outside": [vars(o) for o in self.outside],
+            "disagreements": [vars(o) for o in self.disagreements],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -144,6 +148,7 @@ class Report:
                 for e in data["engines"]
             ),
             outside=tuple(OutsideNode(**o) for o in data["outside"]),
+            disagreements=tuple(OutsideNode(**o) for o in data.get("disagreements", ())),
         )
 
     def render(self) -> str:
@@ -166,6 +171,10 @@ class Report:
                 for tensor in tensors:
                     lines.append(f"  {label} {tensor['name']} {tensor['dtype']} "
                                  f"{_profiles(tensor['profiles'])}")
+        if self.disagreements:
+            lines += ["", f"TensorRT's ONNX parser rejected {len(self.disagreements)} node(s) our "
+                          "rules accept:"]
+            lines += [f"  {d.name} ({d.op_type}): {d.reason}" for d in self.disagreements]
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from hybridtrt.errors import ConfigError
@@ -26,6 +27,13 @@ class RuntimeSettings:
         share_cuda_stream: All GPU segments run on one CUDA stream of the predictor's (ORT's
             ``user_compute_stream``); False lets each ORT session use its own. A plan of one
             segment always uses ORT's own stream.
+        engine_cache_dir: Where engines built at load are cached (None: the default cache).
+        build_engines: Build engines at load whose plan is missing or does not fit this
+            TensorRT and GPU (when TensorRT is installed).
+        allow_rebuild: Input shapes outside every profile of an engine rebuild it with a wider
+            profile (cached) instead of failing.
+        tensorrt_profiler: Called with ``(engine, layer, milliseconds)`` for every layer of
+            every TensorRT run (None: no profiling).
     """
 
     model_path: Path
@@ -36,6 +44,10 @@ class RuntimeSettings:
     isolate_engines: bool = False
     intra_op_threads: int = 0
     share_cuda_stream: bool = True
+    engine_cache_dir: str | None = None
+    build_engines: bool = True
+    allow_rebuild: bool = False
+    tensorrt_profiler: Callable[[str, str, float], None] | None = None
 
 
 class Config:
@@ -85,6 +97,25 @@ class Config:
     def share_cuda_stream(self, shared: bool = True) -> None:
         """Run every GPU segment on one stream of the predictor's (default) or on ORT's own."""
         self._update(share_cuda_stream=bool(shared))
+
+    def set_engine_cache_dir(self, directory: str | os.PathLike[str] | None) -> None:
+        """Where engines built at load are cached (None: ``$HYBRIDTRT_CACHE_DIR`` or
+        ``~/.cache/hybridtrt``)."""
+        self._update(engine_cache_dir=None if directory is None else str(directory))
+
+    def build_engines_at_load(self, build: bool = True) -> None:
+        """Build missing or mismatched engines at load when TensorRT is installed (default on)."""
+        self._update(build_engines=bool(build))
+
+    def allow_rebuild(self, allowed: bool = True) -> None:
+        """Rebuild an engine with a wider profile when inputs fall outside all its profiles."""
+        self._update(allow_rebuild=bool(allowed))
+
+    def enable_tensorrt_profiling(self, report: Callable[[str, str, float], None]) -> None:
+        """Report ``(engine, layer, milliseconds)`` for every TensorRT layer run."""
+        if not callable(report):
+            raise ConfigError(f"enable_tensorrt_profiling needs a callable, got {report!r}")
+        self._update(tensorrt_profiler=report)
 
     def set_cpu_math_library_num_threads(self, threads: int) -> None:
         """ONNX Runtime intra-op threads per session (0: its default)."""

@@ -88,6 +88,29 @@ class CpuDevice:
     def shape_of(self, value: Any) -> tuple[int, ...]:
         return tuple(np.shape(value)) if isinstance(value, np.ndarray) else ()
 
+    # Engine memory (engines that run on the host: TensorRT fakes in tests) -------------------
+
+    stream = 0
+
+    def pointer(self, name: str, value: Any) -> tuple[int, Any]:
+        array = np.ascontiguousarray(value)
+        return int(array.ctypes.data), array
+
+    host_pointer = pointer
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, int]:
+        array = np.empty(shape, dtype)
+        return array, int(array.ctypes.data)
+
+    def view(self, owner: Any, pointer: int, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        count = int(np.prod(shape, dtype=np.int64))
+        if owner is None or count == 0:
+            return np.empty(shape, dtype)
+        return np.frombuffer(owner, dtype=dtype, count=count).reshape(shape)
+
+    def after_engine(self) -> None:
+        return None
+
 
 class CudaDevice:
     """Values stay in CUDA memory; every session runs on one shared stream.
@@ -237,6 +260,40 @@ class CudaDevice:
 
     def shape_of(self, value: Any) -> tuple[int, ...]:
         return tuple(value.shape()) if callable(getattr(value, "shape", None)) else tuple(value.shape)
+
+    # Engine memory (TensorRT segments) -------------------------------------------------------
+
+    def pointer(self, name: str, value: Any) -> tuple[int, Any]:
+        """The device address of an input; host arrays are copied to the device first."""
+        if isinstance(value, np.ndarray):
+            import onnxruntime as ort
+
+            if value.dtype.kind in "OUS":
+                raise InputError(f"tensor '{name}' holds strings, which TensorRT cannot take")
+            self.host_copies += 1
+            value = ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), "cuda",
+                                                     self.device_id)
+        _, _, pointer = _cuda_view(value)
+        return pointer, value
+
+    def host_pointer(self, name: str, value: Any) -> tuple[int, Any]:
+        array = np.ascontiguousarray(self.to_host(value))
+        return int(array.ctypes.data), array
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, int]:
+        """A new ORT CUDA value: the next ORT segment binds it without a copy."""
+        import onnxruntime as ort
+
+        value = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype), "cuda",
+                                                          self.device_id)
+        return value, int(value.data_ptr())
+
+    def view(self, owner: Any, pointer: int, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        return DeviceTensor(pointer, tuple(shape), np.dtype(dtype), owner, self.device_id)
+
+    def after_engine(self) -> None:
+        if not self.share_stream:
+            self.synchronize()  # ORT sessions on their own streams read the engine's outputs
 
 
 def _cuda_view(value: Any) -> tuple[tuple[int, ...], np.dtype, int]:

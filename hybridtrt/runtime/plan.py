@@ -8,7 +8,6 @@ the compiler uses (here "supported" means "not an engine node").
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Sequence
 
 import onnx
@@ -21,6 +20,8 @@ from hybridtrt.compiler.rewrite import cluster_io, extract_subgraph
 from hybridtrt.errors import IncompatibleEngineError, InternalError
 from hybridtrt.format import COMBINE, DOMAIN, ENGINE, SPLIT, STATUS_BUILT, EngineRecord
 from hybridtrt.runtime.config import RuntimeSettings
+from hybridtrt.runtime.engines import EngineLoader, LoadedEngine
+from hybridtrt.trt.api import TrtBackend, load_backend
 
 __all__ = ["EnginePlacement", "Plan", "SegmentSpec", "make_plan", "place_engine"]
 
@@ -30,7 +31,7 @@ ONNXRUNTIME = "onnxruntime"
 
 @dataclasses.dataclass(frozen=True)
 class EnginePlacement:
-    """Where one engine runs and why."""
+    """Where one engine runs and why (for TensorRT: where its plan came from)."""
 
     name: str
     runs_in: str
@@ -68,36 +69,64 @@ class Plan:
         segments: Steps in topological order.
         placements: One per engine, in graph order.
         last_use: Tensor name -> index of the last segment that reads it (model outputs absent).
+        engines: The TensorRT engines, by engine name (shared by predictor clones).
+        loader: Builds wider engines when ``allow_rebuild`` is set (None without TensorRT).
     """
 
     segments: tuple[SegmentSpec, ...]
     placements: tuple[EnginePlacement, ...]
     last_use: dict[str, int]
+    engines: dict[str, LoadedEngine] = dataclasses.field(default_factory=dict)
+    loader: EngineLoader | None = None
 
 
-def place_engine(record: EngineRecord, settings: RuntimeSettings, trt_available: bool) -> EnginePlacement:
-    """Decide whether an engine can run in TensorRT here; if not, say why."""
+def place_engine(record: EngineRecord, settings: RuntimeSettings, unusable: str,
+                 loader: EngineLoader | None, model: onnx.ModelProto) -> tuple[EnginePlacement, LoadedEngine | None]:
+    """Decide where an engine runs; load (or build) it when TensorRT can run it here.
+
+    Args:
+        record: The engine node's record.
+        settings: The predictor's settings.
+        unusable: Why TensorRT cannot run anything here ("" when it can).
+        loader: Loads and builds engines (None when ``unusable``).
+        model: The engine's subgraph as a model.
+    """
     isolated = settings.isolate_engines
-    if record.status != STATUS_BUILT:
-        reason = record.status_reason or "the engine was not built"
-        return EnginePlacement(record.name, ONNXRUNTIME, reason, isolated)
-    if not trt_available:
-        return EnginePlacement(record.name, ONNXRUNTIME, "TensorRT is not installed", isolated)
-    if not settings.use_gpu:
-        return EnginePlacement(record.name, ONNXRUNTIME, "TensorRT needs a GPU; running on the CPU",
-                               isolated)
-    return EnginePlacement(record.name, ONNXRUNTIME, "this hybridtrt version cannot run TensorRT "
-                           "engines yet", isolated)
+    if unusable or loader is None:
+        if record.status != STATUS_BUILT:
+            unusable = record.status_reason or unusable or "the engine was not built"
+        return EnginePlacement(record.name, ONNXRUNTIME, unusable, isolated), None
+    loaded, why = loader.load(record, model)
+    if loaded is None:
+        return EnginePlacement(record.name, ONNXRUNTIME, why, isolated), None
+    return EnginePlacement(record.name, TENSORRT, f"plan from {loaded.origin}", False), loaded
 
 
-def make_plan(hybrid: HybridModel, settings: RuntimeSettings) -> Plan:
+def make_plan(hybrid: HybridModel, settings: RuntimeSettings,
+              backend: TrtBackend | None = None) -> Plan:
     """Place the engines, inline the fallback ones (unless isolated) and cut ORT segments.
+
+    Args:
+        hybrid: The loaded hybrid model.
+        settings: The predictor's settings.
+        backend: TensorRT behind its narrow interface (default: the installed one, if any).
 
     Raises:
         IncompatibleEngineError: ``require_tensorrt`` is set and an engine cannot run in TensorRT.
     """
-    trt_available = importlib.util.find_spec("tensorrt") is not None
-    placements = tuple(place_engine(r, settings, trt_available) for r in hybrid.engines)
+    unusable = ""
+    if backend is None:
+        backend, unusable = load_backend()
+    if backend is not None and not unusable:
+        unusable = backend.unusable_reason("cuda" if settings.use_gpu else "cpu", settings.device_id)
+    loader = None if backend is None or unusable else EngineLoader(
+        backend, settings.device_id, settings.engine_cache_dir, settings.build_engines)
+    opsets = [o for o in hybrid.model.opset_import if o.domain != DOMAIN]
+    placed = [place_engine(r, settings, unusable, loader,
+                           _engine_model(r, opsets, hybrid.model.ir_version))
+              for r in hybrid.engines]
+    placements = tuple(p for p, _ in placed)
+    engines = {p.name: loaded for p, loaded in placed if loaded is not None}
     fallback = [p for p in placements if p.runs_in != TENSORRT]
     if settings.require_tensorrt and fallback:
         listed = "; ".join(f"{p.name}: {p.reason}" for p in fallback)
@@ -106,7 +135,14 @@ def make_plan(hybrid: HybridModel, settings: RuntimeSettings) -> Plan:
     working = inline_engines(hybrid.model, lambda record: record.name in inline)
     records = {r.name: r for r in hybrid.engines}
     segments = _segments(working, _typed(working, records), records)
-    return Plan(segments, placements, _last_use(segments, working))
+    return Plan(segments, placements, _last_use(segments, working), engines, loader)
+
+
+def _engine_model(record: EngineRecord, opsets: Sequence[onnx.OperatorSetIdProto],
+                  ir_version: int) -> onnx.ModelProto:
+    sub = onnx.helper.make_model(record.subgraph, opset_imports=list(opsets))
+    sub.ir_version = ir_version
+    return sub
 
 
 def _typed(model: onnx.ModelProto, records: dict[str, EngineRecord]) -> onnx.ModelProto:
@@ -155,10 +191,8 @@ def _engine_segment(
     record = records.get(node.name)
     if record is None:
         raise InternalError(f"engine node {node.name} has no record")
-    sub = onnx.helper.make_model(record.subgraph, opset_imports=list(opsets))
-    sub.ir_version = ir_version
-    return SegmentSpec("engine", record.name, sub, tuple(record.input_names),
-                       tuple(record.output_names), record)
+    return SegmentSpec("engine", record.name, _engine_model(record, opsets, ir_version),
+                       tuple(record.input_names), tuple(record.output_names), record)
 
 
 def _last_use(segments: Sequence[SegmentSpec], model: onnx.ModelProto) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,11 +14,14 @@ import onnx
 from hybridtrt.compiler.graph import tensor_info_from_value
 from hybridtrt.compiler.hybrid import HybridModel, load
 from hybridtrt.converters.registry import dtype_name
-from hybridtrt.errors import ConfigError, ExecutionError, InputError
+from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputError, InternalError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
+from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
+from hybridtrt.trt.api import TrtBackend
+from hybridtrt.trt.profiles import select_profile
 
 __all__ = ["NodeArg", "Predictor", "Tensor", "create_predictor"]
 
@@ -43,6 +47,9 @@ def _node_arg(value: onnx.ValueInfoProto) -> NodeArg:
 class _Segment:
     """One ORT session over a segment's model, run through the predictor's device."""
 
+    def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
+        return device.run(self.session, inputs, self.spec.outputs, to_host)
+
     def __init__(self, spec: SegmentSpec, device: Device, threads: int) -> None:
         import onnxruntime as ort
 
@@ -59,6 +66,17 @@ class _Segment:
                 f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc
 
 
+class _EngineStep:
+    """A TensorRT engine segment in the predictor's run loop."""
+
+    def __init__(self, spec: SegmentSpec, engine: EngineSegment) -> None:
+        self.spec = spec
+        self.engine = engine
+
+    def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
+        return self.engine.run(inputs, self.spec.outputs)
+
+
 def create_predictor(config: Config) -> Predictor:
     """Load the hybrid model named by ``config`` and plan its segments (Paddle style)."""
     return Predictor(config.settings())
@@ -70,20 +88,21 @@ class Predictor:
     Args:
         settings: A runtime configuration snapshot (``Config.settings()``), or a ``Config``.
         hybrid: An already loaded model (used by ``clone``; read from the settings' path otherwise).
+        plan: An already made plan (used by ``clone``).
+        backend: TensorRT behind its narrow interface (default: the installed one, if any).
     """
 
     def __init__(self, settings: RuntimeSettings | Config, hybrid: HybridModel | None = None,
-                 plan: Plan | None = None) -> None:
+                 plan: Plan | None = None, backend: TrtBackend | None = None) -> None:
         self.settings = settings.settings() if isinstance(settings, Config) else settings
         self.hybrid = hybrid or load(self.settings.model_path)
-        self.plan = plan or make_plan(self.hybrid, self.settings)
+        self.plan = plan or make_plan(self.hybrid, self.settings, backend)
         # With one segment there is nothing to share a stream with: ORT's own stream is faster.
         share = self.settings.share_cuda_stream and len(self.plan.segments) > 1
         self.device = open_device(self.settings.use_gpu, self.settings.device_id,
                                   self.settings.gpu_memory_mb, self.settings.intra_op_threads,
                                   share)
-        self._segments = [_Segment(s, self.device, self.settings.intra_op_threads)
-                          for s in self.plan.segments]
+        self._segments = [self._segment(s) for s in self.plan.segments]
         graph = self.hybrid.model.graph
         initializers = {t.name for t in graph.initializer}
         self._inputs = [_node_arg(v) for v in graph.input if v.name not in initializers]
@@ -101,11 +120,29 @@ class Predictor:
         if hybrid is None:
             self._announce()
 
+    def _segment(self, spec: SegmentSpec) -> _Segment | _EngineStep:
+        loaded = self.plan.engines.get(spec.name) if spec.kind == "engine" else None
+        if loaded is None:
+            return _Segment(spec, self.device, self.settings.intra_op_threads)
+        record, loader = spec.engine, self.plan.loader
+        rebuild = None
+        if self.settings.allow_rebuild and loader is not None and record is not None:
+            rebuild = functools.partial(loader.rebuild, record, spec.model)
+        profiler = self.settings.tensorrt_profiler
+        report = functools.partial(profiler, spec.name) if profiler is not None else None
+        memory = self.device
+        if not hasattr(memory, "allocate"):
+            raise InternalError(f"device {self.device.name} cannot hold TensorRT tensors")
+        return _EngineStep(spec, EngineSegment(spec.name, loaded.engine, loaded.profiles,
+                                               memory, rebuild, report))  # type: ignore[arg-type]
+
     def _announce(self) -> None:
         for placement in self.plan.placements:
             if placement.runs_in != "tensorrt":
                 how = "its own ORT segment" if placement.isolated else "ONNX Runtime (inlined)"
                 _LOG.warning("engine %s runs in %s: %s", placement.name, how, placement.reason)
+            else:
+                _LOG.info("engine %s runs in TensorRT (%s)", placement.name, placement.reason)
 
     # ONNX Runtime style ---------------------------------------------------------------------
 
@@ -160,8 +197,11 @@ class Predictor:
         """Model inputs that feed an engine directly must fit one of its profiles.
 
         Checked for every engine, inlined fallback ones included, so a shape that TensorRT
-        would refuse is refused everywhere, not only on a TensorRT host.
+        would refuse is refused everywhere, not only on a TensorRT host (unless rebuilds for
+        new shapes are allowed).
         """
+        if self.settings.allow_rebuild:
+            return
         for record in self.hybrid.engines:
             if not record.profiles:
                 continue
@@ -176,12 +216,15 @@ class Predictor:
         for position, segment in enumerate(self._segments):
             spec = segment.spec
             inputs = {n: env[n] if n in env else self._constant(n) for n in spec.inputs}
-            if spec.engine is not None and spec.engine.profiles:
+            if (isinstance(segment, _Segment) and spec.engine is not None and spec.engine.profiles
+                    and not self.settings.allow_rebuild):
                 _require_fit(spec.name, {n: self.device.shape_of(v) for n, v in inputs.items()},
                              spec.engine.profiles)
             try:
                 to_host = self._caller_only[position] & keep if host else frozenset()
-                outputs = self.device.run(segment.session, inputs, spec.outputs, to_host)
+                outputs = segment.run(self.device, inputs, to_host)
+            except HybridTRTError:
+                raise
             except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
                 raise ExecutionError(f"segment {spec.name} failed: {first_line(exc)}") from exc
             env.update(zip(spec.outputs, outputs))
@@ -272,25 +315,5 @@ def _check_value(spec: NodeArg, value: Any, shape: tuple[int, ...]) -> None:
 def _require_fit(engine: str, shapes: Mapping[str, tuple[int, ...]],
                  profiles: Sequence[Mapping[str, Mapping[str, list[int]]]]) -> None:
     """Raise InputError naming the engine and its ranges unless one profile holds ``shapes``."""
-    if not any(_fits(shapes, p) for p in profiles):
-        raise InputError(_outside_profiles(engine, shapes, profiles))
-
-
-def _fits(shapes: Mapping[str, tuple[int, ...]], profile: Mapping[str, Mapping[str, list[int]]]) -> bool:
-    for name, shape in shapes.items():
-        bounds = profile.get(name)
-        if bounds is None:
-            continue
-        lo, hi = bounds["min"], bounds["max"]
-        if len(shape) != len(lo) or any(not a <= d <= b for d, a, b in zip(shape, lo, hi)):
-            return False
-    return True
-
-
-def _outside_profiles(engine: str, shapes: Mapping[str, tuple[int, ...]],
-                      profiles: Sequence[Mapping[str, Mapping[str, list[int]]]]) -> str:
-    ranges = " | ".join(
-        ", ".join(f"{n}: {p[n]['min']}..{p[n]['max']}" for n in shapes if n in p) for p in profiles)
-    got = ", ".join(f"{n}: {list(s)}" for n, s in shapes.items())
-    return (f"engine {engine} was built for {ranges}; got {got}. Convert again with a wider "
-            "Input range")
+    if select_profile(shapes, profiles) is None:
+        raise InputError(outside_profiles(engine, shapes, profiles))

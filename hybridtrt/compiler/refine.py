@@ -1,0 +1,105 @@
+"""Refine clusters with TensorRT's own answers: split where its parser disagrees with our
+rules, and bisect a cluster that fails to build until the parts that build are found."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from hybridtrt.compiler.engine import BuildResult
+from hybridtrt.compiler.partition import Partition
+from hybridtrt.errors import EngineBuildError
+from hybridtrt.trt.api import ParserVerdict
+
+__all__ = ["Rejection", "bisect_build", "parser_split"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    """A node TensorRT refused after our rules accepted it.
+
+    Attributes:
+        node: Node index in the model.
+        reason: Why it stays in ONNX Runtime, with TensorRT's text.
+        by_parser: TensorRT's ONNX parser rejected it (a disagreement with our rules).
+    """
+
+    node: int
+    reason: str
+    by_parser: bool = False
+
+
+def _runs(nodes: Sequence[int], keep: Callable[[int], bool]) -> list[Partition]:
+    """Maximal runs of consecutive kept nodes. A run of a cluster's topologically sorted nodes
+    is itself cycle-free: no path can leave it and come back, since every node between its
+    first and last is in it."""
+    runs: list[list[int]] = [[]]
+    for node in nodes:
+        if keep(node):
+            runs[-1].append(node)
+        elif runs[-1]:
+            runs.append([])
+    return [Partition(tuple(r)) for r in runs if r]
+
+
+def parser_split(part: Partition, verdict: ParserVerdict) -> tuple[list[Partition], list[Rejection]]:
+    """Split ``part`` around the nodes TensorRT's parser rejects.
+
+    ``verdict`` indexes the cluster's subgraph, whose nodes are ``part.nodes`` in order.
+    """
+    position = {node: k for k, node in enumerate(part.nodes)}
+    rejected = [
+        Rejection(node, "TensorRT's ONNX parser rejects it: "
+                        + verdict.reasons.get(position[node], "unsupported in this TensorRT"),
+                  by_parser=True)
+        for node in part.nodes if position[node] not in verdict.supported
+    ]
+    return _runs(part.nodes, lambda n: position[n] in verdict.supported), rejected
+
+
+def bisect_build(
+    part: Partition,
+    build: Callable[[Partition], BuildResult],
+    worth_building: Callable[[Partition], bool],
+    strict: bool,
+    label: Callable[[Partition], str],
+) -> tuple[list[tuple[Partition, BuildResult]], list[Rejection]]:
+    """Build ``part``; when TensorRT refuses it, build halves until the parts that build are found.
+
+    Halves are halves of the topologically sorted node list, so each stays cycle-free and no
+    cycle appears between them. A half too small to be worth an engine goes to ONNX Runtime.
+
+    Args:
+        part: The cluster.
+        build: Builds one partition (its failure is ``BuildResult.error``).
+        worth_building: Whether a partition is big enough (``min_subgraph_size``).
+        strict: Raise instead of bisecting.
+        label: Names a partition in messages.
+
+    Raises:
+        EngineBuildError: ``strict`` is set and TensorRT refused a cluster.
+    """
+    built: list[tuple[Partition, BuildResult]] = []
+    rejected: list[Rejection] = []
+    pending = [part]
+    while pending:
+        current = pending.pop()
+        result = build(current)
+        if not result.error:
+            built.append((current, result))
+            continue
+        if strict:
+            raise EngineBuildError(f"TensorRT could not build {label(current)}: {result.error}")
+        if len(current) == 1:
+            rejected.append(Rejection(current.nodes[0], f"TensorRT cannot build it: {result.error}"))
+            continue
+        middle = len(current) // 2
+        for half in (Partition(current.nodes[middle:]), Partition(current.nodes[:middle])):
+            if worth_building(half):
+                pending.append(half)  # the first half is popped (built) first
+            else:
+                rejected.extend(Rejection(n, f"its cluster failed to build in TensorRT "
+                                             f"({result.error}) and this part of it is below "
+                                             "min_subgraph_size") for n in half.nodes)
+    built.sort(key=lambda item: item[0].nodes[0])
+    return built, rejected

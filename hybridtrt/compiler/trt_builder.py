@@ -1,0 +1,108 @@
+"""The TensorRT engine builder: engine cache first, then a strongly typed TensorRT build."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import onnx
+
+from hybridtrt.compiler.engine import BuildResult, EngineBuilder, NotBuilding
+from hybridtrt.format import subgraph_digest
+from hybridtrt.trt.api import BuildSpec, ParserVerdict, TensorRTFailure, TrtBackend, load_backend
+from hybridtrt.trt.cache import EngineCache, cache_key
+from hybridtrt.trt.fingerprint import plan_fingerprint
+
+__all__ = ["TensorRTBuilder", "content_digest", "default_builder", "engine_key"]
+
+_LOG = logging.getLogger("hybridtrt")
+
+
+def content_digest(graph: onnx.GraphProto) -> str:
+    """``subgraph_digest`` without the graph's name (engine names may shift between runs)."""
+    unnamed = onnx.GraphProto()
+    unnamed.CopyFrom(graph)
+    unnamed.name = ""
+    return subgraph_digest(unnamed)
+
+
+def engine_key(graph: onnx.GraphProto, profiles: Sequence[Mapping[str, Any]],
+               settings: Mapping[str, Any], tensorrt_version: str, compute_capability: str) -> str:
+    """The engine-cache key of one subgraph built with these profiles and settings here."""
+    return cache_key(content_digest(graph), profiles, settings, tensorrt_version,
+                     compute_capability)
+
+
+def _model_bytes(model: onnx.ModelProto) -> bytes:
+    try:
+        return model.SerializeToString(deterministic=True)
+    except ValueError as exc:  # protobuf's 2 GiB limit
+        raise TensorRTFailure(f"the subgraph cannot be serialized for TensorRT: {exc}") from exc
+
+
+class TensorRTBuilder:
+    """Builds engines with ``backend`` on GPU ``device_id``, through the engine cache.
+
+    Args:
+        backend: TensorRT (or a fake behind the same interface).
+        cache: Where plans and the timing cache are kept.
+        device_id: The GPU that builds (plans are tied to its compute capability).
+    """
+
+    def __init__(self, backend: TrtBackend, cache: EngineCache, device_id: int = 0) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.gpu = backend.gpu(device_id)
+        self._timing = cache.timing_cache(backend.version, self.gpu.compute_capability)
+
+    def parser_support(self, model: onnx.ModelProto) -> ParserVerdict | None:
+        return self.backend.parse_support(_model_bytes(model))
+
+    def build(self, name: str, model: onnx.ModelProto,
+              profiles: Sequence[Mapping[str, Mapping[str, list[int]]]],
+              settings: Mapping[str, Any]) -> BuildResult:
+        version, capability = self.backend.version, self.gpu.compute_capability
+        key = engine_key(model.graph, profiles, settings, version, capability)
+        fingerprint = plan_fingerprint(version, self.gpu,
+                                       str(settings.get("hardware_compatibility", "none")))
+        with self.cache.building(key):
+            cached = self.cache.get(key)
+            if cached is not None:
+                _LOG.info("engine %s: taken from the engine cache (%s)", name, key[:16])
+                return BuildResult(cached, fingerprint=fingerprint, from_cache=True)
+            spec = BuildSpec(
+                profiles=tuple(profiles),
+                workspace_size=int(settings.get("workspace_size", 1 << 30)),
+                optimization_level=int(settings.get("optimization_level", 3)),
+                hardware_compatibility=str(settings.get("hardware_compatibility", "none")),
+                strip_weights=bool(settings.get("strip_weights", True)),
+                timing_cache=self._timing,
+            )
+            _LOG.info("engine %s: building with TensorRT %s for %s", name, version, self.gpu.name)
+            try:
+                out = self.backend.build(_model_bytes(model), spec,
+                                         lambda step: _LOG.info("engine %s: %s", name, step))
+            except TensorRTFailure as exc:
+                _LOG.info("engine %s: TensorRT refused it: %s", name, exc)
+                return BuildResult(error=str(exc), fingerprint=fingerprint)
+            self.cache.put(key, out.plan)
+        self._timing = out.timing_cache or self._timing
+        self.cache.save_timing_cache(version, capability, self._timing)
+        _LOG.info("engine %s: built (%d bytes)", name, len(out.plan))
+        return BuildResult(out.plan, fingerprint=fingerprint)
+
+
+def default_builder(cache_dir: Any = None, device_id: int = 0,
+                    backend: TrtBackend | None = None) -> EngineBuilder:
+    """TensorRT when it can build here; otherwise a builder that says why nothing is built."""
+    if backend is None:
+        backend, reason = load_backend()
+        if backend is None:
+            return NotBuilding(f"{reason}; the engine runs through ONNX Runtime until it is built "
+                               "on a TensorRT host")
+    unusable = backend.unusable_reason("cuda", device_id)
+    if unusable:
+        return NotBuilding(f"{unusable}; the engine runs through ONNX Runtime until it is built "
+                           "on a TensorRT host")
+    return TensorRTBuilder(backend, EngineCache(cache_dir), device_id)

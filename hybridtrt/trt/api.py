@@ -1,0 +1,174 @@
+"""The narrow interface to TensorRT: plain data in, plain data out, three small protocols.
+
+The compiler and the runtime see TensorRT only through ``TrtBackend``, ``TrtEngine`` and
+``TrtContext``. The real implementation (``tensorrt_backend``) is the only code that imports
+``tensorrt``; tests put fakes in its place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+__all__ = [
+    "BuildOutput",
+    "BuildSpec",
+    "GpuInfo",
+    "HARDWARE_COMPATIBILITY",
+    "ParserVerdict",
+    "Profile",
+    "TensorRTFailure",
+    "TrtBackend",
+    "TrtContext",
+    "TrtEngine",
+    "load_backend",
+]
+
+Profile = Mapping[str, Mapping[str, Sequence[int]]]
+"""One optimization profile: ``{input name: {"min": [...], "opt": [...], "max": [...]}}``."""
+
+HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_compute_capability")
+
+
+class TensorRTFailure(Exception):
+    """TensorRT refused something; the message is TensorRT's own error text.
+
+    Internal to the compiler and runtime: they turn it into a user error, a bisection step or
+    an ONNX Runtime fallback, naming the engine.
+
+    Attributes:
+        node: Index of the subgraph node TensorRT's parser blamed, when it named one.
+    """
+
+    def __init__(self, message: str, node: int | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuInfo:
+    """The GPU an engine is built for or runs on."""
+
+    name: str
+    compute_capability: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildSpec:
+    """Everything a TensorRT build takes besides the ONNX subgraph.
+
+    Attributes:
+        profiles: One ``Profile`` per optimization profile (empty: a fully static subgraph).
+        workspace_size: Builder workspace limit in bytes.
+        optimization_level: Builder optimization level, 0..5.
+        hardware_compatibility: One of ``HARDWARE_COMPATIBILITY``.
+        strip_weights: Build a weight-stripped plan (refitted at load from the subgraph).
+        timing_cache: A serialized timing cache to start from (b"" for none).
+    """
+
+    profiles: tuple[Profile, ...]
+    workspace_size: int
+    optimization_level: int
+    hardware_compatibility: str = "none"
+    strip_weights: bool = True
+    timing_cache: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOutput:
+    """A serialized plan and the timing cache as it stands after the build."""
+
+    plan: bytes
+    timing_cache: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class ParserVerdict:
+    """TensorRT's ONNX parser's answer for a subgraph.
+
+    Attributes:
+        supported: Indices of the subgraph's nodes the parser can turn into TensorRT layers.
+        reasons: Parser error text for rejected nodes, by node index.
+    """
+
+    supported: frozenset[int]
+    reasons: Mapping[int, str] = dataclasses.field(default_factory=dict)
+
+
+class TrtContext(Protocol):
+    """One execution context (one per predictor clone)."""
+
+    def set_profile(self, index: int, stream: int) -> None: ...
+
+    def set_input_shape(self, name: str, shape: Sequence[int]) -> None: ...
+
+    def output_shape(self, name: str) -> tuple[int, ...]:
+        """The output's shape for the current input shapes (-1 where data decides)."""
+        ...
+
+    def set_address(self, name: str, pointer: int) -> None: ...
+
+    def use_output_allocator(self, name: str, allocate: Callable[[int], int]) -> None:
+        """Let TensorRT ask ``allocate(nbytes) -> pointer`` for a data-dependent output."""
+        ...
+
+    def allocated_shape(self, name: str) -> tuple[int, ...]:
+        """The final shape of an allocator-backed output after ``execute``."""
+        ...
+
+    def execute(self, stream: int) -> None: ...
+
+    def set_profiler(self, report: Callable[[str, float], None] | None) -> None:
+        """Per-layer times ``report(layer name, milliseconds)`` after each run (None: off)."""
+        ...
+
+
+class TrtEngine(Protocol):
+    """A deserialized (and, for stripped plans, refitted) engine."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    host_inputs: frozenset[str]  # shape tensors TensorRT reads from host memory
+
+    def dtype(self, name: str) -> np.dtype: ...
+
+    def create_context(self) -> TrtContext: ...
+
+
+class TrtBackend(Protocol):
+    """What hybridtrt needs from TensorRT."""
+
+    version: str
+
+    def unusable_reason(self, device: str, device_id: int) -> str:
+        """Why engines cannot run on this device ("" when they can)."""
+        ...
+
+    def gpu(self, device_id: int) -> GpuInfo: ...
+
+    def parse_support(self, model: bytes) -> ParserVerdict: ...
+
+    def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None]) -> BuildOutput:
+        """Parse and build; raises ``TensorRTFailure`` with TensorRT's error text."""
+        ...
+
+    def deserialize(self, plan: bytes, refit_model: bytes | None) -> TrtEngine:
+        """Load a plan; ``refit_model`` (the subgraph with its weights) refits a stripped one."""
+        ...
+
+
+def load_backend() -> tuple[TrtBackend | None, str]:
+    """The real TensorRT backend, or None and the reason it cannot be had."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return None, "TensorRT is not installed"
+    try:
+        from hybridtrt.trt.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(), ""
+    except (ImportError, OSError, AttributeError) as exc:
+        # A stub package or a broken install (e.g. PyPI's tensorrt-cu12 without NVIDIA's libraries)
+        return None, f"TensorRT cannot be loaded: {exc}"

@@ -1,0 +1,54 @@
+"""What a plan is tied to (TensorRT version, GPU, settings) and whether it runs here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hybridtrt.trt.api import GpuInfo
+
+__all__ = ["incompatibility", "plan_fingerprint"]
+
+
+def plan_fingerprint(tensorrt_version: str, gpu: GpuInfo, hardware_compatibility: str) -> dict[str, Any]:
+    """What a plan is tied to, written next to it in the engine node."""
+    return {
+        "tensorrt_version": tensorrt_version,
+        "compute_capability": gpu.compute_capability,
+        "gpu": gpu.name,
+        "hardware_compatibility": hardware_compatibility,
+    }
+
+
+def _capability(text: str) -> tuple[int, int]:
+    major, _, minor = str(text).partition(".")
+    try:
+        return int(major), int(minor or 0)
+    except ValueError:
+        return (-1, -1)
+
+
+def incompatibility(fingerprint: Mapping[str, Any], tensorrt_version: str, gpu: GpuInfo) -> str:
+    """Why a plan with ``fingerprint`` cannot run with this TensorRT on ``gpu`` ("" when it can).
+
+    A plan runs only under the TensorRT version that built it. Its GPU must have the same
+    compute capability, unless it was built hardware-compatible: ``ampere_plus`` runs on any
+    compute capability >= 8.0.
+    """
+    built_with = fingerprint.get("tensorrt_version")
+    built_for = fingerprint.get("compute_capability")
+    if not built_with or not built_for:
+        return "the engine carries no TensorRT fingerprint"
+    if str(built_with) != tensorrt_version:
+        return f"built with TensorRT {built_with}, this host has TensorRT {tensorrt_version}"
+    level = fingerprint.get("hardware_compatibility", "none")
+    here = _capability(gpu.compute_capability)
+    if level == "ampere_plus":
+        if here < (8, 0):
+            return (f"built hardware-compatible for Ampere and newer; this GPU ({gpu.name}) has "
+                    f"compute capability {gpu.compute_capability}")
+        return ""
+    if _capability(str(built_for)) != here:
+        return (f"built for compute capability {built_for} ({fingerprint.get('gpu', '?')}); this "
+                f"GPU ({gpu.name}) has {gpu.compute_capability}")
+    return ""

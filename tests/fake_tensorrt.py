@@ -1,0 +1,200 @@
+"""A stand-in for TensorRT behind hybridtrt's narrow interface (``hybridtrt.trt.api``).
+
+"Plans" are JSON headers plus the subgraph (its weights removed when stripped), "engines" run
+the subgraph with ONNX Runtime on the host, reading and writing the raw addresses the engine
+segment hands them, so the addresses, shapes, profiles and refits hybridtrt sets are exercised
+for real. Every call is logged in ``calls`` for the tests to assert on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from hybridtrt.trt.api import BuildOutput, BuildSpec, GpuInfo, ParserVerdict, TensorRTFailure
+from hybridtrt.trt.profiles import profile_settings
+
+_MAGIC = b"FAKEPLAN"
+
+
+def _network_inputs(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    weights = {t.name for t in model.graph.initializer}
+    found = {}
+    for value in model.graph.input:
+        if value.name in weights:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        found[value.name] = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
+    return found
+
+
+def _read(pointer: int, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
+    count = int(np.prod(shape, dtype=np.int64))
+    if count == 0:
+        return np.empty(shape, dtype)
+    raw = (ctypes.c_uint8 * (count * dtype.itemsize)).from_address(pointer)
+    return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape).copy()
+
+
+def _write(pointer: int, value: np.ndarray) -> None:
+    if value.size:
+        ctypes.memmove(pointer, np.ascontiguousarray(value).ctypes.data, value.nbytes)
+
+
+class FakeBackend:
+    """Builds and runs "engines" as described above.
+
+    Args:
+        parser_rejects: Op types the "parser" refuses.
+        build_fails: Op types whose presence makes a build fail.
+        version: The "TensorRT version".
+        capability: The "GPU"'s compute capability.
+        data_dependent: Report every output shape as unknown (-1) until the engine ran.
+    """
+
+    def __init__(self, parser_rejects: Sequence[str] = (), build_fails: Sequence[str] = (),
+                 version: str = "10.99.0", capability: str = "9.0",
+                 data_dependent: bool = False) -> None:
+        self.parser_rejects = set(parser_rejects)
+        self.build_fails = set(build_fails)
+        self.version = version
+        self.capability = capability
+        self.data_dependent = data_dependent
+        self.calls: list[tuple[str, object]] = []
+
+    def unusable_reason(self, device: str, device_id: int) -> str:
+        return ""
+
+    def gpu(self, device_id: int) -> GpuInfo:
+        return GpuInfo("Fake GPU", self.capability)
+
+    def parse_support(self, model: bytes) -> ParserVerdict:
+        proto = onnx.load_from_string(model)
+        self.calls.append(("parse_support", [n.op_type for n in proto.graph.node]))
+        rejected = {k: f"no importer for {n.op_type}" for k, n in enumerate(proto.graph.node)
+                    if n.op_type in self.parser_rejects}
+        return ParserVerdict(frozenset(range(len(proto.graph.node))) - set(rejected), rejected)
+
+    def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None]) -> BuildOutput:
+        proto = onnx.load_from_string(model)
+        ops = [n.op_type for n in proto.graph.node]
+        self.calls.append(("build", ops))
+        failing = sorted(set(ops) & self.build_fails)
+        if failing:
+            raise TensorRTFailure(f"no implementation for {failing[0]}")
+        inputs = _network_inputs(proto)
+        for profile in spec.profiles:
+            profile_settings(inputs, profile)  # the checks TensorRT's profile setup does
+        if any(-1 in dims for dims in inputs.values()) and not spec.profiles:
+            raise TensorRTFailure("dynamic inputs need an optimization profile")
+        progress("building")
+        if spec.strip_weights:
+            for tensor in proto.graph.initializer:
+                tensor.ClearField("raw_data")
+                tensor.ClearField("float_data")
+                tensor.ClearField("int64_data")
+                tensor.ClearField("int32_data")
+        header = json.dumps({"stripped": spec.strip_weights, "profiles": len(spec.profiles),
+                             "version": self.version}).encode()
+        plan = _MAGIC + len(header).to_bytes(4, "little") + header + proto.SerializeToString()
+        return BuildOutput(plan, spec.timing_cache + b"t")
+
+    def deserialize(self, plan: bytes, refit_model: bytes | None) -> FakeEngine:
+        if not plan.startswith(_MAGIC):
+            raise TensorRTFailure("not a plan")
+        size = int.from_bytes(plan[8:12], "little")
+        header = json.loads(plan[12:12 + size])
+        self.calls.append(("deserialize", {"refit": refit_model is not None, **header}))
+        if header["stripped"]:
+            if refit_model is None:
+                raise TensorRTFailure("the plan is weight-stripped and nothing refits it")
+            model = onnx.load_from_string(refit_model)
+        else:
+            model = onnx.load_from_string(plan[12 + size:])
+        return FakeEngine(model, self)
+
+
+class FakeEngine:
+    def __init__(self, model: onnx.ModelProto, backend: FakeBackend) -> None:
+        self.backend = backend
+        self.session = ort.InferenceSession(model.SerializeToString(),
+                                            providers=["CPUExecutionProvider"])
+        self.inputs = tuple(_network_inputs(model))
+        self.outputs = tuple(o.name for o in model.graph.output)
+        self.host_inputs: frozenset[str] = frozenset()
+        types = {v.name: v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)}
+        self._dtypes = {n: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t)) for n, t in types.items()}
+
+    def dtype(self, name: str) -> np.dtype:
+        return self._dtypes[name]
+
+    def create_context(self) -> FakeContext:
+        self.backend.calls.append(("create_context", None))
+        return FakeContext(self)
+
+
+class FakeContext:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+        self.calls = engine.backend.calls
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.addresses: dict[str, int] = {}
+        self.allocators: dict[str, Callable[[int], int]] = {}
+        self.final_shapes: dict[str, tuple[int, ...]] = {}
+        self.profile: int | None = None
+        self._results: dict[str, np.ndarray] | None = None
+        self.profiler: Callable[[str, float], None] | None = None
+
+    def set_profile(self, index: int, stream: int) -> None:
+        self.calls.append(("set_profile", index))
+        self.profile = index
+
+    def set_input_shape(self, name: str, shape: Sequence[int]) -> None:
+        self.calls.append(("set_input_shape", (name, tuple(shape))))
+        self.shapes[name] = tuple(shape)
+        self._results = None
+
+    def _compute(self) -> dict[str, np.ndarray]:
+        if self._results is None:
+            feeds = {n: _read(self.addresses[n], self.shapes[n], self.engine.dtype(n))
+                     for n in self.engine.inputs}
+            values = self.engine.session.run(list(self.engine.outputs), feeds)
+            self._results = dict(zip(self.engine.outputs, values))
+        return self._results
+
+    def output_shape(self, name: str) -> tuple[int, ...]:
+        shape = self._compute()[name].shape
+        return tuple(-1 for _ in shape) if self.engine.backend.data_dependent else tuple(shape)
+
+    def set_address(self, name: str, pointer: int) -> None:
+        self.calls.append(("set_address", name))
+        self.addresses[name] = pointer
+        if name in self.engine.inputs:
+            self._results = None
+
+    def use_output_allocator(self, name: str, allocate: Callable[[int], int]) -> None:
+        self.allocators[name] = allocate
+
+    def allocated_shape(self, name: str) -> tuple[int, ...]:
+        return self.final_shapes[name]
+
+    def execute(self, stream: int) -> None:
+        self.calls.append(("execute", self.profile))
+        self._results = None  # read the inputs as they are now
+        for name, value in self._compute().items():
+            if name in self.allocators:
+                pointer = self.allocators[name](value.nbytes)
+                self.final_shapes[name] = value.shape
+            else:
+                pointer = self.addresses[name]
+            _write(pointer, value)
+        if self.profiler is not None:
+            self.profiler("fake_layer", 0.5)
+
+    def set_profiler(self, report: Callable[[str, float], None] | None) -> None:
+        self.profiler = report

@@ -88,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--precision", default="fp32", choices=[m.value for m in PrecisionMode])
     conv.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace (MiB)")
     conv.add_argument("--optimization-level", type=int, default=3, help="builder level 0..5")
+    conv.add_argument("--strict", action="store_true",
+                      help="fail when TensorRT refuses a cluster (default: bisect it)")
+    conv.add_argument("--cache-dir", type=Path, help="engine cache (default ~/.cache/hybridtrt)")
+    conv.add_argument("--full-plans", action="store_true",
+                      help="store full plans instead of weight-stripped ones")
+    conv.add_argument("--hardware-compatibility", default="none",
+                      choices=["none", "ampere_plus", "same_compute_capability"])
+    conv.add_argument("--device", type=int, default=0, help="CUDA device that builds")
     conv.add_argument("--external-data", action="store_true",
                       help="store weights in a .data file next to the model")
     insp = commands.add_parser("inspect", help="show what runs in TensorRT and why the rest does not")
@@ -100,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, help="write each output as NAME.npy here")
     run.add_argument("--isolate-engines", action="store_true",
                      help="run fallback engines as their own segments")
+    run.add_argument("--allow-rebuild", action="store_true",
+                     help="rebuild an engine wider for shapes outside its profiles")
+    run.add_argument("--cache-dir", type=Path, help="engine cache (default ~/.cache/hybridtrt)")
     run.add_argument("--require-tensorrt", action="store_true",
                      help="fail if an engine cannot run in TensorRT")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -118,7 +129,9 @@ def _print_report(report: Report, as_json: bool) -> None:
 def _convert(args: argparse.Namespace) -> int:
     config = _config(args, precision_mode=args.precision,
                      workspace_size=args.workspace_mib << 20,
-                     optimization_level=args.optimization_level)
+                     optimization_level=args.optimization_level, strict=args.strict,
+                     cache_dir=args.cache_dir, strip_weights=not args.full_plans,
+                     hardware_compatibility=args.hardware_compatibility, device_id=args.device)
     hybrid = convert(args.model, config)
     path = hybrid.save(args.output, external_data=True if args.external_data else None)
     _print_report(hybrid.report(), args.json)
@@ -165,6 +178,9 @@ def _run(args: argparse.Namespace) -> int:
         config.enable_use_gpu(0, args.gpu)
     config.isolate_engines(args.isolate_engines)
     config.require_tensorrt(args.require_tensorrt)
+    config.allow_rebuild(args.allow_rebuild)
+    if args.cache_dir is not None:
+        config.set_engine_cache_dir(args.cache_dir)
     predictor = create_predictor(config)
     outputs = predictor.run(_read_inputs(args.input))
     for placement in predictor.engine_status():

@@ -33,16 +33,30 @@ def _network_inputs(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     return found
 
 
-def _read(pointer: int, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
+def _cuda_view(pointer: int, shape: Sequence[int], dtype: np.dtype):  # noqa: ANN202
+    import cupy
+
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    memory = cupy.cuda.MemoryPointer(cupy.cuda.UnownedMemory(pointer, nbytes, None), 0)
+    return cupy.ndarray(tuple(shape), dtype, memory)
+
+
+def _read(pointer: int, shape: Sequence[int], dtype: np.dtype, on_gpu: bool) -> np.ndarray:
     count = int(np.prod(shape, dtype=np.int64))
     if count == 0:
         return np.empty(shape, dtype)
+    if on_gpu:
+        return _cuda_view(pointer, shape, dtype).get()
     raw = (ctypes.c_uint8 * (count * dtype.itemsize)).from_address(pointer)
     return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape).copy()
 
 
-def _write(pointer: int, value: np.ndarray) -> None:
-    if value.size:
+def _write(pointer: int, value: np.ndarray, on_gpu: bool) -> None:
+    if not value.size:
+        return
+    if on_gpu:
+        _cuda_view(pointer, value.shape, value.dtype).set(np.ascontiguousarray(value))
+    else:
         ctypes.memmove(pointer, np.ascontiguousarray(value).ctypes.data, value.nbytes)
 
 
@@ -55,11 +69,13 @@ class FakeBackend:
         version: The "TensorRT version".
         capability: The "GPU"'s compute capability.
         data_dependent: Report every output shape as unknown (-1) until the engine ran.
+        on_gpu: Addresses are CUDA device memory (read and written through cupy).
     """
 
     def __init__(self, parser_rejects: Sequence[str] = (), build_fails: Sequence[str] = (),
                  version: str = "10.99.0", capability: str = "9.0",
-                 data_dependent: bool = False) -> None:
+                 data_dependent: bool = False, on_gpu: bool = False) -> None:
+        self.on_gpu = on_gpu
         self.parser_rejects = set(parser_rejects)
         self.build_fails = set(build_fails)
         self.version = version
@@ -161,7 +177,8 @@ class FakeContext:
 
     def _compute(self) -> dict[str, np.ndarray]:
         if self._results is None:
-            feeds = {n: _read(self.addresses[n], self.shapes[n], self.engine.dtype(n))
+            on_gpu = self.engine.backend.on_gpu
+            feeds = {n: _read(self.addresses[n], self.shapes[n], self.engine.dtype(n), on_gpu)
                      for n in self.engine.inputs}
             values = self.engine.session.run(list(self.engine.outputs), feeds)
             self._results = dict(zip(self.engine.outputs, values))
@@ -192,7 +209,7 @@ class FakeContext:
                 self.final_shapes[name] = value.shape
             else:
                 pointer = self.addresses[name]
-            _write(pointer, value)
+            _write(pointer, value, self.engine.backend.on_gpu)
         if self.profiler is not None:
             self.profiler("fake_layer", 0.5)
 

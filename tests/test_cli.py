@@ -132,3 +132,25 @@ def test_demo_converts_runs_and_compares(capsys: pytest.CaptureFixture[str], tmp
     assert "tensorrt_engine_0: ONNX Runtime on the CPU" in printed
     assert "max |hybrid - ONNX Runtime on the original| = 0" in printed
     assert (tmp_path / "squeezenet.hybrid.onnx").exists()
+
+
+def test_engine_options_reach_the_config_and_the_predictor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(models.split_chain(), str(path))
+    status = main(["convert", str(path), "-o", str(tmp_path / "h.onnx"), "--shapes", "x:2x4",
+                   "--strict", "--full-plans", "--hardware-compatibility", "ampere_plus",
+                   "--cache-dir", str(tmp_path / "cache"), "-q"])
+    assert status == 0
+    settings = hybridtrt.load(tmp_path / "h.onnx").engines[0].build_settings
+    assert settings["strip_weights"] is False and settings["hardware_compatibility"] == "ampere_plus"
+    capsys.readouterr()
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    assert main(["run", str(tmp_path / "h.onnx"), "--input", f"x={tmp_path / 'x.npy'}",
+                 "--allow-rebuild", "--cache-dir", str(tmp_path / "cache"), "-q"]) == 0
+    with pytest.raises(SystemExit) as stopped:
+        main(["convert", str(path), "-o", str(tmp_path / "bad.onnx"), "--shapes", "x:2x4",
+              "--hardware-compatibility", "turing", "-q"])
+    assert stopped.value.code == 2
+    assert "invalid choice: 'turing'" in capsys.readouterr().err

@@ -270,7 +270,7 @@ class CudaDevice:
 
             if value.dtype.kind in "OUS":
                 raise InputError(f"tensor '{name}' holds strings, which TensorRT cannot take")
-            self.host_copies += 1
+            # (``accept`` counted this copy already: host arrays pass through it first)
             value = ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), "cuda",
                                                      self.device_id)
         _, _, pointer = _cuda_view(value)

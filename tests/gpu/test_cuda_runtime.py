@@ -141,3 +141,32 @@ def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
     print(f"\nbackend node cases on CUDA: {dict(counts)}")
     assert not problems, "\n".join(problems[:40])
     assert counts["through hybridtrt"] == counts["plain ORT CUDA passes"] > 1000
+
+
+@pytest.mark.parametrize("data_dependent", [False, True])
+def test_engine_segments_keep_values_on_the_gpu(tmp_path: Path, data_dependent: bool) -> None:
+    """TensorRT segments on CUDA, TensorRT replaced at its narrow interface by fake engines that
+    read and write the device addresses the segment binds (through cupy): checks the CUDA
+    device's engine memory (input addresses, ORT CUDA output buffers, allocator outputs, the
+    shared stream), not TensorRT itself."""
+    pytest.importorskip("cupy")
+    from hybridtrt.compiler.trt_builder import TensorRTBuilder
+    from hybridtrt.trt.cache import EngineCache
+    from tests.fake_tensorrt import FakeBackend
+
+    backend = FakeBackend(on_gpu=True, data_dependent=data_dependent)
+    builder = TensorRTBuilder(backend, EngineCache(tmp_path / "cache"))
+    path = convert(models.split_chain(), DYNAMIC, builder=builder).save(tmp_path / "m.onnx")
+    config = Config(path)
+    config.enable_use_gpu(0, 0)
+    config.set_engine_cache_dir(tmp_path / "cache")
+    runner = Predictor(config, backend=backend)
+    assert [s.kind for s in runner.plan.segments] == ["engine", "ort", "engine"]
+    assert {p.runs_in for p in runner.engine_status()} == {"tensorrt"}
+    for batch in (5, 2, 8):
+        x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
+        before = runner.device.host_copies  # type: ignore[attr-defined]
+        y = runner.run({"x": x})["y"]
+        assert runner.device.host_copies - before == 2  # type: ignore[attr-defined]
+        assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
+        np.testing.assert_allclose(y, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-5, atol=1e-6)

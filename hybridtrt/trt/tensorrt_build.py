@@ -42,7 +42,7 @@ def _parser_errors(parser: trt.OnnxParser, logged: list[str]) -> TensorRTFailure
 
 def parse_support(model: bytes) -> ParserVerdict:
     """Which of the subgraph's nodes TensorRT's ONNX parser supports, with its reasons."""
-    with capture_errors() as logged:
+    with capture_errors():
         builder = trt.Builder(LOGGER)
         parser = trt.OnnxParser(_network(builder), LOGGER)
         parser.supports_model_v2(model)
@@ -55,7 +55,6 @@ def parse_support(model: bytes) -> ParserVerdict:
             error = parser.get_error(k)
             if error.node() >= 0:
                 reasons.setdefault(int(error.node()), error.desc())
-    del logged
     return ParserVerdict(frozenset(supported), reasons)
 
 

@@ -297,27 +297,27 @@ def _engines(
     build fails, and keep the parts that build."""
     taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
     settings = config.build_settings()
-    made: dict[tuple[int, ...], tuple[onnx.GraphProto, ClusterIO, tuple[Any, ...], tuple[Any, ...]]] = {}
+    made: dict[tuple[int, ...], tuple[onnx.ModelProto, ClusterIO, tuple[Any, ...], tuple[Any, ...]]] = {}
 
     def worth(part: Partition) -> bool:
         return sum(index.nodes[n].op_type != "Constant" for n in part.nodes) >= config.min_subgraph_size
 
-    def subgraph(part: Partition, name: str) -> tuple[onnx.GraphProto, ClusterIO, tuple[Any, ...], tuple[Any, ...]]:
+    def submodel(part: Partition, name: str) -> tuple[onnx.ModelProto, ClusterIO, tuple[Any, ...], tuple[Any, ...]]:
+        """The part as a model, made once (the parser, the build and the record share it)."""
         if part.nodes not in made:
             book.need([part])
             io = cluster_io(index, part)
             ins, outs = book.profiles(io.inputs), book.profiles(io.outputs)
-            made[part.nodes] = (extract_subgraph(index, part, io, name, ins, outs), io, ins, outs)
+            graph = extract_subgraph(index, part, io, name, ins, outs)
+            model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
+            made[part.nodes] = (model, io, ins, outs)
         return made[part.nodes]
-
-    def model_of(graph: onnx.GraphProto) -> onnx.ModelProto:
-        return onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
 
     records, rejected, final, disagreements = [], [], [], []
     for k, part in enumerate(parts):
         label = f"tensorrt_engine_{k}"
         pieces = [part]
-        verdict = builder.parser_support(model_of(subgraph(part, label)[0]))
+        verdict = builder.parser_support(submodel(part, label)[0])
         if verdict is not None:
             pieces, refused = parser_split(part, verdict)
             rejected += refused
@@ -328,10 +328,10 @@ def _engines(
             pieces = [p for p in pieces if worth(p)]
 
         def build(piece: Partition) -> BuildResult:
-            graph, io, ins, _ = subgraph(piece, label)
+            model, io, ins, _ = submodel(piece, label)
             _LOG.info("engine %s: %d nodes, %d inputs, %d outputs", label, len(piece),
                       len(io.inputs), len(io.outputs))
-            return builder.build(label, model_of(graph), ins, settings)
+            return builder.build(label, model, ins, settings)
 
         built: list[tuple[Partition, BuildResult]] = []
         for piece in pieces:
@@ -341,11 +341,9 @@ def _engines(
             rejected += refused
         for j, (piece, result) in enumerate(built):
             name = _free_name(label if len(built) == 1 else f"{label}_{j}", taken)
-            graph, io, ins, outs = subgraph(piece, label)
-            named = onnx.GraphProto()
-            named.CopyFrom(graph)
-            named.name = name
-            records.append(_record(name, named, ins, outs, settings, config, result))
+            model, io, ins, outs = submodel(piece, label)
+            model.graph.name = name  # the build is done; the record takes the graph as it is
+            records.append(_record(name, model.graph, ins, outs, settings, config, result))
             final.append((piece, io))
     return _Engines(tuple(p for p, _ in final), tuple(io for _, io in final), tuple(records),
                     tuple(rejected), tuple(disagreements))

@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(conv)
     conv.add_argument("-o", "--output", required=True, help="hybrid model file or directory")
     conv.add_argument("--precision", default="fp32", choices=[m.value for m in PrecisionMode])
+    conv.add_argument("--ops-run-float", help="op types or node names kept FP32 in FP16/BF16, A,B")
+    conv.add_argument("--no-precision-guard", action="store_true",
+                      help="do not keep fragile nodes (overflow, long reductions) in FP32")
+    conv.add_argument("--calibration-data", type=Path,
+                      help="INT8: directory of .npz feeds (or .npy for one-input models)")
+    conv.add_argument("--calibration-method", default="percentile",
+                      choices=["percentile", "minmax", "entropy"])
+    conv.add_argument("--calibration-cache", type=Path, help="INT8: JSON cache of ranges")
     conv.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace (MiB)")
     conv.add_argument("--optimization-level", type=int, default=3, help="builder level 0..5")
     conv.add_argument("--strict", action="store_true",
@@ -131,7 +139,12 @@ def _convert(args: argparse.Namespace) -> int:
                      workspace_size=args.workspace_mib << 20,
                      optimization_level=args.optimization_level, strict=args.strict,
                      cache_dir=args.cache_dir, strip_weights=not args.full_plans,
-                     hardware_compatibility=args.hardware_compatibility, device_id=args.device)
+                     hardware_compatibility=args.hardware_compatibility, device_id=args.device,
+                     ops_run_float=[s for s in (args.ops_run_float or "").split(",") if s],
+                     precision_guard=not args.no_precision_guard,
+                     calibration_data=str(args.calibration_data) if args.calibration_data else None,
+                     calibration_method=args.calibration_method,
+                     calibration_cache=args.calibration_cache)
     hybrid = convert(args.model, config)
     path = hybrid.save(args.output, external_data=True if args.external_data else None)
     _print_report(hybrid.report(), args.json)

@@ -131,6 +131,8 @@ class Input:
         return lo, tuple(int(d) for d in dims[len(dims) // 2]), hi
 
 
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
 _SHAPE_FIELDS = ("min_input_shape", "optim_input_shape", "max_input_shape")
 
 
@@ -167,7 +169,21 @@ class TensorRTConfig:
         inputs: Shape ranges of the dynamic model inputs (static inputs need none).
         min_subgraph_size: Smallest cluster (in ONNX nodes) worth a TensorRT engine.
         disable_ops: Op types or node names to keep out of TensorRT.
-        precision_mode: Engine precision (FP32 for now; the precision work uses the field).
+        precision_mode: Engine precision, written into each cluster's graph before the build
+            (TensorRT 11 builds strongly typed networks only): FP16/BF16 cast the cluster with
+            FP32 at its boundary; INT8 keeps the model's Q/DQ nodes or inserts calibrated ones.
+        ops_run_float: Op types or node names kept in FP32 inside FP16/BF16 engines.
+        precision_guard: Also keep numerically fragile nodes in FP32: activations past FP16's
+            safe range in the warm-up runs, reductions over many elements, LayerNorm, long
+            Softmax, Pow/Exp (the report lists each with its reason).
+        clamp_fp16_weights: Clamp weights beyond FP16's range (with a warning) instead of
+            keeping their nodes in FP32.
+        calibration_data: INT8 samples: an iterable of ``{input name: array}`` feeds, or a
+            directory of ``.npz`` files (one feed each) or ``.npy`` files (single-input models).
+        calibration_method: ``"percentile"`` (default: 99.999th percentile, robust to
+            outliers), ``"minmax"`` or ``"entropy"``.
+        calibration_cache: JSON file of calibrated ranges; reused when it matches the model and
+            method (no calibration run), rewritten otherwise.
         save_model_dir: When set, ``convert`` saves the hybrid model there as ``model.onnx``.
         workspace_size: TensorRT builder workspace limit in bytes.
         optimization_level: TensorRT builder optimization level, 0..5.
@@ -198,6 +214,12 @@ class TensorRTConfig:
     strip_weights: bool = True
     hardware_compatibility: str = "none"
     device_id: int = 0
+    ops_run_float: Sequence[str] = ()
+    precision_guard: bool = True
+    clamp_fp16_weights: bool = False
+    calibration_data: Any = None
+    calibration_method: str = "percentile"
+    calibration_cache: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         raw = () if self.inputs is None else self.inputs
@@ -208,13 +230,17 @@ class TensorRTConfig:
         if len({i.name is None for i in inputs}) > 1:
             raise ConfigError("TensorRTConfig.inputs: name all Inputs or none of them")
         object.__setattr__(self, "inputs", inputs)
-        disabled = self.disable_ops or ()
-        disabled = (disabled,) if isinstance(disabled, str) else disabled
-        object.__setattr__(self, "disable_ops", tuple(str(op) for op in disabled))
+        for field in ("disable_ops", "ops_run_float"):
+            names = getattr(self, field) or ()
+            names = (names,) if isinstance(names, str) else names
+            object.__setattr__(self, field, tuple(str(op) for op in names))
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise ConfigError(f"calibration_method must be one of {list(CALIBRATION_METHODS)}, "
+                              f"got {self.calibration_method!r}")
         if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
             raise ConfigError(f"hardware_compatibility must be one of {list(HARDWARE_COMPATIBILITY)}, "
                               f"got {self.hardware_compatibility!r}")
-        for flag in ("strict", "strip_weights"):
+        for flag in ("strict", "strip_weights", "precision_guard", "clamp_fp16_weights"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         for name in ("min_subgraph_size", "workspace_size", "optimization_level", "device_id"):
@@ -251,7 +277,21 @@ class TensorRTConfig:
             "optimization_level": int(self.optimization_level),
             "strip_weights": self.strip_weights,
             "hardware_compatibility": self.hardware_compatibility,
+            **self.precision_settings(),
         }
+
+    def precision_settings(self) -> dict[str, Any]:
+        """The settings that shape the typed cluster graphs."""
+        mode = self.precision_mode
+        settings: dict[str, Any] = {}
+        if mode in (PrecisionMode.FP16, PrecisionMode.BF16):
+            settings = {"ops_run_float": list(self.ops_run_float),
+                        "precision_guard": self.precision_guard}
+            if mode is PrecisionMode.FP16:
+                settings["clamp_fp16_weights"] = self.clamp_fp16_weights
+        elif mode is PrecisionMode.INT8:
+            settings = {"calibration_method": self.calibration_method}
+        return settings
 
     def settings_hash(self) -> str:
         """SHA-256 of ``build_settings()`` in canonical JSON."""

@@ -98,6 +98,8 @@ class EngineRecord:
         engine_file: Side file of the plan, relative to the model file ("" when embedded).
         engine_sha256: SHA-256 of the plan bytes ("" when not built).
         fingerprint: TensorRT version, GPU compute capability and settings hash of the plan.
+        precision: The precision written into the subgraph: ``{"mode", "fp32_nodes": [[name,
+            op type, reason], ...]}`` plus ``quantization``/``quantize_nodes`` for INT8.
     """
 
     name: str
@@ -112,6 +114,7 @@ class EngineRecord:
     engine_file: str = ""
     engine_sha256: str = ""
     fingerprint: dict[str, Any] = dataclasses.field(default_factory=dict)
+    precision: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def input_names(self) -> list[str]:
@@ -141,6 +144,7 @@ class EngineRecord:
         profiles = json.loads(_text(attrs["profiles"]))
         settings = json.loads(_text(attrs["build_settings"]))
         fingerprint = json.loads(_text(attrs.get("fingerprint", b"{}")))
+        precision = json.loads(_text(attrs.get("precision", b"{}")))
         if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
             raise ValueError("profiles must be a JSON list of objects")
         return EngineRecord(
@@ -156,6 +160,7 @@ class EngineRecord:
             engine_file=_text(attrs.get("engine_file", b"")),
             engine_sha256=_text(attrs.get("engine_sha256", b"")),
             fingerprint=fingerprint,
+            precision=precision,
         )
 
     def verify(self) -> None:
@@ -192,6 +197,7 @@ def engine_attributes(record: EngineRecord) -> list[onnx.AttributeProto]:
         make("engine_file", record.engine_file),
         make("engine_sha256", record.engine_sha256),
         make("fingerprint", _canonical_json(record.fingerprint)),
+        make("precision", _canonical_json(record.precision)),
     ]
 
 

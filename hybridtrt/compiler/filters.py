@@ -14,6 +14,7 @@ __all__ = [
     "drop_trivial",
     "drop_unused",
     "fix_shape_tensor_inputs",
+    "keep_qdq_pairs",
     "split_without",
     "trim_shape_outputs",
 ]
@@ -185,6 +186,44 @@ def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> 
         for piece in split_without(members, consumer, facts):
             add_group(set(piece.nodes))
     return sorted((Partition(_ordered(m, facts)) for m in groups.values()), key=lambda p: p.nodes[0])
+
+
+def keep_qdq_pairs(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+    """Never let a cluster boundary fall between a QuantizeLinear and a DequantizeLinear it feeds.
+
+    TensorRT fuses a Q/DQ pair into the quantized layer around it; an engine that ends in a Q
+    (or starts at a DQ) would hand int8 data across the boundary and lose the fusion. The
+    clustered member of a split pair leaves its cluster (which splits into convex pieces), until
+    no pair straddles a boundary.
+    """
+    current = [set(p.nodes) for p in parts]
+    while True:
+        owner = {n: k for k, members in enumerate(current) for n in members}
+        split = _straddling_pair(facts, owner)
+        if split is None:
+            break
+        key = owner[split]
+        pieces = split_without(current[key], split, facts)
+        current[key:key + 1] = [set(p.nodes) for p in pieces]
+    return sorted((Partition(_ordered(m, facts)) for m in current), key=lambda p: p.nodes[0])
+
+
+def _straddling_pair(facts: ClusterFacts, owner: dict[int, int]) -> int | None:
+    """The clustered member of the first Q -> DQ pair whose two nodes sit in different places."""
+    for node in sorted(owner, key=facts.position.__getitem__):
+        op = facts.op_types[node]
+        if op == "QuantizeLinear":
+            partners = [c for c in facts.consumers.get(facts.outputs[node][0], ())
+                        if facts.op_types[c] == "DequantizeLinear"]
+        elif op == "DequantizeLinear":
+            producer = facts.producer.get(facts.inputs[node][0]) if facts.inputs[node] else None
+            partners = [producer] if producer is not None and \
+                facts.op_types[producer] == "QuantizeLinear" else []
+        else:
+            continue
+        if any(owner.get(p) != owner[node] for p in partners):
+            return node
+    return None
 
 
 def _external_shape_inputs(members: set[int], facts: ClusterFacts) -> list[tuple[str, int]]:

@@ -13,7 +13,8 @@ __all__ = ["inline_engines"]
 
 
 def inline_engines(
-    model: onnx.ModelProto, select: Callable[[EngineRecord], bool] = lambda record: True
+    model: onnx.ModelProto, select: Callable[[EngineRecord], bool] = lambda record: True,
+    graph_of: Callable[[EngineRecord], onnx.GraphProto] = lambda record: record.subgraph,
 ) -> onnx.ModelProto:
     """A copy of a hybrid model with the selected engines replaced by their ONNX nodes.
 
@@ -23,6 +24,7 @@ def inline_engines(
     Args:
         model: A hybrid model.
         select: Which engines to inline (default: all).
+        graph_of: The graph to inline for an engine (default: its subgraph as recorded).
 
     Raises:
         FormatError: An engine node is not wrapped by its combine/split pair.
@@ -48,8 +50,9 @@ def inline_engines(
             split = inputs_of.get(node.output[0])
             if split is None or list(split.output) != record.output_names:
                 raise FormatError(f"engine '{record.name}' is not followed by its split node")
-            nodes.extend(record.subgraph.node)
-            for tensor in record.subgraph.initializer:
+            subgraph = graph_of(record)
+            nodes.extend(subgraph.node)
+            for tensor in subgraph.initializer:
                 if tensor.name not in defined:
                     initializers.append(tensor)
                     defined.add(tensor.name)

@@ -23,6 +23,7 @@ from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.hybrid import HybridModel
 from hybridtrt.compiler.loading import LoadedModel, load_model
 from hybridtrt.compiler.partition import DependencyGraph, Partition, check_acyclic, propose
+from hybridtrt.compiler.precision import PrecisionStage, Typed, carries_qdq, prepare_model
 from hybridtrt.compiler.report import OutsideNode, Report, engine_summary, op_table
 from hybridtrt.compiler.refine import Rejection, bisect_build, parser_split
 from hybridtrt.compiler.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
@@ -96,6 +97,9 @@ def cluster(
                        lambda n: "shape computation at a cluster's end runs outside TensorRT")
         parts = _track(parts, filters.fix_shape_tensor_inputs(parts, facts), why,
                        lambda n: "reads a shape tensor computed outside TensorRT")
+        parts = _track(parts, filters.keep_qdq_pairs(parts, facts), why,
+                       lambda n: "its QuantizeLinear/DequantizeLinear partner runs outside "
+                                 "TensorRT (a Q/DQ pair is never split)")
         parts = _track(parts, filters.drop_unused(parts, facts), why,
                        lambda n: "its cluster computes nothing the model uses")
         parts = _track(parts, filters.drop_trivial(parts, facts), why,
@@ -193,11 +197,6 @@ def convert(
         >>> hybrid.save("model.hybrid.onnx")  # doctest: +SKIP
     """
     config = config or TensorRTConfig()
-    if config.precision_mode is not PrecisionMode.FP32:
-        raise ConfigError(
-            f"precision_mode {config.precision_mode.name} is not available yet in this hybridtrt "
-            "version (it arrives with the precision work); use PrecisionMode.FP32"
-        )
     with _collector_paused():
         return _convert(model, config, builder)
 
@@ -208,15 +207,19 @@ def _convert(
 ) -> HybridModel:
     _TIMES.clear()
     with _stage("load"):
-        loaded = load_model(model)
+        loaded = prepare_model(load_model(model), config)
+    _check_int8_source(loaded, config)
     clustering = cluster(loaded, config)
     index = clustering.index
     with _stage("shape ranges"):
         book = _ShapeBook(index, plan_runs(index, config.inputs))
         book.need(clustering.parts)
+    with _stage("precision"):
+        precision = PrecisionStage(index, book.plans, config)
+        precision.prepare(clustering.parts)
     with _stage("engines"):
         builder = builder or default_builder(config.cache_dir, config.device_id)
-        engines = _engines(index, clustering.parts, book, config, builder)
+        engines = _engines(index, clustering.parts, book, config, builder, precision)
     clustering = _refined(clustering, engines)
     check_acyclic(index.deps, clustering.parts, "rewrite")
     report = _report(loaded, clustering, engines.records, engines.disagreements)
@@ -234,6 +237,18 @@ def _convert(
     return hybrid
 
 
+def _check_int8_source(loaded: LoadedModel, config: TensorRTConfig) -> None:
+    """Fail fast when INT8 has nothing to take its scales from."""
+    cache = config.calibration_cache
+    if (config.precision_mode is PrecisionMode.INT8 and config.calibration_data is None
+            and not carries_qdq(loaded.model) and (cache is None or not Path(cache).is_file())):
+        raise ConfigError(
+            "precision_mode INT8 needs calibration_data (an iterable of {input name: array} "
+            "feeds or a directory of .npz/.npy files), an existing calibration_cache, or a model "
+            "that already carries QuantizeLinear/DequantizeLinear nodes"
+        )
+
+
 def analyze(
     model: onnx.ModelProto | str | os.PathLike[str], config: TensorRTConfig | None = None
 ) -> Report:
@@ -248,8 +263,12 @@ def analyze(
     plans = plan_runs(index, config.inputs) if config.inputs or not _dynamic_inputs(index) else []
     book = _ShapeBook(index, plans)
     book.need(clustering.parts)
+    precision = None
+    if config.precision_mode in (PrecisionMode.FP16, PrecisionMode.BF16):
+        precision = PrecisionStage(index, plans, config)
+        precision.prepare(clustering.parts)
     engines = _engines(index, clustering.parts, book, config,
-                       NotBuilding("inspection only: nothing is built"))
+                       NotBuilding("inspection only: nothing is built"), precision)
     return _report(loaded, clustering, engines.records, ())
 
 
@@ -289,20 +308,31 @@ class _Engines:
     disagreements: tuple[OutsideNode, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Sub:
+    """One cluster as a model: FP32 (for the parser) and typed (for the build and the record)."""
+
+    model: onnx.ModelProto
+    typed: Typed
+    io: ClusterIO
+    ins: tuple[Any, ...]
+    outs: tuple[Any, ...]
+
+
 def _engines(
     index: GraphIndex, parts: Sequence[Partition], book: _ShapeBook, config: TensorRTConfig,
-    builder: EngineBuilder,
+    builder: EngineBuilder, precision: PrecisionStage | None,
 ) -> _Engines:
     """Build every cluster; split it where TensorRT's parser disagrees, bisect it where the
     build fails, and keep the parts that build."""
     taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
     settings = config.build_settings()
-    made: dict[tuple[int, ...], tuple[onnx.ModelProto, ClusterIO, tuple[Any, ...], tuple[Any, ...]]] = {}
+    made: dict[tuple[int, ...], _Sub] = {}
 
     def worth(part: Partition) -> bool:
         return sum(index.nodes[n].op_type != "Constant" for n in part.nodes) >= config.min_subgraph_size
 
-    def submodel(part: Partition, name: str) -> tuple[onnx.ModelProto, ClusterIO, tuple[Any, ...], tuple[Any, ...]]:
+    def submodel(part: Partition, name: str) -> _Sub:
         """The part as a model, made once (the parser, the build and the record share it)."""
         if part.nodes not in made:
             book.need([part])
@@ -310,14 +340,16 @@ def _engines(
             ins, outs = book.profiles(io.inputs), book.profiles(io.outputs)
             graph = extract_subgraph(index, part, io, name, ins, outs)
             model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
-            made[part.nodes] = (model, io, ins, outs)
+            typed = (precision.apply(model, f"{name}_{part.nodes[0]}/") if precision is not None
+                     else Typed(model, {"mode": config.precision_mode.value, "fp32_nodes": []}))
+            made[part.nodes] = _Sub(model, typed, io, ins, outs)
         return made[part.nodes]
 
     records, rejected, final, disagreements = [], [], [], []
     for k, part in enumerate(parts):
         label = f"tensorrt_engine_{k}"
         pieces = [part]
-        verdict = builder.parser_support(submodel(part, label)[0])
+        verdict = builder.parser_support(submodel(part, label).model)
         if verdict is not None:
             pieces, refused = parser_split(part, verdict)
             rejected += refused
@@ -328,10 +360,10 @@ def _engines(
             pieces = [p for p in pieces if worth(p)]
 
         def build(piece: Partition) -> BuildResult:
-            model, io, ins, _ = submodel(piece, label)
-            _LOG.info("engine %s: %d nodes, %d inputs, %d outputs", label, len(piece),
-                      len(io.inputs), len(io.outputs))
-            return builder.build(label, model, ins, settings)
+            sub = submodel(piece, label)
+            _LOG.info("engine %s: %d nodes, %d inputs, %d outputs, %s", label, len(piece),
+                      len(sub.io.inputs), len(sub.io.outputs), sub.typed.info["mode"])
+            return builder.build(label, sub.typed.model, sub.ins, settings)
 
         built: list[tuple[Partition, BuildResult]] = []
         for piece in pieces:
@@ -341,20 +373,22 @@ def _engines(
             rejected += refused
         for j, (piece, result) in enumerate(built):
             name = _free_name(label if len(built) == 1 else f"{label}_{j}", taken)
-            model, io, ins, outs = submodel(piece, label)
-            model.graph.name = name  # the build is done; the record takes the graph as it is
-            records.append(_record(name, model.graph, ins, outs, settings, config, result))
-            final.append((piece, io))
+            sub = submodel(piece, label)
+            graph = sub.typed.model.graph
+            graph.name = name  # the build is done; the record takes the graph as it is
+            records.append(_record(name, graph, sub, settings, config, result))
+            final.append((piece, sub.io))
     return _Engines(tuple(p for p, _ in final), tuple(io for _, io in final), tuple(records),
                     tuple(rejected), tuple(disagreements))
 
 
-def _record(name: str, subgraph: onnx.GraphProto, ins: tuple[Any, ...], outs: tuple[Any, ...],
-            settings: dict[str, Any], config: TensorRTConfig, built: BuildResult) -> EngineRecord:
+def _record(name: str, subgraph: onnx.GraphProto, sub: _Sub, settings: dict[str, Any],
+            config: TensorRTConfig, built: BuildResult) -> EngineRecord:
     fingerprint = {"settings_sha256": config.settings_hash(), **built.fingerprint}
     return EngineRecord(
         name=name, subgraph=subgraph, subgraph_sha256=subgraph_digest(subgraph),
-        profiles=ins, output_shapes=outs, build_settings=settings,
+        profiles=sub.ins, output_shapes=sub.outs, build_settings=settings,
+        precision=sub.typed.info,
         status=STATUS_BUILT if built.plan else STATUS_NOT_BUILT,
         status_reason=built.reason if not built.plan else "",
         engine=built.plan, fingerprint=fingerprint,

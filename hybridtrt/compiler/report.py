@@ -37,7 +37,11 @@ class OpSummary:
 
 @dataclasses.dataclass(frozen=True)
 class EngineSummary:
-    """One ``tensorrt_engine`` node: size, I/O with their shape ranges, and build status."""
+    """One ``tensorrt_engine`` node: size, I/O with their shape ranges, build status, precision.
+
+    ``fp32_nodes`` lists ``(name, op type, reason)`` of the nodes kept in FP32 in an FP16/BF16
+    engine; ``quantization`` says where an INT8 engine's Q/DQ scales came from.
+    """
 
     name: str
     nodes: int
@@ -47,6 +51,8 @@ class EngineSummary:
     status: str
     status_reason: str
     precision: str
+    fp32_nodes: tuple[tuple[str, str, str], ...] = ()
+    quantization: str = ""
 
 
 def op_table(nodes: Sequence[onnx.NodeProto], outside: Sequence[OutsideNode]) -> tuple[OpSummary, ...]:
@@ -87,6 +93,8 @@ def engine_summary(record: EngineRecord) -> EngineSummary:
         status=record.status,
         status_reason=record.status_reason,
         precision=str(record.build_settings.get("precision_mode", "fp32")),
+        fp32_nodes=tuple(tuple(k) for k in record.precision.get("fp32_nodes", ())),  # type: ignore[misc]
+        quantization=str(record.precision.get("quantization", "")),
     )
 
 
@@ -122,6 +130,7 @@ class Report:
             "ops": [{"op_type": o.op_type, "count": o.count, "in_tensorrt": o.in_tensorrt,
                      "reasons": [list(r) for r in o.reasons]} for o in self.ops],
             "engines": [{**vars(e), "op_types": [list(t) for t in e.op_types],
+                         "fp32_nodes": [list(k) for k in e.fp32_nodes],
                          "inputs": list(e.inputs), "outputs": list(e.outputs)}
                         for e in self.engines],
             "outside": [vars(o) for o in self.outside],
@@ -144,6 +153,7 @@ class Report:
             ),
             engines=tuple(
                 EngineSummary(**{**e, "op_types": tuple(tuple(x) for x in e["op_types"]),
+                                 "fp32_nodes": tuple(tuple(k) for k in e.get("fp32_nodes", ())),
                                  "inputs": tuple(e["inputs"]), "outputs": tuple(e["outputs"])})
                 for e in data["engines"]
             ),
@@ -171,6 +181,11 @@ class Report:
                 for tensor in tensors:
                     lines.append(f"  {label} {tensor['name']} {tensor['dtype']} "
                                  f"{_profiles(tensor['profiles'])}")
+            if engine.quantization:
+                lines.append(f"  int8: {engine.quantization}")
+            if engine.fp32_nodes:
+                lines.append(f"  kept in FP32 ({len(engine.fp32_nodes)}):")
+                lines += [f"    {name} ({op}): {why}" for name, op, why in engine.fp32_nodes]
         if self.disagreements:
             lines += ["", f"TensorRT's ONNX parser rejected {len(self.disagreements)} node(s) our "
                           "rules accept:"]

@@ -16,13 +16,14 @@ import numpy as np
 import onnx
 
 from hybridtrt.compiler.graph import GraphIndex
+from hybridtrt.compiler.guards import TensorStats
 from hybridtrt.config import Input
 from hybridtrt.converters.registry import TensorInfo, dtype_name
 from hybridtrt.errors import InputError, UnsupportedModelError
 from hybridtrt.ort_support import first_line as _first_line
 from hybridtrt.ort_support import runnable_bytes
 
-__all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "static_shape"]
+__all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "record_stats", "static_shape"]
 
 _LOG = logging.getLogger("hybridtrt")
 Shape = tuple[int, ...]
@@ -244,6 +245,37 @@ def record_shapes(
                 profile[name] = _reduce(name, observed[name], plan.opt_run)
         ranges.append(profile)
     return ranges
+
+
+def record_stats(
+    index: GraphIndex, tensors: Sequence[str], plans: Sequence[RunPlan]
+) -> dict[str, TensorStats]:
+    """Largest magnitude and largest shape of each float tensor over every warm-up run.
+
+    Raises:
+        InputError: ONNX Runtime fails on the warm-up inputs (the message names the run).
+    """
+    names = [n for n in tensors if index.info(n).dtype == onnx.TensorProto.FLOAT
+             and (n in index.producer or n in index.graph_inputs)]
+    computed = [n for n in names if n in index.producer]
+    if not names or not plans:
+        return {}
+    _LOG.info("recording value ranges of %d tensors with ONNX Runtime (%d profile(s))",
+              len(names), len(plans))
+    session = _recording_session(index, computed) if computed else None
+    peaks: dict[str, float] = {}
+    shapes: dict[str, list[int]] = {}
+    for plan in plans:
+        for r, feed in enumerate(plan.feeds):
+            values = _run(session, computed, feed, r) if session is not None else []
+            seen = [*zip(computed, values), *((n, feed[n]) for n in names if n in feed)]
+            for name, value in seen:
+                value = np.asarray(value)
+                peak = float(np.nanmax(np.abs(value))) if value.size else 0.0
+                peaks[name] = max(peaks.get(name, 0.0), peak)
+                known = shapes.setdefault(name, list(value.shape))
+                shapes[name] = [max(a, int(b)) for a, b in zip(known, value.shape)]
+    return {n: TensorStats(peaks[n], tuple(shapes[n])) for n in names}
 
 
 def _reduce(name: str, shapes: Sequence[Shape], opt_run: int) -> ShapeRange:

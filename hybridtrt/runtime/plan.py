@@ -8,6 +8,7 @@ the compiler uses (here "supported" means "not an engine node").
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 
 import onnx
@@ -15,6 +16,8 @@ import onnx
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.hybrid import HybridModel
 from hybridtrt.compiler.inline import inline_engines
+from hybridtrt.compiler.lowp import as_fp32, low_precision_types
+from onnx import TensorProto
 from hybridtrt.compiler.partition import check_acyclic, contracted_order, propose
 from hybridtrt.compiler.rewrite import cluster_io, extract_subgraph
 from hybridtrt.errors import IncompatibleEngineError, InternalError
@@ -22,6 +25,8 @@ from hybridtrt.format import COMBINE, DOMAIN, ENGINE, SPLIT, STATUS_BUILT, Engin
 from hybridtrt.runtime.config import RuntimeSettings
 from hybridtrt.runtime.engines import EngineLoader, LoadedEngine
 from hybridtrt.trt.api import TrtBackend, load_backend
+
+_LOG = logging.getLogger("hybridtrt")
 
 __all__ = ["EnginePlacement", "Plan", "SegmentSpec", "make_plan", "place_engine"]
 
@@ -132,15 +137,38 @@ def make_plan(hybrid: HybridModel, settings: RuntimeSettings,
         listed = "; ".join(f"{p.name}: {p.reason}" for p in fallback)
         raise IncompatibleEngineError(f"TensorRT is required but these engines cannot use it: {listed}")
     inline = {p.name for p in fallback if not settings.isolate_engines}
-    working = inline_engines(hybrid.model, lambda record: record.name in inline)
+    working = inline_engines(hybrid.model, lambda record: record.name in inline,
+                             lambda record: ort_graph(record, settings.use_gpu))
     records = {r.name: r for r in hybrid.engines}
-    segments = _segments(working, _typed(working, records), records)
+    segments = _segments(working, _typed(working, records), records, set(engines),
+                         settings.use_gpu)
     return Plan(segments, placements, _last_use(segments, working), engines, loader)
 
 
+# The 16-bit types hybridtrt writes into an engine per precision mode.
+_WRITTEN = {"fp16": {TensorProto.FLOAT16}, "bf16": {TensorProto.BFLOAT16}}
+
+
+def ort_graph(record: EngineRecord, use_gpu: bool = False) -> onnx.GraphProto:
+    """An engine's subgraph as ONNX Runtime runs it: BF16 (and FP16 on the CPU) emulated in
+    FP32 with explicit rounding (ORT has almost no BF16 kernels, and on the CPU runs FP16 nodes
+    in FP32 without rounding), everything else as recorded."""
+    mode = record.precision.get("mode")
+    types = low_precision_types(record.subgraph) & _WRITTEN.get(str(mode), set())
+    if use_gpu:
+        types.discard(TensorProto.FLOAT16)  # CUDA kernels compute FP16 for real
+    boundary = {v.type.tensor_type.elem_type for v in (*record.subgraph.input, *record.subgraph.output)}
+    if not types or types & boundary:
+        return record.subgraph  # not lowered by hybridtrt, or 16-bit at its edges: as recorded
+    _LOG.info("engine %s computes in %s; ONNX Runtime runs it in FP32 with every such value "
+              "rounded", record.name, "/".join(TensorProto.DataType.Name(t) for t in sorted(types)))
+    return as_fp32(record.subgraph, types)
+
+
 def _engine_model(record: EngineRecord, opsets: Sequence[onnx.OperatorSetIdProto],
-                  ir_version: int) -> onnx.ModelProto:
-    sub = onnx.helper.make_model(record.subgraph, opset_imports=list(opsets))
+                  ir_version: int, for_ort: bool = False, use_gpu: bool = False) -> onnx.ModelProto:
+    graph = ort_graph(record, use_gpu) if for_ort else record.subgraph
+    sub = onnx.helper.make_model(graph, opset_imports=list(opsets))
     sub.ir_version = ir_version
     return sub
 
@@ -159,7 +187,8 @@ def _typed(model: onnx.ModelProto, records: dict[str, EngineRecord]) -> onnx.Mod
 
 
 def _segments(
-    model: onnx.ModelProto, typed: onnx.ModelProto, records: dict[str, EngineRecord]
+    model: onnx.ModelProto, typed: onnx.ModelProto, records: dict[str, EngineRecord],
+    in_tensorrt: set[str], use_gpu: bool,
 ) -> tuple[SegmentSpec, ...]:
     """Cut ``model`` into segments; ``typed`` (its shape-inferred copy) only supplies types."""
     index = GraphIndex(model, typed)
@@ -180,18 +209,20 @@ def _segments(
             sub.ir_version = model.ir_version
             found.append(SegmentSpec("ort", name, sub, io.inputs, io.outputs))
         elif index.nodes[key].op_type == ENGINE:
-            found.append(_engine_segment(index.nodes[key], records, opsets, model.ir_version))
+            node = index.nodes[key]
+            found.append(_engine_segment(node, records, opsets, model.ir_version,
+                                         node.name not in in_tensorrt, use_gpu))
     return tuple(found)
 
 
 def _engine_segment(
     node: onnx.NodeProto, records: dict[str, EngineRecord],
-    opsets: Sequence[onnx.OperatorSetIdProto], ir_version: int,
+    opsets: Sequence[onnx.OperatorSetIdProto], ir_version: int, for_ort: bool, use_gpu: bool,
 ) -> SegmentSpec:
     record = records.get(node.name)
     if record is None:
         raise InternalError(f"engine node {node.name} has no record")
-    return SegmentSpec("engine", record.name, _engine_model(record, opsets, ir_version),
+    return SegmentSpec("engine", record.name, _engine_model(record, opsets, ir_version, for_ort, use_gpu),
                        tuple(record.input_names), tuple(record.output_names), record)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import filelock
 
-__all__ = ["EngineCache", "cache_key", "default_cache_dir"]
+__all__ = ["EngineCache", "cache_key", "default_cache_dir", "write_atomically"]
 
 
 def default_cache_dir() -> Path:
@@ -47,7 +47,8 @@ def cache_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -87,7 +88,7 @@ class EngineCache:
     def put(self, key: str, plan: bytes) -> Path:
         """Store a plan atomically; returns its path."""
         path = self._plan_path(key)
-        _write_atomically(path, plan)
+        write_atomically(path, plan)
         return path
 
     @contextmanager
@@ -113,4 +114,4 @@ class EngineCache:
         """Replace the timing cache atomically (TensorRT's serialized cache already holds what
         it was started from, so the newest build's cache is a superset)."""
         if data:
-            _write_atomically(self._timing_path(tensorrt_version, compute_capability), data)
+            write_atomically(self._timing_path(tensorrt_version, compute_capability), data)

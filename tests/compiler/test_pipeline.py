@@ -303,12 +303,6 @@ def test_report_table_and_json_agree() -> None:
     assert data["engines"][1]["inputs"][0]["profiles"] == [{"min": [1, 4], "opt": [2, 4], "max": [8, 4]}]
 
 
-def test_precision_other_than_fp32_is_refused_until_it_is_implemented() -> None:
-    config = TensorRTConfig(inputs=DYNAMIC.inputs, precision_mode="fp16")
-    with pytest.raises(hybridtrt.ConfigError, match="precision_mode FP16 is not available yet"):
-        convert(models.split_chain(), config)
-
-
 def test_cluster_with_a_fake_rule_set_where_only_add_is_supported() -> None:
     from hybridtrt.compiler.loading import load_model
     from hybridtrt.converters.registry import OpRule, Registry

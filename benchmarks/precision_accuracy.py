@@ -1,0 +1,194 @@
+"""Accuracy of FP16 / BF16 / INT8 engines against FP32, measured through ONNX Runtime.
+
+Every engine's typed subgraph (casts for FP16/BF16, Q/DQ for INT8) runs in ONNX Runtime on
+the CPU, so these numbers measure the graph transformation hybridtrt writes for TensorRT, not
+TensorRT's kernels (BF16 is emulated: FP32 compute with every BF16 value rounded). Models: the
+PaddleOCR recognizer and detector from the rapidocr wheel on text rendered with Pillow, and a
+small CNN built in code.
+
+    python benchmarks/precision_accuracy.py [--modes fp16 bf16 int8] [--models rec det cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from hybridtrt import Input, TensorRTConfig, convert
+from hybridtrt.examples import ctc_decode, det_input, paddleocr_model, rec_input, render_text
+from hybridtrt.runtime import Config, create_predictor
+
+WORDS = ("hybrid", "TensorRT", "engine", "Paddle", "ONNX", "runtime", "quick", "brown", "fox",
+         "jumps", "over", "lazy", "dog", "2026", "42", "model", "precision", "cast", "scale")
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One model in one precision, against FP32 on the same inputs."""
+
+    model: str
+    mode: str
+    max_abs: float
+    rel_l2: float
+    agreement: float  # text agreement (rec), mask IoU (det), top-1 agreement (cnn)
+    metric: str
+    fp32_nodes: int
+    quantize_nodes: int
+
+
+def sentences(count: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(2, 4)))) for _ in range(count)]
+
+
+def rec_feeds(count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    return [{"x": rec_input(render_text([s], seed=seed + k))}
+            for k, s in enumerate(sentences(count, seed))]
+
+
+def det_feeds(count: int, seed: int, size: int = 320) -> list[dict[str, np.ndarray]]:
+    texts = sentences(3 * count, seed)
+    return [{"x": det_input(render_text(texts[3 * k:3 * k + 3], (size, size), seed=seed + k))}
+            for k in range(count)]
+
+
+def small_cnn(seed: int = 0) -> onnx.ModelProto:
+    """conv-bn-relu x3, global pool, gemm, softmax: 10 classes from 3x64x64 images."""
+    rng = np.random.default_rng(seed)
+    weights, nodes, channels, last = [], [], [3, 16, 32, 64], "image"
+    for k in range(3):
+        cin, cout = channels[k], channels[k + 1]
+        w = rng.normal(0, (2.0 / (cin * 9)) ** 0.5, (cout, cin, 3, 3)).astype(np.float32)
+        weights += [numpy_helper.from_array(w, f"w{k}")]
+        for name, value in (("scale", rng.uniform(0.5, 1.5, cout)), ("bias", rng.normal(0, .1, cout)),
+                            ("mean", rng.normal(0, .1, cout)), ("var", rng.uniform(.5, 2, cout))):
+            weights.append(numpy_helper.from_array(value.astype(np.float32), f"{name}{k}"))
+        nodes += [
+            helper.make_node("Conv", [last, f"w{k}"], [f"c{k}"], name=f"conv{k}", pads=[1] * 4,
+                             strides=[2, 2] if k else [1, 1]),
+            helper.make_node("BatchNormalization", [f"c{k}", f"scale{k}", f"bias{k}", f"mean{k}",
+                                                    f"var{k}"], [f"b{k}"], name=f"bn{k}"),
+            helper.make_node("Relu", [f"b{k}"], [f"r{k}"], name=f"relu{k}"),
+        ]
+        last = f"r{k}"
+    fc = rng.normal(0, 0.2, (64, 10)).astype(np.float32)
+    weights += [numpy_helper.from_array(fc, "fc"), numpy_helper.from_array(np.zeros(10, np.float32), "fc_b")]
+    nodes += [helper.make_node("GlobalAveragePool", [last], ["pool"], name="pool"),
+              helper.make_node("Flatten", ["pool"], ["flat"], name="flat"),
+              helper.make_node("Gemm", ["flat", "fc", "fc_b"], ["logits"], name="fc"),
+              helper.make_node("Softmax", ["logits"], ["probs"], name="softmax")]
+    graph = helper.make_graph(nodes, "small_cnn",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10])],
+                              weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+
+def cnn_feeds(count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{"image": rng.normal(0, 1, (1, 3, 64, 64)).astype(np.float32)} for _ in range(count)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    model: Callable[[], onnx.ModelProto | str]
+    feeds: Callable[[int, int], list[dict[str, np.ndarray]]]
+    compare: Callable[[list[np.ndarray], list[np.ndarray]], tuple[float, str]]
+
+
+def _text_agreement(path: str) -> Callable[[list[np.ndarray], list[np.ndarray]], tuple[float, str]]:
+    def compare(ref: list[np.ndarray], got: list[np.ndarray]) -> tuple[float, str]:
+        # Spaces at the ends are the margins' blank paper, read either way: not text.
+        same = [[t.strip() for t in ctc_decode(a, path)] == [t.strip() for t in ctc_decode(b, path)]
+                for a, b in zip(ref, got)]
+        return float(np.mean(same)), "text agreement"
+    return compare
+
+
+def _mask_iou(ref: list[np.ndarray], got: list[np.ndarray]) -> tuple[float, str]:
+    a, b = np.concatenate([r.ravel() for r in ref]) > 0.3, np.concatenate([g.ravel() for g in got]) > 0.3
+    return float((a & b).sum() / max((a | b).sum(), 1)), "text-mask IoU"
+
+
+def _top1(ref: list[np.ndarray], got: list[np.ndarray]) -> tuple[float, str]:
+    return float(np.mean([a.argmax() == b.argmax() for a, b in zip(ref, got)])), "top-1 agreement"
+
+
+CASES: dict[str, Case] = {
+    "rec": Case(lambda: str(paddleocr_model("rec")), rec_feeds,
+                _text_agreement(str(paddleocr_model("rec")))),
+    "det": Case(lambda: str(paddleocr_model("det")), det_feeds, _mask_iou),
+    "cnn": Case(small_cnn, cnn_feeds, _top1),
+}
+
+
+def measure(name: str, mode: str, samples: int = 40, calibration: int = 16) -> Row:
+    """Convert ``name`` in ``mode``, run it on fresh inputs and compare with FP32 ORT."""
+    case = CASES[name]
+    model = case.model()
+    feeds = case.feeds(samples, 1000)
+    samples_seen = case.feeds(calibration, 0)  # warm-up and calibration: not the test inputs
+    name_ = next(iter(feeds[0]))
+    config = TensorRTConfig(
+        inputs=[Input(name=name_, warmup_data=[f[name_] for f in samples_seen[:6]])],
+        precision_mode=mode,
+        calibration_data=samples_seen if mode == "int8" else None,
+    )
+    hybrid = convert(model, config)
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
+    reference = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory() as folder:
+        path = hybrid.save(Path(folder) / "model.hybrid.onnx")
+        predictor = create_predictor(Config(path))
+        got = [list(predictor.run(f).values())[0] for f in feeds]
+    ref = [reference.run(None, f)[0] for f in feeds]
+    max_abs = max(float(np.abs(a - b).max()) for a, b in zip(ref, got))
+    rel_l2 = float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(ref, got))
+                           / sum(np.sum(a ** 2) for a in ref)))
+    agreement, metric = case.compare(ref, got)
+    engines = hybrid.report().engines
+    return Row(name, mode, max_abs, rel_l2, agreement, metric,
+               sum(len(e.fp32_nodes) for e in engines),
+               sum(_quantize_nodes(hybrid, e.name) for e in engines))
+
+
+def _quantize_nodes(hybrid: object, engine: str) -> int:
+    record = next(r for r in hybrid.engines if r.name == engine)  # type: ignore[attr-defined]
+    return int(record.precision.get("quantize_nodes", 0))
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = [f"{'model':<6}{'mode':<6}{'max_abs':>10}{'rel_l2':>10}{'agreement':>11}  "
+             f"{'fp32_nodes':>10}{'q_nodes':>9}  metric"]
+    for r in rows:
+        lines.append(f"{r.model:<6}{r.mode:<6}{r.max_abs:>10.2e}{r.rel_l2:>10.2e}"
+                     f"{r.agreement:>11.3f}  {r.fp32_nodes:>10}{r.quantize_nodes:>9}  {r.metric}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modes", nargs="+", default=["fp16", "bf16", "int8"])
+    parser.add_argument("--models", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--samples", type=int, default=40, help="test inputs per model")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    rows = [measure(m, mode, args.samples) for m in args.models for mode in args.modes]
+    print(f"{args.samples} test inputs per model; reference: FP32 ONNX Runtime (CPU) on the "
+          "original model; typed engines run through ONNX Runtime (BF16 emulated)")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

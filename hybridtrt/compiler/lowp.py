@@ -1,0 +1,278 @@
+"""FP16 / BF16 clusters: low-precision graphs with FP32 kept at the boundary and where asked.
+
+TensorRT 11 builds strongly typed networks only, so precision is written into each cluster's
+ONNX graph before the build: ONNX Runtime's float16 converter (``onnxruntime.transformers.
+float16``) turns the float tensors to FP16 and inserts casts around the nodes kept in FP32 and
+at the graph's inputs and outputs. BF16 is the same graph retyped, its weights rounded from the
+FP32 originals. ``as_fp32`` lets ONNX Runtime run such a graph in FP32 with every 16-bit value
+rounded to its type, so the transformation is testable anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+
+import ml_dtypes
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from hybridtrt.errors import ConfigError
+
+__all__ = ["FP16_MAX", "KeptNode", "Lowered", "as_fp32", "big_weights",
+           "constants_as_initializers", "low_precision_types", "lower", "prefix_new_names"]
+
+_LOG = logging.getLogger("hybridtrt")
+
+FP16_MAX = 65504.0
+
+
+@dataclasses.dataclass(frozen=True)
+class KeptNode:
+    """A node of a low-precision cluster that stays in FP32, and why."""
+
+    name: str
+    op_type: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Lowered:
+    """A cluster model in low precision.
+
+    Attributes:
+        model: The typed model; its inputs and outputs keep their FP32 types.
+        kept: Nodes left in FP32 with the reason, in graph order.
+        clamped: Weights whose values were clamped to FP16's range.
+    """
+
+    model: onnx.ModelProto
+    kept: tuple[KeptNode, ...]
+    clamped: tuple[str, ...]
+
+
+def constants_as_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy with Constant nodes' tensors as initializers.
+
+    The converters treat weights right only as initializers: ONNX Runtime's float16 converter
+    casts a Constant's output to FP16 even when its consumers stay FP32 (overflowing weights
+    beyond 65504), and its quantizer quantizes only initializer weights per channel.
+    """
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    graph = result.graph
+    kept = []
+    for node in graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        if node.op_type == "Constant" and value is not None and node.domain in ("", "ai.onnx"):
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(value)
+            tensor.name = node.output[0]
+            graph.initializer.append(tensor)
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return result
+
+
+def big_weights(model: onnx.ModelProto, limit: float = FP16_MAX) -> dict[str, float]:
+    """Float weights (initializers and Constant values) whose magnitude exceeds ``limit``."""
+    found = {}
+    tensors = [(t.name, t) for t in model.graph.initializer]
+    tensors += [(n.output[0], a.t) for n in model.graph.node if n.op_type == "Constant"
+                for a in n.attribute if a.name == "value"]
+    for name, tensor in tensors:
+        if tensor.data_type == TensorProto.FLOAT:
+            values = numpy_helper.to_array(tensor)
+            peak = float(np.abs(values).max()) if values.size else 0.0
+            if peak > limit:
+                found[name] = peak
+    return found
+
+
+def lower(
+    model: onnx.ModelProto, dtype: int, keep: Mapping[str, str], prefix: str, clamp: bool = False
+) -> Lowered:
+    """``model`` with its float computation in ``dtype`` (FP16 or BF16).
+
+    Args:
+        model: A cluster model with named or unnamed nodes (unnamed ones get ``prefix`` names).
+        dtype: ``TensorProto.FLOAT16`` or ``TensorProto.BFLOAT16``.
+        keep: Node name -> reason, for the nodes to leave in FP32.
+        prefix: Prefix of every node and tensor name the conversion adds (keeps names unique
+            when engines are inlined back into one model).
+        clamp: For FP16, clamp weights beyond 65504 (True) or keep their consumers in FP32.
+    """
+    try:
+        from onnxruntime.transformers import float16
+    except ImportError as exc:
+        raise ConfigError("FP16/BF16 precision needs ONNX Runtime's float16 converter: "
+                          "pip install 'hybridtrt[cpu]' (or onnxruntime-gpu)") from exc
+    source = constants_as_initializers(model)
+    for k, node in enumerate(source.graph.node):
+        if not node.name:
+            node.name = f"{prefix}node{k}"
+    keep = dict(keep)
+    clamped: tuple[str, ...] = ()
+    if dtype == TensorProto.FLOAT16:
+        keep, clamped = _guard_weights(source, keep, clamp)
+    blocked_ops = set(float16.DEFAULT_OP_BLOCK_LIST)
+    converted = float16.convert_float_to_float16(
+        source, keep_io_types=True, op_block_list=sorted(blocked_ops),
+        node_block_list=sorted(keep), max_finite_val=FP16_MAX,
+    )
+    if dtype == TensorProto.BFLOAT16:
+        _retype_bf16(converted, source)
+    elif dtype != TensorProto.FLOAT16:
+        raise ConfigError(f"lower() makes FP16 or BF16 graphs, not {TensorProto.DataType.Name(dtype)}")
+    prefix_new_names(converted.graph, source.graph, prefix)
+    kept = []
+    for node in source.graph.node:
+        if node.name in keep:
+            kept.append(KeptNode(node.name, node.op_type, keep[node.name]))
+        elif node.op_type in blocked_ops and _has_float(node, source):
+            kept.append(KeptNode(node.name, node.op_type,
+                                 "ONNX Runtime's float16 converter keeps this op in FP32"))
+    return Lowered(converted, tuple(kept), clamped)
+
+
+def _guard_weights(
+    model: onnx.ModelProto, keep: dict[str, str], clamp: bool
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    big = big_weights(model)
+    if not big:
+        return keep, ()
+    if clamp:
+        _LOG.warning("clamping weight(s) beyond FP16's range to +-65504: %s",
+                     ", ".join(f"'{n}' (|max| {v:.3g})" for n, v in sorted(big.items())))
+        return keep, tuple(sorted(big))
+    for node in model.graph.node:
+        hit = [n for n in (*node.input, *node.output) if n in big]
+        if hit and node.name not in keep:
+            keep[node.name] = (f"weight '{hit[0]}' reaches {big[hit[0]]:.3g}, beyond FP16's "
+                               "range (65504)")
+    return keep, ()
+
+
+def _has_float(node: onnx.NodeProto, model: onnx.ModelProto) -> bool:
+    floats = {v.name for v in (*model.graph.input, *model.graph.value_info, *model.graph.output)
+              if v.type.tensor_type.elem_type == TensorProto.FLOAT}
+    floats |= {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
+    return any(n in floats for n in (*node.input, *node.output))
+
+
+def _float16_names(model: onnx.ModelProto) -> set[str]:
+    """Tensors that are FP16 before any conversion (they stay FP16 in a BF16 graph)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    values = (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)
+    names = {v.name for v in values if v.type.tensor_type.elem_type == TensorProto.FLOAT16}
+    return names | {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT16}
+
+
+def _to_bf16(values: np.ndarray, name: str) -> TensorProto:
+    return numpy_helper.from_array(np.asarray(values, np.float32).astype(ml_dtypes.bfloat16), name)
+
+
+def _retype_bf16(converted: onnx.ModelProto, source: onnx.ModelProto) -> None:
+    """Turn the FP16 the converter wrote into BF16, weights rounded from their FP32 values."""
+    originally_fp16 = _float16_names(source)
+    fp32_weights = {t.name: t for t in source.graph.initializer}
+    fp32_constants = {n.output[0]: a.t for n in source.graph.node if n.op_type == "Constant"
+                      for a in n.attribute if a.name == "value"}
+    graph = converted.graph
+    for k, tensor in enumerate(graph.initializer):
+        if tensor.data_type == TensorProto.FLOAT16 and tensor.name not in originally_fp16:
+            original = fp32_weights.get(tensor.name, tensor)
+            graph.initializer[k].CopyFrom(_to_bf16(numpy_helper.to_array(original), tensor.name))
+    for node in graph.node:
+        new_output = not any(o in originally_fp16 for o in node.output)
+        for attr in node.attribute:
+            if attr.name == "to" and node.op_type == "Cast" and attr.i == TensorProto.FLOAT16 \
+                    and new_output:
+                attr.i = TensorProto.BFLOAT16
+            elif attr.HasField("t") and attr.t.data_type == TensorProto.FLOAT16 and new_output:
+                original = fp32_constants.get(node.output[0], attr.t)
+                attr.t.CopyFrom(_to_bf16(numpy_helper.to_array(original), attr.t.name))
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        tensor_type = value.type.tensor_type
+        if tensor_type.elem_type == TensorProto.FLOAT16 and value.name not in originally_fp16:
+            tensor_type.elem_type = TensorProto.BFLOAT16
+
+
+def prefix_new_names(graph: onnx.GraphProto, before: onnx.GraphProto, prefix: str) -> None:
+    """Prefix the names of the nodes, tensors and weights a conversion added to ``before``."""
+    old_nodes = {n.name for n in before.node}
+    old_values = {v.name for v in (*before.input, *before.output, *before.initializer)}
+    old_values |= {n for node in before.node for n in (*node.input, *node.output)}
+    rename = {}
+    for node in graph.node:
+        if node.name not in old_nodes:
+            node.name = prefix + node.name
+        rename.update({o: prefix + o for o in node.output if o and o not in old_values})
+    for tensor in graph.initializer:
+        if tensor.name not in old_values:
+            rename[tensor.name] = prefix + tensor.name
+            tensor.name = prefix + tensor.name
+    for node in graph.node:
+        node.input[:] = [rename.get(n, n) for n in node.input]
+        node.output[:] = [rename.get(n, n) for n in node.output]
+    for value in graph.value_info:
+        value.name = rename.get(value.name, value.name)
+
+
+def low_precision_types(graph: onnx.GraphProto) -> set[int]:
+    """The 16-bit float types (FP16, BF16) a graph computes in."""
+    found = {t.data_type for t in graph.initializer}
+    found |= {v.type.tensor_type.elem_type for v in graph.value_info}
+    found |= {a.i for n in graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
+    return found & _LOW
+
+
+_LOW = {TensorProto.FLOAT16, TensorProto.BFLOAT16}
+
+
+def as_fp32(graph: onnx.GraphProto, types: set[int]) -> onnx.GraphProto:
+    """A copy of a low-precision graph that computes in FP32 and rounds every value of
+    ``types`` (FP16 and/or BF16) to that type after the node that makes it.
+
+    ONNX Runtime lacks BF16 kernels for most ops (and ONNX schemas before opset 22 refuse BF16
+    for many), and on the CPU it runs FP16 nodes without an FP16 kernel in FP32 and drops the
+    casts around them, losing the rounding. Explicit rounding after each node reproduces 16-bit
+    storage, the main source of the error (TensorRT, which fuses pointwise chains, rounds less
+    often, so the emulation errs on the pessimistic side). Nested graphs are left as they are.
+    """
+    result = onnx.GraphProto()
+    result.CopyFrom(graph)
+    low = {v.name: v.type.tensor_type.elem_type for v in result.value_info
+           if v.type.tensor_type.elem_type in types}
+    for k, tensor in enumerate(result.initializer):
+        if tensor.data_type in types:
+            result.initializer[k].CopyFrom(
+                numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name))
+    nodes = []
+    for node in result.node:
+        for attr in node.attribute:
+            if attr.HasField("t") and attr.t.data_type in types:
+                attr.t.CopyFrom(numpy_helper.from_array(
+                    numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+        rounded = {o: low[o] for o in node.output if o in low}
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i in types:
+                rounded = {o: attr.i for o in node.output}
+                attr.i = TensorProto.FLOAT  # the rounding pair below does the 16-bit step
+        node.output[:] = [f"{o}__fp32" if o in rounded else o for o in node.output]
+        nodes.append(node)
+        for out, dtype in rounded.items():
+            nodes.append(onnx.helper.make_node("Cast", [f"{out}__fp32"], [f"{out}__16"],
+                                               name=f"{out}__to_16", to=dtype))
+            nodes.append(onnx.helper.make_node("Cast", [f"{out}__16"], [out],
+                                               name=f"{out}__to_fp32", to=TensorProto.FLOAT))
+    del result.node[:]
+    result.node.extend(nodes)
+    for value in result.value_info:
+        if value.type.tensor_type.elem_type in types:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT
+    return result

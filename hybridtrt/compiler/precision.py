@@ -1,0 +1,173 @@
+"""Stage 5: write each cluster's precision into its graph before the build.
+
+TensorRT 11 builds strongly typed networks only (no FP16/INT8 builder flags, no calibrators),
+and TensorRT 10 built strongly typed gives the same result, so precision is a graph
+transformation: FP16/BF16 clusters are cast inside with FP32 at their boundary
+(``hybridtrt.compiler.lowp``), INT8 clusters keep the model's Q/DQ nodes or get calibrated ones
+(``hybridtrt.compiler.calibration`` and ``int8``). ONNX Runtime runs the transformed clusters
+too, so every mode is testable without TensorRT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import TensorProto
+
+from hybridtrt.compiler import calibration, guards, int8, lowp
+from hybridtrt.compiler.graph import GraphIndex
+from hybridtrt.compiler.loading import LoadedModel, load_model
+from hybridtrt.compiler.partition import Partition
+from hybridtrt.compiler.shapes import RunPlan, record_stats
+from hybridtrt.config import PrecisionMode, TensorRTConfig
+from hybridtrt.errors import ConfigError, InternalError
+from hybridtrt.ort_support import first_line, runnable_bytes
+
+__all__ = ["PrecisionStage", "Typed", "carries_qdq", "prepare_model"]
+
+_LOG = logging.getLogger("hybridtrt")
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
+_OPSET_13 = 13  # Cast to BF16 and per-channel DequantizeLinear
+
+
+@dataclasses.dataclass(frozen=True)
+class Typed:
+    """A cluster model in its engine's precision, and what the report says of it.
+
+    Attributes:
+        model: The model to build (its inputs and outputs keep their original types).
+        info: ``{"mode", "fp32_nodes": [[name, op type, reason], ...], "quantize_nodes",
+            "quantization"}`` (the last two for INT8).
+    """
+
+    model: onnx.ModelProto
+    info: dict[str, Any]
+
+
+def carries_qdq(model: onnx.ModelProto) -> bool:
+    """Whether a model already holds QuantizeLinear/DequantizeLinear nodes."""
+    return any(n.op_type in _QDQ for n in model.graph.node)
+
+
+def prepare_model(loaded: LoadedModel, config: TensorRTConfig) -> LoadedModel:
+    """The model to partition, raised to opset 13 with onnx's version converter when older and
+    the precision needs it: BF16 (Cast to BF16 arrived in opset 13) and INT8 calibration
+    (per-channel weight scales arrived in opset 13; per-tensor when the conversion fails).
+
+    Raises:
+        ConfigError: BF16 on a model the version converter cannot raise to opset 13.
+    """
+    mode = config.precision_mode
+    opset = loaded.opsets.get("", 1)
+    int8_needs = mode is PrecisionMode.INT8 and not carries_qdq(loaded.model)
+    if opset >= _OPSET_13 or not (int8_needs or mode is PrecisionMode.BF16):
+        return loaded
+    try:
+        raised = onnx.version_converter.convert_version(loaded.model, _OPSET_13)
+    except Exception as exc:  # noqa: BLE001 - the converter raises many error types
+        if mode is PrecisionMode.BF16:
+            raise ConfigError(f"BF16 needs opset >= 13 (Cast to BF16) and onnx's version "
+                              f"converter cannot raise this opset-{opset} model: {exc}") from exc
+        _LOG.warning("INT8: cannot raise the model from opset %d to 13 (%s); weights are "
+                     "quantized per tensor", opset, exc)
+        return loaded
+    _LOG.info("%s: model raised from opset %d to 13 with onnx's version converter", mode.name,
+              opset)
+    return dataclasses.replace(load_model(raised), source=loaded.source)
+
+
+def fold_layers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` after ONNX Runtime's basic graph optimizations (constant folding; BatchNorm,
+    Add and Mul folded into Conv weights), as TensorRT does at build time.
+
+    Without it a low-precision Conv output is rounded before BatchNorm subtracts its mean, an
+    error TensorRT's folded layer never makes, and INT8 would quantize unfolded weights.
+    """
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="hybridtrt-fold-") as folder:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(Path(folder) / "folded.onnx")
+        options.log_severity_level = 3
+        try:
+            ort.InferenceSession(runnable_bytes(model), options, providers=["CPUExecutionProvider"])
+            folded = onnx.load(options.optimized_model_filepath)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+            _LOG.warning("cannot fold the cluster's layers with ONNX Runtime (%s); lowering it "
+                         "as it is", first_line(exc))
+            return model
+    folded.ir_version = model.ir_version
+    folded.graph.name = model.graph.name
+    return folded
+
+
+class PrecisionStage:
+    """Turns cluster models into typed models for one conversion.
+
+    Warm-up statistics (FP16/BF16 guard) and calibration (INT8) are gathered once, for all
+    clusters, by ``prepare``; ``apply`` then works per cluster (bisection pieces included).
+    """
+
+    def __init__(self, index: GraphIndex, plans: Sequence[RunPlan], config: TensorRTConfig) -> None:
+        self.index = index
+        self.plans = plans
+        self.config = config
+        self.mode = config.precision_mode
+        self.stats: dict[str, guards.TensorStats] = {}
+        self.calibration: calibration.Calibration | None = None
+        self.model_qdq = carries_qdq(index.model)
+
+    def prepare(self, parts: Sequence[Partition]) -> None:
+        """Record what the precision decisions need for ``parts``."""
+        tensors = list(dict.fromkeys(
+            n for p in parts for node in p.nodes
+            for n in (*self.index.node_inputs[node], *self.index.nodes[node].output) if n))
+        if self.mode in (PrecisionMode.FP16, PrecisionMode.BF16) and self.config.precision_guard:
+            self.stats = record_stats(self.index, tensors, self.plans)
+        elif self.mode is PrecisionMode.INT8 and not self.model_qdq and parts:
+            cache = self.config.calibration_cache
+            self.calibration = calibration.calibrate(
+                self.index, int8.QUANTIZED_OPS, self.config.calibration_data,
+                self.config.calibration_method, Path(cache) if cache is not None else None)
+
+    def apply(self, model: onnx.ModelProto, prefix: str) -> Typed:
+        """``model`` (a cluster) in the engine precision; new names start with ``prefix``."""
+        mode = self.mode
+        if mode is not PrecisionMode.FP32 and not self.model_qdq:
+            model = fold_layers(model)
+        if mode in (PrecisionMode.FP16, PrecisionMode.BF16):
+            keep = guards.fp32_nodes(model.graph.node, mode, self.config.ops_run_float,
+                                     self.config.precision_guard, self.stats)
+            dtype = TensorProto.FLOAT16 if mode is PrecisionMode.FP16 else TensorProto.BFLOAT16
+            lowered = lowp.lower(model, dtype, keep, prefix, self.config.clamp_fp16_weights)
+            info: dict[str, Any] = {"mode": mode.value, "fp32_nodes": [
+                [k.name, k.op_type, k.reason] for k in lowered.kept]}
+            if lowered.clamped:
+                info["clamped_weights"] = list(lowered.clamped)
+            return Typed(lowered.model, info)
+        if mode is PrecisionMode.INT8:
+            return self._int8(model, prefix)
+        return Typed(model, {"mode": mode.value, "fp32_nodes": []})
+
+    def _int8(self, model: onnx.ModelProto, prefix: str) -> Typed:
+        info: dict[str, Any] = {"mode": "int8", "fp32_nodes": []}
+        if self.model_qdq:
+            info["quantization"] = "Q/DQ nodes of the model"
+            info["quantize_nodes"] = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
+            return Typed(model, info)
+        if self.calibration is None:
+            raise InternalError("INT8: the precision stage was not prepared before use")
+        quantized = int8.insert_qdq(model, self.calibration.ranges, prefix)
+        source = ("calibration cache" if self.calibration.from_cache else
+                  f"{self.calibration.samples} calibration samples")
+        info["quantization"] = f"{self.calibration.method} ranges from {source}"
+        info["quantize_nodes"] = quantized.quantize_nodes
+        info["fp32_nodes"] = [[k.name, k.op_type, k.reason] for k in quantized.kept]
+        return Typed(quantized.model, info)

@@ -1,0 +1,256 @@
+"""Precision written into the clusters: FP16/BF16 casts, FP32 guards, Q/DQ pairs, INT8 calibration."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import onnx.helper as h
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, numpy_helper
+
+from hybridtrt import Input, TensorRTConfig, convert
+from hybridtrt.compiler.filters import keep_qdq_pairs
+from hybridtrt.compiler.partition import Partition
+from hybridtrt.errors import ConfigError, InputError
+from hybridtrt.runtime import Config, create_predictor
+from tests.models import f32, make, split_chain
+
+CHAIN_INPUT = Input(name="x", min_input_shape=(1, 4), optim_input_shape=(2, 4), max_input_shape=(4, 4))
+
+
+def _run_hybrid(hybrid, tmp_path, feed):
+    path = hybrid.save(tmp_path / "model.hybrid.onnx")
+    return list(create_predictor(Config(path)).run(feed).values())
+
+
+def _ort(model, feed):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+
+
+def _types(graph):
+    inferred = onnx.shape_inference.infer_shapes(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]))
+    types = {v.name: v.type.tensor_type.elem_type for v in (*inferred.graph.value_info, *graph.input, *graph.output)}
+    return types | {t.name: t.data_type for t in graph.initializer}
+
+
+def test_fp16_casts_sit_only_at_cluster_edges_and_ort_nodes_stay_fp32(tmp_path):
+    model = split_chain()
+    hybrid = convert(model, TensorRTConfig(inputs=[CHAIN_INPUT], disable_ops=["Sin"],
+                                           precision_mode="fp16"))
+    assert len(hybrid.engines) == 2
+    for record in hybrid.engines:
+        graph = record.subgraph
+        assert {v.type.tensor_type.elem_type for v in (*graph.input, *graph.output)} == {TensorProto.FLOAT}
+        casts = [n for n in graph.node if n.op_type == "Cast"]
+        boundary = {v.name for v in (*graph.input, *graph.output)}
+        assert casts and all(set(n.input) & boundary or set(n.output) & boundary for n in casts)
+        types = _types(graph)
+        inner = [o for n in graph.node if n.op_type != "Cast" for o in n.output]
+        assert inner and all(types[o] == TensorProto.FLOAT16 for o in inner)
+        assert record.precision["mode"] == "fp16"
+    outside = [n for n in hybrid.model.graph.node if n.domain != "hybridtrt"]
+    assert [n.op_type for n in outside] == ["Sin"]  # no cast added to the ORT part
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 4)).astype(np.float32)
+    got, = _run_hybrid(hybrid, tmp_path, {"x": x})
+    want, = _ort(model, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-3)
+    assert not np.array_equal(got, want)  # it did compute in FP16
+
+
+def test_ops_run_float_by_type_and_name_is_reported(tmp_path):
+    hybrid = convert(split_chain(), TensorRTConfig(inputs=[CHAIN_INPUT], disable_ops=["Sin"],
+                                                   precision_mode="fp16", ops_run_float=["Relu", "mul2"]))
+    report = hybrid.report()
+    kept = {name: why for e in report.engines for name, _, why in e.fp32_nodes}
+    assert kept == {"relu1": "listed in ops_run_float", "relu2": "listed in ops_run_float",
+                    "mul2": "listed in ops_run_float"}
+    assert "kept in FP32 (2):" in report.render() and "mul2 (Mul): listed in ops_run_float" in report.render()
+    second = hybrid.engines[1].subgraph
+    types = _types(second)
+    mul2 = next(n for n in second.node if n.name == "mul2")
+    assert all(types[i] == TensorProto.FLOAT for i in mul2.input)
+
+
+def _scaled_model(factor: float) -> onnx.ModelProto:
+    nodes = [h.make_node("Mul", ["x", "k"], ["a"], name="scale"),
+             h.make_node("Add", ["a", "x"], ["b"], name="add"),
+             h.make_node("Relu", ["b"], ["y"], name="relu")]
+    k = numpy_helper.from_array(np.array(factor, np.float32), "k")
+    return make(nodes, [f32("x", [1, 8])], [f32("y", [1, 8])], [k])
+
+
+def test_guard_keeps_nodes_whose_warmup_activations_pass_fp16_safe_range():
+    samples = [np.full((1, 8), 30.0, np.float32)]
+    config = TensorRTConfig(inputs=[Input(name="x", warmup_data=samples)], precision_mode="fp16",
+                            min_subgraph_size=1)
+    kept = convert(_scaled_model(1000.0), config).report().engines[0].fp32_nodes
+    assert [k[0] for k in kept] == ["scale", "add", "relu"]
+    assert "reached 3e+04 in the warm-up runs, beyond FP16's safe range (16384)" in kept[0][2]
+    small = convert(_scaled_model(2.0), config).report().engines[0].fp32_nodes
+    assert small == ()
+    unguarded = TensorRTConfig(inputs=[Input(name="x", warmup_data=samples)], precision_mode="fp16",
+                               min_subgraph_size=1, precision_guard=False)
+    assert convert(_scaled_model(1000.0), unguarded).report().engines[0].fp32_nodes == ()
+
+
+def test_weights_beyond_fp16_keep_their_node_fp32_or_are_clamped(tmp_path, caplog):
+    model = _scaled_model(1e6)
+    config = TensorRTConfig(precision_mode="fp16", min_subgraph_size=1, precision_guard=False)
+    hybrid = convert(model, config)
+    kept = hybrid.report().engines[0].fp32_nodes
+    assert kept == (("scale", "Mul", "weight 'k' reaches 1e+06, beyond FP16's range (65504)"),)
+    x = np.full((1, 8), 1e-3, np.float32)
+    np.testing.assert_allclose(_run_hybrid(hybrid, tmp_path, {"x": x})[0], _ort(model, {"x": x})[0],
+                               rtol=1e-2)
+    with caplog.at_level(logging.WARNING, logger="hybridtrt"):
+        clamped = convert(model, TensorRTConfig(precision_mode="fp16", min_subgraph_size=1,
+                                                precision_guard=False, clamp_fp16_weights=True))
+    assert clamped.engines[0].precision["clamped_weights"] == ["k"]
+    assert "clamping weight(s) beyond FP16's range to +-65504: 'k'" in caplog.text
+
+
+def test_bf16_graph_holds_bf16_weights_and_runs_emulated_in_ort(tmp_path):
+    model = split_chain()
+    hybrid = convert(model, TensorRTConfig(inputs=[CHAIN_INPUT], disable_ops=["Sin"],
+                                           precision_mode="bf16"))
+    graph = hybrid.engines[1].subgraph
+    assert TensorProto.BFLOAT16 in {t.data_type for t in graph.initializer}
+    assert any(a.name == "to" and a.i == TensorProto.BFLOAT16 for n in graph.node for a in n.attribute)
+    x = np.random.default_rng(1).uniform(-1, 1, (3, 4)).astype(np.float32)
+    got, = _run_hybrid(hybrid, tmp_path, {"x": x})
+    want, = _ort(model, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=3e-2, atol=1e-2)
+    assert np.abs(got - want).max() > 1e-5  # the BF16 rounding is really applied
+
+
+def test_same_model_and_config_give_identical_fp16_bytes():
+    config = TensorRTConfig(inputs=[CHAIN_INPUT], disable_ops=["Sin"], precision_mode="fp16")
+    first = convert(split_chain(), config).model.SerializeToString(deterministic=True)
+    assert convert(split_chain(), config).model.SerializeToString(deterministic=True) == first
+
+
+def _qdq_model() -> onnx.ModelProto:
+    """x -> Relu -> Q -> DQ -> Add(w) -> Sigmoid -> y (symmetric int8)."""
+    scale = numpy_helper.from_array(np.array(0.05, np.float32), "s")
+    zero = numpy_helper.from_array(np.array(0, np.int8), "z")
+    w = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    nodes = [h.make_node("Relu", ["x"], ["r"], name="relu"),
+             h.make_node("QuantizeLinear", ["r", "s", "z"], ["q"], name="q"),
+             h.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"], name="dq"),
+             h.make_node("Add", ["dq", "w"], ["a"], name="add"),
+             h.make_node("Sigmoid", ["a"], ["y"], name="sigmoid")]
+    return make(nodes, [f32("x", [2, 4])], [f32("y", [2, 4])], [scale, zero, w])
+
+
+def test_a_q_dq_pair_is_never_split_by_a_cluster_boundary():
+    hybrid = convert(_qdq_model(), TensorRTConfig(min_subgraph_size=1, disable_ops=["dq"]))
+    inside = {n.name for r in hybrid.engines for n in r.subgraph.node}
+    assert "q" not in inside and "dq" not in inside
+    outside = {o.name: o.reason for o in hybrid.report().outside}
+    assert outside["q"] == ("its QuantizeLinear/DequantizeLinear partner runs outside TensorRT "
+                            "(a Q/DQ pair is never split)")
+    whole = convert(_qdq_model(), TensorRTConfig(min_subgraph_size=1, precision_mode="int8"))
+    assert [n.name for n in whole.engines[0].subgraph.node] == ["relu", "q", "dq", "add", "sigmoid"]
+    assert whole.engines[0].precision["quantization"] == "Q/DQ nodes of the model"
+
+
+def test_keep_qdq_pairs_splits_the_cluster_around_the_removed_member():
+    from hybridtrt.compiler.graph import GraphIndex
+    from hybridtrt.compiler.pipeline import _facts
+    from hybridtrt.compiler.capability import judge_graph
+    from hybridtrt.converters.registry import REGISTRY
+
+    model = _qdq_model()
+    index = GraphIndex(model, onnx.shape_inference.infer_shapes(model))
+    facts = _facts(index, index.deps, judge_graph(index, REGISTRY, ()), REGISTRY)
+    parts = keep_qdq_pairs([Partition((0, 1)), Partition((2, 3, 4))], facts)
+    assert parts == [Partition((0,)), Partition((3, 4))]
+
+
+def _cnn() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w")
+    fc = numpy_helper.from_array(rng.normal(0, 0.3, (8, 5)).astype(np.float32), "fc")
+    nodes = [h.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             h.make_node("Relu", ["c"], ["r"], name="relu"),
+             h.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+             h.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             h.make_node("MatMul", ["f", "fc"], ["y"], name="fc")]
+    return make(nodes, [f32("x", [1, 3, 16, 16])], [f32("y", [1, 5])], [w, fc])
+
+
+def _feeds(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.normal(0, 1, (1, 3, 16, 16)).astype(np.float32)} for _ in range(count)]
+
+
+def test_int8_calibration_inserts_trt_style_qdq_and_stays_close(tmp_path):
+    model = _cnn()
+    hybrid = convert(model, TensorRTConfig(precision_mode="int8", calibration_data=_feeds(8),
+                                           calibration_method="minmax"))
+    graph = hybrid.engines[0].subgraph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") == 2  # the inputs of conv and fc, one pair each
+    assert all(numpy_helper.to_array(t).dtype == np.int8 for t in graph.initializer if "zero_point" in t.name)
+    weight_dq = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0].endswith("w_quantized")]
+    assert weight_dq and any(a.name == "axis" for a in weight_dq[0].attribute)  # per channel
+    assert hybrid.engines[0].precision["quantization"] == "minmax ranges from 8 calibration samples"
+    feed = _feeds(1, seed=9)[0]
+    got, = _run_hybrid(hybrid, tmp_path, feed)
+    want, = _ort(model, feed)
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+    assert not np.array_equal(got, want)
+
+
+def test_calibration_cache_is_reused_and_invalidated_when_the_model_changes(tmp_path, caplog):
+    cache = tmp_path / "calib.json"
+
+    def untouchable():
+        raise AssertionError("calibration ran although the cache matches")
+        yield  # pragma: no cover
+
+    first = convert(_cnn(), TensorRTConfig(precision_mode="int8", calibration_data=_feeds(4),
+                                           calibration_cache=cache))
+    assert cache.is_file()
+    with caplog.at_level(logging.INFO, logger="hybridtrt"):
+        again = convert(_cnn(), TensorRTConfig(precision_mode="int8", calibration_data=untouchable(),
+                                               calibration_cache=cache))
+    assert "ranges read from" in caplog.text
+    assert again.engines[0].precision["quantization"] == "percentile ranges from calibration cache"
+    assert again.engines[0].subgraph_sha256 == first.engines[0].subgraph_sha256
+    changed = _cnn()
+    changed.graph.initializer[0].CopyFrom(numpy_helper.from_array(
+        numpy_helper.to_array(changed.graph.initializer[0]) * 2, "w"))
+    consumed = []
+    data = (consumed.append(f) or f for f in _feeds(3))
+    convert(changed, TensorRTConfig(precision_mode="int8", calibration_data=data, calibration_cache=cache))
+    assert len(consumed) == 3  # a new model calibrates again
+
+
+def test_int8_errors_name_what_is_wrong(tmp_path):
+    with pytest.raises(ConfigError, match="precision_mode INT8 needs calibration_data"):
+        convert(_cnn(), TensorRTConfig(precision_mode="int8"))
+    with pytest.raises(InputError, match="gave no samples"):
+        convert(_cnn(), TensorRTConfig(precision_mode="int8", calibration_data=iter([])))
+    with pytest.raises(InputError, match=r"sample 0 does not match the model's inputs \['x'\]: "
+                                         r"missing \['x'\], unknown \['image'\]"):
+        convert(_cnn(), TensorRTConfig(precision_mode="int8",
+                                       calibration_data=[{"image": np.zeros((1, 3, 16, 16), np.float32)}]))
+    with pytest.raises(InputError, match=r"sample 1: input 'x' has shape \[1, 3, 8, 8\], the model "
+                                         r"expects \[1, 3, 16, 16\]"):
+        convert(_cnn(), TensorRTConfig(precision_mode="int8", calibration_data=[
+            _feeds(1)[0], {"x": np.zeros((1, 3, 8, 8), np.float32)}]))
+    with pytest.raises(ConfigError, match="calibration_method must be one of"):
+        TensorRTConfig(calibration_method="kl")
+    with pytest.raises(ConfigError, match="holds no .npz or .npy files"):
+        convert(_cnn(), TensorRTConfig(precision_mode="int8", calibration_data=str(tmp_path)))
+
+
+def test_calibration_reads_a_directory_of_npy_files(tmp_path):
+    for k, feed in enumerate(_feeds(3)):
+        np.save(tmp_path / f"{k}.npy", feed["x"])
+    hybrid = convert(_cnn(), TensorRTConfig(precision_mode="int8", calibration_data=str(tmp_path)))
+    assert hybrid.engines[0].precision["quantization"] == "percentile ranges from 3 calibration samples"

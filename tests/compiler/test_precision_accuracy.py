@@ -1,0 +1,51 @@
+"""Accuracy of each precision against FP32 on real models, through ONNX Runtime (CPU).
+
+The numbers come from ``benchmarks/precision_accuracy.py`` (typed engines run through ORT, 16-bit
+values emulated by rounding after every node); the thresholds sit under the measured values, so
+a broken cast, guard or Q/DQ placement fails them. PaddleOCR models come with rapidocr.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rapidocr_onnxruntime", reason="the PaddleOCR models come with rapidocr-onnxruntime")
+
+_SPEC = importlib.util.spec_from_file_location(
+    "precision_accuracy", Path(__file__).resolve().parents[2] / "benchmarks" / "precision_accuracy.py")
+bench = importlib.util.module_from_spec(_SPEC)  # type: ignore[arg-type]
+sys.modules["precision_accuracy"] = bench  # dataclasses look their module up there
+_SPEC.loader.exec_module(bench)  # type: ignore[union-attr]
+
+# (model, mode) -> (least agreement, largest relative L2 error)
+LIMITS = {
+    ("rec", "fp16"): (0.95, 5e-2), ("det", "fp16"): (0.98, 5e-2), ("cnn", "fp16"): (1.0, 1e-2),
+    ("rec", "bf16"): (0.85, 0.5), ("det", "bf16"): (0.9, 0.3), ("cnn", "bf16"): (1.0, 2e-2),
+    ("rec", "int8"): (0.85, 0.5), ("det", "int8"): (0.6, 0.8), ("cnn", "int8"): (0.95, 5e-2),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,mode", sorted(LIMITS))
+def test_precision_stays_close_to_fp32(model: str, mode: str) -> None:
+    row = bench.measure(model, mode, samples=20)
+    least, largest = LIMITS[(model, mode)]
+    assert row.agreement >= least, row
+    assert row.rel_l2 <= largest, row
+    assert row.rel_l2 > 0, row  # the typed graph really computed in low precision
+    if mode == "int8":
+        assert row.quantize_nodes > 0
+    if (model, mode) in (("rec", "fp16"), ("det", "fp16")):
+        assert row.fp32_nodes > 0  # the guard kept the fragile nodes
+
+
+def test_the_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--models", "cnn", "--modes", "fp16", "--samples", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].split() == ["model", "mode", "max_abs", "rel_l2", "agreement", "fp32_nodes",
+                                "q_nodes", "metric"]
+    assert lines[2].split()[:2] == ["cnn", "fp16"]

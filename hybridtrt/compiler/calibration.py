@@ -8,7 +8,9 @@ same model does not calibrate again (Paddle keeps its calibration table the same
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import hashlib
 import itertools
 import json
@@ -26,10 +28,13 @@ from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.format import subgraph_digest
 from hybridtrt.trt.cache import write_atomically
 
-__all__ = ["CACHE_FORMAT", "Calibration", "calibrate", "model_key", "samples"]
+__all__ = ["CACHE_FORMAT", "NEEDS_DATA", "Calibration", "calibrate", "model_key", "samples"]
 
 _LOG = logging.getLogger("hybridtrt")
 CACHE_FORMAT = 1
+NEEDS_DATA = ("precision_mode INT8 needs calibration_data (an iterable of {input name: array} "
+              "feeds or a directory of .npz/.npy files), a matching calibration_cache, or a "
+              "model that already carries QuantizeLinear/DequantizeLinear nodes")
 Range = tuple[float, float]
 
 
@@ -140,11 +145,7 @@ def calibrate(
         _LOG.info("calibration: %d ranges read from %s (no calibration run)", len(cached), cache)
         return Calibration(cached, method, 0, from_cache=True)
     if data is None:
-        raise ConfigError(
-            "precision_mode INT8 needs calibration_data (an iterable of {input name: array} "
-            "feeds or a directory of .npz/.npy files), a matching calibration_cache, or a model "
-            "that already carries QuantizeLinear/DequantizeLinear nodes"
-        )
+        raise ConfigError(NEEDS_DATA)
     feeds = samples(data, index)
     first = next(feeds, None)
     if first is None:
@@ -177,6 +178,15 @@ def _write_cache(path: Path, key: str, method: str, count: int, ranges: Mapping[
     _LOG.info("calibration: %d ranges written to %s", len(ranges), path)
 
 
+class _LogWriter(io.StringIO):
+    """Stdout replacement that hands each printed line to the debug log."""
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            _LOG.debug("onnxruntime calibrator: %s", text.strip())
+        return len(text)
+
+
 def _run_calibrator(
     index: GraphIndex, op_types: Sequence[str], feeds: Iterator[dict[str, np.ndarray]], method: str,
 ) -> tuple[dict[str, Range], int]:
@@ -205,8 +215,9 @@ def _run_calibrator(
         calibrator = create_calibrator(source, list(op_types),
                                        augmented_model_path=str(Path(folder) / "augmented.onnx"),
                                        calibrate_method=methods[method])
-        calibrator.collect_data(reader)
-        computed = calibrator.compute_data()
+        with contextlib.redirect_stdout(_LogWriter()):  # ORT's calibrators print progress
+            calibrator.collect_data(reader)
+            computed = calibrator.compute_data()
         del calibrator
     ranges = {name: (float(np.min(d.range_value[0])), float(np.max(d.range_value[1])))
               for name, d in computed.data.items()}

@@ -27,6 +27,7 @@ __all__ = ["FP16_MAX", "KeptNode", "Lowered", "as_fp32", "big_weights",
 _LOG = logging.getLogger("hybridtrt")
 
 FP16_MAX = 65504.0
+_LOW = {TensorProto.FLOAT16, TensorProto.BFLOAT16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,10 +131,11 @@ def lower(
         raise ConfigError(f"lower() makes FP16 or BF16 graphs, not {TensorProto.DataType.Name(dtype)}")
     prefix_new_names(converted.graph, source.graph, prefix)
     kept = []
+    floats = _float_names(source)
     for node in source.graph.node:
         if node.name in keep:
             kept.append(KeptNode(node.name, node.op_type, keep[node.name]))
-        elif node.op_type in blocked_ops and _has_float(node, source):
+        elif node.op_type in blocked_ops and any(n in floats for n in (*node.input, *node.output)):
             kept.append(KeptNode(node.name, node.op_type,
                                  "ONNX Runtime's float16 converter keeps this op in FP32"))
     return Lowered(converted, tuple(kept), clamped)
@@ -157,11 +159,10 @@ def _guard_weights(
     return keep, ()
 
 
-def _has_float(node: onnx.NodeProto, model: onnx.ModelProto) -> bool:
+def _float_names(model: onnx.ModelProto) -> set[str]:
     floats = {v.name for v in (*model.graph.input, *model.graph.value_info, *model.graph.output)
               if v.type.tensor_type.elem_type == TensorProto.FLOAT}
-    floats |= {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
-    return any(n in floats for n in (*node.input, *node.output))
+    return floats | {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
 
 
 def _float16_names(model: onnx.ModelProto) -> set[str]:
@@ -229,9 +230,6 @@ def low_precision_types(graph: onnx.GraphProto) -> set[int]:
     found |= {v.type.tensor_type.elem_type for v in graph.value_info}
     found |= {a.i for n in graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
     return found & _LOW
-
-
-_LOW = {TensorProto.FLOAT16, TensorProto.BFLOAT16}
 
 
 def as_fp32(graph: onnx.GraphProto, types: set[int]) -> onnx.GraphProto:

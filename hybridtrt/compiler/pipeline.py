@@ -17,6 +17,7 @@ import onnx
 
 from hybridtrt import __version__
 from hybridtrt.compiler import filters
+from hybridtrt.compiler.calibration import NEEDS_DATA
 from hybridtrt.compiler.capability import CapabilityReport, judge_graph
 from hybridtrt.compiler.engine import BuildResult, EngineBuilder, NotBuilding
 from hybridtrt.compiler.graph import GraphIndex
@@ -242,11 +243,7 @@ def _check_int8_source(loaded: LoadedModel, config: TensorRTConfig) -> None:
     cache = config.calibration_cache
     if (config.precision_mode is PrecisionMode.INT8 and config.calibration_data is None
             and not carries_qdq(loaded.model) and (cache is None or not Path(cache).is_file())):
-        raise ConfigError(
-            "precision_mode INT8 needs calibration_data (an iterable of {input name: array} "
-            "feeds or a directory of .npz/.npy files), an existing calibration_cache, or a model "
-            "that already carries QuantizeLinear/DequantizeLinear nodes"
-        )
+        raise ConfigError(NEEDS_DATA)
 
 
 def analyze(

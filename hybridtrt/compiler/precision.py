@@ -126,10 +126,10 @@ class PrecisionStage:
 
     def prepare(self, parts: Sequence[Partition]) -> None:
         """Record what the precision decisions need for ``parts``."""
-        tensors = list(dict.fromkeys(
-            n for p in parts for node in p.nodes
-            for n in (*self.index.node_inputs[node], *self.index.nodes[node].output) if n))
         if self.mode in (PrecisionMode.FP16, PrecisionMode.BF16) and self.config.precision_guard:
+            tensors = list(dict.fromkeys(
+                n for p in parts for node in p.nodes
+                for n in (*self.index.node_inputs[node], *self.index.nodes[node].output) if n))
             self.stats = record_stats(self.index, tensors, self.plans)
         elif self.mode is PrecisionMode.INT8 and not self.model_qdq and parts:
             cache = self.config.calibration_cache

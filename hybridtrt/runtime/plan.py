@@ -12,12 +12,12 @@ import logging
 from collections.abc import Sequence
 
 import onnx
+from onnx import TensorProto
 
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.hybrid import HybridModel
 from hybridtrt.compiler.inline import inline_engines
 from hybridtrt.compiler.lowp import as_fp32, low_precision_types
-from onnx import TensorProto
 from hybridtrt.compiler.partition import check_acyclic, contracted_order, propose
 from hybridtrt.compiler.rewrite import cluster_io, extract_subgraph
 from hybridtrt.errors import IncompatibleEngineError, InternalError

@@ -254,3 +254,30 @@ def test_calibration_reads_a_directory_of_npy_files(tmp_path):
         np.save(tmp_path / f"{k}.npy", feed["x"])
     hybrid = convert(_cnn(), TensorRTConfig(precision_mode="int8", calibration_data=str(tmp_path)))
     assert hybrid.engines[0].precision["quantization"] == "percentile ranges from 3 calibration samples"
+
+
+def test_guard_rules_name_each_fragile_node_and_bf16_skips_the_range_rules():
+    from hybridtrt.compiler.guards import TensorStats, fp32_nodes
+    from hybridtrt.config import PrecisionMode
+
+    nodes = [h.make_node("Softmax", ["logits"], ["p"], name="long_softmax", axis=-1),
+             h.make_node("Softmax", ["small"], ["q"], name="short_softmax", axis=-1),
+             h.make_node("ReduceMean", ["big"], ["m"], name="mean", keepdims=0),
+             h.make_node("LayerNormalization", ["t", "g"], ["n"], name="ln"),
+             h.make_node("Pow", ["t", "two"], ["sq"], name="pow"),
+             h.make_node("Relu", ["t"], ["r"], name="relu")]
+    stats = {"logits": TensorStats(1.0, (1, 40, 6625)), "small": TensorStats(1.0, (1, 40, 16)),
+             "big": TensorStats(1.0, (1, 8192)), "m": TensorStats(1.0, (1,)),
+             "r": TensorStats(2e4, (1, 8))}
+    fp16 = fp32_nodes(nodes, PrecisionMode.FP16, (), True, stats)
+    assert fp16 == {
+        "long_softmax": "Softmax over 6625 elements (>= 1024) loses precision in FP16",
+        "mean": "reduces 8192 elements per output (> 4096) in FP16",
+        "ln": "normalization: mean and variance lose precision in FP16",
+        "pow": "Pow overflows FP16 easily (x^2 past |x| = 256)",
+        "relu": "output 'r' reached 2e+04 in the warm-up runs, beyond FP16's safe range (16384)",
+    }
+    bf16 = fp32_nodes(nodes, PrecisionMode.BF16, (), True, stats)
+    assert set(bf16) == {"long_softmax", "mean", "ln"}
+    assert fp32_nodes(nodes, PrecisionMode.FP16, ("relu",), False, stats) == {
+        "relu": "listed in ops_run_float"}

@@ -16,7 +16,7 @@ import itertools
 import json
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import onnx
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.format import subgraph_digest
+from hybridtrt.progress import progress
 from hybridtrt.trt.cache import write_atomically
 
 __all__ = ["CACHE_FORMAT", "NEEDS_DATA", "Calibration", "calibrate", "model_key", "samples"]
@@ -82,6 +83,13 @@ def samples(data: Any, index: GraphIndex) -> Iterator[dict[str, np.ndarray]]:
     expected = [n for n in index.graph_inputs if index.is_tensor_input(n)]
     for k, feed in enumerate(feeds):
         yield _checked(k, feed, expected, index)
+
+
+def _count(data: Any) -> int | None:
+    """How many samples ``data`` holds, when that is known without reading them."""
+    if isinstance(data, (str, Path)):
+        return sum(len(list(Path(data).glob(pattern))) for pattern in ("*.npz", "*.npy"))
+    return len(data) if isinstance(data, Sized) else None
 
 
 def _directory(folder: Path, index: GraphIndex) -> Iterator[dict[str, np.ndarray]]:
@@ -150,7 +158,9 @@ def calibrate(
     first = next(feeds, None)
     if first is None:
         raise InputError("calibration_data gave no samples; give at least one feed")
-    ranges, count = _run_calibrator(index, op_types, itertools.chain([first], feeds), method)
+    shown = progress(itertools.chain([first], feeds), total=_count(data), desc="calibration",
+                     unit="sample")
+    ranges, count = _run_calibrator(index, op_types, shown, method)
     if cache is not None:
         _write_cache(cache, key, method, count, ranges)
     return Calibration(ranges, method, count, from_cache=False)

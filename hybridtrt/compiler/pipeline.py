@@ -44,6 +44,7 @@ from hybridtrt.format import (
     EngineRecord,
     subgraph_digest,
 )
+from hybridtrt.progress import bar
 
 __all__ = ["Clustering", "analyze", "cluster", "convert"]
 
@@ -343,38 +344,43 @@ def _engines(
         return made[part.nodes]
 
     records, rejected, final, disagreements = [], [], [], []
-    for k, part in enumerate(parts):
-        label = f"tensorrt_engine_{k}"
-        pieces = [part]
-        verdict = builder.parser_support(submodel(part, label).model)
-        if verdict is not None:
-            pieces, refused = parser_split(part, verdict)
-            rejected += refused
-            disagreements += [_outside(index, r) for r in refused]
-            small = [p for p in pieces if not worth(p)]
-            rejected += [Rejection(n, "left too small for min_subgraph_size after TensorRT's "
-                                      "parser split its cluster") for p in small for n in p.nodes]
-            pieces = [p for p in pieces if worth(p)]
+    with bar(total=len(parts), desc="engines", unit="engine") as shown:
+        for k, part in enumerate(parts):
+            label = f"tensorrt_engine_{k}"
+            shown.note(label)
+            pieces = [part]
+            verdict = builder.parser_support(submodel(part, label).model)
+            if verdict is not None:
+                pieces, refused = parser_split(part, verdict)
+                rejected += refused
+                disagreements += [_outside(index, r) for r in refused]
+                small = [p for p in pieces if not worth(p)]
+                rejected += [Rejection(n, "left too small for min_subgraph_size after "
+                                          "TensorRT's parser split its cluster")
+                             for p in small for n in p.nodes]
+                pieces = [p for p in pieces if worth(p)]
 
-        def build(piece: Partition) -> BuildResult:
-            sub = submodel(piece, label)
-            _LOG.info("engine %s: %d nodes, %d inputs, %d outputs, %s", label, len(piece),
-                      len(sub.io.inputs), len(sub.io.outputs), sub.typed.info["mode"])
-            return builder.build(label, sub.typed.model, sub.ins, settings)
+            def build(piece: Partition) -> BuildResult:
+                sub = submodel(piece, label)
+                shown.note(f"{label} ({len(piece)} nodes)")  # bisection rebuilds show here
+                _LOG.info("engine %s: %d nodes, %d inputs, %d outputs, %s", label, len(piece),
+                          len(sub.io.inputs), len(sub.io.outputs), sub.typed.info["mode"])
+                return builder.build(label, sub.typed.model, sub.ins, settings)
 
-        built: list[tuple[Partition, BuildResult]] = []
-        for piece in pieces:
-            done, refused = bisect_build(piece, build, worth, config.strict,
-                                         lambda p: f"{label} ({len(p)} nodes)")
-            built += done
-            rejected += refused
-        for j, (piece, result) in enumerate(built):
-            name = _free_name(label if len(built) == 1 else f"{label}_{j}", taken)
-            sub = submodel(piece, label)
-            graph = sub.typed.model.graph
-            graph.name = name  # the build is done; the record takes the graph as it is
-            records.append(_record(name, graph, sub, settings, config, result))
-            final.append((piece, sub.io))
+            built: list[tuple[Partition, BuildResult]] = []
+            for piece in pieces:
+                done, refused = bisect_build(piece, build, worth, config.strict,
+                                             lambda p: f"{label} ({len(p)} nodes)")
+                built += done
+                rejected += refused
+            for j, (piece, result) in enumerate(built):
+                name = _free_name(label if len(built) == 1 else f"{label}_{j}", taken)
+                sub = submodel(piece, label)
+                graph = sub.typed.model.graph
+                graph.name = name  # the build is done; the record takes the graph as it is
+                records.append(_record(name, graph, sub, settings, config, result))
+                final.append((piece, sub.io))
+            shown.advance()
     return _Engines(tuple(p for p, _ in final), tuple(io for _, io in final), tuple(records),
                     tuple(rejected), tuple(disagreements))
 

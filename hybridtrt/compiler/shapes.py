@@ -22,6 +22,7 @@ from hybridtrt.converters.registry import TensorInfo, dtype_name
 from hybridtrt.errors import InputError, UnsupportedModelError
 from hybridtrt.ort_support import first_line as _first_line
 from hybridtrt.ort_support import runnable_bytes
+from hybridtrt.progress import progress
 
 __all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "record_stats", "static_shape"]
 
@@ -225,24 +226,24 @@ def record_shapes(
     """
     known = {name: static_shape(index.info(name)) for name in tensors}
     unknown = [name for name, shape in known.items() if shape is None]
-    ranges: list[dict[str, ShapeRange]] = []
+    observed: list[dict[str, list[Shape]]] = [{} for _ in plans]
     if unknown:
         _LOG.info("recording shapes of %d boundary tensors with ONNX Runtime (%d profile(s))",
                   len(unknown), len(plans))
         session = _recording_session(index, unknown)
-    for plan in plans:
-        observed: dict[str, list[Shape]] = {}
-        if unknown:
-            for r, feed in enumerate(plan.feeds):
-                for name, value in zip(unknown, _run(session, unknown, feed, r)):
-                    observed.setdefault(name, []).append(tuple(int(d) for d in value.shape))
+        runs = [(p, r, feed) for p, plan in enumerate(plans) for r, feed in enumerate(plan.feeds)]
+        for p, r, feed in progress(runs, desc="shape ranges", unit="run"):
+            for name, value in zip(unknown, _run(session, unknown, feed, r)):
+                observed[p].setdefault(name, []).append(tuple(int(d) for d in value.shape))
+    ranges: list[dict[str, ShapeRange]] = []
+    for plan, seen in zip(plans, observed):
         profile = {}
         for name in tensors:
             static = known[name]
             if static is not None:
                 profile[name] = ShapeRange(static, static, static)
             else:
-                profile[name] = _reduce(name, observed[name], plan.opt_run)
+                profile[name] = _reduce(name, seen[name], plan.opt_run)
         ranges.append(profile)
     return ranges
 
@@ -265,16 +266,16 @@ def record_stats(
     session = _recording_session(index, computed) if computed else None
     peaks: dict[str, float] = {}
     shapes: dict[str, list[int]] = {}
-    for plan in plans:
-        for r, feed in enumerate(plan.feeds):
-            values = _run(session, computed, feed, r) if session is not None else []
-            seen = [*zip(computed, values), *((n, feed[n]) for n in names if n in feed)]
-            for name, value in seen:
-                value = np.asarray(value)
-                peak = float(np.nanmax(np.abs(value))) if value.size else 0.0
-                peaks[name] = max(peaks.get(name, 0.0), peak)
-                known = shapes.setdefault(name, list(value.shape))
-                shapes[name] = [max(a, int(b)) for a, b in zip(known, value.shape)]
+    runs = [(r, feed) for plan in plans for r, feed in enumerate(plan.feeds)]
+    for r, feed in progress(runs, desc="value ranges", unit="run"):
+        values = _run(session, computed, feed, r) if session is not None else []
+        seen = [*zip(computed, values), *((n, feed[n]) for n in names if n in feed)]
+        for name, value in seen:
+            value = np.asarray(value)
+            peak = float(np.nanmax(np.abs(value))) if value.size else 0.0
+            peaks[name] = max(peaks.get(name, 0.0), peak)
+            known = shapes.setdefault(name, list(value.shape))
+            shapes[name] = [max(a, int(b)) for a, b in zip(known, value.shape)]
     return {n: TensorStats(peaks[n], tuple(shapes[n])) for n in names}
 
 

@@ -1,4 +1,5 @@
-"""The ``hybridtrt`` command line: convert, inspect, run and demo (trtexec-style shape flags)."""
+"""The ``hybridtrt`` command line: convert, inspect, run, bench, profile, compare and demo
+(trtexec-style shape flags)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,12 @@ from hybridtrt.errors import ConfigError, HybridTRTError, InputError
 from hybridtrt.demo import run_demo
 from hybridtrt.runtime import Config, create_predictor
 from hybridtrt.format import format_version
+from hybridtrt.tools.bench import BenchSettings, benchmark
+from hybridtrt.tools.compare import compare
+from hybridtrt.tools.picture import picture_format, render_file, view_of_hybrid, view_of_model
+from hybridtrt.tools.profile import ProfileSettings, profile
+from hybridtrt.tools.target import load_target
+from hybridtrt.trt.cache import write_atomically
 
 __all__ = ["main", "parse_shapes"]
 
@@ -108,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="store weights in a .data file next to the model")
     insp = commands.add_parser("inspect", help="show what runs in TensorRT and why the rest does not")
     _add_common(insp)
+    insp.add_argument("--html", type=Path, metavar="OUT.html",
+                      help="also draw the graph, each node coloured by where it runs, as a page")
+    insp.add_argument("--svg", type=Path, metavar="OUT.svg", help="the same picture as an SVG")
     run = commands.add_parser("run", help="run a hybrid model on .npy inputs")
     run.add_argument("model", help="hybrid model (.onnx written by hybridtrt convert)")
     run.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
@@ -122,12 +133,62 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--require-tensorrt", action="store_true",
                      help="fail if an engine cannot run in TensorRT")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_tool_commands(commands)
     demo = commands.add_parser("demo", help="convert, save, load and run a shipped real CNN")
     demo.add_argument("--output-dir", type=Path, help="where to keep the hybrid model")
     demo.add_argument("--model", default="resnet50",
                       help="one of the onnx wheel's light models (resnet50, densenet121, ...)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
+
+
+def _add_run_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shapes", help="input shapes for random inputs, e.g. x:1x3x224x224 "
+                        "(default: static shapes, else the engines' opt shapes)")
+    parser.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                        help="an input from a file instead of random values; repeat for several")
+    parser.add_argument("--gpu", type=int, metavar="N", help="run on CUDA device N (default: CPU)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _add_tool_commands(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="time a hybrid (or plain ONNX) model: latency "
+                                "percentiles, throughput, memory, time per segment")
+    bench.add_argument("model", help="hybrid model, or a plain ONNX model (converted first)")
+    _add_run_inputs(bench)
+    bench.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    timing = bench.add_mutually_exclusive_group()
+    timing.add_argument("--iterations", type=int, default=100, help="timed runs (default 100)")
+    timing.add_argument("--duration", type=float, metavar="S", help="time runs for S seconds")
+    bench.add_argument("--segment-runs", type=int, default=20,
+                       help="runs of the per-segment pass (default 20; 0 skips it)")
+    bench.add_argument("--compare", choices=["ort"], help="also time plain ONNX Runtime on "
+                       "the original model, in this process")
+    bench.add_argument("--original", type=Path, help="the original model for --compare ort "
+                       "(default: the converted file beside the hybrid, else the hybrid inlined)")
+    bench.add_argument("--isolate-engines", action="store_true",
+                       help="run fallback engines as their own segments, where TensorRT would")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write everything as JSON")
+    prof = commands.add_parser("profile", help="per-node and per-layer times as a Chrome trace "
+                               "and a top-N table")
+    prof.add_argument("model", help="hybrid model, or a plain ONNX model (converted first)")
+    _add_run_inputs(prof)
+    prof.add_argument("--warmup", type=int, default=3, help="unprofiled runs first (default 3)")
+    prof.add_argument("--runs", type=int, default=10, help="profiled runs (default 10)")
+    prof.add_argument("--top", type=int, default=20, help="rows of the table (default 20)")
+    prof.add_argument("--isolate-engines", action="store_true",
+                      help="run fallback engines as their own segments, where TensorRT would")
+    prof.add_argument("-o", "--output", type=Path,
+                      help="trace file (default: MODEL_STEM.trace.json here)")
+    comp = commands.add_parser("compare", help="compare a hybrid model with its original and "
+                               "find the first diverging segment")
+    comp.add_argument("original", type=Path, help="the original ONNX model")
+    comp.add_argument("model", help="the hybrid model")
+    _add_run_inputs(comp)
+    comp.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (1e-4)")
+    comp.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (1e-3)")
+    comp.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    comp.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
 
 
 def _print_report(report: Report, as_json: bool) -> None:
@@ -154,10 +215,19 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    if format_version(read_onnx_file(args.model, load_weights=False)) is not None:
-        _print_report(load(args.model).report(), args.json)
-    else:
-        _print_report(analyze(args.model, _config(args)), args.json)
+    hybrid = format_version(read_onnx_file(args.model, load_weights=False)) is not None
+    pictures = [p for p in (args.html, args.svg) if p is not None]
+    for picture in pictures:
+        picture_format(picture)  # a wrong suffix fails before any work
+    if not pictures:
+        _print_report(load(args.model).report() if hybrid else analyze(args.model, _config(args)),
+                      args.json)
+        return 0
+    view = view_of_hybrid(load(args.model)) if hybrid else view_of_model(args.model, _config(args))
+    _print_report(view.report, args.json)
+    for picture in pictures:
+        written = render_file(view, picture)
+        print(f"\nwrote {written}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -212,7 +282,50 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"convert": _convert, "inspect": _inspect, "run": _run, "demo": _demo}
+def _tool_inputs(args: argparse.Namespace) -> tuple[dict[str, tuple[int, ...]], dict[str, np.ndarray]]:
+    shapes = parse_shapes(args.shapes, "--shapes") if args.shapes else {}
+    return shapes, _read_inputs(args.input)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    shapes, given = _tool_inputs(args)
+    settings = BenchSettings(warmup=args.warmup, iterations=args.iterations,
+                             duration=args.duration, use_gpu=args.gpu is not None,
+                             device_id=args.gpu or 0, isolate_engines=args.isolate_engines,
+                             compare_ort=args.compare == "ort", segment_runs=args.segment_runs)
+    result = benchmark(load_target(args.model, shapes, args.original), settings, shapes, given)
+    print(result.render())
+    if args.json is not None:
+        write_atomically(args.json, result.to_json().encode())
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    shapes, given = _tool_inputs(args)
+    settings = ProfileSettings(warmup=args.warmup, runs=args.runs, use_gpu=args.gpu is not None,
+                               device_id=args.gpu or 0, isolate_engines=args.isolate_engines)
+    result = profile(load_target(args.model, shapes), settings, shapes, given)
+    print(result.render(args.top))
+    trace = result.write_trace(args.output or Path(f"{Path(args.model).stem}.trace.json"))
+    print(f"\nwrote {trace} (open it in https://ui.perfetto.dev or chrome://tracing)")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    shapes, given = _tool_inputs(args)
+    target = load_target(args.model, shapes, args.original)
+    result = compare(target, args.atol, args.rtol, shapes, given, args.gpu is not None,
+                     args.gpu or 0, args.seed)
+    print(result.render())
+    if args.json is not None:
+        write_atomically(args.json, result.to_json().encode())
+        print(f"\nwrote {args.json}")
+    return 0 if result.ok else 1
+
+
+_COMMANDS = {"convert": _convert, "inspect": _inspect, "run": _run, "bench": _bench,
+             "profile": _profile, "compare": _compare, "demo": _demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,6 +34,8 @@ class RuntimeSettings:
             profile (cached) instead of failing.
         tensorrt_profiler: Called with ``(engine, layer, milliseconds)`` for every layer of
             every TensorRT run (None: no profiling).
+        ort_profile_prefix: ONNX Runtime's profiler is on in every ORT segment, writing
+            ``<prefix><segment>_<time>.json`` (None: off).
     """
 
     model_path: Path
@@ -48,6 +50,7 @@ class RuntimeSettings:
     build_engines: bool = True
     allow_rebuild: bool = False
     tensorrt_profiler: Callable[[str, str, float], None] | None = None
+    ort_profile_prefix: str | None = None
 
 
 class Config:
@@ -116,6 +119,14 @@ class Config:
         if not callable(report):
             raise ConfigError(f"enable_tensorrt_profiling needs a callable, got {report!r}")
         self._update(tensorrt_profiler=report)
+
+    def enable_profile(self, prefix: str | os.PathLike[str] = "hybridtrt_profile_") -> None:
+        """Turn on ONNX Runtime's profiler in every ORT segment (Paddle's ``enable_profile``).
+
+        Each segment writes ``<prefix><segment name>_<time>.json`` (a Chrome trace) when
+        ``predictor.end_profiling()`` is called; ``hybridtrt profile`` merges them.
+        """
+        self._update(ort_profile_prefix=str(prefix))
 
     def set_cpu_math_library_num_threads(self, threads: int) -> None:
         """ONNX Runtime intra-op threads per session (0: its default)."""

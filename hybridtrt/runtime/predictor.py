@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
@@ -23,7 +23,7 @@ from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
 from hybridtrt.trt.api import TrtBackend
 from hybridtrt.trt.profiles import select_profile
 
-__all__ = ["NodeArg", "Predictor", "Tensor", "create_predictor"]
+__all__ = ["NodeArg", "Predictor", "SegmentObserver", "Tensor", "create_predictor"]
 
 _LOG = logging.getLogger("hybridtrt")
 
@@ -44,13 +44,25 @@ def _node_arg(value: onnx.ValueInfoProto) -> NodeArg:
     return NodeArg(value.name, f"tensor({dtype_name(info.dtype)})", list(info.shape or []), dtype)
 
 
+class SegmentObserver(Protocol):
+    """Watches each segment run (the bench, profile and compare tools implement it)."""
+
+    def before(self, position: int, spec: SegmentSpec) -> None:
+        """Called just before segment ``position`` runs."""
+
+    def after(self, position: int, spec: SegmentSpec, inputs: Mapping[str, Any],
+              outputs: Sequence[Any]) -> None:
+        """Called just after it ran, with its inputs and outputs as the device holds them."""
+
+
 class _Segment:
     """One ORT session over a segment's model, run through the predictor's device."""
 
     def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
         return device.run(self.session, inputs, self.spec.outputs, to_host)
 
-    def __init__(self, spec: SegmentSpec, device: Device, threads: int) -> None:
+    def __init__(self, spec: SegmentSpec, device: Device, threads: int,
+                 profile_prefix: str | None = None) -> None:
         import onnxruntime as ort
 
         self.spec = spec
@@ -58,6 +70,9 @@ class _Segment:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        if profile_prefix is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = f"{profile_prefix}{spec.name}"
         try:
             self.session = ort.InferenceSession(runnable_bytes(spec.model), options,
                                                 providers=device.providers())
@@ -117,13 +132,15 @@ class Predictor:
         self._caller_only.reverse()
         self._handles: dict[str, Tensor] = {}
         self._results: dict[str, Any] = {}
+        self._observer: SegmentObserver | None = None
         if hybrid is None:
             self._announce()
 
     def _segment(self, spec: SegmentSpec) -> _Segment | _EngineStep:
         loaded = self.plan.engines.get(spec.name) if spec.kind == "engine" else None
         if loaded is None:
-            return _Segment(spec, self.device, self.settings.intra_op_threads)
+            return _Segment(spec, self.device, self.settings.intra_op_threads,
+                            self.settings.ort_profile_prefix)
         record, loader = spec.engine, self.plan.loader
         rebuild = None
         if self.settings.allow_rebuild and loader is not None and record is not None:
@@ -220,9 +237,14 @@ class Predictor:
                     and not self.settings.allow_rebuild):
                 _require_fit(spec.name, {n: self.device.shape_of(v) for n, v in inputs.items()},
                              spec.engine.profiles)
+            observer = self._observer
             try:
                 to_host = self._caller_only[position] & keep if host else frozenset()
+                if observer is not None:
+                    observer.before(position, spec)
                 outputs = segment.run(self.device, inputs, to_host)
+                if observer is not None:
+                    observer.after(position, spec, inputs, outputs)
             except HybridTRTError:
                 raise
             except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
@@ -264,6 +286,26 @@ class Predictor:
     def engine_status(self) -> list[EnginePlacement]:
         """Where each engine runs (``tensorrt`` or ``onnxruntime``) and why."""
         return list(self.plan.placements)
+
+    def segments(self) -> list[SegmentSpec]:
+        """The plan's segments in run order."""
+        return list(self.plan.segments)
+
+    def set_segment_observer(self, observer: SegmentObserver | None) -> None:
+        """Call ``observer.before``/``after`` around every segment run (None: stop)."""
+        self._observer = observer
+
+    def end_profiling(self) -> dict[str, str]:
+        """Stop ONNX Runtime's profiler (``Config.enable_profile``) in every ORT segment.
+
+        Returns:
+            ``{segment name: path of its ORT profile JSON}``.
+        """
+        if self.settings.ort_profile_prefix is None:
+            raise ConfigError("profiling is off: call config.enable_profile() before "
+                              "create_predictor()")
+        return {s.spec.name: s.session.end_profiling() for s in self._segments
+                if isinstance(s, _Segment)}
 
 
 class Tensor:

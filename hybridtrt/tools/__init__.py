@@ -1,0 +1,1 @@
+"""Tools over hybrid models: benchmark, profile, compare and picture."""

@@ -4,6 +4,7 @@ optionally side by side with plain ONNX Runtime on the original model."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import resource
 import statistics
@@ -37,8 +38,10 @@ class BenchSettings:
         use_gpu: Run on CUDA device ``device_id`` (default: the CPU).
         device_id: The CUDA device.
         isolate_engines: Run fallback engines as their own segments (as TensorRT would).
-        compare_ort: Also time plain ONNX Runtime on the original model.
+        compare_ort: Also time plain ONNX Runtime on the original model (the two take turns,
+            run by run).
         segment_runs: Runs of the per-segment pass (synchronized after every segment).
+        min_runs: The fewest timed runs with ``duration``.
     """
 
     warmup: int = 10
@@ -171,14 +174,14 @@ def benchmark(target: Target, settings: BenchSettings = BenchSettings(),
     predictor = target.predictor(settings.use_gpu, settings.device_id, settings.isolate_engines)
     feeds = make_feeds(target, predictor, shapes, inputs)
     sync = getattr(predictor.device, "synchronize", lambda: None)
-    hybrid = _time(lambda: predictor.run(feeds), sync, settings)
-    memory.sample()
-    segments, boundary = _segment_pass(predictor, feeds, sync, settings.segment_runs, memory)
-    ort = None
+    calls: dict[str, Callable[[], object]] = {"hybridtrt": lambda: predictor.run(feeds)}
     if settings.compare_ort:
         session = _plain_session(target, settings)
-        ort = _time(lambda: session.run(None, feeds), sync, settings)
-        memory.sample()
+        calls["onnxruntime"] = lambda: session.run(None, feeds)
+    timed = _time(calls, sync, settings)
+    memory.sample()
+    segments, boundary = _segment_pass(predictor, feeds, sync, settings.segment_runs, memory)
+    hybrid, ort = timed["hybridtrt"], timed.get("onnxruntime")
     device = f"cuda:{settings.device_id}" if settings.use_gpu else "cpu"
     return BenchResult(str(target.path), device,
                        {k: [int(d) for d in np.shape(v)] for k, v in feeds.items()},
@@ -187,24 +190,28 @@ def benchmark(target: Target, settings: BenchSettings = BenchSettings(),
                        target.original_from if settings.compare_ort else "")
 
 
-def _time(call: Callable[[], object], sync: Callable[[], None], settings: BenchSettings) -> LatencyStats:
-    """Warm up, then time whole runs with clocks read after the device is synchronized."""
+def _time(calls: Mapping[str, Callable[[], object]], sync: Callable[[], None],
+          settings: BenchSettings) -> dict[str, LatencyStats]:
+    """Warm up, then time whole runs, the runners taking turns (so clock and thermal drift
+    hit them alike), each clock read after the device is synchronized."""
     for _ in range(settings.warmup):
-        call()
+        for call in calls.values():
+            call()
     sync()
-    seconds: list[float] = []
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
     deadline = time.perf_counter() + settings.duration if settings.duration else None
-    while True:
-        start = time.perf_counter()
-        call()
-        sync()
-        seconds.append(time.perf_counter() - start)
+    for turn in itertools.count(1):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            sync()
+            seconds[name].append(time.perf_counter() - start)
         if deadline is None:
-            if len(seconds) >= settings.iterations:
+            if turn >= settings.iterations:
                 break
-        elif time.perf_counter() >= deadline and len(seconds) >= settings.min_runs:
+        elif time.perf_counter() >= deadline and turn >= settings.min_runs:
             break
-    return latency_stats(seconds)
+    return {name: latency_stats(times) for name, times in seconds.items()}
 
 
 class _SegmentClock:

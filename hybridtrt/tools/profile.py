@@ -1,6 +1,11 @@
 """``hybridtrt profile``: per-node times of the ORT segments (ONNX Runtime's profiler) and
 per-layer times of the TensorRT engines (TensorRT's profiler), merged into one Chrome trace
-(Perfetto / chrome://tracing) with one track per segment, plus a top-N table."""
+(Perfetto / chrome://tracing) with one track per segment, plus a top-N table.
+
+Segment spans are timed with the device synchronized before and after each segment. Node times
+inside ORT segments are what ONNX Runtime's profiler reports: on the CPU the kernels' run time,
+on CUDA the host-side time of each kernel's launch (ORT does not synchronize per node).
+"""
 
 from __future__ import annotations
 

@@ -92,7 +92,16 @@ class SegmentTime:
 
 @dataclasses.dataclass(frozen=True)
 class BenchResult:
-    """Everything ``bench`` measured (``to_dict`` gives the ``--json`` document)."""
+    """Everything ``bench`` measured (``to_dict`` gives the ``--json`` document).
+
+    Attributes:
+        hybrid: Whole runs through the Predictor (``ort``: plain ONNX Runtime, when compared).
+        segments: Median time of each segment, from a pass synchronized after every segment.
+        boundary_ms: Median time per run of that pass spent outside every segment: the
+            Predictor's input checks and the hand-off at the ``boundaries`` between segments.
+        memory_peak_mib: GPU memory in use at its peak, less what was in use before loading
+            (device-wide, from cudaMemGetInfo), or the process's peak resident host memory.
+    """
 
     model: str
     device: str
@@ -139,7 +148,7 @@ class BenchResult:
             total = sum(s.median_ms for s in self.segments) + self.boundary_ms
             seg_rows = [(s.name, s.runs_in, str(s.nodes), f"{s.median_ms:.3f}",
                          f"{100 * s.median_ms / total:.1f}" if total else "-") for s in self.segments]
-            seg_rows.append((f"boundaries ({self.boundaries})", "hybridtrt", "-",
+            seg_rows.append((f"predictor, {self.boundaries} boundaries", "hybridtrt", "-",
                              f"{self.boundary_ms:.3f}",
                              f"{100 * self.boundary_ms / total:.1f}" if total else "-"))
             lines += ["", "time per segment (median of a pass synchronized after every segment):"]

@@ -34,7 +34,7 @@ def test_bench_times_every_segment_and_the_boundaries(two_engines):
     assert result.shapes == {"x": [2, 4]}  # the engine profile's opt shape
     text = result.render()
     for expected in ("runner", "median ms", "p99 ms", "runs/s", "hybridtrt", "tensorrt_engine_1",
-                     "boundaries (2)", "peak host memory (RSS)"):
+                     "predictor, 2 boundaries", "peak host memory (RSS)"):
         assert expected in text
 
 

@@ -20,7 +20,7 @@ def test_bench_prints_its_tables_and_writes_json(two_engines, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert status == 0
     assert "hybridtrt / onnxruntime (median):" in printed
-    assert "boundaries (2)" in printed and f"wrote {out}" in printed
+    assert "predictor, 2 boundaries" in printed and f"wrote {out}" in printed
     data = json.loads(out.read_text())
     assert data["shapes"] == {"x": [4, 4]} and data["hybrid"]["runs"] == 5
     assert data["settings"]["compare_ort"] is True

@@ -145,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_run_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", help="input shapes for random inputs, e.g. x:1x3x224x224 "
                         "(default: static shapes, else the engines' opt shapes)")
-    parser.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+    parser.add_argument("--input", "--inputs", action="append", default=[], dest="input",
+                        metavar="NAME=FILE.npy",
                         help="an input from a file instead of random values; repeat for several")
     parser.add_argument("--gpu", type=int, metavar="N", help="run on CUDA device N (default: CPU)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")

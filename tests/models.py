@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnx.helper as h
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 OPSET = 17
 
@@ -63,3 +63,23 @@ def reshape_by_input_model() -> onnx.ModelProto:
     ]
     shape = h.make_tensor_value_info("shape", TensorProto.INT64, [2])
     return make(nodes, [f32("x", [2, 3]), shape], [f32("y", [3, 2])])
+
+
+def shared_shape_model() -> onnx.ModelProto:
+    """A target shape computed from Shape(x) feeds a Reshape in TensorRT and a ConstantOfShape
+    kept in ONNX Runtime (``disable_ops=["ConstantOfShape"]``)."""
+    nodes = [
+        h.make_node("Shape", ["x"], ["s"], name="shape"),
+        h.make_node("Constant", [], ["i0"], name="index0",
+                    value=numpy_helper.from_array(np.array([0], np.int64))),
+        h.make_node("Gather", ["s", "i0"], ["n"], name="batch"),
+        h.make_node("Constant", [], ["rest"], name="rest",
+                    value=numpy_helper.from_array(np.array([2, 3], np.int64))),
+        h.make_node("Concat", ["n", "rest"], ["target"], name="target", axis=0),
+        h.make_node("Relu", ["x"], ["a"], name="relu_a"),
+        h.make_node("Reshape", ["a", "target"], ["b"], name="reshape"),
+        h.make_node("Relu", ["b"], ["y"], name="relu_y"),
+        h.make_node("ConstantOfShape", ["target"], ["z"], name="fill",
+                    value=numpy_helper.from_array(np.array([1.5], np.float32))),
+    ]
+    return make(nodes, [f32("x", ["N", 6])], [f32("y", ["N", 2, 3]), f32("z", ["N", 2, 3])])

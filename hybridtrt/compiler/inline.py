@@ -32,6 +32,7 @@ def inline_engines(
     graph = model.graph
     defined = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
     defined |= {v.name for v in graph.input}
+    computed = {o for n in graph.node if n.domain != DOMAIN for o in n.output if o}
     records = {
         n.output[0]: EngineRecord.from_node(n)
         for n in graph.node if n.domain == DOMAIN and n.op_type == ENGINE
@@ -51,7 +52,9 @@ def inline_engines(
             if split is None or list(split.output) != record.output_names:
                 raise FormatError(f"engine '{record.name}' is not followed by its split node")
             subgraph = graph_of(record)
-            nodes.extend(subgraph.node)
+            # shape values an engine shares with the outside are computed there already
+            nodes.extend(n for n in subgraph.node
+                         if not n.output or not all(o in computed for o in n.output if o))
             for tensor in subgraph.initializer:
                 if tensor.name not in defined:
                     initializers.append(tensor)

@@ -284,7 +284,7 @@ class _ShapeBook:
         self.ranges: list[dict[str, ShapeRange]] = [{} for _ in plans]
 
     def need(self, parts: Sequence[Partition]) -> None:
-        ios = [cluster_io(self.index, p) for p in parts]
+        ios = [cluster_io(self.index, p, share_shapes=True) for p in parts]
         names = list(dict.fromkeys(n for io in ios for n in (*io.inputs, *io.outputs)))
         missing = [n for n in names if self.ranges and n not in self.ranges[0]]
         if missing:
@@ -334,7 +334,7 @@ def _engines(
         """The part as a model, made once (the parser, the build and the record share it)."""
         if part.nodes not in made:
             book.need([part])
-            io = cluster_io(index, part)
+            io = cluster_io(index, part, share_shapes=True)
             ins, outs = book.profiles(io.inputs), book.profiles(io.outputs)
             graph = extract_subgraph(index, part, io, name, ins, outs)
             model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))

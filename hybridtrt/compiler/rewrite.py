@@ -25,15 +25,27 @@ class ClusterIO:
         inputs: Computed tensors the cluster reads from outside (engine inputs).
         outputs: Tensors it computes that are read outside or are model outputs.
         constants: Initializers and Constant outputs from outside that it reads (copied in).
+        shared: Member nodes that also stay outside (see ``cluster_io``'s ``share_shapes``).
     """
 
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     constants: tuple[str, ...]
+    shared: tuple[int, ...] = ()
 
 
-def cluster_io(index: GraphIndex, part: Partition) -> ClusterIO:
-    """Find the boundary of a cluster: inputs in first-use order, outputs in production order."""
+def cluster_io(index: GraphIndex, part: Partition, share_shapes: bool = False) -> ClusterIO:
+    """Find the boundary of a cluster: inputs in first-use order, outputs in production order.
+
+    Args:
+        index: The graph.
+        part: The cluster.
+        share_shapes: Shape values the cluster computes (Constant nodes, Shape/Size of tensors
+            available outside, and math on those) that nodes outside also read are computed
+            twice, by the engine and by a copy left outside, instead of becoming engine
+            outputs: ONNX Runtime then folds them, as it needs to for a Loop's or Scan's state
+            shapes, and TensorRT exports no host-side shape tensors.
+    """
     members = set(part.nodes)
     produced = {o for n in part.nodes for o in index.nodes[n].output if o}
     inputs: dict[str, None] = {}
@@ -51,7 +63,46 @@ def cluster_io(index: GraphIndex, part: Partition) -> ClusterIO:
         o for n in part.nodes for o in index.nodes[n].output
         if o and (o in model_outputs or any(c not in members for c in index.consumers.get(o, ())))
     ]
-    return ClusterIO(tuple(inputs), tuple(dict.fromkeys(outputs)), tuple(constants))
+    shared = _shared_shape_nodes(index, part, produced) if share_shapes else ()
+    copied = {o for n in shared for o in index.nodes[n].output}
+    if shared and all(o in copied for o in outputs):
+        shared, copied = (), set()  # an engine must compute something for the outside
+    return ClusterIO(tuple(inputs), tuple(dict.fromkeys(o for o in outputs if o not in copied)),
+                     tuple(constants), shared)
+
+
+_SHAPE_SOURCES = frozenset({"Shape", "Size"})
+
+
+def _shared_shape_nodes(index: GraphIndex, part: Partition, produced: set[str]) -> tuple[int, ...]:
+    """Members that compute shape values from what is available outside the cluster, and
+    whose values nodes outside read (with the members they need)."""
+    members = set(part.nodes)
+    shapes: set[str] = set()  # tensors holding shape values (or constants)
+    computable: set[int] = set()  # members a copy outside could compute
+    outside: set[str] = set()  # member outputs such a copy would make available
+    for node in part.nodes:
+        proto, names = index.nodes[node], index.node_inputs[node]
+        constant = all(n in index.constant_nodes or (n in index.initializers
+                                                     and n not in index.overridable) for n in names)
+        if not (proto.op_type in _SHAPE_SOURCES or (constant or all(n in shapes for n in names))):
+            continue
+        shapes.update(proto.output)
+        if not _implicit(proto) and all(n not in produced or n in outside for n in names):
+            computable.add(node)
+            outside.update(proto.output)
+    model_outputs = set(index.graph_outputs)
+    wanted = [n for n in computable if any(
+        o in model_outputs or any(c not in members for c in index.consumers.get(o, ()))
+        for o in index.nodes[n].output)]
+    needed: set[int] = set()
+    while wanted:
+        node = wanted.pop()
+        if node not in needed:
+            needed.add(node)
+            wanted += [p for p in (index.producer.get(n) for n in index.node_inputs[node])
+                       if p is not None and p in computable]
+    return tuple(n for n in part.nodes if n in needed)
 
 
 def _value_info(name: str, info: TensorInfo, dims: Sequence[int | str | None] | None) -> onnx.ValueInfoProto:
@@ -139,11 +190,13 @@ def rewrite(
         if kind == "node":
             nodes.append(index.nodes[key])
         else:
+            # shared copies read only what the cluster reads from outside: they can go first
+            nodes.extend(index.nodes[n] for n in ios[key].shared)
             nodes.extend(_engine_nodes(records[key], ios[key]))
     used = {name for node in nodes for name in node.input} | {
         name for node in nodes for name in _implicit(node)
     } | set(index.graph_outputs)
-    internal = _internal(index, parts)
+    internal = _internal(index, parts, ios)
     graph = onnx.helper.make_graph(
         nodes,
         index.graph.name,
@@ -190,11 +243,13 @@ def _implicit(node: onnx.NodeProto) -> list[str]:
     return outer_scope_inputs(node)
 
 
-def _internal(index: GraphIndex, parts: Sequence[Partition]) -> set[str]:
+def _internal(index: GraphIndex, parts: Sequence[Partition], ios: Sequence[ClusterIO]) -> set[str]:
     names: set[str] = set()
-    for part in parts:
+    for part, io in zip(parts, ios):
+        shared = set(io.shared)
         for node in part.nodes:
-            names.update(index.nodes[node].output)
+            if node not in shared:
+                names.update(index.nodes[node].output)
     return names
 
 

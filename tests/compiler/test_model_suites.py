@@ -33,12 +33,16 @@ from tests.suites import (
 
 
 def _node_multiset(model: onnx.ModelProto) -> collections.Counter[str]:
+    """Every node once: shape values an engine shares with the outside count outside only."""
     found: collections.Counter[str] = collections.Counter()
+    computed = set()
     for node in model.graph.node:
         if node.domain != DOMAIN:
             found[f"{node.op_type}:{node.name}"] += 1
+            computed.update(node.output)
     for engine in hybridtrt.HybridModel(model).engines:
-        found.update(f"{n.op_type}:{n.name}" for n in engine.subgraph.node)
+        found.update(f"{n.op_type}:{n.name}" for n in engine.subgraph.node
+                     if not (n.output and set(n.output) <= computed))
     return found
 
 
@@ -86,26 +90,12 @@ def _check_case(case: Case, folder: Path) -> tuple[bool, str]:
     return ort_ok, ""
 
 
-# Known limitation of isolate_engines(True): these expanded-function cases feed a Scan whose
-# body shapes ONNX Runtime infers only from values computed upstream; cut at an engine
-# boundary, the downstream segment loses them and ORT refuses to run the Scan. Inlined
-# execution (the default) runs them. The test fails if this set changes in either direction.
-ISOLATED_KNOWN_FAILURES = frozenset(
-    f"test_linear_attention_{name}_expanded" for name in (
-        "linear", "gated", "gated_per_head_decay", "delta", "gated_delta",
-        "gated_delta_beta_scalar", "gated_delta_gqa", "gated_delta_mqa", "decode_step",
-        "prefill_with_past", "no_past_explicit_zeros", "explicit_scale", "fp16",
-        "linear_t1_no_past",
-    )
-)
-
-
 @pytest.mark.slow
 def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path) -> None:
     logging.getLogger("hybridtrt").setLevel(logging.ERROR)
     counts: collections.Counter[str] = collections.Counter()
     problems = []
-    isolated_failures: set[str] = set()
+    isolated_failures: set[str] = set()  # isolated engines must run every case too
     for case in backend_node_cases():
         counts["cases"] += 1
         try:
@@ -124,7 +114,7 @@ def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path
     assert counts["cases"] > 1800
     assert not problems, "\n".join(problems[:40])
     assert counts["through hybridtrt"] == counts["plain ORT passes"] > 1400
-    assert isolated_failures == ISOLATED_KNOWN_FAILURES
+    assert not isolated_failures, sorted(isolated_failures)
 
 
 @pytest.mark.parametrize("case", list(onnx_light_cnns()), ids=lambda c: c.name)

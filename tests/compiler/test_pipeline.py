@@ -17,6 +17,7 @@ from hybridtrt.compiler.inline import inline_engines
 from hybridtrt.compiler.partition import Partition
 from hybridtrt.errors import FormatError, InternalError, SaveError
 from hybridtrt.format import DOMAIN
+from hybridtrt.runtime import Config, create_predictor
 from tests import models
 from tests.suites import ort_run
 
@@ -269,6 +270,31 @@ def test_shape_tensor_from_a_model_input_leaves_its_consumer_outside() -> None:
     hybrid = convert(models.reshape_by_input_model(), config)
     assert engine_nodes(hybrid) == [["relu_a"], ["relu_y"]]
     assert reasons(hybrid) == {"reshape": "reads a shape tensor computed outside TensorRT"}
+
+
+def test_shape_values_read_outside_are_computed_there_too_not_exported(tmp_path: Path) -> None:
+    config = TensorRTConfig(inputs=[Input("x", [1, 6], [2, 6], [4, 6])],
+                            disable_ops=["ConstantOfShape"], min_subgraph_size=1)
+    model = models.shared_shape_model()
+    hybrid = convert(model, config)
+    engine, = hybrid.engines
+    assert [n.name for n in engine.subgraph.node] == [
+        "shape", "index0", "batch", "rest", "target", "relu_a", "reshape", "relu_y"]
+    assert engine.output_names == ["y"]  # no shape tensor leaves the engine
+    outside = [n.name for n in hybrid.model.graph.node if n.domain != DOMAIN]
+    assert outside == ["shape", "index0", "batch", "rest", "target", "fill"]
+    plain = inline_engines(hybrid.model)
+    assert sorted(n.name for n in plain.graph.node) == sorted(n.name for n in model.graph.node)
+    onnx.checker.check_model(plain)
+    x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
+    want = ort_run(model, {"x": x})
+    path = hybrid.save(tmp_path / "m.onnx")
+    for isolated in (False, True):
+        runtime_config = Config(path)
+        runtime_config.isolate_engines(isolated)
+        got = create_predictor(runtime_config).run({"x": x})
+        np.testing.assert_allclose(got["y"], want[0], rtol=1e-6)
+        np.testing.assert_array_equal(got["z"], want[1])
 
 
 def test_clusters_of_only_shape_or_identity_work_stay_in_onnx_runtime() -> None:

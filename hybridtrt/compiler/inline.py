@@ -32,7 +32,7 @@ def inline_engines(
     graph = model.graph
     defined = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
     defined |= {v.name for v in graph.input}
-    computed = {o for n in graph.node if n.domain != DOMAIN for o in n.output if o}
+    inlined: set[str] = set()  # outputs of the inlined nodes
     records = {
         n.output[0]: EngineRecord.from_node(n)
         for n in graph.node if n.domain == DOMAIN and n.op_type == ENGINE
@@ -45,16 +45,16 @@ def inline_engines(
     initializers = list(graph.initializer)
     for node in graph.node:
         if node.domain != DOMAIN:
-            nodes.append(node)
+            if not (node.output and all(o in inlined for o in node.output if o)):
+                nodes.append(node)  # else: a shape value the engine shared, now inlined
         elif node.op_type == ENGINE and node.output[0] in chosen:
             record = records[node.output[0]]
             split = inputs_of.get(node.output[0])
             if split is None or list(split.output) != record.output_names:
                 raise FormatError(f"engine '{record.name}' is not followed by its split node")
             subgraph = graph_of(record)
-            # shape values an engine shares with the outside are computed there already
-            nodes.extend(n for n in subgraph.node
-                         if not n.output or not all(o in computed for o in n.output if o))
+            nodes.extend(subgraph.node)
+            inlined.update(o for n in subgraph.node for o in n.output if o)
             for tensor in subgraph.initializer:
                 if tensor.name not in defined:
                     initializers.append(tensor)

@@ -190,9 +190,10 @@ def rewrite(
         if kind == "node":
             nodes.append(index.nodes[key])
         else:
-            # shared copies read only what the cluster reads from outside: they can go first
-            nodes.extend(index.nodes[n] for n in ios[key].shared)
             nodes.extend(_engine_nodes(records[key], ios[key]))
+            # shared copies read only what the cluster reads; they go after the engine, as an
+            # engine's subgraph may not redefine a name its outer scope already defined
+            nodes.extend(index.nodes[n] for n in ios[key].shared)
     used = {name for node in nodes for name in node.input} | {
         name for node in nodes for name in _implicit(node)
     } | set(index.graph_outputs)

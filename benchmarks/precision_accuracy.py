@@ -6,7 +6,9 @@ TensorRT's kernels (BF16 is emulated: FP32 compute with every BF16 value rounded
 PaddleOCR recognizer and detector from the rapidocr wheel on text rendered with Pillow, and a
 small CNN built in code.
 
-    python benchmarks/precision_accuracy.py [--modes fp16 bf16 int8] [--models rec det cnn]
+    python benchmarks/precision_accuracy.py [--modes fp16 bf16 int8 int8:8] [--models rec det cnn]
+
+``int8:N`` is INT8 with ``int8_fp32_layers=N`` (the N most sensitive layers kept FP32).
 """
 
 from __future__ import annotations
@@ -139,10 +141,12 @@ def measure(name: str, mode: str, samples: int = 40, calibration: int = 16) -> R
     feeds = case.feeds(samples, 1000)
     samples_seen = case.feeds(calibration, 0)  # warm-up and calibration: not the test inputs
     name_ = next(iter(feeds[0]))
+    precision, _, kept = mode.partition(":")  # "int8:8": INT8 with 8 layers kept FP32
     config = TensorRTConfig(
         inputs=[Input(name=name_, warmup_data=[f[name_] for f in samples_seen[:6]])],
-        precision_mode=mode,
-        calibration_data=samples_seen if mode == "int8" else None,
+        precision_mode=precision,
+        calibration_data=samples_seen if precision == "int8" else None,
+        int8_fp32_layers=int(kept or 0),
     )
     hybrid = convert(model, config)
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
@@ -168,17 +172,17 @@ def _quantize_nodes(hybrid: object, engine: str) -> int:
 
 
 def table(rows: Sequence[Row]) -> str:
-    lines = [f"{'model':<6}{'mode':<6}{'max_abs':>10}{'rel_l2':>10}{'agreement':>11}  "
+    lines = [f"{'model':<6}{'mode':<8}{'max_abs':>10}{'rel_l2':>10}{'agreement':>11}  "
              f"{'fp32_nodes':>10}{'q_nodes':>9}  metric"]
     for r in rows:
-        lines.append(f"{r.model:<6}{r.mode:<6}{r.max_abs:>10.2e}{r.rel_l2:>10.2e}"
+        lines.append(f"{r.model:<6}{r.mode:<8}{r.max_abs:>10.2e}{r.rel_l2:>10.2e}"
                      f"{r.agreement:>11.3f}  {r.fp32_nodes:>10}{r.quantize_nodes:>9}  {r.metric}")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", nargs="+", default=["fp16", "bf16", "int8"])
+    parser.add_argument("--modes", nargs="+", default=["fp16", "bf16", "int8", "int8:8"])
     parser.add_argument("--models", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--samples", type=int, default=40, help="test inputs per model")
     args = parser.parse_args(argv)

@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--calibration-method", default="percentile",
                       choices=["percentile", "minmax", "entropy"])
     conv.add_argument("--calibration-cache", type=Path, help="INT8: JSON cache of ranges")
+    conv.add_argument("--int8-fp32-layers", type=int, default=0, metavar="N",
+                      help="INT8: keep the N layers quantization hurts most in FP32 "
+                           "(sensitivity analysis on the calibration data)")
     conv.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace (MiB)")
     conv.add_argument("--optimization-level", type=int, default=3, help="builder level 0..5")
     conv.add_argument("--strict", action="store_true",
@@ -206,7 +209,8 @@ def _convert(args: argparse.Namespace) -> int:
                      precision_guard=not args.no_precision_guard,
                      calibration_data=str(args.calibration_data) if args.calibration_data else None,
                      calibration_method=args.calibration_method,
-                     calibration_cache=args.calibration_cache)
+                     calibration_cache=args.calibration_cache,
+                     int8_fp32_layers=args.int8_fp32_layers)
     hybrid = convert(args.model, config)
     path = hybrid.save(args.output, external_data=True if args.external_data else None)
     _print_report(hybrid.report(), args.json)

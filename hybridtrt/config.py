@@ -184,6 +184,9 @@ class TensorRTConfig:
             outliers), ``"minmax"`` or ``"entropy"``.
         calibration_cache: JSON file of calibrated ranges; reused when it matches the model and
             method (no calibration run), rewritten otherwise.
+        int8_fp32_layers: INT8: keep this many of each engine's layers in FP32, the ones whose
+            quantization alone moves the engine's outputs most on the first calibration
+            samples (a sensitivity analysis; needs ``calibration_data``; 0: off).
         save_model_dir: When set, ``convert`` saves the hybrid model there as ``model.onnx``.
         workspace_size: TensorRT builder workspace limit in bytes.
         optimization_level: TensorRT builder optimization level, 0..5.
@@ -220,6 +223,7 @@ class TensorRTConfig:
     calibration_data: Any = None
     calibration_method: str = "percentile"
     calibration_cache: str | os.PathLike[str] | None = None
+    int8_fp32_layers: int = 0
 
     def __post_init__(self) -> None:
         raw = () if self.inputs is None else self.inputs
@@ -240,6 +244,10 @@ class TensorRTConfig:
         if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
             raise ConfigError(f"hardware_compatibility must be one of {list(HARDWARE_COMPATIBILITY)}, "
                               f"got {self.hardware_compatibility!r}")
+        if isinstance(self.int8_fp32_layers, bool) or not isinstance(self.int8_fp32_layers, int) \
+                or self.int8_fp32_layers < 0:
+            raise ConfigError(f"int8_fp32_layers must be an integer >= 0, got "
+                              f"{self.int8_fp32_layers!r}")
         for flag in ("strict", "strip_weights", "precision_guard", "clamp_fp16_weights"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
@@ -291,6 +299,8 @@ class TensorRTConfig:
                 settings["clamp_fp16_weights"] = self.clamp_fp16_weights
         elif mode is PrecisionMode.INT8:
             settings = {"calibration_method": self.calibration_method}
+            if self.int8_fp32_layers:
+                settings["int8_fp32_layers"] = self.int8_fp32_layers
         return settings
 
     def settings_hash(self) -> str:

@@ -29,7 +29,8 @@ from hybridtrt.format import subgraph_digest
 from hybridtrt.progress import progress
 from hybridtrt.trt.cache import write_atomically
 
-__all__ = ["CACHE_FORMAT", "NEEDS_DATA", "Calibration", "calibrate", "model_key", "samples"]
+__all__ = ["CACHE_FORMAT", "EXAMPLES", "NEEDS_DATA", "Calibration", "calibrate", "examples",
+           "model_key", "samples"]
 
 _LOG = logging.getLogger("hybridtrt")
 CACHE_FORMAT = 1
@@ -48,12 +49,14 @@ class Calibration:
         method: ``"minmax"``, ``"entropy"`` or ``"percentile"``.
         samples: How many samples were run (0 when the ranges came from the cache).
         from_cache: Whether the ranges were read from ``calibration_cache``.
+        examples: The first few samples run (none from the cache), for sensitivity analysis.
     """
 
     ranges: dict[str, Range]
     method: str
     samples: int
     from_cache: bool
+    examples: tuple[dict[str, np.ndarray], ...] = ()
 
 
 def model_key(model: onnx.ModelProto, method: str) -> str:
@@ -158,12 +161,32 @@ def calibrate(
     first = next(feeds, None)
     if first is None:
         raise InputError("calibration_data gave no samples; give at least one feed")
-    shown = progress(itertools.chain([first], feeds), total=_count(data), desc="calibration",
-                     unit="sample")
+    examples: list[dict[str, np.ndarray]] = []
+    shown = progress(_keeping(itertools.chain([first], feeds), examples), total=_count(data),
+                     desc="calibration", unit="sample")
     ranges, count = _run_calibrator(index, op_types, shown, method)
     if cache is not None:
         _write_cache(cache, key, method, count, ranges)
-    return Calibration(ranges, method, count, from_cache=False)
+    return Calibration(ranges, method, count, from_cache=False, examples=tuple(examples))
+
+
+EXAMPLES = 8  # samples kept for sensitivity analysis
+
+
+def _keeping(feeds: Iterator[dict[str, np.ndarray]],
+             kept: list[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    for feed in feeds:
+        if len(kept) < EXAMPLES:
+            kept.append(feed)
+        yield feed
+
+
+def examples(data: Any, index: GraphIndex) -> tuple[dict[str, np.ndarray], ...]:
+    """The first few calibration samples (for sensitivity analysis after a cache hit)."""
+    if data is None:
+        raise ConfigError("int8_fp32_layers needs calibration_data to measure each layer's "
+                          "sensitivity (a calibration cache holds only ranges)")
+    return tuple(itertools.islice(samples(data, index), EXAMPLES))
 
 
 def _read_cache(path: Path, key: str) -> dict[str, Range] | None:

@@ -15,7 +15,7 @@ import onnx
 
 from hybridtrt.compiler.lowp import KeptNode, constants_as_initializers, prefix_new_names
 
-__all__ = ["QUANTIZED_OPS", "Quantized", "insert_qdq", "per_channel_opset"]
+__all__ = ["QUANTIZED_OPS", "Quantized", "insert_qdq", "per_channel_opset", "quantizable"]
 
 # The layers TensorRT runs in int8 from Q/DQ on their inputs; the rest stays FP32.
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -32,7 +32,8 @@ class Quantized:
 
 
 def insert_qdq(
-    model: onnx.ModelProto, ranges: Mapping[str, tuple[float, float]], prefix: str
+    model: onnx.ModelProto, ranges: Mapping[str, tuple[float, float]], prefix: str,
+    keep: Mapping[str, str] | None = None,
 ) -> Quantized:
     """``model`` with Q/DQ on the inputs of its Conv/ConvTranspose/MatMul/Gemm nodes.
 
@@ -40,6 +41,7 @@ def insert_qdq(
         model: A cluster model (FP32).
         ranges: Calibrated (low, high) per activation tensor.
         prefix: Prefix of every name the quantizer adds.
+        keep: More nodes to leave in FP32, by name, with the reason.
 
     Products of two activations (attention) and nodes whose inputs were not calibrated stay
     in FP32 (listed in the result).
@@ -54,7 +56,7 @@ def insert_qdq(
         name: TensorData(lowest=np.float32(lo), highest=np.float32(hi))
         for name, (lo, hi) in ranges.items() if name in used
     })
-    kept = _kept_fp32(inferred, ranges)
+    kept = {**_kept_fp32(inferred, ranges), **(keep or {})}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     quantizer = QDQQuantizer(
         inferred, opset >= per_channel_opset, False, QuantType.QInt8, QuantType.QInt8, data,
@@ -70,6 +72,13 @@ def insert_qdq(
     count = sum(n.op_type == "QuantizeLinear" for n in result.graph.node)
     return Quantized(result, count, tuple(
         KeptNode(n.name, n.op_type, kept[n.name]) for n in inferred.graph.node if n.name in kept))
+
+
+def quantizable(model: onnx.ModelProto, ranges: Mapping[str, tuple[float, float]]) -> list[str]:
+    """Names of the nodes ``insert_qdq`` quantizes, in graph order."""
+    inferred = onnx.shape_inference.infer_shapes(constants_as_initializers(model))
+    kept = _kept_fp32(inferred, ranges)
+    return [n.name for n in inferred.graph.node if n.op_type in QUANTIZED_OPS and n.name not in kept]
 
 
 def _kept_fp32(model: onnx.ModelProto, ranges: Mapping[str, tuple[float, float]]) -> dict[str, str]:

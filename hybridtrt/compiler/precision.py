@@ -20,11 +20,11 @@ from typing import Any
 import onnx
 from onnx import TensorProto
 
-from hybridtrt.compiler import calibration, guards, int8, lowp
+from hybridtrt.compiler import calibration, guards, int8, lowp, sensitivity
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.loading import LoadedModel, load_model
 from hybridtrt.compiler.partition import Partition
-from hybridtrt.compiler.shapes import RunPlan, record_stats
+from hybridtrt.compiler.shapes import RunPlan, record_stats, tensor_values
 from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError, InternalError
 from hybridtrt.ort_support import first_line, runnable_bytes
@@ -123,6 +123,7 @@ class PrecisionStage:
         self.stats: dict[str, guards.TensorStats] = {}
         self.calibration: calibration.Calibration | None = None
         self.model_qdq = carries_qdq(index.model)
+        self.examples: tuple[dict[str, Any], ...] = ()
 
     def prepare(self, parts: Sequence[Partition]) -> None:
         """Record what the precision decisions need for ``parts``."""
@@ -136,6 +137,9 @@ class PrecisionStage:
             self.calibration = calibration.calibrate(
                 self.index, int8.QUANTIZED_OPS, self.config.calibration_data,
                 self.config.calibration_method, Path(cache) if cache is not None else None)
+            if self.config.int8_fp32_layers:
+                self.examples = self.calibration.examples or calibration.examples(
+                    self.config.calibration_data, self.index)
 
     def apply(self, model: onnx.ModelProto, prefix: str) -> Typed:
         """``model`` (a cluster) in the engine precision; new names start with ``prefix``."""
@@ -156,6 +160,17 @@ class PrecisionStage:
             return self._int8(model, prefix)
         return Typed(model, {"mode": mode.value, "fp32_nodes": []})
 
+    def _sensitive(self, model: onnx.ModelProto, prefix: str) -> dict[str, str]:
+        """The ``int8_fp32_layers`` layers of ``model`` most hurt by quantization, with why."""
+        count = self.config.int8_fp32_layers
+        if not count or self.calibration is None:
+            return {}
+        feeds = tensor_values(self.index, [i.name for i in model.graph.input], self.examples)
+        ranked = sensitivity.rank_layers(model, self.calibration.ranges, feeds, prefix)
+        return {e.name: f"int8 sensitivity: quantized alone it moves the engine's outputs by "
+                        f"{e.error:.2e} (relative L2), rank {k + 1} of {len(ranked)}"
+                for k, e in enumerate(ranked[:count])}
+
     def _int8(self, model: onnx.ModelProto, prefix: str) -> Typed:
         info: dict[str, Any] = {"mode": "int8", "fp32_nodes": []}
         if self.model_qdq:
@@ -164,7 +179,8 @@ class PrecisionStage:
             return Typed(model, info)
         if self.calibration is None:
             raise InternalError("INT8: the precision stage was not prepared before use")
-        quantized = int8.insert_qdq(model, self.calibration.ranges, prefix)
+        quantized = int8.insert_qdq(model, self.calibration.ranges, prefix,
+                                    self._sensitive(model, prefix))
         source = ("calibration cache" if self.calibration.from_cache else
                   f"{self.calibration.samples} calibration samples")
         info["quantization"] = f"{self.calibration.method} ranges from {source}"

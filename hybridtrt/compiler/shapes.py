@@ -24,7 +24,8 @@ from hybridtrt.ort_support import first_line as _first_line
 from hybridtrt.ort_support import runnable_bytes
 from hybridtrt.progress import progress
 
-__all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "record_stats", "static_shape"]
+__all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "record_stats", "static_shape",
+           "tensor_values"]
 
 _LOG = logging.getLogger("hybridtrt")
 Shape = tuple[int, ...]
@@ -277,6 +278,18 @@ def record_stats(
             known = shapes.setdefault(name, list(value.shape))
             shapes[name] = [max(a, int(b)) for a, b in zip(known, value.shape)]
     return {n: TensorStats(peaks[n], tuple(shapes[n])) for n in names}
+
+
+def tensor_values(index: GraphIndex, names: Sequence[str],
+                  feeds: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The values of ``names`` (model inputs or computed tensors) for each feed of the model."""
+    computed = [n for n in names if n not in index.graph_inputs]
+    session = _recording_session(index, computed) if computed else None
+    found = []
+    for r, feed in enumerate(feeds):
+        values = dict(zip(computed, _run(session, computed, feed, r))) if session is not None else {}
+        found.append({n: np.asarray(values[n] if n in values else feed[n]) for n in names})
+    return found
 
 
 def _reduce(name: str, shapes: Sequence[Shape], opt_run: int) -> ShapeRange:

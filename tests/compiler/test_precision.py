@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import onnx
@@ -281,3 +282,50 @@ def test_guard_rules_name_each_fragile_node_and_bf16_skips_the_range_rules():
     assert set(bf16) == {"long_softmax", "mean", "ln"}
     assert fp32_nodes(nodes, PrecisionMode.FP16, ("relu",), False, stats) == {
         "relu": "listed in ops_run_float"}
+
+
+def _outlier_cnn() -> onnx.ModelProto:
+    """conv1 -> relu -> conv2: one channel of conv1's output is 1000x the others, so conv2's
+    per-tensor input scale flattens the rest: quantizing conv2 hurts far more than conv1."""
+    rng = np.random.default_rng(1)
+    w1 = rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32)
+    w1[0] *= 1000.0
+    w2 = rng.normal(0, 0.3, (4, 8, 3, 3)).astype(np.float32)
+    w2[:, 0] /= 1000.0
+    nodes = [h.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             h.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             h.make_node("Conv", ["r1", "w2"], ["y"], name="conv2", pads=[1, 1, 1, 1])]
+    weights = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")]
+    return make(nodes, [f32("x", [1, 3, 16, 16])], [f32("y", [1, 4, 16, 16])], weights)
+
+
+def test_int8_sensitivity_keeps_the_layer_quantization_hurts_most_in_fp32(tmp_path):
+    model = _outlier_cnn()
+    config = dict(precision_mode="int8", calibration_method="minmax", min_subgraph_size=1)
+    plain = convert(model, TensorRTConfig(calibration_data=_feeds(8), **config))
+    mixed = convert(model, TensorRTConfig(calibration_data=_feeds(8), int8_fp32_layers=1, **config))
+    kept = mixed.engines[0].precision["fp32_nodes"]
+    assert [k[:2] for k in kept] == [["conv2", "Conv"]]
+    assert re.fullmatch(r"int8 sensitivity: quantized alone it moves the engine's outputs by "
+                        r"\S+ \(relative L2\), rank 1 of 2", kept[0][2])
+    assert "conv2 (Conv): int8 sensitivity" in mixed.report().render()
+    feed = _feeds(1, seed=9)[0]
+    want, = _ort(model, feed)
+    errors = [np.linalg.norm(_run_hybrid(h_, tmp_path / name, feed)[0] - want)
+              for h_, name in ((plain, "plain"), (mixed, "mixed"))]
+    assert errors[1] < errors[0] / 3  # keeping conv2 in FP32 removes most of the error
+    assert mixed.engines[0].build_settings["int8_fp32_layers"] == 1
+
+
+def test_int8_sensitivity_after_a_cache_hit_reads_the_data_again_or_says_it_needs_it(tmp_path):
+    cache = tmp_path / "calib.json"
+    settings = dict(precision_mode="int8", calibration_cache=cache, min_subgraph_size=1,
+                    int8_fp32_layers=1)
+    convert(_outlier_cnn(), TensorRTConfig(calibration_data=_feeds(4), **settings))
+    again = convert(_outlier_cnn(), TensorRTConfig(calibration_data=_feeds(4), **settings))
+    assert again.engines[0].precision["quantization"] == "percentile ranges from calibration cache"
+    assert [k[0] for k in again.engines[0].precision["fp32_nodes"]] == ["conv2"]
+    with pytest.raises(ConfigError, match="int8_fp32_layers needs calibration_data to measure"):
+        convert(_outlier_cnn(), TensorRTConfig(**settings))
+    with pytest.raises(ConfigError, match="int8_fp32_layers must be an integer >= 0, got -1"):
+        TensorRTConfig(int8_fp32_layers=-1)

@@ -26,19 +26,24 @@ LIMITS = {
     ("rec", "fp16"): (0.95, 5e-2), ("det", "fp16"): (0.98, 5e-2), ("cnn", "fp16"): (1.0, 1e-2),
     ("rec", "bf16"): (0.85, 0.5), ("det", "bf16"): (0.9, 0.3), ("cnn", "bf16"): (1.0, 2e-2),
     ("rec", "int8"): (0.85, 0.5), ("det", "int8"): (0.6, 0.8), ("cnn", "int8"): (0.95, 5e-2),
+    # INT8 with the 8 most sensitive layers kept FP32 (int8_fp32_layers=8)
+    ("rec", "int8:8"): (0.95, 0.35), ("det", "int8:8"): (0.9, 0.3),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model,mode", sorted(LIMITS))
 def test_precision_stays_close_to_fp32(model: str, mode: str) -> None:
-    row = bench.measure(model, mode, samples=20)
+    # the INT8 bar (text agreement >= 95%) is measured on the benchmark's 40 inputs
+    row = bench.measure(model, mode, samples=40 if (model, mode) == ("rec", "int8:8") else 20)
     least, largest = LIMITS[(model, mode)]
     assert row.agreement >= least, row
     assert row.rel_l2 <= largest, row
     assert row.rel_l2 > 0, row  # the typed graph really computed in low precision
-    if mode == "int8":
+    if mode.startswith("int8"):
         assert row.quantize_nodes > 0
+    if mode == "int8:8":
+        assert row.fp32_nodes >= 8  # the sensitive layers, besides any the quantizer keeps
     if (model, mode) in (("rec", "fp16"), ("det", "fp16")):
         assert row.fp32_nodes > 0  # the guard kept the fragile nodes
 

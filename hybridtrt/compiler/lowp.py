@@ -125,6 +125,7 @@ def lower(
         source, keep_io_types=True, op_block_list=sorted(blocked_ops),
         node_block_list=sorted(keep), max_finite_val=FP16_MAX,
     )
+    _drop_repeated_casts(converted.graph)
     if dtype == TensorProto.BFLOAT16:
         _retype_bf16(converted, source)
     elif dtype != TensorProto.FLOAT16:
@@ -139,6 +140,24 @@ def lower(
             kept.append(KeptNode(node.name, node.op_type,
                                  "ONNX Runtime's float16 converter keeps this op in FP32"))
     return Lowered(converted, tuple(kept), clamped)
+
+
+def _drop_repeated_casts(graph: onnx.GraphProto) -> None:
+    """Work around ONNX Runtime's float16 converter: a 16-bit tensor read by two nodes kept in
+    FP32 gets two identical Casts writing the same name (two producers: an invalid graph)."""
+    seen: set[str] = set()
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "Cast" and len(node.output) == 1 and node.output[0] in seen:
+            continue  # the same cast of the same tensor, made again
+        seen.update(node.output)
+        nodes.append(node)
+    if len(nodes) != len(graph.node):
+        del graph.node[:]
+        graph.node.extend(nodes)
+        values = {v.name: v for v in graph.value_info}
+        del graph.value_info[:]
+        graph.value_info.extend(values.values())
 
 
 def _guard_weights(

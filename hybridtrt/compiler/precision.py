@@ -29,7 +29,7 @@ from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError, InternalError
 from hybridtrt.ort_support import first_line, runnable_bytes
 
-__all__ = ["PrecisionStage", "Typed", "carries_qdq", "prepare_model"]
+__all__ = ["PrecisionStage", "Typed", "carries_qdq", "prepare_model", "topologically_sorted"]
 
 _LOG = logging.getLogger("hybridtrt")
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -108,6 +108,19 @@ def fold_layers(model: onnx.ModelProto) -> onnx.ModelProto:
     return folded
 
 
+def topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with its main graph's nodes in a stable topological order."""
+    order = GraphIndex(model).topo_order
+    if order == list(range(len(model.graph.node))):
+        return model
+    nodes = [model.graph.node[k] for k in order]
+    sorted_model = onnx.ModelProto()
+    sorted_model.CopyFrom(model)
+    del sorted_model.graph.node[:]
+    sorted_model.graph.node.extend(nodes)
+    return sorted_model
+
+
 class PrecisionStage:
     """Turns cluster models into typed models for one conversion.
 
@@ -142,7 +155,15 @@ class PrecisionStage:
                     self.config.calibration_data, self.index)
 
     def apply(self, model: onnx.ModelProto, prefix: str) -> Typed:
-        """``model`` (a cluster) in the engine precision; new names start with ``prefix``."""
+        """``model`` (a cluster) in the engine precision; new names start with ``prefix``.
+
+        The result's nodes are in topological order (the converters append their casts and
+        Q/DQ nodes at the end; TensorRT's parser reads nodes in order).
+        """
+        typed = self._typed(model, prefix)
+        return Typed(topologically_sorted(typed.model), typed.info)
+
+    def _typed(self, model: onnx.ModelProto, prefix: str) -> Typed:
         mode = self.mode
         if mode is not PrecisionMode.FP32 and not self.model_qdq:
             model = fold_layers(model)

@@ -193,6 +193,7 @@ def test_int8_calibration_inserts_trt_style_qdq_and_stays_close(tmp_path):
     hybrid = convert(model, TensorRTConfig(precision_mode="int8", calibration_data=_feeds(8),
                                            calibration_method="minmax"))
     graph = hybrid.engines[0].subgraph
+    onnx.checker.check_graph(graph)  # Q/DQ nodes in topological order, as TensorRT reads them
     ops = [n.op_type for n in graph.node]
     assert ops.count("QuantizeLinear") == 2  # the inputs of conv and fc, one pair each
     assert all(numpy_helper.to_array(t).dtype == np.int8 for t in graph.initializer if "zero_point" in t.name)
@@ -329,3 +330,21 @@ def test_int8_sensitivity_after_a_cache_hit_reads_the_data_again_or_says_it_need
         convert(_outlier_cnn(), TensorRTConfig(**settings))
     with pytest.raises(ConfigError, match="int8_fp32_layers must be an integer >= 0, got -1"):
         TensorRTConfig(int8_fp32_layers=-1)
+
+
+def test_a_16_bit_tensor_read_by_two_fp32_nodes_gets_one_cast(tmp_path):
+    # ONNX Runtime's float16 converter casts it twice under one name: an invalid graph
+    nodes = [h.make_node("Relu", ["x"], ["a"], name="relu"),
+             h.make_node("Sin", ["a"], ["b"], name="sin"),
+             h.make_node("Cos", ["a"], ["c"], name="cos"),
+             h.make_node("Add", ["b", "c"], ["y"], name="add")]
+    model = make(nodes, [f32("x", [2, 8])], [f32("y", [2, 8])])
+    hybrid = convert(model, TensorRTConfig(precision_mode="fp16", ops_run_float=["Sin", "Cos"],
+                                           min_subgraph_size=1))
+    graph = hybrid.engines[0].subgraph
+    casts = [n for n in graph.node if n.op_type == "Cast" and n.input[0] == "a"]
+    assert len(casts) == 1
+    onnx.checker.check_graph(graph)
+    feed = {"x": np.linspace(-2, 2, 16, dtype=np.float32).reshape(2, 8)}
+    got, = _run_hybrid(hybrid, tmp_path, feed)
+    np.testing.assert_allclose(got, _ort(model, feed)[0], atol=2e-3)

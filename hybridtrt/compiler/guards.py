@@ -58,7 +58,8 @@ def fp32_nodes(
     listed = set(ops_run_float)
     keep = {}
     for node in nodes:
-        if node.name in listed or node.op_type in listed:
+        # layer folding renames what it fuses "<first node>/<fusion>": the name still counts
+        if node.name in listed or node.op_type in listed or node.name.split("/")[0] in listed:
             keep[node.name] = "listed in ops_run_float"
         elif guard:
             reason = _fragile(node, mode, stats)

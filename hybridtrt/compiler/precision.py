@@ -140,6 +140,11 @@ class PrecisionStage:
 
     def prepare(self, parts: Sequence[Partition]) -> None:
         """Record what the precision decisions need for ``parts``."""
+        known = {n.name for n in self.index.nodes} | {n.op_type for n in self.index.nodes}
+        unknown = [k for k in self.config.ops_run_float if k not in known]
+        if unknown and self.mode in (PrecisionMode.FP16, PrecisionMode.BF16):
+            _LOG.warning("ops_run_float: %s name no node and no op type of this model",
+                         ", ".join(repr(k) for k in unknown))
         if self.mode in (PrecisionMode.FP16, PrecisionMode.BF16) and self.config.precision_guard:
             tensors = list(dict.fromkeys(
                 n for p in parts for node in p.nodes

@@ -348,3 +348,19 @@ def test_a_16_bit_tensor_read_by_two_fp32_nodes_gets_one_cast(tmp_path):
     feed = {"x": np.linspace(-2, 2, 16, dtype=np.float32).reshape(2, 8)}
     got, = _run_hybrid(hybrid, tmp_path, feed)
     np.testing.assert_allclose(got, _ort(model, feed)[0], atol=2e-3)
+
+
+def test_ops_run_float_names_survive_layer_folding_and_unknown_ones_are_warned(caplog):
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(0, 1, (8, 8)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(0, 1, (8,)).astype(np.float32), "b")
+    nodes = [h.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+             h.make_node("Add", ["m", "b"], ["a"], name="bias"),
+             h.make_node("Relu", ["a"], ["y"], name="relu")]
+    model = make(nodes, [f32("x", [2, 8])], [f32("y", [2, 8])], [w, b])
+    with caplog.at_level(logging.WARNING, logger="hybridtrt"):
+        hybrid = convert(model, TensorRTConfig(precision_mode="fp16", min_subgraph_size=1,
+                                               ops_run_float=["mm", "mmm"]))
+    kept = hybrid.engines[0].precision["fp32_nodes"]
+    assert [(k[0].split("/")[0], k[2]) for k in kept] == [("mm", "listed in ops_run_float")]
+    assert "ops_run_float: 'mmm' name no node and no op type of this model" in caplog.text

@@ -194,3 +194,13 @@ def test_a_model_without_engines_runs_too(tmp_path: Path) -> None:
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(runner.run({"x": x})["y"], ort_run(models.split_chain(2), {"x": x})[0])
     assert hybridtrt.load(tmp_path / "m.onnx").engines == ()
+
+
+def test_profile_checks_are_remembered_per_input_shapes_and_still_refuse_new_ones(saved: Path) -> None:
+    runner = predictor(saved)
+    runner.run({"x": np.ones((2, 4), np.float32)})
+    runner.run({"x": np.ones((2, 4), np.float32)})
+    assert len(runner._fitting) == 1  # the same shapes are checked once
+    with pytest.raises(InputError, match="engine tensorrt_engine_0 was built for"):
+        runner.run({"x": np.ones((64, 4), np.float32)})
+    assert len(runner._fitting) == 1  # a refused shape is not remembered

@@ -18,7 +18,7 @@ from hybridtrt.compiler.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import analyze, convert
 from hybridtrt.compiler.report import Report
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
-from hybridtrt.errors import ConfigError, HybridTRTError, InputError
+from hybridtrt.errors import ConfigError, HybridTRTError, InputError, SaveError
 from hybridtrt.demo import run_demo
 from hybridtrt.runtime import Config, create_predictor
 from hybridtrt.format import format_version
@@ -287,6 +287,26 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable(path: Path | None, flag: str) -> None:
+    """Fail before any work when ``path`` cannot be written (not after a long run)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a directory; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, not a directory")
+            break
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        write_atomically(path, text.encode())
+    except OSError as exc:
+        raise SaveError(f"cannot write {path}: {exc}") from exc
+
+
 def _tool_inputs(args: argparse.Namespace) -> tuple[dict[str, tuple[int, ...]], dict[str, np.ndarray]]:
     shapes = parse_shapes(args.shapes, "--shapes") if args.shapes else {}
     return shapes, _read_inputs(args.input)
@@ -298,10 +318,11 @@ def _bench(args: argparse.Namespace) -> int:
                              duration=args.duration, use_gpu=args.gpu is not None,
                              device_id=args.gpu or 0, isolate_engines=args.isolate_engines,
                              compare_ort=args.compare == "ort", segment_runs=args.segment_runs)
+    _writable(args.json, "--json")
     result = benchmark(load_target(args.model, shapes, args.original), settings, shapes, given)
     print(result.render())
     if args.json is not None:
-        write_atomically(args.json, result.to_json().encode())
+        _write(args.json, result.to_json())
         print(f"\nwrote {args.json}")
     return 0
 
@@ -310,21 +331,29 @@ def _profile(args: argparse.Namespace) -> int:
     shapes, given = _tool_inputs(args)
     settings = ProfileSettings(warmup=args.warmup, runs=args.runs, use_gpu=args.gpu is not None,
                                device_id=args.gpu or 0, isolate_engines=args.isolate_engines)
+    if args.top < 1:
+        raise ConfigError(f"--top must be >= 1, got {args.top}")
+    output = args.output or Path(f"{Path(args.model).stem}.trace.json")
+    _writable(output, "-o")
     result = profile(load_target(args.model, shapes), settings, shapes, given)
     print(result.render(args.top))
-    trace = result.write_trace(args.output or Path(f"{Path(args.model).stem}.trace.json"))
+    try:
+        trace = result.write_trace(output)
+    except OSError as exc:
+        raise SaveError(f"cannot write {output}: {exc}") from exc
     print(f"\nwrote {trace} (open it in https://ui.perfetto.dev or chrome://tracing)")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
     shapes, given = _tool_inputs(args)
+    _writable(args.json, "--json")
     target = load_target(args.model, shapes, args.original)
     result = compare(target, args.atol, args.rtol, shapes, given, args.gpu is not None,
                      args.gpu or 0, args.seed)
     print(result.render())
     if args.json is not None:
-        write_atomically(args.json, result.to_json().encode())
+        _write(args.json, result.to_json())
         print(f"\nwrote {args.json}")
     return 0 if result.ok else 1
 

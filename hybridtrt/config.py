@@ -269,6 +269,9 @@ class TensorRTConfig:
             raise ConfigError(
                 f"precision_mode {self.precision_mode!r} is not one of {choices}"
             ) from exc
+        if self.int8_fp32_layers and self.precision_mode is not PrecisionMode.INT8:
+            raise ConfigError(f"int8_fp32_layers applies to precision_mode INT8, not "
+                              f"{self.precision_mode.value}")
         if int(self.workspace_size) <= 0:
             raise ConfigError(f"workspace_size must be a positive byte count, got {self.workspace_size}")
         if not 0 <= int(self.optimization_level) <= 5:

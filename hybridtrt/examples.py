@@ -78,7 +78,7 @@ def render_text(lines: list[str], size: tuple[int, int] | None = None, font_size
     paper, ink = int(rng.integers(215, 256)), int(rng.integers(0, 60))
     if size is None:
         left, top, right, bottom = font.getbbox(lines[0])
-        image = Image.new("RGB", (right + 16, font_size + 16), (paper,) * 3)
+        image = Image.new("RGB", (int(right) + 16, font_size + 16), (paper,) * 3)
         ImageDraw.Draw(image).text((8, 8 - top // 2), lines[0], font=font, fill=(ink,) * 3)
     else:
         height, width = size

@@ -150,6 +150,10 @@ def calibrate(
         ConfigError: No calibration data and no matching cache.
         InputError: The samples do not fit the model, or there are none.
     """
+    if not any(n.op_type in op_types for n in index.nodes):
+        _LOG.info("calibration: the model has no %s node, so nothing to calibrate",
+                  "/".join(op_types))
+        return Calibration({}, method, 0, from_cache=False)
     key = model_key(index.model, method)
     cached = _read_cache(cache, key) if cache is not None else None
     if cached is not None:

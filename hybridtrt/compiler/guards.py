@@ -58,14 +58,20 @@ def fp32_nodes(
     listed = set(ops_run_float)
     keep = {}
     for node in nodes:
-        # layer folding renames what it fuses "<first node>/<fusion>": the name still counts
-        if node.name in listed or node.op_type in listed or node.name.split("/")[0] in listed:
+        if node.name in listed or node.op_type in listed or _unfused(node.name) in listed:
             keep[node.name] = "listed in ops_run_float"
         elif guard:
             reason = _fragile(node, mode, stats)
             if reason:
                 keep[node.name] = reason
     return keep
+
+
+def _unfused(name: str) -> str:
+    """The original name of a node layer folding fused: ONNX Runtime names it
+    ``<original>/<Kind>Fusion`` (``/fc/MatMul/MatMulAddFusion`` for ``/fc/MatMul``)."""
+    head, sep, tail = name.rpartition("/")
+    return head if sep and tail.endswith("Fusion") else name
 
 
 def _fragile(node: onnx.NodeProto, mode: PrecisionMode, stats: Mapping[str, TensorStats]) -> str:

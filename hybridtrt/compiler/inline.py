@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import onnx
 
@@ -43,6 +43,7 @@ def inline_engines(
     inputs_of = {n.input[0]: n for n in graph.node if n.domain == DOMAIN and n.op_type == SPLIT}
     nodes: list[onnx.NodeProto] = []
     initializers = list(graph.initializer)
+    weights = {t.name: t for t in graph.initializer}
     for node in graph.node:
         if node.domain != DOMAIN:
             if not (node.output and all(o in inlined for o in node.output if o)):
@@ -53,12 +54,22 @@ def inline_engines(
             if split is None or list(split.output) != record.output_names:
                 raise FormatError(f"engine '{record.name}' is not followed by its split node")
             subgraph = graph_of(record)
-            nodes.extend(subgraph.node)
-            inlined.update(o for n in subgraph.node for o in n.output if o)
+            rename: dict[str, str] = {}
             for tensor in subgraph.initializer:
                 if tensor.name not in defined:
                     initializers.append(tensor)
                     defined.add(tensor.name)
+                elif weights.get(tensor.name) != tensor:
+                    # the name means something else outside (a value the engine folded or
+                    # retyped): the engine's own copy gets a name of its own
+                    rename[tensor.name] = _free(f"{record.name}/{tensor.name}", defined)
+                    renamed = onnx.TensorProto()
+                    renamed.CopyFrom(tensor)
+                    renamed.name = rename[tensor.name]
+                    initializers.append(renamed)
+                    defined.add(renamed.name)
+            nodes.extend(_renamed(subgraph.node, rename))
+            inlined.update(o for n in subgraph.node for o in n.output if o)
         elif node.op_type in (COMBINE, SPLIT) and _packed(node) in chosen | wrappers:
             continue
         else:
@@ -79,3 +90,32 @@ def inline_engines(
 def _packed(node: onnx.NodeProto) -> str:
     """The packed value a combine writes or a split reads."""
     return node.output[0] if node.op_type == COMBINE else node.input[0]
+
+
+def _free(name: str, taken: set[str]) -> str:
+    candidate, k = name, 0
+    while candidate in taken:
+        k += 1
+        candidate = f"{name}_{k}"
+    return candidate
+
+
+def _renamed(nodes: Sequence[onnx.NodeProto], rename: Mapping[str, str]) -> list[onnx.NodeProto]:
+    """Copies of ``nodes`` reading the renamed weights (bodies of If/Loop/Scan included)."""
+    if not rename:
+        return list(nodes)
+    result = []
+    for node in nodes:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        _rename_reads(copy, rename)
+        result.append(copy)
+    return result
+
+
+def _rename_reads(node: onnx.NodeProto, rename: Mapping[str, str]) -> None:
+    node.input[:] = [rename.get(n, n) for n in node.input]
+    for attr in node.attribute:
+        for body in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for inner in body.node:
+                _rename_reads(inner, rename)

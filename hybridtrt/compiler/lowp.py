@@ -22,7 +22,8 @@ from onnx import TensorProto, numpy_helper
 from hybridtrt.errors import ConfigError
 
 __all__ = ["FP16_MAX", "KeptNode", "Lowered", "as_fp32", "big_weights",
-           "constants_as_initializers", "low_precision_types", "lower", "prefix_new_names"]
+           "constants_as_initializers", "low_precision_types", "lower", "outputs_from_nodes",
+           "prefix_new_names"]
 
 _LOG = logging.getLogger("hybridtrt")
 
@@ -112,7 +113,7 @@ def lower(
     except ImportError as exc:
         raise ConfigError("FP16/BF16 precision needs ONNX Runtime's float16 converter: "
                           "pip install 'hybridtrt[cpu]' (or onnxruntime-gpu)") from exc
-    source = constants_as_initializers(model)
+    source = outputs_from_nodes(constants_as_initializers(model), prefix)
     for k, node in enumerate(source.graph.node):
         if not node.name:
             node.name = f"{prefix}node{k}"
@@ -131,6 +132,7 @@ def lower(
     elif dtype != TensorProto.FLOAT16:
         raise ConfigError(f"lower() makes FP16 or BF16 graphs, not {TensorProto.DataType.Name(dtype)}")
     prefix_new_names(converted.graph, source.graph, prefix)
+    _rename_retyped(converted.graph, source.graph, prefix)
     kept = []
     floats = _float_names(source)
     for node in source.graph.node:
@@ -241,6 +243,48 @@ def prefix_new_names(graph: onnx.GraphProto, before: onnx.GraphProto, prefix: st
         node.output[:] = [rename.get(n, n) for n in node.output]
     for value in graph.value_info:
         value.name = rename.get(value.name, value.name)
+
+
+def outputs_from_nodes(model: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
+    """Graph outputs that are weights (a constant, or one layer folding computed) come from an
+    Identity (``model`` is changed): ONNX Runtime's float16 converter leaves a weight output
+    dangling otherwise, and inlining needs engine outputs made by nodes."""
+    weights = {t.name for t in model.graph.initializer}
+    direct = [o.name for o in model.graph.output if o.name in weights]
+    if not direct:
+        return model
+    for tensor in model.graph.initializer:
+        if tensor.name in direct:
+            tensor.name = f"{prefix}{tensor.name}_value"
+    renamed = {name: f"{prefix}{name}_value" for name in direct}
+    _rename_inputs(model.graph, renamed)
+    model.graph.node.extend(onnx.helper.make_node("Identity", [renamed[n]], [n], name=f"{prefix}{n}_out")
+                            for n in direct)
+    return model
+
+
+def _rename_retyped(graph: onnx.GraphProto, before: onnx.GraphProto, prefix: str) -> None:
+    """Give the weights the conversion retyped new names: the same name may stand for the
+    FP32 original outside the engine (a weight or constant it shares), and inlining the engine
+    back must not confuse the two."""
+    types = {t.name: t.data_type for t in before.initializer}
+    rename = {t.name: prefix + t.name for t in graph.initializer
+              if t.name in types and t.data_type != types[t.name]}
+    if not rename:
+        return
+    for tensor in graph.initializer:
+        tensor.name = rename.get(tensor.name, tensor.name)
+    for value in graph.value_info:
+        value.name = rename.get(value.name, value.name)
+    _rename_inputs(graph, rename)
+
+
+def _rename_inputs(graph: onnx.GraphProto, rename: Mapping[str, str]) -> None:
+    for node in graph.node:
+        node.input[:] = [rename.get(n, n) for n in node.input]
+        for attr in node.attribute:  # bodies of If/Loop/Scan read outer names too
+            for body in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _rename_inputs(body, rename)
 
 
 def low_precision_types(graph: onnx.GraphProto) -> set[int]:

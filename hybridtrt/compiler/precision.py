@@ -150,6 +150,9 @@ class PrecisionStage:
                 n for p in parts for node in p.nodes
                 for n in (*self.index.node_inputs[node], *self.index.nodes[node].output) if n))
             self.stats = record_stats(self.index, tensors, self.plans)
+        elif self.mode is PrecisionMode.INT8 and self.model_qdq and self.config.int8_fp32_layers:
+            _LOG.warning("int8_fp32_layers is ignored: the model carries its own Q/DQ nodes, "
+                         "which are built as they are")
         elif self.mode is PrecisionMode.INT8 and not self.model_qdq and parts:
             cache = self.config.calibration_cache
             self.calibration = calibration.calibrate(
@@ -195,7 +198,7 @@ class PrecisionStage:
         ranked = sensitivity.rank_layers(model, self.calibration.ranges, feeds, prefix)
         return {e.name: f"int8 sensitivity: quantized alone it moves the engine's outputs by "
                         f"{e.error:.2e} (relative L2), rank {k + 1} of {len(ranked)}"
-                for k, e in enumerate(ranked[:count])}
+                for k, e in enumerate(ranked[:count]) if e.error > 0}
 
     def _int8(self, model: onnx.ModelProto, prefix: str) -> Typed:
         info: dict[str, Any] = {"mode": "int8", "fp32_nodes": []}
@@ -205,6 +208,7 @@ class PrecisionStage:
             return Typed(model, info)
         if self.calibration is None:
             raise InternalError("INT8: the precision stage was not prepared before use")
+        model = lowp.outputs_from_nodes(lowp.constants_as_initializers(model), prefix)
         quantized = int8.insert_qdq(model, self.calibration.ranges, prefix,
                                     self._sensitive(model, prefix))
         source = ("calibration cache" if self.calibration.from_cache else

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 import onnx
-from onnx import numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from hybridtrt.compiler.graph import GraphIndex, outer_scope_inputs
 from hybridtrt.compiler.partition import Partition, contracted_order
@@ -40,11 +40,12 @@ def cluster_io(index: GraphIndex, part: Partition, share_shapes: bool = False) -
     Args:
         index: The graph.
         part: The cluster.
-        share_shapes: Shape values the cluster computes (Constant nodes, Shape/Size of tensors
-            available outside, and math on those) that nodes outside also read are computed
-            twice, by the engine and by a copy left outside, instead of becoming engine
-            outputs: ONNX Runtime then folds them, as it needs to for a Loop's or Scan's state
-            shapes, and TensorRT exports no host-side shape tensors.
+        share_shapes: Constants and integer shape values the cluster computes (Constant
+            nodes, Shape/Size of tensors available outside, and integer math on those) that
+            nodes outside also read are computed twice, by the engine and by a
+            copy left outside, instead of becoming engine outputs: ONNX Runtime then folds
+            them, as it needs to for a Loop's or Scan's state shapes, and TensorRT exports no
+            host-side shape tensors.
     """
     members = set(part.nodes)
     produced = {o for n in part.nodes for o in index.nodes[n].output if o}
@@ -72,20 +73,28 @@ def cluster_io(index: GraphIndex, part: Partition, share_shapes: bool = False) -
 
 
 _SHAPE_SOURCES = frozenset({"Shape", "Size"})
+_RANDOM = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                     "Multinomial", "Bernoulli"})
+_INTEGRAL = frozenset({TensorProto.BOOL, TensorProto.INT8, TensorProto.INT16, TensorProto.INT32,
+                       TensorProto.INT64, TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32,
+                       TensorProto.UINT64})
 
 
 def _shared_shape_nodes(index: GraphIndex, part: Partition, produced: set[str]) -> tuple[int, ...]:
-    """Members that compute shape values from what is available outside the cluster, and
-    whose values nodes outside read (with the members they need)."""
+    """Members that compute integer shape values from what is available outside the cluster
+    (or are Constant nodes), and whose values nodes outside read (with the members they need)."""
     members = set(part.nodes)
-    shapes: set[str] = set()  # tensors holding shape values (or constants)
+    shapes: set[str] = set()  # integer tensors holding shape values (or integer constants)
     computable: set[int] = set()  # members a copy outside could compute
     outside: set[str] = set()  # member outputs such a copy would make available
     for node in part.nodes:
         proto, names = index.nodes[node], index.node_inputs[node]
-        constant = all(n in index.constant_nodes or (n in index.initializers
-                                                     and n not in index.overridable) for n in names)
-        if not (proto.op_type in _SHAPE_SOURCES or (constant or all(n in shapes for n in names))):
+        constant = not names and proto.op_type == "Constant"  # any type: it is a literal
+        integral = constant or all(index.info(o).dtype in _INTEGRAL for o in proto.output if o)
+        from_shapes = all(n in shapes or n in index.constant_nodes or (
+            n in index.initializers and n not in index.overridable) for n in names)
+        if proto.op_type in _RANDOM or not integral or not (
+                proto.op_type in _SHAPE_SOURCES or from_shapes):
             continue
         shapes.update(proto.output)
         if not _implicit(proto) and all(n not in produced or n in outside for n in names):

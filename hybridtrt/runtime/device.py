@@ -259,6 +259,8 @@ class CudaDevice:
         return cupy.asarray(tensor)
 
     def shape_of(self, value: Any) -> tuple[int, ...]:
+        if value is None or isinstance(value, (list, tuple)):
+            return ()  # sequences and optionals have no tensor shape
         return tuple(value.shape()) if callable(getattr(value, "shape", None)) else tuple(value.shape)
 
     # Engine memory (TensorRT segments) -------------------------------------------------------

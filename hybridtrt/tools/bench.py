@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from hybridtrt.errors import ConfigError
+from hybridtrt.errors import ConfigError, ExecutionError
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.tools.tables import text_table
 from hybridtrt.tools.target import Target, make_feeds
-from hybridtrt.ort_support import runnable_bytes
+from hybridtrt.ort_support import first_line, runnable_bytes
 
 __all__ = ["BenchResult", "BenchSettings", "LatencyStats", "SegmentTime", "benchmark",
            "latency_stats"]
@@ -185,8 +185,7 @@ def benchmark(target: Target, settings: BenchSettings = BenchSettings(),
     sync = getattr(predictor.device, "synchronize", lambda: None)
     calls: dict[str, Callable[[], object]] = {"hybridtrt": lambda: predictor.run(feeds)}
     if settings.compare_ort:
-        session = _plain_session(target, settings)
-        calls["onnxruntime"] = lambda: session.run(None, feeds)
+        calls["onnxruntime"] = _plain_session(target, settings, feeds)
     timed = _time(calls, sync, settings)
     memory.sample()
     segments, boundary = _segment_pass(predictor, feeds, sync, settings.segment_runs, memory)
@@ -230,6 +229,7 @@ class _SegmentClock:
         self.sync = sync
         self.memory = memory
         self.seconds: dict[str, list[float]] = {}
+        self.probing = 0.0  # seconds spent reading memory, this run
         self._start = 0.0
 
     def before(self, position: int, spec: SegmentSpec) -> None:
@@ -239,8 +239,10 @@ class _SegmentClock:
     def after(self, position: int, spec: SegmentSpec, inputs: Mapping[str, Any],
               outputs: Sequence[Any]) -> None:
         self.sync()
-        self.seconds.setdefault(spec.name, []).append(time.perf_counter() - self._start)
+        done = time.perf_counter()
+        self.seconds.setdefault(spec.name, []).append(done - self._start)
         self.memory.sample()
+        self.probing += time.perf_counter() - done  # not the predictor's time
 
 
 def _segment_pass(predictor: Predictor, feeds: Mapping[str, np.ndarray], sync: Callable[[], None],
@@ -253,10 +255,11 @@ def _segment_pass(predictor: Predictor, feeds: Mapping[str, np.ndarray], sync: C
     predictor.set_segment_observer(clock)
     try:
         for _ in range(runs):
+            clock.probing = 0.0
             start = time.perf_counter()
             predictor.run(feeds)
             sync()
-            totals.append(time.perf_counter() - start)
+            totals.append(time.perf_counter() - start - clock.probing)
     finally:
         predictor.set_segment_observer(None)
     placements = {p.name: p.runs_in for p in predictor.engine_status()}
@@ -269,7 +272,9 @@ def _segment_pass(predictor: Predictor, feeds: Mapping[str, np.ndarray], sync: C
     return segments, max(0.0, 1e3 * statistics.median(per_run))
 
 
-def _plain_session(target: Target, settings: BenchSettings) -> Any:
+def _plain_session(target: Target, settings: BenchSettings,
+                   feeds: Mapping[str, Any]) -> Callable[[], object]:
+    """A run of plain ONNX Runtime on the original model, checked once."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -277,7 +282,14 @@ def _plain_session(target: Target, settings: BenchSettings) -> Any:
     providers: list[Any] = ["CPUExecutionProvider"]
     if settings.use_gpu:
         providers = [("CUDAExecutionProvider", {"device_id": str(settings.device_id)})]
-    return ort.InferenceSession(runnable_bytes(target.original), options, providers=providers)
+    try:
+        session = ort.InferenceSession(runnable_bytes(target.original), options,
+                                       providers=providers)
+        session.run(None, dict(feeds))
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+        raise ExecutionError(f"plain ONNX Runtime cannot run the original model "
+                             f"({target.original_from}) on these inputs: {first_line(exc)}") from exc
+    return lambda: session.run(None, dict(feeds))
 
 
 class _MemoryProbe:
@@ -292,7 +304,11 @@ class _MemoryProbe:
         self._peak = self._base
 
     def _used(self) -> int:
-        from cuda.bindings import runtime as cudart
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError as exc:
+            raise ConfigError("bench on a GPU needs cuda-python for its memory readings: "
+                              "pip install 'hybridtrt[gpu]'") from exc
 
         (err,) = cudart.cudaSetDevice(self.device_id)
         err, free, total = cudart.cudaMemGetInfo()

@@ -67,15 +67,18 @@ class CompareResult:
     outputs: tuple[TensorDiff, ...]
     segments: tuple[SegmentDiff, ...]
     first_divergence: str | None
+    missing: tuple[str, ...] = ()  # hybrid outputs the original model does not have
+    skipped: tuple[str, ...] = ()  # outputs that are not tensors (sequences, optionals)
 
     @property
     def ok(self) -> bool:
-        return all(t.ok for t in self.outputs)
+        return bool(self.outputs) and not self.missing and all(t.ok for t in self.outputs)
 
     def to_dict(self) -> dict[str, Any]:
         tensor = lambda t: {**dataclasses.asdict(t), "ok": t.ok}  # noqa: E731
         return {"model": self.model, "original_from": self.original_from, "atol": self.atol,
                 "rtol": self.rtol, "ok": self.ok, "first_divergence": self.first_divergence,
+                "missing": list(self.missing), "skipped": list(self.skipped),
                 "outputs": [tensor(t) for t in self.outputs],
                 "segments": [{"name": s.name, "runs_in": s.runs_in, "inputs_ok": s.inputs_ok,
                               "ok": s.ok, "outputs": [tensor(t) for t in s.outputs]}
@@ -96,8 +99,17 @@ class CompareResult:
                               str(sum(t.mismatched for t in s.outputs)),
                               "ok" if s.ok else "DIVERGES") for s in self.segments])
         lines.append("")
+        if self.skipped:
+            lines.append(f"not compared (not tensors): {list(self.skipped)}")
+        if self.missing:
+            lines.append(f"FAILED: the original model has no output {list(self.missing)}: is "
+                         "it the model this hybrid was converted from?")
+            return "\n".join(lines)
+        if not self.outputs:
+            lines.append("FAILED: no tensor output to compare")
+            return "\n".join(lines)
         if self.ok:
-            lines.append(f"PASSED: all {len(self.outputs)} output(s) match")
+            lines.append(f"PASSED: all {len(self.outputs)} compared output(s) match")
             return "\n".join(lines)
         failed = [t.name for t in self.outputs if not t.ok]
         lines.append(f"FAILED: {len(failed)} of {len(self.outputs)} output(s) differ: {failed}")
@@ -147,6 +159,8 @@ class _Capture:
     def after(self, position: int, spec: SegmentSpec, inputs: Mapping[str, Any],
               outputs: Sequence[Any]) -> None:
         for name, value in zip(spec.outputs, outputs):
+            if value is None or isinstance(value, (list, tuple)):
+                continue  # sequences and optionals are not compared at boundaries
             host = self.to_host(value)
             if isinstance(host, np.ndarray):
                 self.values[name] = host
@@ -181,8 +195,12 @@ def compare(target: Target, atol: float = 1e-4, rtol: float = 1e-3,
     finally:
         predictor.set_segment_observer(None)
     expected = _run_original(target.original, feeds, list(capture.values), use_gpu, device_id)
+    originals = {o.name for o in target.original.graph.output}
+    missing = tuple(n for n in outputs if n not in originals)
+    skipped = tuple(n for n in outputs if n in originals and (
+        n not in expected or not isinstance(outputs[n], np.ndarray)))
     output_diffs = tuple(diff_tensor(n, v, expected[n], atol, rtol) for n, v in outputs.items()
-                         if n in expected)
+                         if n in expected and isinstance(v, np.ndarray))
     runs_in = {p.name: p.runs_in for p in predictor.engine_status()}
     diverged: set[str] = set()
     segments = []
@@ -196,7 +214,7 @@ def compare(target: Target, atol: float = 1e-4, rtol: float = 1e-3,
     ok = all(t.ok for t in output_diffs)
     first = None if ok else next((s.name for s in segments if not s.ok), None)
     return CompareResult(str(target.path), target.original_from, atol, rtol, output_diffs,
-                         tuple(segments), first)
+                         tuple(segments), first, missing, skipped)
 
 
 def _run_original(model: onnx.ModelProto, feeds: Mapping[str, Any], names: Sequence[str],

@@ -104,12 +104,20 @@ def make_feeds(target: Target, predictor: Predictor,
     if unknown:
         raise InputError(f"{unknown} are not model inputs; the inputs are {names}")
     rng = np.random.default_rng(seed)
+    kinds = {v.name: v.type.WhichOneof("value") for v in target.hybrid.model.graph.input}
     feeds = {}
     for arg in predictor.get_inputs():
         if arg.name in given:
             feeds[arg.name] = given[arg.name]
             continue
-        shape = shapes.get(arg.name) or _static(arg.shape) or _profile_opt(target, arg.name)
+        kind = kinds.get(arg.name, "tensor_type")
+        if kind != "tensor_type":
+            raise InputError(f"input '{arg.name}' is a {kind.removesuffix('_type')}, not a "
+                             "tensor: random values cannot be made for it (run the model from "
+                             "Python with a feed for it)")
+        shape = shapes.get(arg.name)
+        for fallback in (lambda: _static(arg.shape), lambda: _profile_opt(target, arg.name)):
+            shape = fallback() if shape is None else shape
         if shape is None:
             raise InputError(_needs_shape(arg.name, arg.shape))
         feeds[arg.name] = _random(tuple(shape), arg.dtype or np.dtype(np.float32), rng)
@@ -130,11 +138,13 @@ def _require_static(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]
         dims: list[int | str | None] = [
             d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
             for d in value.type.tensor_type.shape.dim]
-        if _static(dims) is None and value.type.tensor_type.HasField("shape"):
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape") \
+                and _static(dims) is None:
             raise InputError(_needs_shape(value.name, dims))
 
 
 def _static(dims: list[int | str | None]) -> tuple[int, ...] | None:
+    """The shape when every dimension is fixed (``()`` for a scalar), else None."""
     if all(isinstance(d, int) and d > 0 for d in dims):
         return tuple(int(d) for d in dims)  # type: ignore[arg-type]
     return None

@@ -52,6 +52,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(staged, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open would not
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -115,3 +116,9 @@ class EngineCache:
         it was started from, so the newest build's cache is a superset)."""
         if data:
             write_atomically(self._timing_path(tensorrt_version, compute_capability), data)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask

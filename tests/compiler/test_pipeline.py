@@ -299,6 +299,37 @@ def test_shape_values_read_outside_are_computed_there_too_not_exported(tmp_path:
         np.testing.assert_array_equal(got["z"], want[1])
 
 
+@pytest.mark.parametrize("mode", ["fp32", "fp16"])
+@pytest.mark.parametrize("as_initializers", [False, True])
+def test_shared_shape_values_inline_and_run_in_every_precision(tmp_path: Path, mode: str,
+                                                               as_initializers: bool) -> None:
+    model = models.shared_shape_model()
+    if as_initializers:  # the same constants as initializers instead of Constant nodes
+        constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+        kept = [n for n in model.graph.node if n.op_type != "Constant"]
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+        model.graph.initializer.extend(
+            onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(n.attribute[0].t), name)
+            for name, n in constants.items())
+    hybrid = convert(model, TensorRTConfig(inputs=[Input("x", [1, 6], [2, 6], [4, 6])],
+                                           disable_ops=["ConstantOfShape"], min_subgraph_size=1,
+                                           precision_mode=mode))
+    assert [e.output_names for e in hybrid.engines] == [["y"]]
+    plain = inline_engines(hybrid.model)
+    onnx.checker.check_model(plain)
+    x = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)
+    want = ort_run(model, {"x": x})
+    np.testing.assert_array_equal(ort_run(plain, {"x": x})[1], want[1])
+    path = hybrid.save(tmp_path / "m.onnx")
+    for isolated in (False, True):
+        runtime_config = Config(path)
+        runtime_config.isolate_engines(isolated)
+        got = create_predictor(runtime_config).run({"x": x})
+        np.testing.assert_allclose(got["y"], want[0], rtol=1e-2, atol=1e-3)
+        np.testing.assert_array_equal(got["z"], want[1])
+
+
 def test_clusters_of_only_shape_or_identity_work_stay_in_onnx_runtime() -> None:
     h = onnx.helper
     nodes = [h.make_node("Identity", ["x"], ["a"], name="id1"),

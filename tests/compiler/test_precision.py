@@ -14,6 +14,7 @@ from onnx import TensorProto, numpy_helper
 
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.compiler.filters import keep_qdq_pairs
+from hybridtrt.compiler.inline import inline_engines
 from hybridtrt.compiler.partition import Partition
 from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.runtime import Config, create_predictor
@@ -364,3 +365,72 @@ def test_ops_run_float_names_survive_layer_folding_and_unknown_ones_are_warned(c
     kept = hybrid.engines[0].precision["fp32_nodes"]
     assert [(k[0].split("/")[0], k[2]) for k in kept] == [("mm", "listed in ops_run_float")]
     assert "ops_run_float: 'mmm' name no node and no op type of this model" in caplog.text
+
+
+def test_a_float_constant_read_inside_and_outside_an_fp16_engine(tmp_path):
+    nodes = [h.make_node("Constant", [], ["c"], name="const",
+                         value=numpy_helper.from_array(np.full((2, 4), 0.3, np.float32))),
+             h.make_node("Relu", ["x"], ["a"], name="relu0"),
+             h.make_node("Mul", ["a", "c"], ["b"], name="mul"),
+             h.make_node("Relu", ["b"], ["y"], name="relu1"),
+             h.make_node("Sin", ["c"], ["s"], name="sin"),
+             h.make_node("Add", ["s", "x"], ["z"], name="add")]
+    model = make(nodes, [f32("x", [2, 4])], [f32("y", [2, 4]), f32("z", [2, 4])])
+    hybrid = convert(model, TensorRTConfig(precision_mode="fp16", disable_ops=["Sin"],
+                                           min_subgraph_size=1))
+    assert "c" not in hybrid.engines[0].output_names  # the constant stays outside too
+    plain = inline_engines(hybrid.model)
+    onnx.checker.check_model(plain)
+    feed = {"x": np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)}
+    want = _ort(model, feed)
+    for got in (_ort(plain, feed), _run_hybrid(hybrid, tmp_path, feed)):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+@pytest.mark.parametrize("mode", ["fp16", "int8"])
+def test_an_engine_output_that_layer_folding_makes_a_weight_stays_connected(tmp_path, mode):
+    # Add of two constants folds into a weight that is the engine's output
+    c1 = numpy_helper.from_array(np.full((4, 4), 0.25, np.float32), "c1")
+    c2 = numpy_helper.from_array(np.eye(4, dtype=np.float32), "c2")
+    nodes = [h.make_node("Add", ["c1", "c2"], ["k"], name="fold"),
+             h.make_node("MatMul", ["x", "k"], ["y"], name="matmul"),
+             h.make_node("Sin", ["k"], ["z"], name="sin")]
+    model = make(nodes, [f32("x", [2, 4])], [f32("y", [2, 4]), f32("z", [4, 4])], [c1, c2])
+    data = [{"x": np.full((2, 4), v, np.float32)} for v in (1.0, 2.0, 3.0)]
+    hybrid = convert(model, TensorRTConfig(precision_mode=mode, disable_ops=["Sin"],
+                                           min_subgraph_size=1, calibration_data=data))
+    onnx.checker.check_graph(hybrid.engines[0].subgraph)
+    onnx.checker.check_model(inline_engines(hybrid.model))
+    feed = {"x": np.full((2, 4), 2.0, np.float32)}
+    for a, b in zip(_run_hybrid(hybrid, tmp_path, feed), _ort(model, feed)):
+        np.testing.assert_allclose(a, b, atol=5e-2)
+
+
+def test_int8_on_a_model_without_quantizable_layers_calibrates_nothing(tmp_path):
+    model = make([h.make_node("Relu", ["x"], ["y"], name="relu")], [f32("x", [2, 4])],
+                 [f32("y", [2, 4])])
+    hybrid = convert(model, TensorRTConfig(precision_mode="int8", min_subgraph_size=1,
+                                           calibration_data=[{"x": np.ones((2, 4), np.float32)}]))
+    assert hybrid.engines[0].precision["quantize_nodes"] == 0
+
+
+def test_int8_fp32_layers_belongs_to_int8():
+    with pytest.raises(ConfigError, match="int8_fp32_layers applies to precision_mode INT8, not fp16"):
+        TensorRTConfig(precision_mode="fp16", int8_fp32_layers=2)
+
+
+@pytest.mark.parametrize("name", ["/fc/MatMul", "model/fc"])
+def test_ops_run_float_matches_slashed_names_after_folding_and_only_them(name):
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(0, 1, (8, 8)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(0, 1, (8,)).astype(np.float32), "b")
+    nodes = [h.make_node("MatMul", ["x", "w"], ["m"], name=name),
+             h.make_node("Add", ["m", "b"], ["a"], name=name + "_bias"),
+             h.make_node("Relu", ["a"], ["r"], name="model/relu"),
+             h.make_node("Mul", ["r", "r"], ["y"], name="model/sq")]
+    model = make(nodes, [f32("x", [2, 8])], [f32("y", [2, 8])], [w, b])
+    hybrid = convert(model, TensorRTConfig(precision_mode="fp16", min_subgraph_size=1,
+                                           ops_run_float=[name]))
+    kept = [k[0] for k in hybrid.engines[0].precision["fp32_nodes"]]
+    assert kept == [f"{name}/MatMulAddFusion"]

@@ -88,3 +88,27 @@ def test_bench_errors_name_the_setting_or_input(two_engines):
     with pytest.raises(InputError, match=r"input 'x' has dynamic shape \['N', 4\]: give it with "
                                          r"--shapes x:Nx4"):
         load_target(dynamic)  # a plain model is converted with static shapes
+
+
+def test_scalar_inputs_get_random_values_and_sequences_a_clear_error(tmp_path):
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+
+    from hybridtrt import TensorRTConfig, convert
+
+    graph = h.make_graph([h.make_node("Relu", ["s"], ["r"], name="relu"),
+                          h.make_node("Neg", ["r"], ["y"], name="neg")], "scalar",
+                         [h.make_tensor_value_info("s", TensorProto.FLOAT, [])],
+                         [h.make_tensor_value_info("y", TensorProto.FLOAT, [])])
+    path = convert(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]),
+                   TensorRTConfig(min_subgraph_size=1)).save(tmp_path / "s.onnx")
+    result = benchmark(load_target(path), BenchSettings(**QUICK))
+    assert result.shapes == {"s": []}
+    seq = h.make_graph([h.make_node("SequenceLength", ["q"], ["n"], name="len")], "seq",
+                       [h.make_tensor_sequence_value_info("q", TensorProto.FLOAT, None)],
+                       [h.make_tensor_value_info("n", TensorProto.INT64, [])])
+    seq_path = tmp_path / "seq.onnx"
+    onnx.save(h.make_model(seq, opset_imports=[h.make_opsetid("", 17)]), seq_path)
+    with pytest.raises(InputError, match="input 'q' is a sequence, not a tensor"):
+        benchmark(load_target(seq_path), BenchSettings(**QUICK))

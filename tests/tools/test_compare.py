@@ -21,7 +21,7 @@ def test_an_fp32_hybrid_matches_its_original(two_engines):
     assert [o.name for o in result.outputs] == ["y"]
     assert [(s.name, s.ok) for s in result.segments] == [
         ("tensorrt_engine_0", True), ("ort_segment_1", True), ("tensorrt_engine_1", True)]
-    assert "PASSED: all 1 output(s) match" in result.render()
+    assert "PASSED: all 1 compared output(s) match" in result.render()
 
 
 def test_the_first_diverging_segment_is_found(two_engines, tmp_path):

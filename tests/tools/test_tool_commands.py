@@ -85,3 +85,40 @@ def test_inspect_draws_the_picture_of_a_plain_and_a_hybrid_model(two_engines, tm
     assert main(["inspect", str(hybrid), "--html", str(tmp_path / "p.txt"), "-q"]) == 2
     assert "must end in .html or .svg" in capsys.readouterr().err
     assert not (tmp_path / "p.txt").exists()
+
+
+def test_compare_with_an_unrelated_model_fails_naming_the_missing_outputs(two_engines, tmp_path, capsys):
+    import onnx
+    from onnx import helper as h
+
+    _, hybrid = two_engines
+    other = tmp_path / "other.onnx"
+    graph = h.make_graph([h.make_node("Relu", ["x"], ["r"])], "other",
+                         [h.make_tensor_value_info("x", 1, ["N", 4])],
+                         [h.make_tensor_value_info("r", 1, ["N", 4])])
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), other)
+    assert main(["compare", str(other), str(hybrid), "-q"]) == 1
+    printed = capsys.readouterr().out
+    assert "FAILED: the original model has no output ['y']" in printed
+
+
+def test_output_paths_are_checked_before_the_work(two_engines, tmp_path, capsys):
+    _, hybrid = two_engines
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    for argv in (["bench", str(hybrid), "--json", str(blocker / "b.json")],
+                 ["profile", str(hybrid), "-o", str(blocker / "t.json")],
+                 ["compare", str(hybrid), str(hybrid), "--json", str(tmp_path)]):
+        assert main(argv + ["-q"]) == 2
+        err = capsys.readouterr().err
+        assert "is a file, not a directory" in err or "is a directory" in err
+    assert main(["profile", str(hybrid), "--top", "0", "-q"]) == 2
+    assert "--top must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_written_files_are_readable_by_others(two_engines, tmp_path):
+    _, hybrid = two_engines
+    out = tmp_path / "b.json"
+    assert main(["bench", str(hybrid), "--iterations", "2", "--warmup", "0", "--segment-runs", "0",
+                 "--json", str(out), "-q"]) == 0
+    assert out.stat().st_mode & 0o044 == 0o044  # as a plain open() would make it (umask 022)

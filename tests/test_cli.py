@@ -154,3 +154,19 @@ def test_engine_options_reach_the_config_and_the_predictor(tmp_path: Path, capsy
               "--hardware-compatibility", "turing", "-q"])
     assert stopped.value.code == 2
     assert "invalid choice: 'turing'" in capsys.readouterr().err
+
+
+def test_output_cut_short_by_the_reader_ends_quietly(tmp_path: Path) -> None:
+    from onnx import helper as h
+
+    model = tmp_path / "m.onnx"
+    nodes = [h.make_node("Sin", [f"t{k}"], [f"t{k + 1}"], name=f"sin_{k}") for k in range(3000)]
+    graph = h.make_graph(nodes, "long", [h.make_tensor_value_info("t0", 1, [2])],
+                         [h.make_tensor_value_info("t3000", 1, [2])])
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), model)
+    # the JSON report (one entry per node left out) is far larger than a pipe's buffer
+    done = subprocess.run(f"{sys.executable} -m hybridtrt inspect {model} --disable-ops Sin "
+                          "--json -q | head -1", shell=True, capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.startswith("{")
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

@@ -204,3 +204,15 @@ def test_profile_checks_are_remembered_per_input_shapes_and_still_refuse_new_one
     with pytest.raises(InputError, match="engine tensorrt_engine_0 was built for"):
         runner.run({"x": np.ones((64, 4), np.float32)})
     assert len(runner._fitting) == 1  # a refused shape is not remembered
+
+
+def test_checks_skipped_for_known_inputs_still_catch_new_ones(saved: Path) -> None:
+    runner = predictor(saved)
+    runner.run({"x": np.ones((2, 4), np.float32)})
+    runner.run({"x": np.ones((2, 4), np.float32)})  # the fast path
+    with pytest.raises(InputError, match="has dtype float64; the model expects float32"):
+        runner.run({"x": np.ones((2, 4), np.float64)})
+    with pytest.raises(InputError, match="has rank 1"):
+        runner.run({"x": np.ones(4, np.float32)})
+    with pytest.raises(InputError, match="missing inputs"):
+        runner.run({})

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hybridtrt.compiler.calibration import NEEDS_DATA
 from hybridtrt.compiler.hybrid import load
 from hybridtrt.compiler.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import analyze, convert
@@ -212,7 +213,15 @@ def _convert(args: argparse.Namespace) -> int:
                      calibration_method=args.calibration_method,
                      calibration_cache=args.calibration_cache,
                      int8_fp32_layers=args.int8_fp32_layers)
-    hybrid = convert(args.model, config)
+    try:
+        hybrid = convert(args.model, config)
+    except ConfigError as exc:
+        if str(exc) != NEEDS_DATA:
+            raise
+        raise ConfigError("--precision int8 needs --calibration-data DIR (a directory of .npz "
+                          "feeds, or .npy files for one-input models), a matching "
+                          "--calibration-cache FILE, or a model that already carries "
+                          "QuantizeLinear/DequantizeLinear nodes") from exc
     path = hybrid.save(args.output, external_data=True if args.external_data else None)
     _print_report(hybrid.report(), args.json)
     if not args.json:

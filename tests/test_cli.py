@@ -170,3 +170,12 @@ def test_output_cut_short_by_the_reader_ends_quietly(tmp_path: Path) -> None:
                           timeout=120)
     assert done.stdout.startswith("{")
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_int8_without_data_names_the_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "m.onnx"
+    onnx.save(models.split_chain(), model)
+    status = main(["convert", str(model), "-o", str(tmp_path / "out.onnx"), "--precision", "int8",
+                   "--shapes", "x:2x4", "-q"])
+    assert status == 2
+    assert "--precision int8 needs --calibration-data DIR" in capsys.readouterr().err

@@ -323,66 +323,86 @@ def _engines(
 ) -> _Engines:
     """Build every cluster; split it where TensorRT's parser disagrees, bisect it where the
     build fails, and keep the parts that build."""
-    taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
-    settings = config.build_settings()
-    made: dict[tuple[int, ...], _Sub] = {}
-
-    def worth(part: Partition) -> bool:
-        return sum(index.nodes[n].op_type != "Constant" for n in part.nodes) >= config.min_subgraph_size
-
-    def submodel(part: Partition, name: str) -> _Sub:
-        """The part as a model, made once (the parser, the build and the record share it)."""
-        if part.nodes not in made:
-            book.need([part])
-            io = cluster_io(index, part, share_shapes=True)
-            ins, outs = book.profiles(io.inputs), book.profiles(io.outputs)
-            graph = extract_subgraph(index, part, io, name, ins, outs)
-            model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
-            typed = (precision.apply(model, f"{name}_{part.nodes[0]}/") if precision is not None
-                     else Typed(model, {"mode": config.precision_mode.value, "fp32_nodes": []}))
-            made[part.nodes] = _Sub(model, typed, io, ins, outs)
-        return made[part.nodes]
-
-    records, rejected, final, disagreements = [], [], [], []
+    stage = _EngineStage(index, book, config, builder, precision)
     with bar(total=len(parts), desc="engines", unit="engine") as shown:
         for k, part in enumerate(parts):
-            label = f"tensorrt_engine_{k}"
-            shown.note(label)
-            pieces = [part]
-            verdict = builder.parser_support(submodel(part, label).model)
-            if verdict is not None:
-                pieces, refused = parser_split(part, verdict)
-                rejected += refused
-                disagreements += [_outside(index, r) for r in refused]
-                small = [p for p in pieces if not worth(p)]
-                rejected += [Rejection(n, "left too small for min_subgraph_size after "
-                                          "TensorRT's parser split its cluster")
-                             for p in small for n in p.nodes]
-                pieces = [p for p in pieces if worth(p)]
-
-            def build(piece: Partition) -> BuildResult:
-                sub = submodel(piece, label)
-                shown.note(f"{label} ({len(piece)} nodes)")  # bisection rebuilds show here
-                _LOG.info("engine %s: %d nodes, %d inputs, %d outputs, %s", label, len(piece),
-                          len(sub.io.inputs), len(sub.io.outputs), sub.typed.info["mode"])
-                return builder.build(label, sub.typed.model, sub.ins, settings)
-
-            built: list[tuple[Partition, BuildResult]] = []
-            for piece in pieces:
-                done, refused = bisect_build(piece, build, worth, config.strict,
-                                             lambda p: f"{label} ({len(p)} nodes)")
-                built += done
-                rejected += refused
-            for j, (piece, result) in enumerate(built):
-                name = _free_name(label if len(built) == 1 else f"{label}_{j}", taken)
-                sub = submodel(piece, label)
-                graph = sub.typed.model.graph
-                graph.name = name  # the build is done; the record takes the graph as it is
-                records.append(_record(name, graph, sub, settings, config, result))
-                final.append((piece, sub.io))
+            stage.build_cluster(part, f"tensorrt_engine_{k}", shown.note)
             shown.advance()
-    return _Engines(tuple(p for p, _ in final), tuple(io for _, io in final), tuple(records),
-                    tuple(rejected), tuple(disagreements))
+    return _Engines(tuple(p for p, _ in stage.final), tuple(io for _, io in stage.final),
+                    tuple(stage.records), tuple(stage.rejected), tuple(stage.disagreements))
+
+
+class _EngineStage:
+    """The engine stage's state: each cluster's model (made once), and what was built or refused."""
+
+    def __init__(self, index: GraphIndex, book: _ShapeBook, config: TensorRTConfig,
+                 builder: EngineBuilder, precision: PrecisionStage | None) -> None:
+        self.index, self.book, self.config = index, book, config
+        self.builder, self.precision = builder, precision
+        self.taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
+        self.settings = config.build_settings()
+        self.made: dict[tuple[int, ...], _Sub] = {}
+        self.records: list[EngineRecord] = []
+        self.rejected: list[Rejection] = []
+        self.final: list[tuple[Partition, ClusterIO]] = []
+        self.disagreements: list[OutsideNode] = []
+
+    def worth(self, part: Partition) -> bool:
+        count = sum(self.index.nodes[n].op_type != "Constant" for n in part.nodes)
+        return count >= self.config.min_subgraph_size
+
+    def submodel(self, part: Partition, name: str) -> _Sub:
+        """The part as a model, made once (the parser, the build and the record share it)."""
+        if part.nodes not in self.made:
+            index = self.index
+            self.book.need([part])
+            io = cluster_io(index, part, share_shapes=True)
+            ins, outs = self.book.profiles(io.inputs), self.book.profiles(io.outputs)
+            graph = extract_subgraph(index, part, io, name, ins, outs)
+            model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
+            typed = (self.precision.apply(model, f"{name}_{part.nodes[0]}/")
+                     if self.precision is not None
+                     else Typed(model, {"mode": self.config.precision_mode.value, "fp32_nodes": []}))
+            self.made[part.nodes] = _Sub(model, typed, io, ins, outs)
+        return self.made[part.nodes]
+
+    def parser_pieces(self, part: Partition, label: str) -> list[Partition]:
+        """The part, or the pieces of it TensorRT's parser accepts (worth an engine)."""
+        verdict = self.builder.parser_support(self.submodel(part, label).model)
+        if verdict is None:
+            return [part]
+        pieces, refused = parser_split(part, verdict)
+        self.rejected += refused
+        self.disagreements += [_outside(self.index, r) for r in refused]
+        self.rejected += [Rejection(n, "left too small for min_subgraph_size after TensorRT's "
+                                       "parser split its cluster")
+                          for p in pieces if not self.worth(p) for n in p.nodes]
+        return [p for p in pieces if self.worth(p)]
+
+    def build_cluster(self, part: Partition, label: str, note: Callable[[str], None]) -> None:
+        """Build ``part`` (bisecting what fails) and record every engine that results."""
+
+        def build(piece: Partition) -> BuildResult:
+            sub = self.submodel(piece, label)
+            note(f"{label} ({len(piece)} nodes)")  # bisection rebuilds show on the bar
+            _LOG.info("engine %s: %d nodes, %d inputs, %d outputs, %s", label, len(piece),
+                      len(sub.io.inputs), len(sub.io.outputs), sub.typed.info["mode"])
+            return self.builder.build(label, sub.typed.model, sub.ins, self.settings)
+
+        note(label)
+        built: list[tuple[Partition, BuildResult]] = []
+        for piece in self.parser_pieces(part, label):
+            done, refused = bisect_build(piece, build, self.worth, self.config.strict,
+                                         lambda p: f"{label} ({len(p)} nodes)")
+            built += done
+            self.rejected += refused
+        for j, (piece, result) in enumerate(built):
+            name = _free_name(label if len(built) == 1 else f"{label}_{j}", self.taken)
+            sub = self.submodel(piece, label)
+            graph = sub.typed.model.graph
+            graph.name = name  # the build is done; the record takes the graph as it is
+            self.records.append(_record(name, graph, sub, self.settings, self.config, result))
+            self.final.append((piece, sub.io))
 
 
 def _record(name: str, subgraph: onnx.GraphProto, sub: _Sub, settings: dict[str, Any],

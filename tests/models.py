@@ -83,3 +83,16 @@ def shared_shape_model() -> onnx.ModelProto:
                     value=numpy_helper.from_array(np.array([1.5], np.float32))),
     ]
     return make(nodes, [f32("x", ["N", 6])], [f32("y", ["N", 2, 3]), f32("z", ["N", 2, 3])])
+
+
+def conv_classifier(channels: int = 8, size: int = 16) -> onnx.ModelProto:
+    """x (1x3xSIZExSIZE) -> Conv -> Relu -> GlobalAveragePool -> Flatten -> MatMul -> y (1x5)."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (channels, 3, 3, 3)).astype(np.float32), "w")
+    fc = numpy_helper.from_array(rng.normal(0, 0.3, (channels, 5)).astype(np.float32), "fc")
+    nodes = [h.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             h.make_node("Relu", ["c"], ["r"], name="relu"),
+             h.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+             h.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             h.make_node("MatMul", ["f", "fc"], ["y"], name="fc")]
+    return make(nodes, [f32("x", [1, 3, size, size])], [f32("y", [1, 5])], [w, fc])

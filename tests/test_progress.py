@@ -43,16 +43,7 @@ def info_logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def _cnn() -> onnx.ModelProto:
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w")
-    fc = numpy_helper.from_array(rng.normal(0, 0.3, (4, 5)).astype(np.float32), "fc")
-    nodes = [h.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-             h.make_node("Relu", ["c"], ["r"], name="relu"),
-             h.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
-             h.make_node("Flatten", ["p"], ["f"], name="flatten"),
-             h.make_node("MatMul", ["f", "fc"], ["y"], name="fc")]
-    return models.make(nodes, [models.f32("x", [1, 3, 8, 8])], [models.f32("y", [1, 5])],
-                       [w, fc])
+    return models.conv_classifier(4, 8)
 
 
 def test_forced_bars_name_the_shape_runs_and_the_engines(monkeypatch, capsys) -> None:

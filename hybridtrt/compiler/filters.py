@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from hybridtrt.compiler.partition import DependencyGraph, Partition, SearchBudget, reaches
 
 __all__ = [
+    "SHAPE_SOURCES",
     "ClusterFacts",
     "compute_nodes",
     "drop_small",
@@ -22,7 +23,7 @@ __all__ = [
 # Nodes that move or describe data without computing on it.
 _NO_COMPUTE = frozenset({"Identity", "Constant", "Shape", "Size", "Reshape", "Squeeze",
                          "Unsqueeze", "Flatten"})
-_SHAPE_SOURCES = frozenset({"Shape", "Size"})
+SHAPE_SOURCES = frozenset({"Shape", "Size"})  # ops whose output is an input's shape
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _trivial(part: Partition, facts: ClusterFacts) -> bool:
     derived = set(facts.constants)
     for node in part.nodes:
         op = facts.op_types[node]
-        shape_work = op in _SHAPE_SOURCES or all(n in derived for n in facts.inputs[node])
+        shape_work = op in SHAPE_SOURCES or all(n in derived for n in facts.inputs[node])
         if shape_work:
             derived.update(facts.outputs[node])
         elif op not in _NO_COMPUTE:
@@ -134,7 +135,7 @@ def _shape_derived(part: Partition, facts: ClusterFacts) -> set[int]:
     nodes: set[int] = set()
     for node in part.nodes:
         ins = facts.inputs[node]
-        if facts.op_types[node] in _SHAPE_SOURCES or (ins and all(n in tensors for n in ins)):
+        if facts.op_types[node] in SHAPE_SOURCES or (ins and all(n in tensors for n in ins)):
             nodes.add(node)
             tensors.update(facts.outputs[node])
     return nodes
@@ -233,7 +234,7 @@ def _external_shape_inputs(members: set[int], facts: ClusterFacts) -> list[tuple
         for slot in facts.shape_inputs(node):
             if slot < len(facts.inputs[node]) and facts.inputs[node][slot]:
                 marked.setdefault(facts.inputs[node][slot], node)
-        if facts.op_types[node] not in _SHAPE_SOURCES and any(
+        if facts.op_types[node] not in SHAPE_SOURCES and any(
             o in marked for o in facts.outputs[node]
         ):
             for name in facts.inputs[node]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -15,7 +15,7 @@ from hybridtrt.compiler.partition import DependencyGraph
 from hybridtrt.converters.registry import TensorInfo, Verdict, attribute_value
 from hybridtrt.errors import UnsupportedModelError
 
-__all__ = ["GraphIndex", "outer_scope_inputs", "tensor_info_from_value"]
+__all__ = ["GraphIndex", "outer_scope_inputs", "rename_reads", "tensor_info_from_value"]
 
 
 def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -> TensorInfo:
@@ -33,6 +33,15 @@ def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -
             for d in tensor.shape.dim
         )
     return TensorInfo(value.name, dtype, shape, constant)
+
+
+def rename_reads(node: onnx.NodeProto, rename: Mapping[str, str]) -> None:
+    """Make ``node`` (and the bodies of its If/Loop/Scan) read the renamed tensors."""
+    node.input[:] = [rename.get(n, n) for n in node.input]
+    for attr in node.attribute:
+        for body in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for inner in body.node:
+                rename_reads(inner, rename)
 
 
 def outer_scope_inputs(node: onnx.NodeProto) -> list[str]:

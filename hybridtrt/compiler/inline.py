@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import onnx
 
+from hybridtrt.compiler.graph import rename_reads
 from hybridtrt.errors import FormatError
 from hybridtrt.format import COMBINE, DOMAIN, ENGINE, SPLIT, EngineRecord
 
@@ -108,14 +109,6 @@ def _renamed(nodes: Sequence[onnx.NodeProto], rename: Mapping[str, str]) -> list
     for node in nodes:
         copy = onnx.NodeProto()
         copy.CopyFrom(node)
-        _rename_reads(copy, rename)
+        rename_reads(copy, rename)
         result.append(copy)
     return result
-
-
-def _rename_reads(node: onnx.NodeProto, rename: Mapping[str, str]) -> None:
-    node.input[:] = [rename.get(n, n) for n in node.input]
-    for attr in node.attribute:
-        for body in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-            for inner in body.node:
-                _rename_reads(inner, rename)

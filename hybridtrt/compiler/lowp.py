@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from hybridtrt.compiler.graph import rename_reads
 from hybridtrt.errors import ConfigError
 
 __all__ = ["FP16_MAX", "KeptNode", "Lowered", "as_fp32", "big_weights",
@@ -257,7 +258,8 @@ def outputs_from_nodes(model: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
         if tensor.name in direct:
             tensor.name = f"{prefix}{tensor.name}_value"
     renamed = {name: f"{prefix}{name}_value" for name in direct}
-    _rename_inputs(model.graph, renamed)
+    for node in model.graph.node:
+        rename_reads(node, renamed)
     model.graph.node.extend(onnx.helper.make_node("Identity", [renamed[n]], [n], name=f"{prefix}{n}_out")
                             for n in direct)
     return model
@@ -276,15 +278,8 @@ def _rename_retyped(graph: onnx.GraphProto, before: onnx.GraphProto, prefix: str
         tensor.name = rename.get(tensor.name, tensor.name)
     for value in graph.value_info:
         value.name = rename.get(value.name, value.name)
-    _rename_inputs(graph, rename)
-
-
-def _rename_inputs(graph: onnx.GraphProto, rename: Mapping[str, str]) -> None:
     for node in graph.node:
-        node.input[:] = [rename.get(n, n) for n in node.input]
-        for attr in node.attribute:  # bodies of If/Loop/Scan read outer names too
-            for body in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                _rename_inputs(body, rename)
+        rename_reads(node, rename)
 
 
 def low_precision_types(graph: onnx.GraphProto) -> set[int]:

@@ -46,7 +46,7 @@ from hybridtrt.format import (
 )
 from hybridtrt.progress import bar
 
-__all__ = ["Clustering", "analyze", "cluster", "convert"]
+__all__ = ["Clustering", "analyze", "analyze_clusters", "cluster", "convert"]
 
 _LOG = logging.getLogger("hybridtrt")
 
@@ -254,6 +254,13 @@ def analyze(
 
     Shape ranges are recorded only when ``config.inputs`` gives them (or the model is static).
     """
+    return analyze_clusters(model, config)[0]
+
+
+def analyze_clusters(
+    model: onnx.ModelProto | str | os.PathLike[str], config: TensorRTConfig | None = None
+) -> tuple[Report, Clustering]:
+    """``analyze``'s report, and the clusters it describes (one per engine, in order)."""
     config = config or TensorRTConfig()
     loaded = load_model(model)
     clustering = cluster(loaded, config)
@@ -267,7 +274,7 @@ def analyze(
         precision.prepare(clustering.parts)
     engines = _engines(index, clustering.parts, book, config,
                        NotBuilding("inspection only: nothing is built"), precision)
-    return _report(loaded, clustering, engines.records, ())
+    return _report(loaded, clustering, engines.records, ()), _refined(clustering, engines)
 
 
 def _dynamic_inputs(index: GraphIndex) -> list[str]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from hybridtrt.compiler.filters import SHAPE_SOURCES
 from hybridtrt.compiler.graph import GraphIndex, outer_scope_inputs
 from hybridtrt.compiler.partition import Partition, contracted_order
 from hybridtrt.converters.registry import TensorInfo
@@ -72,7 +73,6 @@ def cluster_io(index: GraphIndex, part: Partition, share_shapes: bool = False) -
                      tuple(constants), shared)
 
 
-_SHAPE_SOURCES = frozenset({"Shape", "Size"})
 _RANDOM = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                      "Multinomial", "Bernoulli"})
 _INTEGRAL = frozenset({TensorProto.BOOL, TensorProto.INT8, TensorProto.INT16, TensorProto.INT32,
@@ -94,7 +94,7 @@ def _shared_shape_nodes(index: GraphIndex, part: Partition, produced: set[str]) 
         from_shapes = all(n in shapes or n in index.constant_nodes or (
             n in index.initializers and n not in index.overridable) for n in names)
         if proto.op_type in _RANDOM or not integral or not (
-                proto.op_type in _SHAPE_SOURCES or from_shapes):
+                proto.op_type in SHAPE_SOURCES or from_shapes):
             continue
         shapes.update(proto.output)
         if not _implicit(proto) and all(n not in produced or n in outside for n in names):

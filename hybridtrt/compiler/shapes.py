@@ -24,8 +24,8 @@ from hybridtrt.ort_support import first_line as _first_line
 from hybridtrt.ort_support import runnable_bytes
 from hybridtrt.progress import progress
 
-__all__ = ["RunPlan", "ShapeRange", "plan_runs", "record_shapes", "record_stats", "static_shape",
-           "tensor_values"]
+__all__ = ["RunPlan", "ShapeRange", "plan_runs", "random_value", "record_shapes", "record_stats",
+           "static_shape", "tensor_values"]
 
 _LOG = logging.getLogger("hybridtrt")
 Shape = tuple[int, ...]
@@ -205,12 +205,19 @@ def _dtype(item: Input | None, info: TensorInfo, name: str) -> np.dtype:
 
 
 def _random(shape: Shape, dtype: np.dtype, item: Input | None, rng: np.random.Generator) -> np.ndarray:
+    return random_value(shape, dtype, rng, item.input_range if item else None)
+
+
+def random_value(shape: Sequence[int], dtype: np.dtype, rng: np.random.Generator,
+                 value_range: Sequence[float] | None = None) -> np.ndarray:
+    """A random input: booleans 0/1, integers and floats within ``value_range`` (default
+    [0, 1], both ends included for integers)."""
     if dtype == np.bool_:
         return rng.integers(0, 2, size=shape).astype(np.bool_)
     if np.issubdtype(dtype, np.integer):
-        low, high = item.input_range if item and item.input_range else (0, 1)
+        low, high = value_range if value_range else (0, 1)
         return rng.integers(int(low), int(high), size=shape, endpoint=True).astype(dtype)
-    low, high = item.input_range if item and item.input_range else (0.0, 1.0)
+    low, high = value_range if value_range else (0.0, 1.0)
     return rng.uniform(low, high, size=shape).astype(dtype)
 
 

@@ -15,8 +15,7 @@ import onnx
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.hybrid import HybridModel
 from hybridtrt.compiler.inline import inline_engines
-from hybridtrt.compiler.loading import load_model
-from hybridtrt.compiler.pipeline import analyze, cluster
+from hybridtrt.compiler.pipeline import analyze_clusters
 from hybridtrt.compiler.report import OutsideNode, Report
 from hybridtrt.config import TensorRTConfig
 from hybridtrt.errors import ConfigError, InternalError, SaveError
@@ -92,12 +91,7 @@ def view_of_model(
     Raises:
         ModelLoadError, UnsupportedModelError, ConfigError: As ``analyze`` raises them.
     """
-    config = config or TensorRTConfig()
-    loaded = load_model(model)
-    clustering = cluster(loaded, config)
-    report = analyze(loaded.model, config)
-    if loaded.source != "<ModelProto>":
-        report = dataclasses.replace(report, source=Path(loaded.source).name)
+    report, clustering = analyze_clusters(model, config)
     if len(report.engines) != len(clustering.parts):
         raise InternalError(f"{len(clustering.parts)} clusters but {len(report.engines)} engines "
                             "in the report")

@@ -17,6 +17,7 @@ from hybridtrt.compiler.hybrid import HybridModel, load
 from hybridtrt.compiler.inline import inline_engines
 from hybridtrt.compiler.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import convert
+from hybridtrt.compiler.shapes import random_value
 from hybridtrt.config import Input, TensorRTConfig
 from hybridtrt.errors import InputError
 from hybridtrt.format import format_version
@@ -120,7 +121,7 @@ def make_feeds(target: Target, predictor: Predictor,
             shape = fallback() if shape is None else shape
         if shape is None:
             raise InputError(_needs_shape(arg.name, arg.shape))
-        feeds[arg.name] = _random(tuple(shape), arg.dtype or np.dtype(np.float32), rng)
+        feeds[arg.name] = random_value(tuple(shape), arg.dtype or np.dtype(np.float32), rng)
     return feeds
 
 
@@ -156,12 +157,4 @@ def _profile_opt(target: Target, name: str) -> tuple[int, ...] | None:
             if name in profile:
                 return tuple(profile[name]["opt"])
     return None
-
-
-def _random(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
-    if dtype == np.bool_:
-        return rng.integers(0, 2, size=shape).astype(np.bool_)
-    if np.issubdtype(dtype, np.integer):
-        return rng.integers(0, 2, size=shape).astype(dtype)
-    return rng.uniform(0.0, 1.0, size=shape).astype(dtype)
 

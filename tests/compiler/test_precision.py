@@ -18,7 +18,7 @@ from hybridtrt.compiler.inline import inline_engines
 from hybridtrt.compiler.partition import Partition
 from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.runtime import Config, create_predictor
-from tests.models import f32, make, split_chain
+from tests.models import conv_classifier, f32, make, split_chain
 
 CHAIN_INPUT = Input(name="x", min_input_shape=(1, 4), optim_input_shape=(2, 4), max_input_shape=(4, 4))
 
@@ -173,15 +173,7 @@ def test_keep_qdq_pairs_splits_the_cluster_around_the_removed_member():
 
 
 def _cnn() -> onnx.ModelProto:
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w")
-    fc = numpy_helper.from_array(rng.normal(0, 0.3, (8, 5)).astype(np.float32), "fc")
-    nodes = [h.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-             h.make_node("Relu", ["c"], ["r"], name="relu"),
-             h.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
-             h.make_node("Flatten", ["p"], ["f"], name="flatten"),
-             h.make_node("MatMul", ["f", "fc"], ["y"], name="fc")]
-    return make(nodes, [f32("x", [1, 3, 16, 16])], [f32("y", [1, 5])], [w, fc])
+    return conv_classifier(8, 16)
 
 
 def _feeds(count, seed=0):

@@ -4,7 +4,9 @@ For each model: segments of the isolated plan, median latency of plain ORT on th
 model, of the Predictor with fallback engines inlined (one session when no engine runs in
 TensorRT) and isolated (each engine its own segment, as TensorRT would run it), the ratios, and
 the isolated overhead per segment boundary. Targets (GPU, batch 1): inlined ratio <= 1.03,
-isolated overhead <= 30 microseconds per boundary.
+isolated overhead <= 30 microseconds per boundary. On CUDA it also times the floor of the
+isolated run (the same ORT sessions run back to back on bindings made once) and from it the
+Predictor's own cost per boundary.
 
     python benchmarks/runtime_overhead.py [--device cpu|cuda] [--runs 50] [--json FILE]
 """
@@ -65,6 +67,54 @@ def plain_session(path: Path, device: str) -> object:
     return ort.InferenceSession(runnable_bytes(onnx.load(str(path))), options, providers=providers)
 
 
+def bare_loop(predictor: object, feed: dict[str, np.ndarray]) -> Callable[[], object] | None:
+    """The floor of an isolated run: the predictor's own sessions run back to back on bindings
+    made once (every tensor in a fixed CUDA buffer), with no Python between them but the loop.
+
+    The isolated predictor minus this is the Predictor's own cost; this minus the inlined run is
+    what ONNX Runtime itself charges for running the model as several sessions.
+    """
+    import onnxruntime as ort
+
+    seen: dict[str, object] = {}
+
+    class Record:
+        def before(self, position: int, spec: object) -> None:
+            return None
+
+        def after(self, position: int, spec: object, inputs: dict, outputs: list) -> None:
+            seen.update(inputs)
+            seen.update(zip(spec.outputs, outputs))  # type: ignore[attr-defined]
+
+    predictor.set_segment_observer(Record())  # type: ignore[attr-defined]
+    predictor.run(feed)  # type: ignore[attr-defined]
+    predictor.set_segment_observer(None)  # type: ignore[attr-defined]
+    buffers = {}
+    for name, value in seen.items():
+        host = value if isinstance(value, np.ndarray) else getattr(value, "numpy", lambda: None)()
+        if not isinstance(host, np.ndarray):
+            return None  # not all tensors
+        buffers[name] = ort.OrtValue.ortvalue_from_numpy(host, "cuda", 0)
+    steps = []
+    for segment in predictor._segments:  # type: ignore[attr-defined]  # (a benchmark may look inside)
+        binding = segment.session.io_binding()
+        for name in segment.spec.inputs:
+            binding.bind_ortvalue_input(name, buffers[name])
+        for name in segment.spec.outputs:
+            binding.bind_ortvalue_output(name, buffers[name])
+        steps.append((segment.session, binding))
+    outputs = [o.name for o in predictor.get_outputs()]  # type: ignore[attr-defined]
+
+    def run() -> object:
+        for name, array in feed.items():
+            buffers[name].update_inplace(array)
+        for session, binding in steps:
+            session.run_with_iobinding(binding)
+        return [buffers[name].numpy() for name in outputs]
+
+    return run
+
+
 def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, object]:
     """Time plain ORT and the Predictor (inlined, isolated), warm-up runs excluded."""
     name, path, config, feed = case
@@ -86,6 +136,13 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         if label != "inlined_own_streams":
             row[f"{label}_segments"] = len(predictor.plan.segments)
         calls[label] = (lambda p: lambda: p.run(feed))(predictor)
+    if device == "cuda":
+        floor_source = Config(saved)
+        floor_source.enable_use_gpu()
+        floor_source.isolate_engines(True)
+        floor = bare_loop(create_predictor(floor_source), feed)
+        if floor is not None:
+            calls["isolated_floor"] = floor
     times: dict[str, list[float]] = {label: [] for label in calls}
     # On the GPU the variants alternate run by run (drift hits all alike); on the CPU each runs
     # in its own block, since ORT's spinning worker threads would steal the next one's cores.
@@ -113,13 +170,16 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         row["own_streams_ratio"] = float(row["inlined_own_streams_ms"]) / plain  # type: ignore[arg-type]
     boundaries = max(int(row["isolated_segments"]) - 1, 1)  # type: ignore[call-overload]
     row["isolated_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
+    if "isolated_floor_ms" in row:
+        row["predictor_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["isolated_floor_ms"])) / boundaries  # type: ignore[arg-type]
     return row
 
 
 def table(rows: Sequence[dict[str, object]]) -> str:
     columns = ["model", "isolated_segments", "plain_ort_ms", "inlined_ms", "isolated_ms",
                "inlined_ratio", "isolated_ratio", "isolated_us_per_boundary"]
-    extra = [c for c in rows[0] if c == "own_streams_ratio" or c.endswith("host_copies_per_run")] if rows else []
+    extra = [c for c in rows[0] if c in ("isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio")
+             or c.endswith("host_copies_per_run")] if rows else []
     columns += extra
     width = max(len(str(r["model"])) for r in rows) if rows else 10
     lines = [f"{'model':<{width}} " + " ".join(f"{c.replace('isolated_', 'iso_'):>14}" for c in columns[1:])]

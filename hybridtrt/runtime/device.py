@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hybridtrt.errors import ConfigError, InputError
+from hybridtrt.runtime.bound import BoundRuns
 
 __all__ = ["CpuDevice", "CudaDevice", "Device", "DeviceTensor", "dtype_of", "open_device"]
 
@@ -130,10 +131,12 @@ class CudaDevice:
         self.stream = _create_stream(device_id)
         self.host_copies = 0  # host<->device copies made here (inputs in, outputs out)
         self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
+        self.bound_runs = 0  # segment runs into buffers bound on an earlier run
+        self._trace: list[tuple[Any, Any]] | None = None
         self._staging: dict[str, Any] = {}  # reused device buffers for host inputs, by name
         self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
         self._tensor_names: dict[int, frozenset[str]] = {}  # tensor-typed inputs per session
-        self._run_options: Any = None
+        self._bound = BoundRuns("cuda", device_id)  # outputs in buffers bound once
 
     def providers(self) -> list[Any]:
         options: dict[str, str] = {"device_id": str(self.device_id)}
@@ -154,12 +157,16 @@ class CudaDevice:
         if np.asarray(value).dtype.kind in "OUS":
             raise InputError(f"input '{name}' holds strings, which cannot live on a GPU; run "
                              "this model on the CPU")
-        import onnxruntime as ort
-
         self.host_copies += 1
         array = np.asarray(value, order="C")  # (ascontiguousarray would turn a scalar into shape (1,))
         if uses <= 1:
-            return array  # ORT copies it into its own memory as it binds it, as a plain run would
+            return array  # copied as it is bound (by ORT itself on a host-in, host-out run)
+        return self._stage(name, array)
+
+    def _stage(self, name: str, array: np.ndarray) -> Any:
+        """``array`` copied into the reused device buffer of tensor ``name``."""
+        import onnxruntime as ort
+
         staged = self._staging.get(name)
         if staged is not None and tuple(staged.shape()) == array.shape and staged.data_type() == _ort_type_name(array.dtype):
             staged.update_inplace(array)  # no new allocation (a cudaFree would sync the device)
@@ -170,46 +177,92 @@ class CudaDevice:
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
             host_outputs: Collection[str] = ()) -> list[Any]:
-        import onnxruntime as ort
-
-        if set(outputs) <= set(host_outputs) and all(
+        if len(host_outputs) == len(outputs) and all(  # (host_outputs is a subset of outputs)
                 isinstance(v, np.ndarray) for v in inputs.values()):
             # Host in, host out: exactly what a plain ORT run does, with nothing to hand over.
+            self.end_trace()
             self.host_copies += len(outputs)  # ORT copies each output back within the run
             return list(session.run(list(outputs), dict(inputs)))
+        tensors = self._tensor_inputs(session)
+        if tensors.issuperset(inputs):
+            # Host arrays go to reused device buffers: a bound run need not rebind them.
+            inputs = {n: self.staged(n, v) for n, v in inputs.items()}
+            key = self._bound.signature(inputs)
+        else:
+            key = None
+        bound = self._bound.run(session, key, inputs, self._bind_input)
+        if bound is not None:
+            self.bound_runs += 1
+            if self._trace is not None:
+                self._trace.append((session, bound.binding))
+            return bound.outputs  # they stay on the device; ``to_host`` counts their copies
+        self.end_trace()  # a run with fresh bindings cannot be replayed
+        values = self._run_fresh(session, inputs, outputs, host_outputs, tensors)
+        self._bound.learn(session, key, outputs, values)
+        return values
+
+    # Replays: a whole run made of bound runs, repeated without the predictor's bookkeeping ---
+
+    def begin_trace(self) -> None:
+        """Record the bindings of the segment runs until ``end_trace``."""
+        self._trace = []
+
+    def end_trace(self) -> list[tuple[Any, Any]] | None:
+        """The (session, binding) of each segment run since ``begin_trace``; None when one of
+        them bound afresh (or ran host in, host out), or no trace was begun."""
+        trace, self._trace = self._trace, None
+        return trace
+
+    def staged(self, name: str, value: Any) -> Any:
+        """A model input as a bound run reads it: host arrays in their reused device buffer."""
+        return self._stage(name, value) if isinstance(value, np.ndarray) else value
+
+    def owns(self, value: Any) -> bool:
+        """Whether ``value`` lives in a bound output buffer (the next run overwrites it)."""
+        return self._bound.owns(value)
+
+    def _run_fresh(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
+                   host_outputs: Collection[str], tensors: frozenset[str]) -> list[Any]:
+        """A run with every input and output bound anew (ORT allocates the outputs)."""
+        import onnxruntime as ort
+
         binding = self._bindings.get(id(session))
         if binding is None:
             binding = self._bindings[id(session)] = session.io_binding()
-            # Each run ends with ORT's own stream sync. Skipping it
-            # ("disable_synchronize_execution_providers") made ORT free pinned host memory from
-            # a stream callback, where CUDA forbids it: LSTM/RNN sessions aborted at teardown
-            # with cudaFreeHost error 800 on an H100 (onnxruntime-gpu 1.31.1).
-            self._run_options = ort.RunOptions()
         binding.clear_binding_inputs()
         binding.clear_binding_outputs()
-        tensors = self._tensor_inputs(session)
         for name, value in inputs.items():
             if isinstance(value, np.ndarray) and name not in tensors:
                 # optional-typed inputs take an OrtValue, not a raw host buffer
                 value = ort.OrtValue.ortvalue_from_numpy(value, "cuda", self.device_id)
-            if isinstance(value, ort.OrtValue):
-                binding.bind_ortvalue_input(name, value)
-            elif isinstance(value, np.ndarray):
-                binding.bind_cpu_input(name, value)
-            else:
-                shape, dtype, ptr = _cuda_view(value)
-                binding.bind_input(name, "cuda", self.device_id, dtype, list(shape), ptr)
+            self._bind_input(binding, name, value)
         for name in outputs:
             if name in host_outputs:
                 self.host_copies += 1
                 binding.bind_output(name, "cpu")  # ORT copies it back within the run
             else:
                 binding.bind_output(name, "cuda", self.device_id)
-        session.run_with_iobinding(binding, self._run_options)
+        # No RunOptions: with any, onnxruntime 1.31's wrapper looks up "gpu_graph_id", whose
+        # absence costs a C++ exception, about 40 us per run. Each run ends with ORT's own stream
+        # sync; skipping it ("disable_synchronize_execution_providers") made ORT free pinned host
+        # memory from a stream callback, where CUDA forbids it (LSTM/RNN sessions aborted at
+        # teardown with cudaFreeHost error 800 on an H100, onnxruntime-gpu 1.31.1).
+        session.run_with_iobinding(binding)
         values = list(binding.get_outputs())
         self.foreign_outputs += sum(1 for n, v in zip(outputs, values)
                                     if n not in host_outputs and v.device_name().lower() != "cuda")
         return values
+
+    def _bind_input(self, binding: Any, name: str, value: Any) -> None:
+        import onnxruntime as ort
+
+        if isinstance(value, ort.OrtValue):
+            binding.bind_ortvalue_input(name, value)
+        elif isinstance(value, np.ndarray):
+            binding.bind_cpu_input(name, value)  # ORT copies it to the device as it binds
+        else:
+            shape, dtype, ptr = _cuda_view(value)
+            binding.bind_input(name, "cuda", self.device_id, dtype, list(shape), ptr)
 
     def _tensor_inputs(self, session: Any) -> frozenset[str]:
         found = self._tensor_names.get(id(session))
@@ -235,8 +288,12 @@ class CudaDevice:
     def to_host(self, value: Any) -> np.ndarray:
         if isinstance(value, np.ndarray):
             return value
-        if callable(getattr(value, "device_name", None)) and value.device_name().lower() == "cpu":
-            return np.asarray(value.numpy())  # already copied back by ORT
+        if callable(getattr(value, "device_name", None)):  # an OrtValue
+            if value.device_name().lower() == "cpu":
+                return np.asarray(value.numpy())  # already copied back by ORT
+            self.synchronize()
+            self.host_copies += 1
+            return np.asarray(value.numpy())  # ORT's copy costs less than going through cupy
         self.synchronize()
         self.host_copies += 1
         import cupy
@@ -248,7 +305,18 @@ class CudaDevice:
         return np.asarray(cupy.asnumpy(view))
 
     def to_device_array(self, value: Any) -> Any:
-        """A zero-copy device array: cupy when installed, else a DeviceTensor."""
+        """A device array (cupy when installed, else a DeviceTensor) without a copy.
+
+        Values in bound output buffers, which the next run overwrites, are copied.
+        """
+        if self._bound.owns(value) or any(value is v for v in self._staging.values()):
+            value = self._device_copy(value)  # the next run overwrites it
+        elif isinstance(value, np.ndarray) or (callable(getattr(value, "device_name", None))
+                                               and value.device_name().lower() == "cpu"):
+            import onnxruntime as ort  # a model constant or input handed back: copy it over
+
+            host = np.asarray(value if isinstance(value, np.ndarray) else value.numpy(), order="C")
+            value = ort.OrtValue.ortvalue_from_numpy(host, "cuda", self.device_id)
         self.synchronize()
         shape, dtype, ptr = _cuda_view(value)
         tensor = DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id)
@@ -257,6 +325,21 @@ class CudaDevice:
         except ImportError:
             return tensor
         return cupy.asarray(tensor)
+
+    def _device_copy(self, value: Any) -> Any:
+        """A new ORT CUDA value holding a copy of ``value`` (copied on the predictor's stream)."""
+        from cuda.bindings import runtime as cudart
+
+        shape, dtype, ptr = _cuda_view(value)
+        copy, target = self.allocate(shape, dtype)
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if size:
+            (err,) = cudart.cudaMemcpyAsync(target, ptr, size,
+                                            cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice,
+                                            self.stream)
+            if int(err) != 0:
+                raise RuntimeError(f"cudaMemcpyAsync failed: {err}")
+        return copy
 
     def shape_of(self, value: Any) -> tuple[int, ...]:
         if value is None or isinstance(value, (list, tuple)):
@@ -300,7 +383,6 @@ class CudaDevice:
 
 def _cuda_view(value: Any) -> tuple[tuple[int, ...], np.dtype, int]:
     if hasattr(value, "data_ptr") and callable(getattr(value, "shape", None)):  # OrtValue
-        from onnxruntime.capi.onnxruntime_inference_collection import OrtValue  # noqa: F401
 
         return tuple(value.shape()), _ort_dtype(value.data_type()), int(value.data_ptr())
     interface = value.__cuda_array_interface__

@@ -19,6 +19,7 @@ from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
+from hybridtrt.runtime.replay import Replays
 from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
 from hybridtrt.trt.api import TrtBackend
 from hybridtrt.trt.profiles import select_profile
@@ -118,6 +119,8 @@ class Predictor:
                                   self.settings.gpu_memory_mb, self.settings.intra_op_threads,
                                   share)
         self._segments = [self._segment(s) for s in self.plan.segments]
+        self._replays = (Replays(self.device, len(self._segments))  # type: ignore[arg-type]
+                         if hasattr(self.device, "begin_trace") and len(self._segments) > 1 else None)
         graph = self.hybrid.model.graph
         initializers = {t.name for t in graph.initializer}
         self._inputs = [_node_arg(v) for v in graph.input if v.name not in initializers]
@@ -135,6 +138,7 @@ class Predictor:
         self._observer: SegmentObserver | None = None
         self._fitting: set[tuple[tuple[str, tuple[int, ...]], ...]] = set()  # input shapes known to fit
         self._checked: set[tuple[Any, ...]] = set()  # (dtype, shape) per input, all checks passed
+        self._fitting_segments: set[tuple[str, tuple[tuple[int, ...], ...]]] = set()
         self._input_names = [i.name for i in self._inputs]
         if hybrid is None:
             self._announce()
@@ -244,6 +248,22 @@ class Predictor:
             self._fitting.add(shapes)
 
     def _execute(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool = True) -> dict[str, Any]:
+        replays = self._replays if self._observer is None else None
+        key = replays.key(feeds, wanted, host) if replays is not None else None
+        if replays is None or key is None:
+            return self._run_segments(feeds, wanted, host)
+        done = replays.run(key, feeds)
+        if done is not None:
+            return done
+        replays.device.begin_trace()
+        try:
+            results = self._run_segments(feeds, wanted, host)
+        finally:
+            trace = replays.device.end_trace()
+        replays.record(key, feeds, results, trace)
+        return results
+
+    def _run_segments(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool) -> dict[str, Any]:
         env = dict(feeds)
         keep = frozenset(wanted)
         for position, segment in enumerate(self._segments):
@@ -251,8 +271,7 @@ class Predictor:
             inputs = {n: env[n] if n in env else self._constant(n) for n in spec.inputs}
             if (isinstance(segment, _Segment) and spec.engine is not None and spec.engine.profiles
                     and not self.settings.allow_rebuild):
-                _require_fit(spec.name, {n: self.device.shape_of(v) for n, v in inputs.items()},
-                             spec.engine.profiles)
+                self._require_segment_fit(spec, inputs)
             observer = self._observer
             try:
                 to_host = self._caller_only[position] & keep if host else frozenset()
@@ -270,6 +289,16 @@ class Predictor:
                 if self.plan.last_use.get(name) == position and name not in keep:
                     env.pop(name, None)
         return {n: env[n] if n in env else self._constant(n) for n in wanted}
+
+    def _require_segment_fit(self, spec: SegmentSpec, inputs: Mapping[str, Any]) -> None:
+        """An isolated fallback engine's inputs must fit its profiles, as in TensorRT."""
+        shapes = {n: self.device.shape_of(v) for n, v in inputs.items()}
+        key = (spec.name, tuple(shapes.values()))
+        if key in self._fitting_segments:
+            return
+        _require_fit(spec.name, shapes, spec.engine.profiles if spec.engine else [])
+        if len(self._fitting_segments) < 256:
+            self._fitting_segments.add(key)
 
     def _constant(self, name: str) -> Any:
         tensor = self._constants.get(name)

@@ -9,8 +9,10 @@ next segments read through bindings that stay the same too. This is what TensorR
 with their I/O buffers.
 
 The buffers are reused by the next run: ``owns`` tells a caller that wants to keep a value
-past the run to copy it. A session whose bound run fails (an output whose shape depends on the
-input values, for instance) is never bound again; its runs go back to fresh bindings.
+past the run to copy it. A session whose bound run fails while a fresh run succeeds (an output
+whose shape depends on the input values) is never bound again; its runs go back to fresh
+bindings. ``generation`` grows whenever a binding changes, so replays of recorded runs
+(``replay``) know when theirs went stale.
 """
 
 from __future__ import annotations
@@ -66,9 +68,11 @@ class BoundRuns:
         self.device_type = device_type
         self.device_id = device_id
         self.limit = limit
+        self.generation = 0  # grows whenever a binding changes (replays check it)
         self._bound: dict[tuple[int, Signature], _Bound] = {}
         self._count: dict[int, int] = {}  # signatures bound per session
         self._refused: set[int] = set()  # sessions never bound again
+        self._failing: set[int] = set()  # sessions whose last bound run failed
         self._owned: dict[int, tuple[tuple[int, ...], str]] = {}  # buffer id: (shape, type)
 
     def signature(self, inputs: Mapping[str, Any]) -> Signature | None:
@@ -81,50 +85,71 @@ class BoundRuns:
     def run(self, session: Any, key: Signature | None, inputs: Mapping[str, Any],
             bind: Callable[[Any, str, Any], None]) -> _Bound | None:
         """The binding of a bound run (its ``outputs`` hold the results), or None when this
-        signature is not bound (or the run failed).
+        signature is not bound or the run failed (then a fresh run answers; see ``learn``).
 
-        ``bind(binding, name, value)`` binds one input; host arrays are rebound every run
-        (ORT copies them as it binds), other values only when they are not the ones bound.
+        ``bind(binding, name, value)`` binds one input. Host arrays (which ORT copies as it
+        binds them) and a caller's device arrays (whose memory may have moved) are rebound every
+        run; ORT values only when they are not the ones bound.
         """
         bound = self._bound.get((id(session), key)) if key is not None else None
         if bound is None:
             return None
         for name, value in inputs.items():
-            if isinstance(value, np.ndarray) or bound.inputs.get(name) is not value:
+            if bound.inputs.get(name) is not value or not callable(getattr(value, "data_type", None)):
                 bind(bound.binding, name, value)
                 bound.inputs[name] = value
+                self.generation += 1
         try:
             session.run_with_iobinding(bound.binding)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; a fresh run reports it
-            self.refuse(session)
+            self._failing.add(id(session))
             return None
+        self._failing.discard(id(session))
         return bound
 
     def learn(self, session: Any, key: Signature | None, outputs: Sequence[str],
               values: Sequence[Any]) -> None:
-        """Bind buffers shaped like ``values`` (a fresh run's outputs) for later runs of ``key``."""
-        import onnxruntime as ort
+        """Bind buffers shaped like ``values`` (a fresh run's outputs) for later runs of ``key``.
 
+        After a failed bound run, a fresh run that succeeds shows the binding was at fault (an
+        output shape that depends on input values): the session is never bound again. (When the
+        fresh run fails too, the inputs were at fault and the binding stays.)
+        """
+        if id(session) in self._failing:
+            self._failing.discard(id(session))
+            self.refuse(session)
+            return
         if key is None or id(session) in self._refused or (id(session), key) in self._bound:
             return
-        if self._count.get(id(session), 0) >= self.limit:
+        if self._count.get(id(session), 0) >= self.limit or set(outputs) & {k[0] for k in key}:
+            return  # (an output that is also an input is never written to a bound buffer)
+        if not all(callable(getattr(v, "is_tensor", None)) and v.is_tensor()
+                   and v.data_type() != "tensor(string)" for v in values):
+            return  # sequences, optionals, strings or host arrays: not bindable
+        try:
+            bound = self._bind_outputs(session, outputs, values)
+        except Exception:  # noqa: BLE001 - ORT raises its own untyped errors (a type it cannot allocate)
+            self.refuse(session)
             return
-        if not all(callable(getattr(v, "is_tensor", None)) and v.is_tensor() for v in values):
-            return  # sequences, optionals or host arrays: not bindable
-        shapes = [list(v.shape()) for v in values]
-        buffers = [ort.OrtValue.ortvalue_from_shape_and_type(shape, v.element_type(),
+        self._bound[(id(session), key)] = bound
+        self._count[id(session)] = self._count.get(id(session), 0) + 1
+        self._owned.update((id(b), (tuple(b.shape()), b.data_type())) for b in bound.outputs)
+
+    def _bind_outputs(self, session: Any, outputs: Sequence[str], values: Sequence[Any]) -> _Bound:
+        import onnxruntime as ort
+
+        buffers = [ort.OrtValue.ortvalue_from_shape_and_type(list(v.shape()), v.element_type(),
                                                              self.device_type, self.device_id)
-                   for shape, v in zip(shapes, values)]
+                   for v in values]
         binding = session.io_binding()
         for name, buffer in zip(outputs, buffers):
             binding.bind_ortvalue_output(name, buffer)
-        self._bound[(id(session), key)] = _Bound(binding, buffers)
-        self._count[id(session)] = self._count.get(id(session), 0) + 1
-        self._owned.update((id(b), (tuple(shape), b.data_type())) for b, shape in zip(buffers, shapes))
+        return _Bound(binding, buffers)
 
     def refuse(self, session: Any) -> None:
         """Drop the session's bindings and never bind it again."""
         self._refused.add(id(session))
+        self.generation += 1
         for key in [k for k in self._bound if k[0] == id(session)]:
             bound = self._bound.pop(key)
             for buffer in bound.outputs:

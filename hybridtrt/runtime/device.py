@@ -123,6 +123,7 @@ class CudaDevice:
     """
 
     name = "cuda"
+    memory = "cuda"  # where ORT values live (tests run this class's logic on host memory)
 
     def __init__(self, device_id: int = 0, memory_mb: int = 0, share_stream: bool = True) -> None:
         self.device_id = device_id
@@ -136,7 +137,7 @@ class CudaDevice:
         self._staging: dict[str, Any] = {}  # reused device buffers for host inputs, by name
         self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
         self._tensor_names: dict[int, frozenset[str]] = {}  # tensor-typed inputs per session
-        self._bound = BoundRuns("cuda", device_id)  # outputs in buffers bound once
+        self._bound = BoundRuns(self.memory, device_id)  # outputs in buffers bound once
 
     def providers(self) -> list[Any]:
         options: dict[str, str] = {"device_id": str(self.device_id)}
@@ -171,7 +172,10 @@ class CudaDevice:
         if staged is not None and tuple(staged.shape()) == array.shape and staged.data_type() == _ort_type_name(array.dtype):
             staged.update_inplace(array)  # no new allocation (a cudaFree would sync the device)
             return staged
-        staged = ort.OrtValue.ortvalue_from_numpy(array, "cuda", self.device_id)
+        # (allocated, then filled: on host memory, ortvalue_from_numpy would wrap the caller's array)
+        staged = ort.OrtValue.ortvalue_from_shape_and_type(list(array.shape), array.dtype,
+                                                           self.memory, self.device_id)
+        staged.update_inplace(array)
         self._staging[name] = staged
         return staged
 
@@ -195,7 +199,7 @@ class CudaDevice:
             self.bound_runs += 1
             if self._trace is not None:
                 self._trace.append((session, bound.binding))
-            return bound.outputs  # they stay on the device; ``to_host`` counts their copies
+            return list(bound.outputs)  # on the device; ``to_host`` counts their copies
         self.end_trace()  # a run with fresh bindings cannot be replayed
         values = self._run_fresh(session, inputs, outputs, host_outputs, tensors)
         self._bound.learn(session, key, outputs, values)
@@ -221,6 +225,10 @@ class CudaDevice:
         """Whether ``value`` lives in a bound output buffer (the next run overwrites it)."""
         return self._bound.owns(value)
 
+    def binding_generation(self) -> int:
+        """Grows whenever a bound binding changes (replays recorded before are stale)."""
+        return self._bound.generation
+
     def _run_fresh(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
                    host_outputs: Collection[str], tensors: frozenset[str]) -> list[Any]:
         """A run with every input and output bound anew (ORT allocates the outputs)."""
@@ -234,14 +242,14 @@ class CudaDevice:
         for name, value in inputs.items():
             if isinstance(value, np.ndarray) and name not in tensors:
                 # optional-typed inputs take an OrtValue, not a raw host buffer
-                value = ort.OrtValue.ortvalue_from_numpy(value, "cuda", self.device_id)
+                value = ort.OrtValue.ortvalue_from_numpy(value, self.memory, self.device_id)
             self._bind_input(binding, name, value)
         for name in outputs:
             if name in host_outputs:
                 self.host_copies += 1
                 binding.bind_output(name, "cpu")  # ORT copies it back within the run
             else:
-                binding.bind_output(name, "cuda", self.device_id)
+                binding.bind_output(name, self.memory, self.device_id)
         # No RunOptions: with any, onnxruntime 1.31's wrapper looks up "gpu_graph_id", whose
         # absence costs a C++ exception, about 40 us per run. Each run ends with ORT's own stream
         # sync; skipping it ("disable_synchronize_execution_providers") made ORT free pinned host
@@ -250,7 +258,7 @@ class CudaDevice:
         session.run_with_iobinding(binding)
         values = list(binding.get_outputs())
         self.foreign_outputs += sum(1 for n, v in zip(outputs, values)
-                                    if n not in host_outputs and v.device_name().lower() != "cuda")
+                                    if n not in host_outputs and v.device_name().lower() != self.memory)
         return values
 
     def _bind_input(self, binding: Any, name: str, value: Any) -> None:
@@ -262,7 +270,7 @@ class CudaDevice:
             binding.bind_cpu_input(name, value)  # ORT copies it to the device as it binds
         else:
             shape, dtype, ptr = _cuda_view(value)
-            binding.bind_input(name, "cuda", self.device_id, dtype, list(shape), ptr)
+            binding.bind_input(name, self.memory, self.device_id, dtype, list(shape), ptr)
 
     def _tensor_inputs(self, session: Any) -> frozenset[str]:
         found = self._tensor_names.get(id(session))
@@ -305,18 +313,20 @@ class CudaDevice:
         return np.asarray(cupy.asnumpy(view))
 
     def to_device_array(self, value: Any) -> Any:
-        """A device array (cupy when installed, else a DeviceTensor) without a copy.
+        """A device array of the caller's own: cupy when installed, else a DeviceTensor.
 
-        Values in bound output buffers, which the next run overwrites, are copied.
+        Values the predictor produced are copied on the device: bound buffers are rewritten by
+        the next run, and ONNX Runtime may reuse an output's memory on a session's next run (on
+        its CPU provider it does). Only a caller's own device array handed back stays as it is.
         """
-        if self._bound.owns(value) or any(value is v for v in self._staging.values()):
-            value = self._device_copy(value)  # the next run overwrites it
-        elif isinstance(value, np.ndarray) or (callable(getattr(value, "device_name", None))
-                                               and value.device_name().lower() == "cpu"):
+        if isinstance(value, np.ndarray) or (callable(getattr(value, "device_name", None))
+                                             and value.device_name().lower() != self.memory):
             import onnxruntime as ort  # a model constant or input handed back: copy it over
 
             host = np.asarray(value if isinstance(value, np.ndarray) else value.numpy(), order="C")
-            value = ort.OrtValue.ortvalue_from_numpy(host, "cuda", self.device_id)
+            value = ort.OrtValue.ortvalue_from_numpy(host, self.memory, self.device_id)
+        elif callable(getattr(value, "data_ptr", None)) or isinstance(value, DeviceTensor):
+            value = self._device_copy(value)  # an ORT value, or an engine's output
         self.synchronize()
         shape, dtype, ptr = _cuda_view(value)
         tensor = DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id)
@@ -356,7 +366,7 @@ class CudaDevice:
             if value.dtype.kind in "OUS":
                 raise InputError(f"tensor '{name}' holds strings, which TensorRT cannot take")
             # (``accept`` counted this copy already: host arrays pass through it first)
-            value = ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), "cuda",
+            value = ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), self.memory,
                                                      self.device_id)
         _, _, pointer = _cuda_view(value)
         return pointer, value
@@ -369,7 +379,7 @@ class CudaDevice:
         """A new ORT CUDA value: the next ORT segment binds it without a copy."""
         import onnxruntime as ort
 
-        value = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype), "cuda",
+        value = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype), self.memory,
                                                           self.device_id)
         return value, int(value.data_ptr())
 

@@ -68,7 +68,9 @@ class _Segment:
 
         self.spec = spec
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        # Fatal only: errors come back as exceptions, which the predictor reports; a bound run
+        # that fails and is made again fresh (see ``bound``) should not print an error.
+        options.log_severity_level = 4
         if threads:
             options.intra_op_num_threads = threads
         if profile_prefix is not None:

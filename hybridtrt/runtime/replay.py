@@ -5,8 +5,9 @@ is a fixed list of (session, binding) pairs: the model inputs go into their reus
 buffers, each session runs on its binding, and the wanted outputs are in known buffers. A later
 run with the same input signature and wanted outputs replays that list, skipping the
 predictor's per-segment bookkeeping (value lookups, profile checks, signatures), which cost
-more than ONNX Runtime's own run of a small segment. A replay that fails is dropped, and the
-run is made again the ordinary way, which reports any error.
+more than ONNX Runtime's own run of a small segment. A replay is dropped when any binding
+changed since it was recorded (the device's binding generation moved) or when it fails; the
+run is then made the ordinary way, which reports any error.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ class TracingDevice(Protocol):
 
     def owns(self, value: Any) -> bool: ...
 
+    def binding_generation(self) -> int: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class _Replay:
     steps: tuple[tuple[Any, Any], ...]  # (session, binding)
+    generation: int  # the device's binding generation when recorded
     inputs: tuple[tuple[str, Any], ...]  # model input, the device buffer the steps read
     outputs: tuple[tuple[str, Any], ...]  # wanted output, the buffer holding it
 
@@ -73,6 +77,9 @@ class Replays:
         replay = self._replays.get(key)
         if replay is None:
             return None
+        if replay.generation != self.device.binding_generation():
+            del self._replays[key]  # a binding changed since (rebound, or its session refused)
+            return None
         for name, buffer in replay.inputs:
             if self.device.staged(name, feeds[name]) is not buffer:
                 del self._replays[key]  # the staging buffer moved: record again
@@ -89,9 +96,12 @@ class Replays:
     def record(self, key: Key, feeds: Mapping[str, Any], results: Mapping[str, Any],
                trace: Sequence[tuple[Any, Any]] | None) -> None:
         """Keep a run whose ``trace`` (``device.end_trace()``) shows every segment ran bound."""
-        if trace is None or len(trace) != self.segments or len(self._replays) >= REPLAYS:
+        if trace is None or len(trace) != self.segments:
             return
         if not all(self.device.owns(v) for v in results.values()):
             return  # an output that is a model input or constant: not in a bound buffer
         inputs = tuple((n, self.device.staged(n, v)) for n, v in feeds.items())
-        self._replays[key] = _Replay(tuple(trace), inputs, tuple(results.items()))
+        if len(self._replays) >= REPLAYS:
+            del self._replays[next(iter(self._replays))]  # the oldest goes
+        self._replays[key] = _Replay(tuple(trace), self.device.binding_generation(), inputs,
+                                     tuple(results.items()))

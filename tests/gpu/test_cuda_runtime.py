@@ -76,7 +76,7 @@ def test_values_stay_on_the_gpu_between_segments(tmp_path: Path, isolated: bool)
                                    atol=1e-6)
 
 
-def test_dlpack_inputs_and_device_outputs_need_no_copy(tmp_path: Path) -> None:
+def test_dlpack_inputs_and_device_outputs_need_no_host_copy(tmp_path: Path) -> None:
     cupy = pytest.importorskip("cupy")
     torch = pytest.importorskip("torch")
     runner = gpu_predictor(convert(models.split_chain(), DYNAMIC).save(tmp_path / "m.onnx"), True)

@@ -36,6 +36,10 @@ class FakeDevice:
     def __init__(self, buffers: dict[str, ort.OrtValue]) -> None:
         self.buffers = buffers
         self.trace: list[tuple[Any, Any]] | None = None
+        self.generation = 0
+
+    def binding_generation(self) -> int:
+        return self.generation
 
     def begin_trace(self) -> None:
         self.trace = []
@@ -64,6 +68,10 @@ def test_a_recorded_run_replays_with_new_inputs_and_stops_when_a_step_fails() ->
     replays.record(key, feeds, {"y": buffers["y"]}, list(zip(sessions, bindings)))
     out = replays.run(key, {"x": np.array([3, -1], np.float32)})
     assert out is not None and out["y"].numpy().tolist() == [36, 4] and replays.runs == 1
+    device.generation += 1  # a binding changed: the replay is stale
+    assert replays.run(key, feeds) is None
+    replays.record(key, feeds, {"y": buffers["y"]}, list(zip(sessions, bindings)))
+    assert replays.run(key, feeds) is not None
     bindings[1].bind_output("y", "cpu")  # a step that now fails (its output shape is unknown)
     bindings[1].bind_ortvalue_input("a", ort.OrtValue.ortvalue_from_numpy(np.zeros(3, np.float32)))
     assert replays.run(key, feeds) is None and replays.run(key, feeds) is None  # dropped

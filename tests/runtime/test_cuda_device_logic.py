@@ -1,0 +1,136 @@
+"""The CUDA device's run logic (bound buffers, staging, replays) on ONNX Runtime's CPU provider.
+
+``CudaDevice`` keeps its values where ``memory`` says; here that is host memory, with the
+stream and its synchronization stubbed, so CI exercises the same code paths as a GPU does
+(tests/gpu runs them on CUDA). A "device array" here is host memory that exposes
+``__cuda_array_interface__``, as cupy's and torch's arrays do on a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx.helper as h
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto
+
+from hybridtrt import Input, TensorRTConfig, convert
+from hybridtrt.runtime import Config, Predictor, create_predictor
+from hybridtrt.runtime import device as device_module
+from hybridtrt.runtime import predictor as predictor_module
+from tests import models
+
+CHAIN = TensorRTConfig(
+    inputs=[Input("x", min_input_shape=[1, 4], optim_input_shape=[2, 4], max_input_shape=[8, 4])],
+    disable_ops=["Sin"],
+)
+
+
+class HostBackedCuda(device_module.CudaDevice):
+    memory = "cpu"
+
+    def providers(self) -> list[Any]:
+        return ["CPUExecutionProvider"]
+
+    def synchronize(self) -> None:
+        return None
+
+    def _synchronize_device(self) -> None:
+        return None
+
+    def _device_copy(self, value: Any) -> Any:
+        return ort.OrtValue.ortvalue_from_numpy(np.array(value.numpy()), self.memory)
+
+
+class DeviceArray:
+    """Host memory seen through ``__cuda_array_interface__`` (a stand-in for cupy)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = np.ascontiguousarray(array)
+        self.shape, self.dtype = self.array.shape, self.array.dtype
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        return {"shape": self.array.shape, "typestr": self.array.dtype.str,
+                "data": (self.array.ctypes.data, False), "version": 3, "strides": None}
+
+
+@pytest.fixture(autouse=True)
+def host_backed_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    logging.getLogger("hybridtrt").setLevel(logging.ERROR)
+    monkeypatch.setattr(device_module, "_create_stream", lambda device_id: 0)
+    monkeypatch.setattr(predictor_module, "open_device",
+                        lambda *args, **kwargs: HostBackedCuda(0, 0, True))
+
+
+def isolated(model: onnx.ModelProto, config: TensorRTConfig, tmp_path: Path) -> Predictor:
+    settings = Config(convert(model, config).save(tmp_path / "m.onnx"))
+    settings.isolate_engines(True)
+    return create_predictor(settings)
+
+
+def expected(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[Any]:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def test_runs_go_fresh_then_bound_then_replayed_with_right_results(tmp_path: Path) -> None:
+    runner = isolated(models.split_chain(), CHAIN, tmp_path)
+    assert len(runner.segments()) == 3 and runner._replays is not None
+    rng = np.random.default_rng(0)
+    steps = []
+    for _ in range(4):
+        x = rng.standard_normal((5, 4)).astype(np.float32)
+        bound, replayed = runner.device.bound_runs, runner._replays.runs  # type: ignore[attr-defined]
+        y = runner.run({"x": x})["y"]
+        steps.append((runner.device.bound_runs - bound, runner._replays.runs - replayed))  # type: ignore[attr-defined]
+        np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+    assert steps == [(0, 0), (3, 0), (0, 1), (0, 1)]
+
+
+def test_host_and_device_inputs_mixed_never_give_stale_results(tmp_path: Path) -> None:
+    runner = isolated(models.split_chain(), CHAIN, tmp_path)
+    rng = np.random.default_rng(1)
+    for kind in ["host", "host", "host", "device", "device", "host", "device", "host"]:
+        x = rng.standard_normal((5, 4)).astype(np.float32)
+        y = runner.run({"x": x if kind == "host" else DeviceArray(x)})["y"]
+        np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+    assert runner._replays is not None and runner._replays.runs > 0
+
+
+def test_data_dependent_shapes_fall_back_to_fresh_runs_with_right_results(tmp_path: Path) -> None:
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Sin", ["r"], ["s"]),
+             h.make_node("NonZero", ["s"], ["y"])]
+    model = models.make(nodes, [models.f32("x", [6])],
+                        [h.make_tensor_value_info("y", TensorProto.INT64, [1, None])])
+    runner = isolated(model, TensorRTConfig(disable_ops=["Sin"], min_subgraph_size=1), tmp_path)
+    assert len(runner.segments()) >= 2
+    for x in ([1, 0, 0, 2, 0, 0], [1, 2, 3, 0, 0, 4], [0, 0, 0, 0, 0, 5], [1, 0, 0, 2, 0, 0]):
+        feeds = {"x": np.array(x, np.float32)}
+        np.testing.assert_array_equal(runner.run(feeds)["y"], expected(model, feeds)[0])
+
+
+def test_string_outputs_stay_on_fresh_runs(tmp_path: Path) -> None:
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Cast", ["r"], ["y"], to=TensorProto.STRING)]
+    model = models.make(nodes, [models.f32("x", [3])],
+                        [h.make_tensor_value_info("y", TensorProto.STRING, [3])])
+    runner = isolated(model, TensorRTConfig(min_subgraph_size=1), tmp_path)
+    feeds = {"x": np.array([1.5, -2, 3], np.float32)}
+    for _ in range(3):
+        assert runner.run(feeds)["y"].tolist() == expected(model, feeds)[0].tolist()
+
+
+def test_device_outputs_handed_out_are_not_overwritten_by_later_runs(tmp_path: Path) -> None:
+    runner = isolated(models.split_chain(), CHAIN, tmp_path)
+    rng = np.random.default_rng(2)
+    xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(4)]
+    kept = [runner.run({"x": x}, device_outputs=True)["y"] for x in xs]  # fresh, bound, replays
+    assert runner._replays is not None and runner._replays.runs == 2
+    for x, out in zip(xs, kept):  # (without cupy, a DeviceTensor whose owner holds the value)
+        np.testing.assert_allclose(out.owner.numpy(), expected(models.split_chain(), {"x": x})[0],
+                                   rtol=1e-6)

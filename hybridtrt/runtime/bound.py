@@ -22,26 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import onnx
 
-__all__ = ["BOUND_SIGNATURES", "NO_HOST_STAGING", "BoundRuns", "may_skip_sync", "signature"]
+__all__ = ["BOUND_SIGNATURES", "BoundRuns", "signature"]
 
 BOUND_SIGNATURES = 4  # signatures bound per session; runs with others bind afresh
-
-# Op types whose ONNX Runtime CUDA kernels never stage data through pinned host memory. A bound
-# run of a session made only of these may skip ORT's stream synchronization at the end of the
-# run (the next segment runs on the same stream). Others may not: without that synchronization
-# ORT frees its pinned host buffers from a stream callback, where CUDA forbids it (LSTM/RNN
-# sessions aborted with cudaFreeHost error 800, onnxruntime-gpu 1.31.1); Concat, Split, Resize,
-# NonMaxSuppression, the recurrent ops and anything with a subgraph stay off the list.
-NO_HOST_STAGING = frozenset({
-    "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Conv", "Div",
-    "Dropout", "Elu", "Erf", "Exp", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
-    "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Log",
-    "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "ReduceMax",
-    "ReduceMean", "ReduceSum", "Relu", "Reshape", "Selu", "Sigmoid", "Softmax", "Softplus",
-    "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
-})
 
 Signature = tuple[tuple[str, tuple[int, ...], str], ...]
 
@@ -51,12 +35,6 @@ class _Bound:
     binding: Any
     outputs: list[Any]
     inputs: dict[str, Any] = dataclasses.field(default_factory=dict)  # bound to now
-
-
-def may_skip_sync(model: onnx.ModelProto) -> bool:
-    """Whether bound runs of ``model`` may skip ORT's synchronization (see NO_HOST_STAGING)."""
-    return all(node.domain in ("", "ai.onnx") and node.op_type in NO_HOST_STAGING
-               for node in model.graph.node)
 
 
 def signature(inputs: Mapping[str, Any]) -> Signature | None:
@@ -105,12 +83,11 @@ class BoundRuns:
         return tuple((name, *owned[id(v)]) for name, v in inputs.items())
 
     def run(self, session: Any, key: Signature | None, inputs: Mapping[str, Any],
-            bind: Callable[[Any, str, Any], None], options: Any = None) -> _Bound | None:
+            bind: Callable[[Any, str, Any], None]) -> _Bound | None:
         """The binding of a bound run (its ``outputs`` hold the results), or None when this
         signature is not bound or the run failed (then a fresh run answers; see ``learn``).
 
-        ``options`` are ORT RunOptions for the run (None: none). ``bind(binding, name, value)``
-        binds one input. Host arrays (which ORT copies as it
+        ``bind(binding, name, value)`` binds one input. Host arrays (which ORT copies as it
         binds them) and a caller's device arrays (whose memory may have moved) are rebound every
         run; ORT values only when they are not the ones bound.
         """
@@ -123,7 +100,7 @@ class BoundRuns:
                 bound.inputs[name] = value
                 self.generation += 1
         try:
-            session.run_with_iobinding(bound.binding, options)
+            session.run_with_iobinding(bound.binding)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; a fresh run reports it
             self._failing.add(id(session))
             return None

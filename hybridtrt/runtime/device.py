@@ -49,16 +49,8 @@ class Device(Protocol):
         ...
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), skip_sync: bool = False) -> list[Any]:
-        """Run a session; ``host_outputs`` are only read by the caller and may land on the host.
-
-        ``skip_sync``: the session may run without ORT's synchronization at its end (see
-        ``bound.may_skip_sync``); ``finish`` synchronizes once the whole run is queued.
-        """
-        ...
-
-    def finish(self) -> None:
-        """Called when a predictor run is done (waits for work left queued, if any)."""
+            host_outputs: Collection[str] = ()) -> list[Any]:
+        """Run a session; ``host_outputs`` are only read by the caller and may land on the host."""
         ...
 
     def to_host(self, value: Any) -> np.ndarray: ...
@@ -86,11 +78,8 @@ class CpuDevice:
         return np.asarray(value)
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), skip_sync: bool = False) -> list[Any]:
+            host_outputs: Collection[str] = ()) -> list[Any]:
         return list(session.run(list(outputs), dict(inputs)))
-
-    def finish(self) -> None:
-        return None
 
     def to_host(self, value: Any) -> Any:
         if value is None or isinstance(value, (list, tuple)):
@@ -144,9 +133,7 @@ class CudaDevice:
         self.host_copies = 0  # host<->device copies made here (inputs in, outputs out)
         self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
         self.bound_runs = 0  # segment runs into buffers bound on an earlier run
-        self._trace: list[tuple[Any, Any, Any]] | None = None
-        self._queued = False  # runs were queued without ORT's synchronization since the last wait
-        self._unsynchronized = _unsynchronized_run_options()
+        self._trace: list[tuple[Any, Any]] | None = None
         self._staging: dict[str, Any] = {}  # reused device buffers for host inputs, by name
         self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
         self._tensor_names: dict[int, frozenset[str]] = {}  # tensor-typed inputs per session
@@ -193,7 +180,7 @@ class CudaDevice:
         return staged
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), skip_sync: bool = False) -> list[Any]:
+            host_outputs: Collection[str] = ()) -> list[Any]:
         if len(host_outputs) == len(outputs) and all(  # (host_outputs is a subset of outputs)
                 isinstance(v, np.ndarray) for v in inputs.values()):
             # Host in, host out: exactly what a plain ORT run does, with nothing to hand over.
@@ -207,13 +194,11 @@ class CudaDevice:
             key = self._bound.signature(inputs)
         else:
             key = None
-        options = self._unsynchronized if skip_sync and self.share_stream else None
-        bound = self._bound.run(session, key, inputs, self._bind_input, options)
+        bound = self._bound.run(session, key, inputs, self._bind_input)
         if bound is not None:
             self.bound_runs += 1
-            self._queued = self._queued or options is not None
             if self._trace is not None:
-                self._trace.append((session, bound.binding, options))
+                self._trace.append((session, bound.binding))
             return list(bound.outputs)  # on the device; ``to_host`` counts their copies
         self.end_trace()  # a run with fresh bindings cannot be replayed
         values = self._run_fresh(session, inputs, outputs, host_outputs, tensors)
@@ -222,23 +207,13 @@ class CudaDevice:
 
     # Replays: a whole run made of bound runs, repeated without the predictor's bookkeeping ---
 
-    def finish(self) -> None:
-        """Wait for runs queued without ORT's synchronization (one wait per predictor run)."""
-        if self._queued:
-            self._queued = False
-            self.synchronize()
-
-    def note_queued(self) -> None:
-        """A run was queued without ORT's synchronization (``finish`` waits for it)."""
-        self._queued = True
-
     def begin_trace(self) -> None:
         """Record the bindings of the segment runs until ``end_trace``."""
         self._trace = []
 
-    def end_trace(self) -> list[tuple[Any, Any, Any]] | None:
-        """The (session, binding, run options) of each segment run since ``begin_trace``; None
-        when one of them bound afresh (or ran host in, host out), or no trace was begun."""
+    def end_trace(self) -> list[tuple[Any, Any]] | None:
+        """The (session, binding) of each segment run since ``begin_trace``; None when one of
+        them bound afresh (or ran host in, host out), or no trace was begun."""
         trace, self._trace = self._trace, None
         return trace
 
@@ -464,18 +439,6 @@ def dtype_of(value: Any) -> np.dtype | None:
     if callable(getattr(value, "data_type", None)):
         return _ORT_TYPES.get(value.data_type())
     return np.asarray(value).dtype if value is not None else None
-
-
-def _unsynchronized_run_options() -> Any:
-    """RunOptions for a bound run that skips ORT's stream synchronization at its end."""
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.add_run_config_entry("disable_synchronize_execution_providers", "1")
-    # Present, so that onnxruntime 1.31's wrapper finds it: its absence costs a C++ exception
-    # (about 40 us). -1 means "no CUDA graph capture", which these sessions never do anyway.
-    options.add_run_config_entry("gpu_graph_id", "-1")
-    return options
 
 
 def _create_stream(device_id: int) -> int:

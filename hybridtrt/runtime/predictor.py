@@ -16,7 +16,6 @@ from hybridtrt.compiler.hybrid import HybridModel, load
 from hybridtrt.converters.registry import dtype_name
 from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputError, InternalError
 from hybridtrt.ort_support import first_line, runnable_bytes
-from hybridtrt.runtime.bound import may_skip_sync
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
@@ -61,14 +60,13 @@ class _Segment:
     """One ORT session over a segment's model, run through the predictor's device."""
 
     def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
-        return device.run(self.session, inputs, self.spec.outputs, to_host, self.skip_sync)
+        return device.run(self.session, inputs, self.spec.outputs, to_host)
 
     def __init__(self, spec: SegmentSpec, device: Device, threads: int,
                  profile_prefix: str | None = None) -> None:
         import onnxruntime as ort
 
         self.spec = spec
-        self.skip_sync = may_skip_sync(spec.model)
         options = ort.SessionOptions()
         # Fatal only: errors come back as exceptions, which the predictor reports; a bound run
         # that fails and is made again fresh (see ``bound``) should not print an error.
@@ -254,21 +252,18 @@ class Predictor:
     def _execute(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool = True) -> dict[str, Any]:
         replays = self._replays if self._observer is None else None
         key = replays.key(feeds, wanted, host) if replays is not None else None
+        if replays is None or key is None:
+            return self._run_segments(feeds, wanted, host)
+        done = replays.run(key, feeds)
+        if done is not None:
+            return done
+        replays.device.begin_trace()
         try:
-            if replays is None or key is None:
-                return self._run_segments(feeds, wanted, host)
-            done = replays.run(key, feeds)
-            if done is not None:
-                return done
-            replays.device.begin_trace()
-            try:
-                results = self._run_segments(feeds, wanted, host)
-            finally:
-                trace = replays.device.end_trace()
-            replays.record(key, feeds, results, trace)
-            return results
+            results = self._run_segments(feeds, wanted, host)
         finally:
-            self.device.finish()
+            trace = replays.device.end_trace()
+        replays.record(key, feeds, results, trace)
+        return results
 
     def _run_segments(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool) -> dict[str, Any]:
         env = dict(feeds)

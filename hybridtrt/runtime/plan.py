@@ -140,8 +140,8 @@ def make_plan(hybrid: HybridModel, settings: RuntimeSettings,
     working = inline_engines(hybrid.model, lambda record: record.name in inline,
                              lambda record: ort_graph(record, settings.use_gpu))
     records = {r.name: r for r in hybrid.engines}
-    segments = _segments(working, _typed(working, records), records, set(engines),
-                         settings.use_gpu)
+    segments = _pruned(_segments(working, _typed(working, records), records, set(engines),
+                                 settings.use_gpu), working)
     return Plan(segments, placements, _last_use(segments, working), engines, loader)
 
 
@@ -224,6 +224,30 @@ def _engine_segment(
         raise InternalError(f"engine node {node.name} has no record")
     return SegmentSpec("engine", record.name, _engine_model(record, opsets, ir_version, for_ort, use_gpu),
                        tuple(record.input_names), tuple(record.output_names), record)
+
+
+def _pruned(segments: Sequence[SegmentSpec], model: onnx.ModelProto) -> tuple[SegmentSpec, ...]:
+    """ORT segments export only what a later segment or the caller reads.
+
+    A Constant node's value read by another segment is copied into that segment, so the
+    segment holding the node need not export it (each export is a copy per run).
+    """
+    wanted = {o.name for o in model.graph.output}
+    kept: list[SegmentSpec] = []
+    for spec in reversed(segments):
+        if spec.kind == "ort":
+            outputs = tuple(o for o in spec.outputs if o in wanted)
+            if not outputs:
+                continue  # nothing it computes is read
+            if outputs != spec.outputs:
+                sub = onnx.ModelProto()
+                sub.CopyFrom(spec.model)
+                del sub.graph.output[:]
+                sub.graph.output.extend(o for o in spec.model.graph.output if o.name in outputs)
+                spec = dataclasses.replace(spec, model=sub, outputs=outputs)
+        wanted.update(spec.inputs)
+        kept.append(spec)
+    return tuple(reversed(kept))
 
 
 def _last_use(segments: Sequence[SegmentSpec], model: onnx.ModelProto) -> dict[str, int]:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.helper as h
+from onnx import numpy_helper
 import pytest
 
 import hybridtrt
@@ -216,3 +218,21 @@ def test_checks_skipped_for_known_inputs_still_catch_new_ones(saved: Path) -> No
         runner.run({"x": np.ones(4, np.float32)})
     with pytest.raises(InputError, match="missing inputs"):
         runner.run({})
+
+
+def test_segments_export_only_what_is_read_later(tmp_path: Path) -> None:
+    """A Constant read by ORT nodes on both sides of an engine is copied into the later
+    segment, so the segment holding the Constant node does not export it (a copy per run)."""
+    nodes = [h.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.float32(2.0))),
+             h.make_node("Pow", ["x", "c"], ["p"]), h.make_node("Relu", ["p"], ["r"]),
+             h.make_node("Pow", ["r", "c"], ["y"])]
+    model = models.make(nodes, [models.f32("x", [3])], [models.f32("y", [3])])
+    config = TensorRTConfig(disable_ops=["Pow", "Constant"], min_subgraph_size=1)
+    settings = Config(convert(model, config).save(tmp_path / "m.onnx"))
+    settings.isolate_engines(True)
+    runner = create_predictor(settings)
+    segments = runner.segments()
+    assert [s.kind for s in segments] == ["ort", "engine", "ort"]
+    assert segments[0].outputs == ("p",) and [o.name for o in segments[0].model.graph.output] == ["p"]
+    x = np.array([1, -2, 3], np.float32)
+    np.testing.assert_allclose(runner.run({"x": x})["y"], ort_run(model, {"x": x})[0])

@@ -123,17 +123,20 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     session = plain_session(path, device)
     calls: dict[str, Callable[[], object]] = {"plain_ort": lambda: session.run(None, feed)}  # type: ignore[attr-defined]
     predictors = {}
-    variants = [("inlined", False, True), ("isolated", True, True)]
+    variants = [("inlined", False, True, False), ("isolated", True, True, False)]
     if device == "cuda":
-        variants.append(("inlined_own_streams", False, False))
-    for label, isolated, shared in variants:
+        variants += [("inlined_own_streams", False, False, False), ("inlined_graphs", False, True, True),
+                     ("isolated_graphs", True, True, True)]
+    for label, isolated, shared, graphs in variants:
         settings = Config(saved)
         if device == "cuda":
             settings.enable_use_gpu()
         settings.isolate_engines(isolated)
         settings.share_cuda_stream(shared)
+        if graphs:
+            settings.enable_cuda_graph()
         predictors[label] = predictor = create_predictor(settings)
-        if label != "inlined_own_streams":
+        if label in ("inlined", "isolated"):
             row[f"{label}_segments"] = len(predictor.plan.segments)
         calls[label] = (lambda p: lambda: p.run(feed))(predictor)
     if device == "cuda":
@@ -170,6 +173,9 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         row["own_streams_ratio"] = float(row["inlined_own_streams_ms"]) / plain  # type: ignore[arg-type]
     boundaries = max(int(row["isolated_segments"]) - 1, 1)  # type: ignore[call-overload]
     row["isolated_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
+    if "isolated_graphs_ms" in row:
+        row["graphs_ratio"] = float(row["isolated_graphs_ms"]) / plain  # type: ignore[arg-type]
+        row["graphs_us_per_boundary"] = 1e3 * (float(row["isolated_graphs_ms"]) - float(row["inlined_graphs_ms"])) / boundaries  # type: ignore[arg-type]
     if "isolated_floor_ms" in row:
         row["predictor_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["isolated_floor_ms"])) / boundaries  # type: ignore[arg-type]
     return row
@@ -178,7 +184,9 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
 def table(rows: Sequence[dict[str, object]]) -> str:
     columns = ["model", "isolated_segments", "plain_ort_ms", "inlined_ms", "isolated_ms",
                "inlined_ratio", "isolated_ratio", "isolated_us_per_boundary"]
-    extra = [c for c in rows[0] if c in ("isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio")
+    extra = [c for c in rows[0] if c in ("isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
+                                         "inlined_graphs_ms", "isolated_graphs_ms", "graphs_ratio",
+                                         "graphs_us_per_boundary")
              or c.endswith("host_copies_per_run")] if rows else []
     columns += extra
     width = max(len(str(r["model"])) for r in rows) if rows else 10

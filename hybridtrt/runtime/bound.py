@@ -34,7 +34,10 @@ Signature = tuple[tuple[str, tuple[int, ...], str], ...]
 class _Bound:
     binding: Any
     outputs: list[Any]
+    graph_id: int = 0  # this signature's CUDA graph, for sessions that capture graphs
     inputs: dict[str, Any] = dataclasses.field(default_factory=dict)  # bound to now
+    captured: dict[str, Any] | None = None  # the inputs its CUDA graph was captured with
+    options: Any = None  # the run options of its last run
 
 
 def signature(inputs: Mapping[str, Any]) -> Signature | None:
@@ -64,10 +67,12 @@ class BoundRuns:
         limit: Signatures bound per session.
     """
 
-    def __init__(self, device_type: str, device_id: int = 0, limit: int = BOUND_SIGNATURES) -> None:
+    def __init__(self, device_type: str, device_id: int = 0, limit: int = BOUND_SIGNATURES,
+                 graph_options: Sequence[Any] = ()) -> None:
         self.device_type = device_type
         self.device_id = device_id
         self.limit = limit
+        self.graph_options = list(graph_options)  # run options: [no capture, graph 0, graph 1...]
         self.generation = 0  # grows whenever a binding changes (replays check it)
         self._bound: dict[tuple[int, Signature], _Bound] = {}
         self._count: dict[int, int] = {}  # signatures bound per session
@@ -83,13 +88,17 @@ class BoundRuns:
         return tuple((name, *owned[id(v)]) for name, v in inputs.items())
 
     def run(self, session: Any, key: Signature | None, inputs: Mapping[str, Any],
-            bind: Callable[[Any, str, Any], None]) -> _Bound | None:
+            bind: Callable[[Any, str, Any], None], graph: bool = False,
+            fixed: Callable[[Any], bool] = lambda value: False) -> _Bound | None:
         """The binding of a bound run (its ``outputs`` hold the results), or None when this
         signature is not bound or the run failed (then a fresh run answers; see ``learn``).
 
         ``bind(binding, name, value)`` binds one input. Host arrays (which ORT copies as it
         binds them) and a caller's device arrays (whose memory may have moved) are rebound every
-        run; ORT values only when they are not the ones bound.
+        run; ORT values only when they are not the ones bound. ``graph``: the session captures
+        CUDA graphs (see ``graphs``); a run replays this signature's graph only when every input
+        is ``fixed`` (a buffer that stays where it is) and is the one the graph was captured
+        with; other runs of the session are made without capture.
         """
         bound = self._bound.get((id(session), key)) if key is not None else None
         if bound is None:
@@ -99,13 +108,22 @@ class BoundRuns:
                 bind(bound.binding, name, value)
                 bound.inputs[name] = value
                 self.generation += 1
+        bound.options = self._graph_options(bound, fixed) if graph else None
         try:
-            session.run_with_iobinding(bound.binding)
+            session.run_with_iobinding(bound.binding, bound.options)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; a fresh run reports it
             self._failing.add(id(session))
             return None
         self._failing.discard(id(session))
         return bound
+
+    def _graph_options(self, bound: _Bound, fixed: Callable[[Any], bool]) -> Any:
+        """Run options for a graph session's bound run: its graph, or no capture."""
+        if bound.captured is None and all(fixed(v) for v in bound.inputs.values()):
+            bound.captured = dict(bound.inputs)  # ORT captures on one of the next runs
+        same = bound.captured is not None and len(bound.captured) == len(bound.inputs) and all(
+            bound.inputs.get(n) is v for n, v in bound.captured.items())
+        return self.graph_options[bound.graph_id + 1 if same else 0]
 
     def learn(self, session: Any, key: Signature | None, outputs: Sequence[str],
               values: Sequence[Any]) -> None:
@@ -131,8 +149,9 @@ class BoundRuns:
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors (a type it cannot allocate)
             self.refuse(session)
             return
+        bound.graph_id = self._count.get(id(session), 0)
         self._bound[(id(session), key)] = bound
-        self._count[id(session)] = self._count.get(id(session), 0) + 1
+        self._count[id(session)] = bound.graph_id + 1
         self._owned.update((id(b), (tuple(b.shape()), b.data_type())) for b in bound.outputs)
 
     def _bind_outputs(self, session: Any, outputs: Sequence[str], values: Sequence[Any]) -> _Bound:

@@ -36,6 +36,8 @@ class RuntimeSettings:
             every TensorRT run (None: no profiling).
         ort_profile_prefix: ONNX Runtime's profiler is on in every ORT segment, writing
             ``<prefix><segment>_<time>.json`` (None: off).
+        cuda_graph: Capture the repeated runs of GPU segments as CUDA graphs (ORT's
+            ``enable_cuda_graph``) where that is safe (see ``runtime.graphs``).
     """
 
     model_path: Path
@@ -51,6 +53,7 @@ class RuntimeSettings:
     allow_rebuild: bool = False
     tensorrt_profiler: Callable[[str, str, float], None] | None = None
     ort_profile_prefix: str | None = None
+    cuda_graph: bool = False
 
 
 class Config:
@@ -100,6 +103,14 @@ class Config:
     def share_cuda_stream(self, shared: bool = True) -> None:
         """Run every GPU segment on one stream of the predictor's (default) or on ORT's own."""
         self._update(share_cuda_stream=bool(shared))
+
+    def enable_cuda_graph(self, enabled: bool = True) -> None:
+        """Replay GPU segments as CUDA graphs from their third run with the same input shapes.
+
+        Only segments ONNX Runtime can capture are graphed: every node on the CUDA provider,
+        only ops that never read host values at run time. The rest run as usual. Needs the GPU.
+        """
+        self._update(cuda_graph=bool(enabled))
 
     def set_engine_cache_dir(self, directory: str | os.PathLike[str] | None) -> None:
         """Where engines built at load are cached (None: ``$HYBRIDTRT_CACHE_DIR`` or

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hybridtrt.errors import ConfigError, InputError
-from hybridtrt.runtime.bound import BoundRuns
+from hybridtrt.runtime.bound import BOUND_SIGNATURES, BoundRuns
 
 __all__ = ["CpuDevice", "CudaDevice", "Device", "DeviceTensor", "dtype_of", "open_device"]
 
@@ -39,7 +39,7 @@ class Device(Protocol):
 
     name: str
 
-    def providers(self) -> list[Any]: ...
+    def providers(self, graph: bool = False) -> list[Any]: ...
 
     def accept(self, name: str, value: Any, uses: int = 1) -> Any:
         """A caller's input as a value this device runs on (no copy when already there).
@@ -49,8 +49,11 @@ class Device(Protocol):
         ...
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = ()) -> list[Any]:
-        """Run a session; ``host_outputs`` are only read by the caller and may land on the host."""
+            host_outputs: Collection[str] = (), graph: bool = False) -> list[Any]:
+        """Run a session; ``host_outputs`` are only read by the caller and may land on the host.
+
+        ``graph``: the session was created to capture CUDA graphs (``providers(graph=True)``).
+        """
         ...
 
     def to_host(self, value: Any) -> np.ndarray: ...
@@ -66,7 +69,7 @@ class CpuDevice:
     def __init__(self, threads: int = 0) -> None:
         self.threads = threads
 
-    def providers(self) -> list[Any]:
+    def providers(self, graph: bool = False) -> list[Any]:
         return ["CPUExecutionProvider"]
 
     def accept(self, name: str, value: Any, uses: int = 1) -> Any:
@@ -78,7 +81,7 @@ class CpuDevice:
         return np.asarray(value)
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = ()) -> list[Any]:
+            host_outputs: Collection[str] = (), graph: bool = False) -> list[Any]:
         return list(session.run(list(outputs), dict(inputs)))
 
     def to_host(self, value: Any) -> Any:
@@ -125,22 +128,28 @@ class CudaDevice:
     name = "cuda"
     memory = "cuda"  # where ORT values live (tests run this class's logic on host memory)
 
-    def __init__(self, device_id: int = 0, memory_mb: int = 0, share_stream: bool = True) -> None:
+    def __init__(self, device_id: int = 0, memory_mb: int = 0, share_stream: bool = True,
+                 graphs: bool = False) -> None:
         self.device_id = device_id
         self.memory_mb = memory_mb
         self.share_stream = share_stream
-        self.stream = _create_stream(device_id)
+        self.graphs = graphs  # some sessions capture CUDA graphs (Config.enable_cuda_graph)
+        # CUDA graphs cannot be captured on a blocking stream (error 906 on an H100).
+        self.stream = _create_stream(device_id, blocking=not graphs)
         self.host_copies = 0  # host<->device copies made here (inputs in, outputs out)
         self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
         self.bound_runs = 0  # segment runs into buffers bound on an earlier run
-        self._trace: list[tuple[Any, Any]] | None = None
+        self._trace: list[tuple[Any, Any, Any]] | None = None
         self._staging: dict[str, Any] = {}  # reused device buffers for host inputs, by name
         self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
         self._tensor_names: dict[int, frozenset[str]] = {}  # tensor-typed inputs per session
-        self._bound = BoundRuns(self.memory, device_id)  # outputs in buffers bound once
+        self._graph_options = _graph_run_options(BOUND_SIGNATURES) if graphs else []
+        self._bound = BoundRuns(self.memory, device_id, graph_options=self._graph_options)
 
-    def providers(self) -> list[Any]:
+    def providers(self, graph: bool = False) -> list[Any]:
         options: dict[str, str] = {"device_id": str(self.device_id)}
+        if graph:
+            options["enable_cuda_graph"] = "1"
         if self.share_stream:
             options["user_compute_stream"] = str(self.stream)
         if self.memory_mb:
@@ -149,8 +158,8 @@ class CudaDevice:
 
     def accept(self, name: str, value: Any, uses: int = 1) -> Any:
         if hasattr(value, "__cuda_array_interface__"):
-            if not self.share_stream:
-                self._synchronize_device()  # ORT's own streams are not ordered with the caller's
+            if not self.share_stream or self.graphs:
+                self._synchronize_device()  # these streams are not ordered with the caller's
             return value
         if value is None or isinstance(value, (list, tuple)):
             raise InputError(f"input '{name}' is a sequence or optional value; on the GPU the "
@@ -180,13 +189,14 @@ class CudaDevice:
         return staged
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = ()) -> list[Any]:
+            host_outputs: Collection[str] = (), graph: bool = False) -> list[Any]:
+        no_capture = self._graph_options[0] if graph else None
         if len(host_outputs) == len(outputs) and all(  # (host_outputs is a subset of outputs)
                 isinstance(v, np.ndarray) for v in inputs.values()):
             # Host in, host out: exactly what a plain ORT run does, with nothing to hand over.
             self.end_trace()
             self.host_copies += len(outputs)  # ORT copies each output back within the run
-            return list(session.run(list(outputs), dict(inputs)))
+            return list(session.run(list(outputs), dict(inputs), no_capture))
         tensors = self._tensor_inputs(session)
         if tensors.issuperset(inputs):
             # Host arrays go to reused device buffers: a bound run need not rebind them.
@@ -194,14 +204,14 @@ class CudaDevice:
             key = self._bound.signature(inputs)
         else:
             key = None
-        bound = self._bound.run(session, key, inputs, self._bind_input)
+        bound = self._bound.run(session, key, inputs, self._bind_input, graph, self._fixed)
         if bound is not None:
             self.bound_runs += 1
             if self._trace is not None:
-                self._trace.append((session, bound.binding))
+                self._trace.append((session, bound.binding, bound.options))
             return list(bound.outputs)  # on the device; ``to_host`` counts their copies
         self.end_trace()  # a run with fresh bindings cannot be replayed
-        values = self._run_fresh(session, inputs, outputs, host_outputs, tensors)
+        values = self._run_fresh(session, inputs, outputs, host_outputs, tensors, no_capture)
         self._bound.learn(session, key, outputs, values)
         return values
 
@@ -211,9 +221,9 @@ class CudaDevice:
         """Record the bindings of the segment runs until ``end_trace``."""
         self._trace = []
 
-    def end_trace(self) -> list[tuple[Any, Any]] | None:
-        """The (session, binding) of each segment run since ``begin_trace``; None when one of
-        them bound afresh (or ran host in, host out), or no trace was begun."""
+    def end_trace(self) -> list[tuple[Any, Any, Any]] | None:
+        """The (session, binding, run options) of each segment run since ``begin_trace``; None
+        when one of them bound afresh (or ran host in, host out), or no trace was begun."""
         trace, self._trace = self._trace, None
         return trace
 
@@ -225,12 +235,17 @@ class CudaDevice:
         """Whether ``value`` lives in a bound output buffer (the next run overwrites it)."""
         return self._bound.owns(value)
 
+    def _fixed(self, value: Any) -> bool:
+        """Whether ``value`` is a buffer of the predictor's that stays where it is."""
+        return self._bound.owns(value) or any(value is v for v in self._staging.values())
+
     def binding_generation(self) -> int:
         """Grows whenever a bound binding changes (replays recorded before are stale)."""
         return self._bound.generation
 
     def _run_fresh(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-                   host_outputs: Collection[str], tensors: frozenset[str]) -> list[Any]:
+                   host_outputs: Collection[str], tensors: frozenset[str],
+                   options: Any = None) -> list[Any]:
         """A run with every input and output bound anew (ORT allocates the outputs)."""
         import onnxruntime as ort
 
@@ -250,12 +265,13 @@ class CudaDevice:
                 binding.bind_output(name, "cpu")  # ORT copies it back within the run
             else:
                 binding.bind_output(name, self.memory, self.device_id)
-        # No RunOptions: with any, onnxruntime 1.31's wrapper looks up "gpu_graph_id", whose
-        # absence costs a C++ exception, about 40 us per run. Each run ends with ORT's own stream
-        # sync; skipping it ("disable_synchronize_execution_providers") made ORT free pinned host
-        # memory from a stream callback, where CUDA forbids it (LSTM/RNN sessions aborted at
-        # teardown with cudaFreeHost error 800 on an H100, onnxruntime-gpu 1.31.1).
-        session.run_with_iobinding(binding)
+        # No RunOptions (but "no capture" for graph sessions): with any that lacks
+        # "gpu_graph_id", onnxruntime 1.31's wrapper pays a C++ exception, about 40 us per run.
+        # Each run ends with ORT's own stream sync; skipping it
+        # ("disable_synchronize_execution_providers") made ORT free pinned host memory from a
+        # stream callback, where CUDA forbids it (LSTM/RNN sessions aborted at teardown with
+        # cudaFreeHost error 800 on an H100, onnxruntime-gpu 1.31.1).
+        session.run_with_iobinding(binding, options)
         values = list(binding.get_outputs())
         self.foreign_outputs += sum(1 for n, v in zip(outputs, values)
                                     if n not in host_outputs and v.device_name().lower() != self.memory)
@@ -441,7 +457,19 @@ def dtype_of(value: Any) -> np.dtype | None:
     return np.asarray(value).dtype if value is not None else None
 
 
-def _create_stream(device_id: int) -> int:
+def _graph_run_options(graphs: int) -> list[Any]:
+    """RunOptions for CUDA graph sessions: ``[no capture, graph 0, ..., graph graphs-1]``."""
+    import onnxruntime as ort
+
+    found = []
+    for graph_id in range(-1, graphs):
+        options = ort.RunOptions()
+        options.add_run_config_entry("gpu_graph_id", str(graph_id))
+        found.append(options)
+    return found
+
+
+def _create_stream(device_id: int, blocking: bool = True) -> int:
     try:
         from cuda.bindings import runtime as cudart
     except ImportError as exc:
@@ -450,15 +478,19 @@ def _create_stream(device_id: int) -> int:
     if int(err) != 0:
         raise ConfigError(f"cannot use CUDA device {device_id}: {err}")
     # A blocking stream: ordered with work the caller queued on the legacy default stream (cupy's
-    # and torch's default), so device inputs are complete before segments read them.
-    err, stream = cudart.cudaStreamCreate()
+    # and torch's default), so device inputs are complete before segments read them. CUDA graph
+    # capture needs a non-blocking one (``accept`` then synchronizes the device instead).
+    if blocking:
+        err, stream = cudart.cudaStreamCreate()
+    else:
+        err, stream = cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking)
     if int(err) != 0:
         raise ConfigError(f"cannot create a CUDA stream on device {device_id}: {err}")
     return int(stream) if hasattr(stream, "__int__") else int(stream.getPtr())
 
 
 def open_device(use_gpu: bool, device_id: int = 0, memory_mb: int = 0, threads: int = 0,
-                share_stream: bool = True) -> Device:
+                share_stream: bool = True, graphs: bool = False) -> Device:
     """The device a predictor runs on (``ConfigError`` when the GPU cannot be used)."""
     if not use_gpu:
         return CpuDevice(threads)
@@ -469,4 +501,4 @@ def open_device(use_gpu: bool, device_id: int = 0, memory_mb: int = 0, threads: 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise ConfigError("the installed onnxruntime has no CUDA provider: install onnxruntime-gpu "
                           "(pip install 'hybridtrt[gpu]') or call config.disable_gpu()")
-    return CudaDevice(device_id, memory_mb, share_stream)
+    return CudaDevice(device_id, memory_mb, share_stream, graphs)

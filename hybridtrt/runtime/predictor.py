@@ -18,6 +18,7 @@ from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputE
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
+from hybridtrt.runtime.graphs import graph_safe
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
 from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
@@ -60,7 +61,7 @@ class _Segment:
     """One ORT session over a segment's model, run through the predictor's device."""
 
     def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
-        return device.run(self.session, inputs, self.spec.outputs, to_host)
+        return device.run(self.session, inputs, self.spec.outputs, to_host, self.graph)
 
     def __init__(self, spec: SegmentSpec, device: Device, threads: int,
                  profile_prefix: str | None = None) -> None:
@@ -76,12 +77,19 @@ class _Segment:
         if profile_prefix is not None:
             options.enable_profiling = True
             options.profile_file_prefix = f"{profile_prefix}{spec.name}"
-        try:
-            self.session = ort.InferenceSession(runnable_bytes(spec.model), options,
-                                                providers=device.providers())
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-            raise ConfigError(
-                f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc
+        data = runnable_bytes(spec.model)
+        self.graph = bool(getattr(device, "graphs", False)) and graph_safe(spec.model)
+        if self.graph:
+            try:  # ORT refuses when a node would run on the CPU: then no graph
+                self.session = ort.InferenceSession(data, options, providers=device.providers(True))
+            except Exception:  # noqa: BLE001 - ORT raises its own untyped errors
+                self.graph = False
+        if not self.graph:
+            try:
+                self.session = ort.InferenceSession(data, options, providers=device.providers())
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+                raise ConfigError(
+                    f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc
 
 
 class _EngineStep:
@@ -117,9 +125,12 @@ class Predictor:
         self.plan = plan or make_plan(self.hybrid, self.settings, backend)
         # With one segment there is nothing to share a stream with: ORT's own stream is faster.
         share = self.settings.share_cuda_stream and len(self.plan.segments) > 1
+        if self.settings.cuda_graph and not self.settings.use_gpu:
+            raise ConfigError("CUDA graphs need the GPU: call config.enable_use_gpu() too, or "
+                              "drop config.enable_cuda_graph()")
         self.device = open_device(self.settings.use_gpu, self.settings.device_id,
                                   self.settings.gpu_memory_mb, self.settings.intra_op_threads,
-                                  share)
+                                  share, self.settings.cuda_graph)
         self._segments = [self._segment(s) for s in self.plan.segments]
         self._replays = (Replays(self.device, len(self._segments))  # type: ignore[arg-type]
                          if hasattr(self.device, "begin_trace") and len(self._segments) > 1 else None)

@@ -1,7 +1,7 @@
 """Replays: a whole run whose every segment ran bound, repeated as a bare loop.
 
 Once every segment of a run ran into buffers bound on an earlier run (see ``bound``), the run
-is a fixed list of (session, binding) pairs: the model inputs go into their reused device
+is a fixed list of (session, binding, run options): the model inputs go into their reused device
 buffers, each session runs on its binding, and the wanted outputs are in known buffers. A later
 run with the same input signature and wanted outputs replays that list, skipping the
 predictor's per-segment bookkeeping (value lookups, profile checks, signatures), which cost
@@ -32,7 +32,7 @@ class TracingDevice(Protocol):
 
     def begin_trace(self) -> None: ...
 
-    def end_trace(self) -> list[tuple[Any, Any]] | None: ...
+    def end_trace(self) -> list[tuple[Any, Any, Any]] | None: ...
 
     def staged(self, name: str, value: Any) -> Any: ...
 
@@ -43,7 +43,7 @@ class TracingDevice(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class _Replay:
-    steps: tuple[tuple[Any, Any], ...]  # (session, binding)
+    steps: tuple[tuple[Any, Any, Any], ...]  # (session, binding, run options or None)
     generation: int  # the device's binding generation when recorded
     inputs: tuple[tuple[str, Any], ...]  # model input, the device buffer the steps read
     outputs: tuple[tuple[str, Any], ...]  # wanted output, the buffer holding it
@@ -85,8 +85,8 @@ class Replays:
                 del self._replays[key]  # the staging buffer moved: record again
                 return None
         try:
-            for session, binding in replay.steps:
-                session.run_with_iobinding(binding)
+            for session, binding, options in replay.steps:
+                session.run_with_iobinding(binding, options)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; the ordinary run reports it
             del self._replays[key]
             return None
@@ -94,7 +94,7 @@ class Replays:
         return dict(replay.outputs)
 
     def record(self, key: Key, feeds: Mapping[str, Any], results: Mapping[str, Any],
-               trace: Sequence[tuple[Any, Any]] | None) -> None:
+               trace: Sequence[tuple[Any, Any, Any]] | None) -> None:
         """Keep a run whose ``trace`` (``device.end_trace()``) shows every segment ran bound."""
         if trace is None or len(trace) != self.segments:
             return

@@ -19,6 +19,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto
 
+import hybridtrt
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.runtime import Config, Predictor, create_predictor
 from hybridtrt.runtime import device as device_module
@@ -34,7 +35,7 @@ CHAIN = TensorRTConfig(
 class HostBackedCuda(device_module.CudaDevice):
     memory = "cpu"
 
-    def providers(self) -> list[Any]:
+    def providers(self, graph: bool = False) -> list[Any]:
         return ["CPUExecutionProvider"]
 
     def synchronize(self) -> None:
@@ -63,14 +64,19 @@ class DeviceArray:
 @pytest.fixture(autouse=True)
 def host_backed_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     logging.getLogger("hybridtrt").setLevel(logging.ERROR)
-    monkeypatch.setattr(device_module, "_create_stream", lambda device_id: 0)
+    monkeypatch.setattr(device_module, "_create_stream", lambda device_id, blocking=True: 0)
     monkeypatch.setattr(predictor_module, "open_device",
-                        lambda *args, **kwargs: HostBackedCuda(0, 0, True))
+                        lambda use_gpu, device_id, memory, threads, share, graphs=False:
+                        HostBackedCuda(0, 0, True, graphs))
 
 
-def isolated(model: onnx.ModelProto, config: TensorRTConfig, tmp_path: Path) -> Predictor:
+def isolated(model: onnx.ModelProto, config: TensorRTConfig, tmp_path: Path,
+             graphs: bool = False) -> Predictor:
     settings = Config(convert(model, config).save(tmp_path / "m.onnx"))
     settings.isolate_engines(True)
+    if graphs:
+        settings.enable_use_gpu()  # (the device is the host-backed one all the same)
+        settings.enable_cuda_graph()
     return create_predictor(settings)
 
 
@@ -134,3 +140,44 @@ def test_device_outputs_handed_out_are_not_overwritten_by_later_runs(tmp_path: P
     for x, out in zip(xs, kept):  # (without cupy, a DeviceTensor whose owner holds the value)
         np.testing.assert_allclose(out.owner.numpy(), expected(models.split_chain(), {"x": x})[0],
                                    rtol=1e-6)
+
+
+def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path) -> None:
+    """Which run options each segment run gets with CUDA graphs on (host memory cannot capture,
+    so this checks the choice; tests/gpu checks the results on a GPU)."""
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    segments = runner._segments  # type: ignore[attr-defined]
+    assert [s.graph for s in segments] == [True, False, True]  # Sin cannot be captured
+    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
+    used: list[Any] = []
+    for segment in segments:
+        def logged(binding: Any, options: Any = None, run: Any = segment.session.run_with_iobinding) -> None:
+            used.append(options)
+            run(binding, options)
+        segment.session.run_with_iobinding = logged
+
+    x = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    runs = []
+    for feed in (x, x, x, DeviceArray(x), DeviceArray(x), x):
+        used.clear()
+        np.testing.assert_allclose(runner.run({"x": feed})["y"],
+                                   expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+        runs.append(list(used))
+    assert runs == [
+        [no_capture, None, no_capture],  # fresh: never captured
+        [graph_0, None, graph_0],  # bound on the predictor's own buffers: graph 0 of each
+        [graph_0, None, graph_0],  # replayed
+        # A caller's device array: a new signature for the first engine, run fresh; the last
+        # engine reads the first one's output ("c"), now in another buffer: not its graph's.
+        [no_capture, None, no_capture],
+        [no_capture, None, no_capture],  # bound where the caller's array lies: no capture
+        [graph_0, None, graph_0],  # back in the buffers graph 0 was captured with
+    ]
+    assert graph_1 not in runs[4]
+
+
+def test_cuda_graphs_need_the_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Config(convert(models.split_chain(), CHAIN).save(tmp_path / "m.onnx"))
+    settings.enable_cuda_graph()
+    with pytest.raises(hybridtrt.ConfigError, match="CUDA graphs need the GPU"):
+        create_predictor(settings)

@@ -35,7 +35,7 @@ class FakeDevice:
 
     def __init__(self, buffers: dict[str, ort.OrtValue]) -> None:
         self.buffers = buffers
-        self.trace: list[tuple[Any, Any]] | None = None
+        self.trace: list[tuple[Any, Any, Any]] | None = None
         self.generation = 0
 
     def binding_generation(self) -> int:
@@ -44,7 +44,7 @@ class FakeDevice:
     def begin_trace(self) -> None:
         self.trace = []
 
-    def end_trace(self) -> list[tuple[Any, Any]] | None:
+    def end_trace(self) -> list[tuple[Any, Any, Any]] | None:
         trace, self.trace = self.trace, None
         return trace
 
@@ -65,12 +65,12 @@ def test_a_recorded_run_replays_with_new_inputs_and_stops_when_a_step_fails() ->
     feeds = {"x": np.array([1, 2], np.float32)}
     key = replays.key(feeds, ["y"], True)
     assert key is not None and replays.run(key, feeds) is None  # nothing recorded yet
-    replays.record(key, feeds, {"y": buffers["y"]}, list(zip(sessions, bindings)))
+    replays.record(key, feeds, {"y": buffers["y"]}, [(s, b, None) for s, b in zip(sessions, bindings)])
     out = replays.run(key, {"x": np.array([3, -1], np.float32)})
     assert out is not None and out["y"].numpy().tolist() == [36, 4] and replays.runs == 1
     device.generation += 1  # a binding changed: the replay is stale
     assert replays.run(key, feeds) is None
-    replays.record(key, feeds, {"y": buffers["y"]}, list(zip(sessions, bindings)))
+    replays.record(key, feeds, {"y": buffers["y"]}, [(s, b, None) for s, b in zip(sessions, bindings)])
     assert replays.run(key, feeds) is not None
     bindings[1].bind_output("y", "cpu")  # a step that now fails (its output shape is unknown)
     bindings[1].bind_ortvalue_input("a", ort.OrtValue.ortvalue_from_numpy(np.zeros(3, np.float32)))
@@ -83,7 +83,7 @@ def test_runs_that_cannot_be_replayed_are_not_recorded() -> None:
     feeds = {"x": np.array([1, 2], np.float32)}
     key = replays.key(feeds, ["y"], True)
     assert key is not None
-    steps = list(zip(sessions, bindings))
+    steps = [(s, b, None) for s, b in zip(sessions, bindings)]
     replays.record(key, feeds, {"y": buffers["y"]}, None)  # a segment bound afresh
     replays.record(key, feeds, {"y": buffers["y"]}, steps[:1])  # an engine segment: not traced
     replays.record(key, feeds, {"y": np.ones(2, np.float32)}, steps)  # an output not in a buffer

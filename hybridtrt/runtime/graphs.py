@@ -20,17 +20,19 @@ import onnx
 __all__ = ["GRAPH_OPS", "graph_safe"]
 
 GRAPH_OPS = frozenset({
-    "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Conv", "Div",
+    "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "ConstantOfShape", "Conv",
+    "ConvTranspose", "Div",
     "Dropout", "Elu", "Erf", "Exp", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
     "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Log",
     "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "ReduceMax",
     "ReduceMean", "ReduceSum", "Relu", "Reshape", "Selu", "Sigmoid", "Softmax", "Softplus",
-    "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
+    "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
 })
 
 # Inputs that ORT's CUDA kernels read on the host: safe only when they are constants.
 _HOST_INPUTS = {
-    "Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Clip": (1, 2), "Dropout": (1, 2),
+    "ConstantOfShape": (0,), "Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Clip": (1, 2),
+    "Dropout": (1, 2),
     "ReduceMax": (1,), "ReduceMean": (1,), "ReduceSum": (1,),
 }
 

@@ -230,7 +230,7 @@ def test_cuda_graphs_replay_with_new_inputs_and_match_plain_onnx_runtime(
         runner = create_predictor(config)
         graphed = sum(s.graph for s in runner._segments)  # type: ignore[attr-defined]
         print(f"\n{name}: {graphed} of {len(runner.segments())} segments capture CUDA graphs")
-        assert graphed >= 1
+        assert graphed >= 1 or (number == 1 and not isolated)  # (rec needs Slice and Concat)
         for _ in range(5):  # fresh, bound (captured), replayed from graphs; new inputs each time
             x = rng.uniform(0, 1, shape).astype(np.float32)
             got = runner.run({name: x})

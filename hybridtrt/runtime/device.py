@@ -191,12 +191,13 @@ class CudaDevice:
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
             host_outputs: Collection[str] = (), graph: bool = False) -> list[Any]:
         no_capture = self._graph_options[0] if graph else None
-        if len(host_outputs) == len(outputs) and all(  # (host_outputs is a subset of outputs)
+        if not graph and len(host_outputs) == len(outputs) and all(  # (a subset of outputs)
                 isinstance(v, np.ndarray) for v in inputs.values()):
             # Host in, host out: exactly what a plain ORT run does, with nothing to hand over.
+            # (A graph session goes the bound way instead, to be captured.)
             self.end_trace()
             self.host_copies += len(outputs)  # ORT copies each output back within the run
-            return list(session.run(list(outputs), dict(inputs), no_capture))
+            return list(session.run(list(outputs), dict(inputs)))
         tensors = self._tensor_inputs(session)
         if tensors.issuperset(inputs):
             # Host arrays go to reused device buffers: a bound run need not rebind them.

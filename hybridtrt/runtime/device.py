@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -205,7 +206,11 @@ class CudaDevice:
             key = self._bound.signature(inputs)
         else:
             key = None
-        bound = self._bound.run(session, key, inputs, self._bind_input, graph, self._fixed)
+        if graph:
+            with _CAPTURE_LOCK:  # ORT captures in CUDA's global mode: one capture at a time
+                bound = self._bound.run(session, key, inputs, self._bind_input, graph, self._fixed)
+        else:
+            bound = self._bound.run(session, key, inputs, self._bind_input)
         if bound is not None:
             self.bound_runs += 1
             if self._trace is not None:
@@ -404,8 +409,11 @@ class CudaDevice:
         return DeviceTensor(pointer, tuple(shape), np.dtype(dtype), owner, self.device_id)
 
     def after_engine(self) -> None:
-        if not self.share_stream:
-            self.synchronize()  # ORT sessions on their own streams read the engine's outputs
+        if not self.share_stream or self.graphs:
+            # ORT sessions on their own streams read the engine's outputs; with graphs the
+            # shared stream is non-blocking, so ORT's host copies (on the legacy stream) would
+            # not wait for the engine, which may still read an upload about to be freed.
+            self.synchronize()
 
 
 def _cuda_view(value: Any) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -456,6 +464,9 @@ def dtype_of(value: Any) -> np.dtype | None:
     if callable(getattr(value, "data_type", None)):
         return _ORT_TYPES.get(value.data_type())
     return np.asarray(value).dtype if value is not None else None
+
+
+_CAPTURE_LOCK = threading.Lock()
 
 
 def _graph_run_options(graphs: int) -> list[Any]:

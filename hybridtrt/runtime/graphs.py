@@ -8,6 +8,12 @@ reads on the host, a constant copied into an output). So a segment is graphed on
   in ``_HOST_INPUTS`` that are constants of the segment (ORT keeps those on the host);
 * no node has a subgraph, and no output is a constant or a segment input passed through.
 
+Gemm is left out: with a row-vector bias, ORT's CUDA Gemm reads a cached buffer of ones that
+it reallocates when a larger batch comes, which a graph captured before would still point at
+(``DISABLED_FUSIONS`` keeps ORT from making such a Gemm out of MatMul and Add). ORT captures
+in CUDA's global mode, so other threads' CUDA work during a capture fails: the device runs
+graph sessions under one lock; other CUDA users in the process are the caller's to keep apart.
+
 ORT itself refuses the rest at session creation (a node left on the CPU provider); such a
 segment then runs without a graph. Bound runs (``bound``) keep the addresses fixed; a run whose
 inputs are not all in buffers of the predictor's own is not replayed from a graph.
@@ -17,12 +23,14 @@ from __future__ import annotations
 
 import onnx
 
-__all__ = ["GRAPH_OPS", "graph_safe"]
+__all__ = ["DISABLED_FUSIONS", "GRAPH_OPS", "graph_safe"]
+
+DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
 
 GRAPH_OPS = frozenset({
     "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "ConstantOfShape", "Conv",
     "ConvTranspose", "Div",
-    "Dropout", "Elu", "Erf", "Exp", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
+    "Dropout", "Elu", "Erf", "Exp", "Flatten", "GlobalAveragePool", "GlobalMaxPool",
     "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Log",
     "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "ReduceMax",
     "ReduceMean", "ReduceSum", "Relu", "Reshape", "Selu", "Sigmoid", "Softmax", "Softplus",

@@ -18,7 +18,7 @@ from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputE
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
-from hybridtrt.runtime.graphs import graph_safe
+from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_safe
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
 from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
@@ -81,7 +81,8 @@ class _Segment:
         self.graph = bool(getattr(device, "graphs", False)) and graph_safe(spec.model)
         if self.graph:
             try:  # ORT refuses when a node would run on the CPU: then no graph
-                self.session = ort.InferenceSession(data, options, providers=device.providers(True))
+                self.session = ort.InferenceSession(data, options, providers=device.providers(True),
+                                                    disabled_optimizers=DISABLED_FUSIONS)
             except Exception:  # noqa: BLE001 - ORT raises its own untyped errors
                 self.graph = False
         if not self.graph:

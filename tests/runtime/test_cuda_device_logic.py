@@ -181,3 +181,45 @@ def test_cuda_graphs_need_the_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     settings.enable_cuda_graph()
     with pytest.raises(hybridtrt.ConfigError, match="CUDA graphs need the GPU"):
         create_predictor(settings)
+
+
+def log_run_options(runner: Predictor) -> list[Any]:
+    """The run options of every session run, in order (appended to the returned list)."""
+    used: list[Any] = []
+    for segment in runner._segments:  # type: ignore[attr-defined]
+        def logged(binding: Any, options: Any = None, run: Any = segment.session.run_with_iobinding) -> None:
+            used.append(options)
+            run(binding, options)
+        segment.session.run_with_iobinding = logged
+    return used
+
+
+def test_each_input_signature_has_its_own_cuda_graph(tmp_path: Path) -> None:
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
+    used = log_run_options(runner)
+    runs = []
+    for rows in (5, 5, 3, 3):
+        used.clear()
+        x = np.ones((rows, 4), np.float32)
+        np.testing.assert_allclose(runner.run({"x": x})["y"],
+                                   expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+        runs.append(list(used))
+    assert runs == [[no_capture, None, no_capture], [graph_0, None, graph_0],
+                    [no_capture, None, no_capture], [graph_1, None, graph_1]]
+
+
+def test_a_one_segment_plan_captures_too(tmp_path: Path) -> None:
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Add", ["r", "x"], ["y"])]
+    model = models.make(nodes, [models.f32("x", [2, 3])], [models.f32("y", [2, 3])])
+    settings = Config(convert(model, TensorRTConfig(min_subgraph_size=1)).save(tmp_path / "m.onnx"))
+    settings.enable_use_gpu()
+    settings.enable_cuda_graph()
+    runner = create_predictor(settings)
+    assert len(runner.segments()) == 1 and runner._segments[0].graph  # type: ignore[attr-defined]
+    no_capture, graph_0 = runner.device._graph_options[:2]  # type: ignore[attr-defined]
+    used = log_run_options(runner)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) - 2
+    for _ in range(3):
+        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0])
+    assert used == [no_capture, graph_0, graph_0]  # (host in, host out would never capture)

@@ -142,6 +142,17 @@ def test_device_outputs_handed_out_are_not_overwritten_by_later_runs(tmp_path: P
                                    rtol=1e-6)
 
 
+def log_run_options(runner: Predictor) -> list[Any]:
+    """The run options of every session run, in order (appended to the returned list)."""
+    used: list[Any] = []
+    for segment in runner._segments:  # type: ignore[attr-defined]
+        def logged(binding: Any, options: Any = None, run: Any = segment.session.run_with_iobinding) -> None:
+            used.append(options)
+            run(binding, options)
+        segment.session.run_with_iobinding = logged
+    return used
+
+
 def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path) -> None:
     """Which run options each segment run gets with CUDA graphs on (host memory cannot capture,
     so this checks the choice; tests/gpu checks the results on a GPU)."""
@@ -149,13 +160,7 @@ def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path) -> None:
     segments = runner._segments  # type: ignore[attr-defined]
     assert [s.graph for s in segments] == [True, False, True]  # Sin cannot be captured
     no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
-    used: list[Any] = []
-    for segment in segments:
-        def logged(binding: Any, options: Any = None, run: Any = segment.session.run_with_iobinding) -> None:
-            used.append(options)
-            run(binding, options)
-        segment.session.run_with_iobinding = logged
-
+    used = log_run_options(runner)
     x = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
     runs = []
     for feed in (x, x, x, DeviceArray(x), DeviceArray(x), x):
@@ -181,17 +186,6 @@ def test_cuda_graphs_need_the_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     settings.enable_cuda_graph()
     with pytest.raises(hybridtrt.ConfigError, match="CUDA graphs need the GPU"):
         create_predictor(settings)
-
-
-def log_run_options(runner: Predictor) -> list[Any]:
-    """The run options of every session run, in order (appended to the returned list)."""
-    used: list[Any] = []
-    for segment in runner._segments:  # type: ignore[attr-defined]
-        def logged(binding: Any, options: Any = None, run: Any = segment.session.run_with_iobinding) -> None:
-            used.append(options)
-            run(binding, options)
-        segment.session.run_with_iobinding = logged
-    return used
 
 
 def test_each_input_signature_has_its_own_cuda_graph(tmp_path: Path) -> None:

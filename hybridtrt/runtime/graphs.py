@@ -1,12 +1,19 @@
 """Which GPU segments may be captured as CUDA graphs (``Config.enable_cuda_graph``).
 
-ONNX Runtime replays a captured graph with the device addresses it recorded, and capture fails
-when a run copies between host and device (a shape input computed on the GPU that a kernel
-reads on the host, a constant copied into an output). So a segment is graphed only when:
+ONNX Runtime replays a captured graph with the device addresses it recorded, and the capture
+breaks when a run copies between host and device (a shape input computed on the GPU that a
+kernel reads on the host, a constant copied into an output) or stages kernel arguments through
+pinned host memory, which a replay would read again after ORT reused it. So a segment is
+graphed only when:
 
-* every node is an op whose CUDA kernel reads no host memory at run time, except inputs listed
-  in ``_HOST_INPUTS`` that are constants of the segment (ORT keeps those on the host);
-* no node has a subgraph, and no output is a constant or a segment input passed through.
+* every node is an op whose CUDA kernel (onnxruntime-gpu 1.31) passes its arguments by value
+  and reads no host memory at run time, except the inputs listed in ``_HOST_INPUTS``;
+* those inputs are constants (or computed from constants only, which ORT folds), or shape values: computed on the host from ``Shape`` (ORT runs
+  such small shape subgraphs on the CPU, and a replay needs them no more, since a graph is
+  captured per input signature); a shape value is never read on the device;
+* ``Concat`` has at most 32 inputs (more are staged through host memory), ``Resize`` does not
+  antialias, and no node has a subgraph;
+* no output is a constant, a shape value or a segment input passed through.
 
 Gemm is left out: with a row-vector bias, ORT's CUDA Gemm reads a cached buffer of ones that
 it reallocates when a larger batch comes, which a graph captured before would still point at
@@ -14,9 +21,10 @@ it reallocates when a larger batch comes, which a graph captured before would st
 in CUDA's global mode, so other threads' CUDA work during a capture fails: the device runs
 graph sessions under one lock; other CUDA users in the process are the caller's to keep apart.
 
-ORT itself refuses the rest at session creation (a node left on the CPU provider); such a
-segment then runs without a graph. Bound runs (``bound``) keep the addresses fixed; a run whose
-inputs are not all in buffers of the predictor's own is not replayed from a graph.
+ORT itself refuses the rest at session creation (a node left on the CPU provider, or a copy
+node between host and device); such a segment then runs without a graph. Bound runs
+(``bound``) keep the addresses fixed; a run whose inputs are not all in buffers of the
+predictor's own is not replayed from a graph.
 """
 
 from __future__ import annotations
@@ -28,21 +36,23 @@ __all__ = ["DISABLED_FUSIONS", "GRAPH_OPS", "graph_safe"]
 DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
 
 GRAPH_OPS = frozenset({
-    "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "ConstantOfShape", "Conv",
-    "ConvTranspose", "Div",
-    "Dropout", "Elu", "Erf", "Exp", "Flatten", "GlobalAveragePool", "GlobalMaxPool",
-    "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Log",
-    "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "ReduceMax",
-    "ReduceMean", "ReduceSum", "Relu", "Reshape", "Selu", "Sigmoid", "Softmax", "Softplus",
-    "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
+    "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat",
+    "ConstantOfShape", "Conv", "ConvTranspose", "Div", "Dropout", "Elu", "Erf", "Exp", "Flatten",
+    "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity",
+    "LayerNormalization", "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg",
+    "Pow", "PRelu", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape",
+    "Resize", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Sqrt", "Squeeze",
+    "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
 })
 
-# Inputs that ORT's CUDA kernels read on the host: safe only when they are constants.
+# Inputs that ORT's CUDA kernels read on the host: safe only when constants or shape values.
 _HOST_INPUTS = {
-    "ConstantOfShape": (0,), "Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Clip": (1, 2),
-    "Dropout": (1, 2),
-    "ReduceMax": (1,), "ReduceMean": (1,), "ReduceSum": (1,),
+    "Clip": (1, 2), "ConstantOfShape": (0,), "Dropout": (1, 2), "ReduceMax": (1,),
+    "ReduceMean": (1,), "ReduceSum": (1,), "Reshape": (1,), "Resize": (1, 2, 3),
+    "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,),
 }
+_SHAPE_OPS = frozenset({"Shape", "Size"})  # outputs on the host, whatever the input
+_MAX_CONCAT_INPUTS = 32  # more: ORT stages the input pointers through pinned host memory
 
 
 def graph_safe(model: onnx.ModelProto) -> bool:
@@ -50,19 +60,37 @@ def graph_safe(model: onnx.ModelProto) -> bool:
     graph = model.graph
     constants = {t.name for t in graph.initializer}
     constants.update(o for n in graph.node if n.op_type == "Constant" for o in n.output)
-    passthrough = constants | {i.name for i in graph.input}
-    if any(o.name in passthrough for o in graph.output):
-        return False
+    host: set[str] = set()  # shape values, computed on the host
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             continue
-        if node.domain not in ("", "ai.onnx") or node.op_type not in GRAPH_OPS:
+        if node.domain not in ("", "ai.onnx") or not _node_safe(node):
             return False
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-               for a in node.attribute):
-            return False
-        host = _HOST_INPUTS.get(node.op_type, ())
-        if any(i < len(node.input) and node.input[i] and node.input[i] not in constants
-               for i in host):
-            return False
-    return True
+        read = [i for i in node.input if i]
+        if read and all(i in constants for i in read) and node.op_type not in _SHAPE_OPS:
+            constants.update(node.output)  # folded by ORT when the session is made
+            continue
+        if node.op_type in _SHAPE_OPS or (
+                any(i in host for i in read) and all(i in host or i in constants for i in read)):
+            host.update(node.output)  # a node of the shape subgraph (on the CPU)
+            continue
+        allowed = _HOST_INPUTS.get(node.op_type, ())
+        for index, name in enumerate(node.input):
+            if name in host and index not in allowed:
+                return False  # a shape value read on the device: a copy every run
+            if index in allowed and name and name not in constants and name not in host:
+                return False  # a device value read on the host
+    passthrough = constants | host | {i.name for i in graph.input}
+    return not any(o.name in passthrough for o in graph.output)
+
+
+def _node_safe(node: onnx.NodeProto) -> bool:
+    if node.op_type not in GRAPH_OPS:
+        return False
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+           for a in node.attribute):
+        return False
+    if node.op_type == "Concat" and len(node.input) > _MAX_CONCAT_INPUTS:
+        return False
+    return not (node.op_type == "Resize" and any(
+        a.name == "antialias" and a.i for a in node.attribute))

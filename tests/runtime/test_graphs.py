@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnx.helper as h
 from onnx import TensorProto, numpy_helper
 
@@ -10,28 +11,86 @@ from hybridtrt.runtime.graphs import graph_safe
 from tests import models
 
 
+def i64(name: str, values: list[int]) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
 def reshaped(shape_from_input: bool) -> bool:
     shape = h.make_tensor_value_info("s", TensorProto.INT64, [2])
-    inits = [] if shape_from_input else [numpy_helper.from_array(np.array([1, 8], np.int64), "s")]
+    inits = [] if shape_from_input else [i64("s", [1, 8])]
     nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Reshape", ["r", "s"], ["y"])]
     inputs = [models.f32("x", [2, 4])] + ([shape] if shape_from_input else [])
     return graph_safe(models.make(nodes, inputs, [models.f32("y", [1, 8])], inits))
 
 
-def test_shape_inputs_must_be_constants_of_the_segment() -> None:
+def shape_subgraph(use: str) -> bool:
+    """x -> Shape -> Slice -> Concat(-1) -> [Reshape's shape | Cast and Mul | an output]."""
+    nodes = [h.make_node("Shape", ["x"], ["s"]),
+             h.make_node("Slice", ["s", "zero", "one"], ["n"]),
+             h.make_node("Concat", ["n", "minus_one"], ["target"], axis=0)]
+    inits = [i64("zero", [0]), i64("one", [1]), i64("minus_one", [-1])]
+    outputs = [models.f32("y", ["a", "b"] if use == "reshape" else [2, 3, 4])]
+    if use == "reshape":
+        nodes.append(h.make_node("Reshape", ["x", "target"], ["y"]))
+    elif use == "device":  # the shape value read by a kernel on the GPU
+        nodes += [h.make_node("Cast", ["target"], ["t"], to=TensorProto.FLOAT),
+                  h.make_node("ReduceSum", ["t"], ["st"], keepdims=0),
+                  h.make_node("Mul", ["x", "st"], ["y"])]
+    else:  # an output
+        nodes.append(h.make_node("Relu", ["x"], ["y"]))
+        outputs.append(h.make_tensor_value_info("target", TensorProto.INT64, [2]))
+    return graph_safe(models.make(nodes, [models.f32("x", [2, 3, 4])], outputs, inits))
+
+
+def test_shape_inputs_must_be_constants_or_shape_values_of_the_segment() -> None:
     assert reshaped(shape_from_input=False)
     assert not reshaped(shape_from_input=True)  # ORT would copy it to the host every run
+    assert shape_subgraph("reshape")  # computed on the host; a graph per input shape
+    assert not shape_subgraph("device")  # a copy to the device every run
+    assert not shape_subgraph("output")  # copied from the host into the output every run
+
+
+def test_values_computed_from_constants_count_as_constants() -> None:
+    nodes = [h.make_node("Cast", ["s"], ["s64"], to=TensorProto.INT64),
+             h.make_node("Reshape", ["x", "s64"], ["y"])]
+    model = models.make(nodes, [models.f32("x", [2, 4])], [models.f32("y", [1, 8])],
+                        [numpy_helper.from_array(np.array([1, 8], np.int32), "s")])
+    assert graph_safe(model)  # ORT folds the Cast when it makes the session
 
 
 def test_only_listed_ops_and_no_constant_or_passthrough_outputs() -> None:
     x = models.f32("x", [1, 4])
     conv_like = models.make([h.make_node("Relu", ["x"], ["y"])], [x], [models.f32("y", [1, 4])])
     assert graph_safe(conv_like)
-    concat = models.make([h.make_node("Concat", ["x", "x"], ["y"], axis=1)], [x],
-                         [models.f32("y", [1, 8])])
-    assert not graph_safe(concat)
+    gemm = models.make([h.make_node("Gemm", ["x", "w"], ["y"])], [x], [models.f32("y", [1, 1])],
+                       [numpy_helper.from_array(np.ones((4, 1), np.float32), "w")])
+    assert not graph_safe(gemm)  # ORT's Gemm may move a cached buffer (see the module)
     constant = models.make([h.make_node("Relu", ["x"], ["y"]),
                             h.make_node("Constant", [], ["c"], value=numpy_helper.from_array(
                                 np.ones(1, np.float32)))], [x],
                            [models.f32("y", [1, 4]), models.f32("c", [1])])
     assert not graph_safe(constant)  # ORT copies a constant output from the host every run
+    passthrough = models.make([h.make_node("Relu", ["x"], ["y"])], [x],
+                              [models.f32("y", [1, 4]), models.f32("x", [1, 4])])
+    assert not graph_safe(passthrough)
+
+
+def test_concat_of_up_to_32_inputs_and_resize_without_antialias() -> None:
+    def concat(count: int) -> bool:
+        node = h.make_node("Concat", ["x"] * count, ["y"], axis=1)
+        return graph_safe(models.make([node], [models.f32("x", [1, 1])],
+                                      [models.f32("y", [1, count])]))
+
+    assert concat(32)
+    assert not concat(33)  # ORT stages the input pointers through pinned host memory
+
+    def resize(antialias: int) -> bool:
+        node = h.make_node("Resize", ["x", "", "scales"], ["y"], antialias=antialias)
+        scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+        model = h.make_model(h.make_graph([node], "t", [models.f32("x", [1, 1, 2, 2])],
+                                          [models.f32("y", [1, 1, 4, 4])], [scales]),
+                             opset_imports=[h.make_opsetid("", 18)])
+        return graph_safe(model)
+
+    assert resize(0)
+    assert not resize(1)

@@ -11,7 +11,8 @@ with their I/O buffers.
 The buffers are reused by the next run: ``owns`` tells a caller that wants to keep a value
 past the run to copy it. A session whose bound run fails while a fresh run succeeds (an output
 whose shape depends on the input values) is never bound again; its runs go back to fresh
-bindings. ``generation`` grows whenever a binding changes, so replays of recorded runs
+bindings. When the failed run was a CUDA graph's (``graphs``), only the graphs go: the session
+keeps its bound buffers and runs without capture. ``generation`` grows whenever a binding changes, so replays of recorded runs
 (``replay``) know when theirs went stale.
 """
 
@@ -77,7 +78,9 @@ class BoundRuns:
         self._bound: dict[tuple[int, Signature], _Bound] = {}
         self._count: dict[int, int] = {}  # signatures bound per session
         self._refused: set[int] = set()  # sessions never bound again
-        self._failing: set[int] = set()  # sessions whose last bound run failed
+        self._graphless: set[int] = set()  # graph sessions whose capture failed: no graphs
+        self._failing: dict[int, bool] = {}  # sessions whose last bound run failed: with a graph?
+        self.graph_runs = 0  # bound runs given a CUDA graph (ORT captures, then replays)
         self._owned: dict[int, tuple[tuple[int, ...], str]] = {}  # buffer id: (shape, type)
 
     def signature(self, inputs: Mapping[str, Any]) -> Signature | None:
@@ -108,34 +111,43 @@ class BoundRuns:
                 bind(bound.binding, name, value)
                 bound.inputs[name] = value
                 self.generation += 1
-        bound.options = self._graph_options(bound, fixed) if graph else None
+        graphed = graph and id(session) not in self._graphless and self._graphed(bound, fixed)
+        bound.options = (self.graph_options[bound.graph_id + 1 if graphed else 0] if graph
+                         else None)
         try:
             session.run_with_iobinding(bound.binding, bound.options)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; a fresh run reports it
-            self._failing.add(id(session))
+            self._failing[id(session)] = graphed
             return None
-        self._failing.discard(id(session))
+        self._failing.pop(id(session), None)
+        self.graph_runs += graphed
         return bound
 
-    def _graph_options(self, bound: _Bound, fixed: Callable[[Any], bool]) -> Any:
-        """Run options for a graph session's bound run: its graph, or no capture."""
+    @staticmethod
+    def _graphed(bound: _Bound, fixed: Callable[[Any], bool]) -> bool:
+        """Whether a graph session's bound run goes with its signature's graph: only when every
+        input is the fixed buffer the graph was (or is now) captured with."""
         if bound.captured is None and all(fixed(v) for v in bound.inputs.values()):
             bound.captured = dict(bound.inputs)  # ORT captures on one of the next runs
-        same = bound.captured is not None and len(bound.captured) == len(bound.inputs) and all(
+        return bound.captured is not None and len(bound.captured) == len(bound.inputs) and all(
             bound.inputs.get(n) is v for n, v in bound.captured.items())
-        return self.graph_options[bound.graph_id + 1 if same else 0]
 
     def learn(self, session: Any, key: Signature | None, outputs: Sequence[str],
               values: Sequence[Any]) -> None:
         """Bind buffers shaped like ``values`` (a fresh run's outputs) for later runs of ``key``.
 
-        After a failed bound run, a fresh run that succeeds shows the binding was at fault (an
-        output shape that depends on input values): the session is never bound again. (When the
-        fresh run fails too, the inputs were at fault and the binding stays.)
+        After a failed bound run, a fresh run that succeeds shows the binding was at fault: when
+        the failed run went with a CUDA graph, the capture (the session keeps its bindings but
+        captures no more); otherwise an output shape that depends on the input values (the
+        session is never bound again). When the fresh run fails too, the inputs were at fault
+        and the binding stays.
         """
         if id(session) in self._failing:
-            self._failing.discard(id(session))
-            self.refuse(session)
+            if self._failing.pop(id(session)):
+                self._graphless.add(id(session))
+                self.generation += 1  # replays recorded with its graph are stale
+            else:
+                self.refuse(session)
             return
         if key is None or id(session) in self._refused or (id(session), key) in self._bound:
             return

@@ -141,7 +141,8 @@ class CudaDevice:
         self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
         self.bound_runs = 0  # segment runs into buffers bound on an earlier run
         self._trace: list[tuple[Any, Any, Any]] | None = None
-        self._staging: dict[str, Any] = {}  # reused device buffers for host inputs, by name
+        # reused device buffers for host inputs, by (name, shape, type): a few shapes per name
+        self._staging: dict[tuple[str, tuple[int, ...], str], Any] = {}
         self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
         self._tensor_names: dict[int, frozenset[str]] = {}  # tensor-typed inputs per session
         self._graph_options = _graph_run_options(BOUND_SIGNATURES) if graphs else []
@@ -178,15 +179,21 @@ class CudaDevice:
         """``array`` copied into the reused device buffer of tensor ``name``."""
         import onnxruntime as ort
 
-        staged = self._staging.get(name)
-        if staged is not None and tuple(staged.shape()) == array.shape and staged.data_type() == _ort_type_name(array.dtype):
+        key = (name, array.shape, array.dtype.str)
+        staged = self._staging.get(key)
+        if staged is not None:
             staged.update_inplace(array)  # no new allocation (a cudaFree would sync the device)
             return staged
+        # A buffer per shape, so that alternating shapes keep their bindings (and graphs): the
+        # first shapes keep theirs, as bound signatures do (``bound``); later ones share one.
+        mine = [k for k in self._staging if k[0] == name]
+        if len(mine) > BOUND_SIGNATURES:
+            del self._staging[mine[-1]]
         # (allocated, then filled: on host memory, ortvalue_from_numpy would wrap the caller's array)
         staged = ort.OrtValue.ortvalue_from_shape_and_type(list(array.shape), array.dtype,
                                                            self.memory, self.device_id)
         staged.update_inplace(array)
-        self._staging[name] = staged
+        self._staging[key] = staged
         return staged
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],

@@ -217,3 +217,46 @@ def test_a_one_segment_plan_captures_too(tmp_path: Path) -> None:
     for _ in range(3):
         np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0])
     assert used == [no_capture, graph_0, graph_0]  # (host in, host out would never capture)
+
+
+def test_alternating_input_shapes_keep_their_cuda_graphs(tmp_path: Path) -> None:
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
+    used = log_run_options(runner)
+    runs = []
+    for rows in (5, 3, 5, 3, 5, 3):
+        used.clear()
+        x = np.full((rows, 4), rows, np.float32)
+        np.testing.assert_allclose(runner.run({"x": x})["y"],
+                                   expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+        runs.append(used[0])
+    # Each shape's host input keeps its own staging buffer, so each keeps its graph.
+    assert runs == [no_capture, no_capture, graph_0, graph_1, graph_0, graph_1]
+
+
+def test_a_failed_capture_drops_the_graph_but_keeps_the_bound_buffers(tmp_path: Path) -> None:
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    no_capture, graph_0 = runner.device._graph_options[:2]  # type: ignore[attr-defined]
+    first = runner._segments[0].session  # type: ignore[attr-defined]
+    used: list[Any] = []
+    run = first.run_with_iobinding
+
+    def failing_capture(binding: Any, options: Any = None) -> None:
+        used.append(options)
+        if options is graph_0:
+            raise RuntimeError("capture failed")  # as ORT does when a kernel copies to the host
+        run(binding, options)
+
+    first.run_with_iobinding = failing_capture
+    x = np.random.default_rng(5).standard_normal((5, 4)).astype(np.float32)
+    for _ in range(4):
+        np.testing.assert_allclose(runner.run({"x": x})["y"],
+                                   expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+    # fresh; graph 0 fails, then fresh again; from then on bound without capture
+    assert used == [no_capture, graph_0, no_capture, no_capture, no_capture]
+    device = runner.device  # type: ignore[attr-defined]
+    assert any(key[0] == id(first) for key in device._bound._bound)  # its buffers stay bound
+    assert runner._replays is not None and runner._replays.runs == 1  # the 4th run: a replay
+    # The last engine still goes with its graph: from the 3rd run, when its input is in the
+    # first engine's bound buffer (its 4th run is part of the replay).
+    assert device._bound.graph_runs == 1

@@ -214,25 +214,46 @@ def test_engine_segments_keep_values_on_the_gpu(tmp_path: Path, data_dependent: 
 @pytest.mark.parametrize("isolated", [False, True])
 def test_cuda_graphs_replay_with_new_inputs_and_match_plain_onnx_runtime(
         isolated: bool, tmp_path: Path) -> None:
-    cases = [(onnx.load(str(onnx_light_model("resnet50"))),
-              TensorRTConfig(disable_ops=["MaxPool", "AveragePool"]), "gpu_0/data_0", [1, 3, 224, 224])]
-    rec = paddleocr_models().get("rec")
-    if rec is not None:
-        cases.append((onnx.load(str(rec)), TensorRTConfig(
+    """resnet50, det and rec with CUDA graphs, two input shapes taken in turns (each keeps its
+    graph), new inputs every run, against plain ORT CUDA on the original model."""
+    import onnxruntime as ort
+
+    from hybridtrt.runtime.graphs import graph_safe
+
+    cases = [("resnet50", onnx.load(str(onnx_light_model("resnet50"))),
+              TensorRTConfig(disable_ops=["MaxPool", "AveragePool"]), "gpu_0/data_0",
+              [[1, 3, 224, 224]])]
+    ocr = paddleocr_models()
+    if "det" in ocr:
+        cases.append(("det", onnx.load(str(ocr["det"])), TensorRTConfig(
+            inputs=[Input("x", [1, 3, 64, 64], [1, 3, 320, 320], [1, 3, 640, 640])],
+            disable_ops=["Resize"]), "x", [[1, 3, 320, 320], [1, 3, 256, 192]]))
+    if "rec" in ocr:
+        cases.append(("rec", onnx.load(str(ocr["rec"])), TensorRTConfig(
             inputs=[Input("x", [1, 3, 48, 32], [1, 3, 48, 320], [4, 3, 48, 1280])],
-            disable_ops=["Softmax"]), "x", [1, 3, 48, 320]))
+            disable_ops=["Softmax"]), "x", [[1, 3, 48, 320], [2, 3, 48, 160]]))
     rng = np.random.default_rng(5)
-    for number, (model, config_, name, shape) in enumerate(cases):
-        config = Config(convert(model, config_).save(tmp_path / f"{number}.onnx"))
+    for label, model, config_, name, shapes in cases:
+        config = Config(convert(model, config_).save(tmp_path / f"{label}.onnx"))
         config.enable_use_gpu(0, 0)
         config.isolate_engines(isolated)
         config.enable_cuda_graph()
         runner = create_predictor(config)
+        plain = ort.InferenceSession(model.SerializeToString(), providers=[CUDA])
+        safe = sum(graph_safe(s.model) for s in runner.segments())
         graphed = sum(s.graph for s in runner._segments)  # type: ignore[attr-defined]
-        print(f"\n{name}: {graphed} of {len(runner.segments())} segments capture CUDA graphs")
-        assert graphed >= 1 or (number == 1 and not isolated)  # (rec needs Slice and Concat)
-        for _ in range(5):  # fresh, bound (captured), replayed from graphs; new inputs each time
-            x = rng.uniform(0, 1, shape).astype(np.float32)
-            got = runner.run({name: x})
-            want = ort_run(model, {name: x}, CUDA)
-            assert outputs_match(list(got.values()), want, 3e-3, 1e-4)
+        print(f"\n{label}: {graphed} of {len(runner.segments())} segments capture CUDA graphs "
+              f"({safe} pass our check; ORT refused {safe - graphed})")
+        # resnet50's one inlined segment ends in a Gemm, which is not captured
+        assert graphed >= (0 if label == "resnet50" and not isolated else 1)
+        for _ in range(4):  # fresh, bound (captured), replayed from graphs, in turns of shape
+            for shape in shapes:
+                x = rng.uniform(0, 1, shape).astype(np.float32)
+                got = runner.run({name: x})
+                want = plain.run(None, {name: x})
+                assert outputs_match(list(got.values()), want, 3e-3, 1e-4), (label, shape)
+        device = runner.device  # type: ignore[attr-defined]
+        replays = runner._replays.runs if runner._replays is not None else 0  # type: ignore[attr-defined]
+        print(f"{label}: {device._bound.graph_runs} bound runs went with a graph, "
+              f"{replays} runs were replays")
+        assert not graphed or device._bound.graph_runs + replays >= len(shapes)

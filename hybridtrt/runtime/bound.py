@@ -79,6 +79,8 @@ class BoundRuns:
         self._count: dict[int, int] = {}  # signatures bound per session
         self._refused: set[int] = set()  # sessions never bound again
         self._graphless: set[int] = set()  # graph sessions whose capture failed: no graphs
+        self._single: set[int] = set()  # graph sessions allowed one graph (``limit_graphs``)
+        self._graphing: dict[int, int] = {}  # such a session: the graph it runs
         self._failing: dict[int, bool] = {}  # sessions whose last bound run failed: with a graph?
         self.graph_runs = 0  # bound runs given a CUDA graph (ORT captures, then replays)
         self._owned: dict[int, tuple[tuple[int, ...], str]] = {}  # buffer id: (shape, type)
@@ -112,6 +114,8 @@ class BoundRuns:
                 bound.inputs[name] = value
                 self.generation += 1
         graphed = graph and id(session) not in self._graphless and self._graphed(bound, fixed)
+        if graph and id(session) in self._single:
+            graphed = self._one_graph(session, bound.graph_id if graphed else None)
         bound.options = (self.graph_options[bound.graph_id + 1 if graphed else 0] if graph
                          else None)
         try:
@@ -122,6 +126,29 @@ class BoundRuns:
         self._failing.pop(id(session), None)
         self.graph_runs += graphed
         return bound
+
+    def limit_graphs(self, session: Any) -> None:
+        """Let a graph session hold one graph only (``graphs.single_graph``)."""
+        self._single.add(id(session))
+
+    def no_capture(self, session: Any) -> None:
+        """Tell of a graph session's run made without capture (a fresh one)."""
+        if id(session) in self._single:
+            self._one_graph(session, None)
+
+    def _one_graph(self, session: Any, graph_id: int | None) -> bool:
+        """For a session allowed one graph: whether this run may go with graph ``graph_id``
+        (None: a run without capture). Once the session has run a graph, any other run ends its
+        graphs for good: ORT staged arguments of that graph in pinned host memory, which other
+        runs of the session reuse."""
+        ran = self._graphing.get(id(session))
+        if graph_id is not None and ran in (None, graph_id):
+            self._graphing[id(session)] = graph_id
+            return True
+        if ran is not None and id(session) not in self._graphless:
+            self._graphless.add(id(session))
+            self.generation += 1  # replays recorded with its graph are stale
+        return False
 
     @staticmethod
     def _graphed(bound: _Bound, fixed: Callable[[Any], bool]) -> bool:

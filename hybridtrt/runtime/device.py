@@ -224,6 +224,8 @@ class CudaDevice:
                 self._trace.append((session, bound.binding, bound.options))
             return list(bound.outputs)  # on the device; ``to_host`` counts their copies
         self.end_trace()  # a run with fresh bindings cannot be replayed
+        if graph:
+            self._bound.no_capture(session)
         values = self._run_fresh(session, inputs, outputs, host_outputs, tensors, no_capture)
         self._bound.learn(session, key, outputs, values)
         return values
@@ -243,6 +245,10 @@ class CudaDevice:
     def staged(self, name: str, value: Any) -> Any:
         """A model input as a bound run reads it: host arrays in their reused device buffer."""
         return self._stage(name, value) if isinstance(value, np.ndarray) else value
+
+    def limit_graphs(self, session: Any) -> None:
+        """Let a graph session hold one CUDA graph only (``graphs.single_graph``)."""
+        self._bound.limit_graphs(session)
 
     def owns(self, value: Any) -> bool:
         """Whether ``value`` lives in a bound output buffer (the next run overwrites it)."""

@@ -21,6 +21,11 @@ it reallocates when a larger batch comes, which a graph captured before would st
 in CUDA's global mode, so other threads' CUDA work during a capture fails: the device runs
 graph sessions under one lock; other CUDA users in the process are the caller's to keep apart.
 
+A MatMul whose operands broadcast their batch dimensions unevenly stages its pointer arrays
+through pinned host memory, which the session's next run without that graph may overwrite; so
+a segment with a MatMul whose right operand is not a constant of rank 2 or less (a single GEMM)
+may hold one graph only (``single_graph``): once another kind of run comes, its graphs end.
+
 ORT itself refuses the rest at session creation (a node left on the CPU provider, or a copy
 node between host and device); such a segment then runs without a graph. Bound runs
 (``bound``) keep the addresses fixed; a run whose inputs are not all in buffers of the
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import onnx
 
-__all__ = ["DISABLED_FUSIONS", "GRAPH_OPS", "graph_safe"]
+__all__ = ["DISABLED_FUSIONS", "GRAPH_OPS", "graph_safe", "single_graph"]
 
 DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
 
@@ -94,3 +99,14 @@ def _node_safe(node: onnx.NodeProto) -> bool:
         return False
     return not (node.op_type == "Resize" and any(
         a.name == "antialias" and a.i for a in node.attribute))
+
+
+def single_graph(model: onnx.ModelProto) -> bool:
+    """Whether a graph-safe segment may hold one CUDA graph only (see the module's notes)."""
+    graph = model.graph
+    ranks = {t.name: len(t.dims) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            ranks.update((o, len(a.t.dims)) for o in node.output for a in node.attribute
+                         if a.name == "value")
+    return any(n.op_type == "MatMul" and ranks.get(n.input[1], 3) > 2 for n in graph.node)

@@ -18,7 +18,7 @@ from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputE
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
-from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_safe
+from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_safe, single_graph
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
 from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
@@ -85,6 +85,8 @@ class _Segment:
                                                     disabled_optimizers=DISABLED_FUSIONS)
             except Exception:  # noqa: BLE001 - ORT raises its own untyped errors
                 self.graph = False
+            if self.graph and single_graph(spec.model):
+                device.limit_graphs(self.session)  # type: ignore[attr-defined]
         if not self.graph:
             try:
                 self.session = ort.InferenceSession(data, options, providers=device.providers())

@@ -260,3 +260,32 @@ def test_a_failed_capture_drops_the_graph_but_keeps_the_bound_buffers(tmp_path: 
     # The last engine still goes with its graph: from the 3rd run, when its input is in the
     # first engine's bound buffer (its 4th run is part of the replay).
     assert device._bound.graph_runs == 1
+
+
+def test_a_segment_with_a_batched_matmul_holds_one_graph_only(tmp_path: Path) -> None:
+    """A MatMul of two computed operands may stage pointer arrays in pinned host memory, which
+    any other run of its session reuses: once such a run comes, the session's graphs end."""
+    nodes = [h.make_node("Transpose", ["x"], ["t"]), h.make_node("MatMul", ["x", "t"], ["m"]),
+             h.make_node("Sin", ["m"], ["s"]), h.make_node("Relu", ["s"], ["y"])]
+    model = models.make(nodes, [models.f32("x", ["N", 4])], [models.f32("y", ["N", "N"])])
+    config = TensorRTConfig(inputs=[Input("x", [1, 4], [4, 4], [8, 4])], disable_ops=["Sin"],
+                            min_subgraph_size=1)
+    runner = isolated(model, config, tmp_path, graphs=True)
+    assert [s.graph for s in runner._segments] == [True, False, True]  # type: ignore[attr-defined]
+    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
+    used = log_run_options(runner)
+    runs = []
+    for rows in (5, 5, 5, 3, 3, 5):
+        used.clear()
+        x = np.random.default_rng(rows).standard_normal((rows, 4)).astype(np.float32)
+        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+                                   rtol=1e-5, atol=1e-6)
+        runs.append((used[0], used[2]))
+    assert runs == [
+        (no_capture, no_capture),  # fresh
+        (graph_0, graph_0),
+        (graph_0, graph_0),  # replayed
+        (no_capture, no_capture),  # a new shape, fresh: the MatMul segment's graph ends here
+        (no_capture, graph_1),  # the other segment keeps a graph per shape
+        (no_capture, graph_0),
+    ]

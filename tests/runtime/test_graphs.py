@@ -7,7 +7,7 @@ import onnx
 import onnx.helper as h
 from onnx import TensorProto, numpy_helper
 
-from hybridtrt.runtime.graphs import graph_safe
+from hybridtrt.runtime.graphs import graph_safe, single_graph
 from tests import models
 
 
@@ -94,3 +94,14 @@ def test_concat_of_up_to_32_inputs_and_resize_without_antialias() -> None:
 
     assert resize(0)
     assert not resize(1)
+
+
+def test_a_matmul_of_computed_operands_allows_one_graph_only() -> None:
+    x = models.f32("x", [2, 4])
+    by_weights = models.make([h.make_node("MatMul", ["x", "w"], ["y"])], [x],
+                             [models.f32("y", [2, 3])],
+                             [numpy_helper.from_array(np.ones((4, 3), np.float32), "w")])
+    assert graph_safe(by_weights) and not single_graph(by_weights)  # one GEMM, nothing staged
+    nodes = [h.make_node("Transpose", ["x"], ["t"]), h.make_node("MatMul", ["x", "t"], ["y"])]
+    computed = models.make(nodes, [x], [models.f32("y", [2, 2])])
+    assert graph_safe(computed) and single_graph(computed)

@@ -17,7 +17,9 @@ graphed only when:
 
 Gemm is left out: with a row-vector bias, ORT's CUDA Gemm reads a cached buffer of ones that
 it reallocates when a larger batch comes, which a graph captured before would still point at
-(``DISABLED_FUSIONS`` keeps ORT from making such a Gemm out of MatMul and Add). ORT captures
+(``DISABLED_FUSIONS`` keeps ORT from making such a Gemm out of MatMul and Add). ``graph_model``
+writes the usual Gemm (no scaling, ``A`` not transposed) as MatMul and Add instead, so that
+classifier heads are captured too. ORT captures
 in CUDA's global mode, so other threads' CUDA work during a capture fails: the device runs
 graph sessions under one lock; other CUDA users in the process are the caller's to keep apart.
 
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import onnx
 
-__all__ = ["DISABLED_FUSIONS", "GRAPH_OPS", "graph_safe", "single_graph"]
+__all__ = ["DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_safe", "single_graph"]
 
 DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
 
@@ -57,6 +59,7 @@ _HOST_INPUTS = {
     "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,),
 }
 _SHAPE_OPS = frozenset({"Shape", "Size"})  # outputs on the host, whatever the input
+_FROM_GEMM = "__from_gemm"  # MatMuls ``graph_model`` makes: their right operand is 2-D (Gemm's B)
 _MAX_CONCAT_INPUTS = 32  # more: ORT stages the input pointers through pinned host memory
 
 
@@ -109,4 +112,43 @@ def single_graph(model: onnx.ModelProto) -> bool:
         if node.op_type == "Constant":
             ranks.update((o, len(a.t.dims)) for o in node.output for a in node.attribute
                          if a.name == "value")
-    return any(n.op_type == "MatMul" and ranks.get(n.input[1], 3) > 2 for n in graph.node)
+    return any(n.op_type == "MatMul" and ranks.get(n.input[1], 3) > 2
+               and not n.name.endswith(_FROM_GEMM) for n in graph.node)
+
+
+def graph_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` for a graph session: each Gemm ``A @ B (+ C)`` with no scaling and ``A`` not
+    transposed as MatMul (and Add); ``model`` itself when it has no such Gemm."""
+    if not any(_plain_gemm(n) for n in model.graph.node):
+        return model
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    nodes: list[onnx.NodeProto] = []
+    for node in result.graph.node:
+        if not _plain_gemm(node):
+            nodes.append(node)
+            continue
+        right = node.input[1]
+        if any(a.name == "transB" and a.i for a in node.attribute):
+            right = f"{node.output[0]}__gemm_b"
+            nodes.append(onnx.helper.make_node("Transpose", [node.input[1]], [right],
+                                               name=f"{node.name}__gemm_b"))  # folded by ORT
+        has_bias = len(node.input) > 2 and bool(node.input[2])
+        product = f"{node.output[0]}__gemm_ab" if has_bias else node.output[0]
+        nodes.append(onnx.helper.make_node("MatMul", [node.input[0], right], [product],
+                                           name=f"{node.name}{_FROM_GEMM}"))
+        if has_bias:
+            nodes.append(onnx.helper.make_node("Add", [product, node.input[2]], [node.output[0]],
+                                               name=f"{node.name}__gemm_c"))
+    del result.graph.node[:]
+    result.graph.node.extend(nodes)
+    return result
+
+
+def _plain_gemm(node: onnx.NodeProto) -> bool:
+    if node.op_type != "Gemm" or node.domain not in ("", "ai.onnx"):
+        return False
+    values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if values.get("alpha", 1.0) != 1.0 or values.get("transA", 0):
+        return False
+    return not (len(node.input) > 2 and node.input[2] and values.get("beta", 1.0) != 1.0)

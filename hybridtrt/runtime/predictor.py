@@ -18,7 +18,7 @@ from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputE
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
-from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_safe, single_graph
+from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_model, graph_safe, single_graph
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
 from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
@@ -77,19 +77,21 @@ class _Segment:
         if profile_prefix is not None:
             options.enable_profiling = True
             options.profile_file_prefix = f"{profile_prefix}{spec.name}"
-        data = runnable_bytes(spec.model)
-        self.graph = bool(getattr(device, "graphs", False)) and graph_safe(spec.model)
-        if self.graph:
+        graphed = graph_model(spec.model) if getattr(device, "graphs", False) else None
+        self.graph = graphed is not None and graph_safe(graphed)
+        if graphed is not None and self.graph:
             try:  # ORT refuses when a node would run on the CPU: then no graph
-                self.session = ort.InferenceSession(data, options, providers=device.providers(True),
-                                                    disabled_optimizers=DISABLED_FUSIONS)
+                self.session = ort.InferenceSession(
+                    runnable_bytes(graphed), options, providers=device.providers(True),
+                    disabled_optimizers=DISABLED_FUSIONS)
             except Exception:  # noqa: BLE001 - ORT raises its own untyped errors
                 self.graph = False
-            if self.graph and single_graph(spec.model):
+            if self.graph and single_graph(graphed):
                 device.limit_graphs(self.session)  # type: ignore[attr-defined]
         if not self.graph:
             try:
-                self.session = ort.InferenceSession(data, options, providers=device.providers())
+                self.session = ort.InferenceSession(runnable_bytes(spec.model), options,
+                                                    providers=device.providers())
             except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
                 raise ConfigError(
                     f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc

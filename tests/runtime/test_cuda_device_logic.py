@@ -289,3 +289,24 @@ def test_a_segment_with_a_batched_matmul_holds_one_graph_only(tmp_path: Path) ->
         (no_capture, graph_1),  # the other segment keeps a graph per shape
         (no_capture, graph_0),
     ]
+
+
+def test_a_gemm_segment_is_captured_as_matmul_and_add(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    weights = [onnx.numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "w"),
+               onnx.numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b")]
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Gemm", ["r", "w", "b"], ["y"], transB=1)]
+    model = models.make(nodes, [models.f32("x", [2, 4])], [models.f32("y", [2, 3])], weights)
+    settings = Config(convert(model, TensorRTConfig(min_subgraph_size=1)).save(tmp_path / "m.onnx"))
+    settings.enable_use_gpu()
+    settings.enable_cuda_graph()
+    runner = create_predictor(settings)
+    segment = runner._segments[0]  # type: ignore[attr-defined]
+    assert segment.graph  # (with the Gemm as it is, the segment would not be captured)
+    no_capture, graph_0 = runner.device._graph_options[:2]  # type: ignore[attr-defined]
+    used = log_run_options(runner)
+    for seed in range(3):
+        x = np.random.default_rng(seed).standard_normal((2, 4)).astype(np.float32)
+        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+                                   rtol=1e-5, atol=1e-6)
+    assert used == [no_capture, graph_0, graph_0]

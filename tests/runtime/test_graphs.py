@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import onnx.helper as h
 from onnx import TensorProto, numpy_helper
 
-from hybridtrt.runtime.graphs import graph_safe, single_graph
+from hybridtrt.runtime.graphs import graph_model, graph_safe, single_graph
 from tests import models
 
 
@@ -105,3 +106,29 @@ def test_a_matmul_of_computed_operands_allows_one_graph_only() -> None:
     nodes = [h.make_node("Transpose", ["x"], ["t"]), h.make_node("MatMul", ["x", "t"], ["y"])]
     computed = models.make(nodes, [x], [models.f32("y", [2, 2])])
     assert graph_safe(computed) and single_graph(computed)
+
+
+def gemm(**attributes: float) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    node = h.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", **attributes)
+    weights = [numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b")]
+    return models.make([node], [models.f32("x", ["N", 4])], [models.f32("y", ["N", 3])], weights)
+
+
+def test_graph_sessions_get_a_plain_gemm_as_matmul_and_add() -> None:
+    model = gemm(transB=1)
+    assert not graph_safe(model)
+    rewritten = graph_model(model)
+    assert [n.op_type for n in rewritten.graph.node] == ["Transpose", "MatMul", "Add"]
+    assert graph_safe(rewritten) and not single_graph(rewritten)  # Gemm's B is 2-D: one GEMM
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    got, want = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+                 .run(None, {"x": x})[0] for m in (rewritten, model))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert [n.op_type for n in model.graph.node] == ["Gemm"]  # the segment's own model stays
+    scaled = gemm(transB=1, alpha=2.0)
+    assert graph_model(scaled) is scaled  # scaling is left to Gemm (and no graph)
+    nodes = [h.make_node("Relu", ["x"], ["a"]), h.make_node("Gemm", ["a", "a"], ["y"], transB=1)]
+    computed = models.make(nodes, [models.f32("x", [2, 4])], [models.f32("y", [2, 2])])
+    assert graph_safe(graph_model(computed)) and not single_graph(graph_model(computed))

@@ -42,11 +42,10 @@ class Device(Protocol):
 
     def providers(self, graph: bool = False) -> list[Any]: ...
 
-    def accept(self, name: str, value: Any, uses: int = 1) -> Any:
-        """A caller's input as a value this device runs on (no copy when already there).
-
-        ``uses`` is how many segments read it (an input read once may be copied as it is bound).
-        """
+    def accept(self, name: str, value: Any) -> Any:
+        """A caller's input as a value this device runs on (no copy when already there; a host
+        array on the GPU is copied as it is bound, or staged by ``staged`` when several
+        segments read it)."""
         ...
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
@@ -73,7 +72,7 @@ class CpuDevice:
     def providers(self, graph: bool = False) -> list[Any]:
         return ["CPUExecutionProvider"]
 
-    def accept(self, name: str, value: Any, uses: int = 1) -> Any:
+    def accept(self, name: str, value: Any) -> Any:
         if hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray):
             raise InputError(f"input '{name}' is on a GPU but the predictor runs on the CPU; "
                              "call config.enable_use_gpu() or pass a numpy array")
@@ -158,7 +157,7 @@ class CudaDevice:
             options["gpu_mem_limit"] = str(self.memory_mb << 20)
         return [("CUDAExecutionProvider", options)]
 
-    def accept(self, name: str, value: Any, uses: int = 1) -> Any:
+    def accept(self, name: str, value: Any) -> Any:
         if hasattr(value, "__cuda_array_interface__"):
             if not self.share_stream or self.graphs:
                 self._synchronize_device()  # these streams are not ordered with the caller's
@@ -170,13 +169,11 @@ class CudaDevice:
             raise InputError(f"input '{name}' holds strings, which cannot live on a GPU; run "
                              "this model on the CPU")
         self.host_copies += 1
-        array = np.asarray(value, order="C")  # (ascontiguousarray would turn a scalar into shape (1,))
-        if uses <= 1:
-            return array  # copied as it is bound (by ORT itself on a host-in, host-out run)
-        return self._stage(name, array)
+        # (copied as it is bound, by ORT itself on a host-in, host-out run, or staged)
+        return np.asarray(value, order="C")  # (ascontiguousarray would make a scalar shape (1,))
 
     def _stage(self, name: str, array: np.ndarray) -> Any:
-        """``array`` copied into the reused device buffer of tensor ``name``."""
+        """``array`` copied into the reused device buffer of tensor ``name`` for its shape."""
         import onnxruntime as ort
 
         key = (name, array.shape, array.dtype.str)

@@ -145,6 +145,7 @@ class Predictor:
         self._outputs = [_node_arg(v) for v in graph.output]
         self._constants = {t.name: t for t in graph.initializer}
         self._uses = {i.name: sum(i.name in s.inputs for s in self.plan.segments) for i in self._inputs}
+        self._shared_inputs = [name for name, uses in self._uses.items() if uses > 1]
         read_later: set[str] = set()
         self._caller_only: list[frozenset[str]] = []
         for spec in reversed(self.plan.segments):  # outputs no later segment reads
@@ -226,21 +227,25 @@ class Predictor:
             parts = ([f"missing inputs {missing}"] if missing else []) + (
                 [f"unknown inputs {extra} (the model's inputs are {names})"] if extra else [])
             raise InputError("; ".join(parts))
-        accepted = {spec.name: self.device.accept(spec.name, feeds[spec.name],
-                                                  self._uses.get(spec.name, 1))
+        accepted = {spec.name: self.device.accept(spec.name, feeds[spec.name])
                     for spec in self._inputs}
         # Arrays of a dtype and shape seen before passed every check: skip them (hot path).
         signature = tuple((getattr(v, "dtype", None), getattr(v, "shape", None))
                           for v in accepted.values())
-        if signature in self._checked:
-            return accepted
-        for spec in self._inputs:
-            value = accepted[spec.name]
-            if spec.dtype is not None:
-                _check_value(spec, value, self.device.shape_of(value))
-        self._check_profiles(accepted)
-        if len(self._checked) < 64 and all(isinstance(v, np.ndarray) for v in accepted.values()):
-            self._checked.add(signature)
+        if signature not in self._checked:
+            for spec in self._inputs:
+                value = accepted[spec.name]
+                if spec.dtype is not None:
+                    _check_value(spec, value, self.device.shape_of(value))
+            self._check_profiles(accepted)
+            if len(self._checked) < 64 and all(isinstance(v, np.ndarray) for v in accepted.values()):
+                self._checked.add(signature)
+        # Only now, once the inputs passed: host arrays that several segments read go to the
+        # device once, into buffers kept per shape (a refused call must not take one).
+        stage = getattr(self.device, "staged", None)
+        if stage is not None:
+            for name in self._shared_inputs:
+                accepted[name] = stage(name, accepted[name])
         return accepted
 
     def _check_profiles(self, feeds: Mapping[str, Any]) -> None:

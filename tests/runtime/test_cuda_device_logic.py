@@ -310,3 +310,27 @@ def test_a_gemm_segment_is_captured_as_matmul_and_add(tmp_path: Path) -> None:
         np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-5, atol=1e-6)
     assert used == [no_capture, graph_0, graph_0]
+
+
+def test_refused_calls_take_no_staging_buffer(tmp_path: Path) -> None:
+    """An input read by several segments is staged per shape, but only once it passed the
+    checks: refused calls would otherwise take the buffers kept for good."""
+    nodes = [h.make_node("Relu", ["x"], ["a"]), h.make_node("Sin", ["a"], ["b"]),
+             h.make_node("Add", ["b", "x"], ["y"])]
+    model = models.make(nodes, [models.f32("x", ["N", 4])], [models.f32("y", ["N", 4])])
+    config = TensorRTConfig(inputs=CHAIN.inputs, disable_ops=["Sin"], min_subgraph_size=1)
+    runner = isolated(model, config, tmp_path, graphs=True)
+    assert [s.graph for s in runner._segments] == [True, False, True]  # type: ignore[attr-defined]
+    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
+    for width in (9, 10, 11, 12):
+        with pytest.raises(hybridtrt.InputError):
+            runner.run({"x": np.ones((2, width), np.float32)})
+    used = log_run_options(runner)
+    runs = []
+    for rows in (5, 3, 5, 3, 5, 3):
+        used.clear()
+        x = np.full((rows, 4), rows, np.float32)
+        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+                                   rtol=1e-6)
+        runs.append(used[0])
+    assert runs == [no_capture, no_capture, graph_0, graph_1, graph_0, graph_1]

@@ -27,6 +27,8 @@ A MatMul whose operands broadcast their batch dimensions unevenly stages its poi
 through pinned host memory, which the session's next run without that graph may overwrite; so
 a segment with a MatMul whose right operand is not a constant of rank 2 or less (a single GEMM)
 may hold one graph only (``single_graph``): once another kind of run comes, its graphs end.
+So does a segment with a Concat under an onnxruntime-gpu older than 1.31, whose Concat of
+inputs of different sizes stages its arguments the same way (1.31's passes them by value).
 
 ORT itself refuses the rest at session creation (a node left on the CPU provider, or a copy
 node between host and device); such a segment then runs without a graph. Bound runs
@@ -59,7 +61,6 @@ _HOST_INPUTS = {
     "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,),
 }
 _SHAPE_OPS = frozenset({"Shape", "Size"})  # outputs on the host, whatever the input
-_FROM_GEMM = "__from_gemm"  # MatMuls ``graph_model`` makes: their right operand is 2-D (Gemm's B)
 _MAX_CONCAT_INPUTS = 32  # more: ORT stages the input pointers through pinned host memory
 
 
@@ -105,15 +106,32 @@ def _node_safe(node: onnx.NodeProto) -> bool:
 
 
 def single_graph(model: onnx.ModelProto) -> bool:
-    """Whether a graph-safe segment may hold one CUDA graph only (see the module's notes)."""
+    """Whether a graph-safe segment may hold one CUDA graph only (see the module's notes).
+
+    Asked of the segment's own model: a Gemm (which ``graph_model`` makes a MatMul) has a 2-D
+    right operand, a single GEMM."""
     graph = model.graph
     ranks = {t.name: len(t.dims) for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant":
             ranks.update((o, len(a.t.dims)) for o in node.output for a in node.attribute
                          if a.name == "value")
-    return any(n.op_type == "MatMul" and ranks.get(n.input[1], 3) > 2
-               and not n.name.endswith(_FROM_GEMM) for n in graph.node)
+    staged = {"MatMul"} | ({"Concat"} if _concat_staged() else set())
+    return any(n.op_type in staged and (n.op_type == "Concat" or ranks.get(n.input[1], 3) > 2)
+               for n in graph.node)
+
+
+def _concat_staged() -> bool:
+    """Whether this onnxruntime's CUDA Concat may stage its arguments in pinned host memory
+    (inputs of different sizes). 1.31's passes them by value; earlier ones were not checked."""
+    try:
+        from importlib.metadata import version
+
+        installed = version("onnxruntime-gpu")
+    except Exception:  # noqa: BLE001 - not installed, or no metadata: assume the worst
+        return True
+    parts = [int(p) for p in installed.split(".")[:2] if p.isdigit()]
+    return parts < [1, 31]
 
 
 def graph_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -132,14 +150,14 @@ def graph_model(model: onnx.ModelProto) -> onnx.ModelProto:
         if any(a.name == "transB" and a.i for a in node.attribute):
             right = f"{node.output[0]}__gemm_b"
             nodes.append(onnx.helper.make_node("Transpose", [node.input[1]], [right],
-                                               name=f"{node.name}__gemm_b"))  # folded by ORT
+                                               name=right))  # folded by ORT for a constant B
         has_bias = len(node.input) > 2 and bool(node.input[2])
         product = f"{node.output[0]}__gemm_ab" if has_bias else node.output[0]
         nodes.append(onnx.helper.make_node("MatMul", [node.input[0], right], [product],
-                                           name=f"{node.name}{_FROM_GEMM}"))
+                                           name=f"{node.output[0]}__gemm_ab"))
         if has_bias:
             nodes.append(onnx.helper.make_node("Add", [product, node.input[2]], [node.output[0]],
-                                               name=f"{node.name}__gemm_c"))
+                                               name=f"{node.output[0]}__gemm_c"))
     del result.graph.node[:]
     result.graph.node.extend(nodes)
     return result

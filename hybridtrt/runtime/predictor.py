@@ -86,7 +86,7 @@ class _Segment:
                     disabled_optimizers=DISABLED_FUSIONS)
             except Exception:  # noqa: BLE001 - ORT raises its own untyped errors
                 self.graph = False
-            if self.graph and single_graph(graphed):
+            if self.graph and single_graph(spec.model):
                 device.limit_graphs(self.session)  # type: ignore[attr-defined]
         if not self.graph:
             try:

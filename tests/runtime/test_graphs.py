@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import onnx.helper as h
 from onnx import TensorProto, numpy_helper
 
@@ -121,7 +122,7 @@ def test_graph_sessions_get_a_plain_gemm_as_matmul_and_add() -> None:
     assert not graph_safe(model)
     rewritten = graph_model(model)
     assert [n.op_type for n in rewritten.graph.node] == ["Transpose", "MatMul", "Add"]
-    assert graph_safe(rewritten) and not single_graph(rewritten)  # Gemm's B is 2-D: one GEMM
+    assert graph_safe(rewritten) and not single_graph(model)  # Gemm's B is 2-D: one GEMM
     x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
     got, want = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
                  .run(None, {"x": x})[0] for m in (rewritten, model))
@@ -131,4 +132,24 @@ def test_graph_sessions_get_a_plain_gemm_as_matmul_and_add() -> None:
     assert graph_model(scaled) is scaled  # scaling is left to Gemm (and no graph)
     nodes = [h.make_node("Relu", ["x"], ["a"]), h.make_node("Gemm", ["a", "a"], ["y"], transB=1)]
     computed = models.make(nodes, [models.f32("x", [2, 4])], [models.f32("y", [2, 2])])
-    assert graph_safe(graph_model(computed)) and not single_graph(graph_model(computed))
+    assert graph_safe(graph_model(computed)) and not single_graph(computed)
+    twice = models.make([h.make_node("Gemm", ["x", "w", "b"], ["z"], transB=1),
+                         h.make_node("Gemm", ["z", "w2"], ["y"])],  # unnamed nodes
+                        [models.f32("x", [2, 4])], [models.f32("y", [2, 2])],
+                        list(gemm().graph.initializer) + [numpy_helper.from_array(
+                            np.ones((3, 2), np.float32), "w2")])
+    names = [n.name for n in graph_model(twice).graph.node]
+    assert len(set(names)) == len(names)  # ORT refuses a model with two nodes of one name
+    ort.InferenceSession(graph_model(twice).SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_a_concat_allows_one_graph_only_before_onnxruntime_1_31(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybridtrt.runtime import graphs
+
+    node = h.make_node("Concat", ["x", "x"], ["y"], axis=1)
+    model = models.make([node], [models.f32("x", [1, 1])], [models.f32("y", [1, 2])])
+    monkeypatch.setattr(graphs, "_concat_staged", lambda: True)
+    assert graph_safe(model) and single_graph(model)
+    monkeypatch.setattr(graphs, "_concat_staged", lambda: False)
+    assert not single_graph(model)

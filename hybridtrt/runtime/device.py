@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.runtime.bound import BOUND_SIGNATURES, BoundRuns
+from hybridtrt.runtime.graphs import CAPTURE_LOCK
 
 __all__ = ["CpuDevice", "CudaDevice", "Device", "DeviceTensor", "dtype_of", "open_device"]
 
@@ -211,7 +211,7 @@ class CudaDevice:
         else:
             key = None
         if graph:
-            with _CAPTURE_LOCK:  # ORT captures in CUDA's global mode: one capture at a time
+            with CAPTURE_LOCK:  # ORT captures in CUDA's global mode: one capture at a time
                 bound = self._bound.run(session, key, inputs, self._bind_input, graph, self._fixed)
         else:
             bound = self._bound.run(session, key, inputs, self._bind_input)
@@ -476,7 +476,6 @@ def dtype_of(value: Any) -> np.dtype | None:
     return np.asarray(value).dtype if value is not None else None
 
 
-_CAPTURE_LOCK = threading.Lock()
 
 
 def _graph_run_options(graphs: int) -> list[Any]:

@@ -38,10 +38,14 @@ predictor's own is not replayed from a graph.
 
 from __future__ import annotations
 
+import threading
+
 import onnx
 
-__all__ = ["DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_safe", "single_graph"]
+__all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_safe",
+           "single_graph"]
 
+CAPTURE_LOCK = threading.Lock()  # held by graph sessions' runs: ORT captures in global mode
 DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
 
 GRAPH_OPS = frozenset({

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hybridtrt.runtime.bound import Signature, signature
+from hybridtrt.runtime.graphs import CAPTURE_LOCK
 
 __all__ = ["REPLAYS", "Replays", "TracingDevice"]
 
@@ -85,8 +86,13 @@ class Replays:
                 del self._replays[key]  # the staging buffer moved: record again
                 return None
         try:
-            for session, binding, options in replay.steps:
-                session.run_with_iobinding(binding, options)
+            if getattr(self.device, "graphs", False):
+                with CAPTURE_LOCK:  # a replayed step may be the run in which ORT captures
+                    for session, binding, options in replay.steps:
+                        session.run_with_iobinding(binding, options)
+            else:
+                for session, binding, options in replay.steps:
+                    session.run_with_iobinding(binding, options)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; the ordinary run reports it
             del self._replays[key]
             return None

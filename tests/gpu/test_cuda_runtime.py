@@ -256,5 +256,6 @@ def test_cuda_graphs_replay_with_new_inputs_and_match_plain_onnx_runtime(
             replays = runner._replays.runs if runner._replays is not None else 0  # type: ignore[attr-defined]
             if number == 3:  # the 2nd run captured, the 3rd and 4th replayed (bound or whole)
                 assert device._bound.graph_runs + replays >= 2, label
+                assert not device._bound._graphless, label  # no capture failed
         print(f"{label}: {device._bound.graph_runs} bound runs went with a graph, "
               f"{replays} runs were replays")

@@ -334,3 +334,25 @@ def test_refused_calls_take_no_staging_buffer(tmp_path: Path) -> None:
                                    rtol=1e-6)
         runs.append(used[0])
     assert runs == [no_capture, no_capture, graph_0, graph_1, graph_0, graph_1]
+
+
+def test_replays_of_graph_sessions_hold_the_capture_lock(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybridtrt.runtime import replay as replay_module
+
+    class CountingLock:
+        entered = 0
+
+        def __enter__(self) -> None:
+            CountingLock.entered += 1
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(replay_module, "CAPTURE_LOCK", CountingLock())
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    x = np.ones((5, 4), np.float32)
+    for _ in range(3):  # fresh, bound, replayed
+        runner.run({"x": x})
+    assert runner._replays is not None and runner._replays.runs == 1
+    assert CountingLock.entered == 1  # a replayed step may be the run in which ORT captures

@@ -38,9 +38,12 @@ predictor's own is not replayed from a graph.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import onnx
+
+from hybridtrt.compiler.filters import SHAPE_SOURCES
 
 __all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_safe",
            "single_graph"]
@@ -64,7 +67,6 @@ _HOST_INPUTS = {
     "ReduceMean": (1,), "ReduceSum": (1,), "Reshape": (1,), "Resize": (1, 2, 3),
     "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,),
 }
-_SHAPE_OPS = frozenset({"Shape", "Size"})  # outputs on the host, whatever the input
 _MAX_CONCAT_INPUTS = 32  # more: ORT stages the input pointers through pinned host memory
 
 
@@ -80,10 +82,10 @@ def graph_safe(model: onnx.ModelProto) -> bool:
         if node.domain not in ("", "ai.onnx") or not _node_safe(node):
             return False
         read = [i for i in node.input if i]
-        if read and all(i in constants for i in read) and node.op_type not in _SHAPE_OPS:
+        if read and all(i in constants for i in read) and node.op_type not in SHAPE_SOURCES:
             constants.update(node.output)  # folded by ORT when the session is made
             continue
-        if node.op_type in _SHAPE_OPS or (
+        if node.op_type in SHAPE_SOURCES or (
                 any(i in host for i in read) and all(i in host or i in constants for i in read)):
             host.update(node.output)  # a node of the shape subgraph (on the CPU)
             continue
@@ -120,11 +122,15 @@ def single_graph(model: onnx.ModelProto) -> bool:
         if node.op_type == "Constant":
             ranks.update((o, len(a.t.dims)) for o in node.output for a in node.attribute
                          if a.name == "value")
-    staged = {"MatMul"} | ({"Concat"} if _concat_staged() else set())
-    return any(n.op_type in staged and (n.op_type == "Concat" or ranks.get(n.input[1], 3) > 2)
-               for n in graph.node)
+    for node in graph.node:
+        if node.op_type == "MatMul" and ranks.get(node.input[1], 3) > 2:
+            return True
+        if node.op_type == "Concat" and _concat_staged():
+            return True
+    return False
 
 
+@functools.cache
 def _concat_staged() -> bool:
     """Whether this onnxruntime's CUDA Concat may stage its arguments in pinned host memory
     (inputs of different sizes). 1.31's passes them by value; earlier ones were not checked."""

@@ -144,8 +144,10 @@ class Predictor:
         self._inputs = [_node_arg(v) for v in graph.input if v.name not in initializers]
         self._outputs = [_node_arg(v) for v in graph.output]
         self._constants = {t.name: t for t in graph.initializer}
-        self._uses = {i.name: sum(i.name in s.inputs for s in self.plan.segments) for i in self._inputs}
-        self._shared_inputs = [name for name, uses in self._uses.items() if uses > 1]
+        # inputs several segments read: staged once per run (``_check_feeds``)
+        self._shared_inputs = [i.name for i in self._inputs
+                               if sum(i.name in s.inputs for s in self.plan.segments) > 1]
+        self._stage = getattr(self.device, "staged", None)
         read_later: set[str] = set()
         self._caller_only: list[frozenset[str]] = []
         for spec in reversed(self.plan.segments):  # outputs no later segment reads
@@ -242,10 +244,9 @@ class Predictor:
                 self._checked.add(signature)
         # Only now, once the inputs passed: host arrays that several segments read go to the
         # device once, into buffers kept per shape (a refused call must not take one).
-        stage = getattr(self.device, "staged", None)
-        if stage is not None:
+        if self._stage is not None:
             for name in self._shared_inputs:
-                accepted[name] = stage(name, accepted[name])
+                accepted[name] = self._stage(name, accepted[name])
         return accepted
 
     def _check_profiles(self, feeds: Mapping[str, Any]) -> None:

@@ -94,7 +94,8 @@ class BoundRuns:
 
     def run(self, session: Any, key: Signature | None, inputs: Mapping[str, Any],
             bind: Callable[[Any, str, Any], None], graph: bool = False,
-            fixed: Callable[[Any], bool] = lambda value: False) -> _Bound | None:
+            fixed: Callable[[Any], bool] = lambda value: False,
+            options: Any = None) -> _Bound | None:
         """The binding of a bound run (its ``outputs`` hold the results), or None when this
         signature is not bound or the run failed (then a fresh run answers; see ``learn``).
 
@@ -103,7 +104,8 @@ class BoundRuns:
         run; ORT values only when they are not the ones bound. ``graph``: the session captures
         CUDA graphs (see ``graphs``); a run replays this signature's graph only when every input
         is ``fixed`` (a buffer that stays where it is) and is the one the graph was captured
-        with; other runs of the session are made without capture.
+        with; other runs of the session are made without capture. ``options``: the run options
+        of a session that captures no graphs.
         """
         bound = self._bound.get((id(session), key)) if key is not None else None
         if bound is None:
@@ -117,7 +119,7 @@ class BoundRuns:
         if graph and id(session) in self._single:
             graphed = self._one_graph(session, bound.graph_id if graphed else None)
         bound.options = (self.graph_options[bound.graph_id + 1 if graphed else 0] if graph
-                         else None)
+                         else options)
         try:
             session.run_with_iobinding(bound.binding, bound.options)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; a fresh run reports it

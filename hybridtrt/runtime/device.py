@@ -49,10 +49,12 @@ class Device(Protocol):
         ...
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), graph: bool = False) -> list[Any]:
+            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True) -> list[Any]:
         """Run a session; ``host_outputs`` are only read by the caller and may land on the host.
 
         ``graph``: the session was created to capture CUDA graphs (``providers(graph=True)``).
+        ``sync=False``: the run may end without waiting for its work (``graphs.unsynced_safe``);
+        a later run on the stream, or reading a value on the host, waits for it.
         """
         ...
 
@@ -81,7 +83,7 @@ class CpuDevice:
         return np.asarray(value)
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), graph: bool = False) -> list[Any]:
+            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True) -> list[Any]:
         return list(session.run(list(outputs), dict(inputs)))
 
     def to_host(self, value: Any) -> Any:
@@ -139,12 +141,17 @@ class CudaDevice:
         self.host_copies = 0  # host<->device copies made here (inputs in, outputs out)
         self.foreign_outputs = 0  # segment outputs ORT left outside this GPU (should stay 0)
         self.bound_runs = 0  # segment runs into buffers bound on an earlier run
+        self.unsynced_runs = 0  # segment runs that skipped ORT's stream sync at their end
         self._trace: list[tuple[Any, Any, Any]] | None = None
         # reused device buffers for host inputs, by (name, shape, type): a few shapes per name
         self._staging: dict[tuple[str, tuple[int, ...], str], Any] = {}
         self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
         self._tensor_names: dict[int, frozenset[str]] = {}  # tensor-typed inputs per session
         self._graph_options = _graph_run_options(BOUND_SIGNATURES) if graphs else []
+        # Runs may skip ORT's stream sync only where one stream orders every segment; with
+        # graphs the stream is non-blocking (host copies on the legacy stream would not wait).
+        self._unsynced = _unsynced_run_options() if share_stream and not graphs else None
+        self.may_skip_sync = self._unsynced is not None
         self._bound = BoundRuns(self.memory, device_id, graph_options=self._graph_options)
 
     def providers(self, graph: bool = False) -> list[Any]:
@@ -194,8 +201,10 @@ class CudaDevice:
         return staged
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), graph: bool = False) -> list[Any]:
-        no_capture = self._graph_options[0] if graph else None
+            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True) -> list[Any]:
+        options = self._graph_options[0] if graph else None  # (graph: no capture)
+        if not sync and not graph and not host_outputs and self._unsynced is not None:
+            options = self._unsynced  # the next segment's kernels queue behind this one's
         if not graph and len(host_outputs) == len(outputs) and all(  # (a subset of outputs)
                 isinstance(v, np.ndarray) for v in inputs.values()):
             # Host in, host out: exactly what a plain ORT run does, with nothing to hand over.
@@ -214,16 +223,18 @@ class CudaDevice:
             with CAPTURE_LOCK:  # ORT captures in CUDA's global mode: one capture at a time
                 bound = self._bound.run(session, key, inputs, self._bind_input, graph, self._fixed)
         else:
-            bound = self._bound.run(session, key, inputs, self._bind_input)
+            bound = self._bound.run(session, key, inputs, self._bind_input, options=options)
         if bound is not None:
             self.bound_runs += 1
+            self.unsynced_runs += options is not None and options is self._unsynced
             if self._trace is not None:
                 self._trace.append((session, bound.binding, bound.options))
             return list(bound.outputs)  # on the device; ``to_host`` counts their copies
         self.end_trace()  # a run with fresh bindings cannot be replayed
         if graph:
             self._bound.no_capture(session)
-        values = self._run_fresh(session, inputs, outputs, host_outputs, tensors, no_capture)
+        values = self._run_fresh(session, inputs, outputs, host_outputs, tensors, options)
+        self.unsynced_runs += options is not None and options is self._unsynced
         self._bound.learn(session, key, outputs, values)
         return values
 
@@ -281,12 +292,9 @@ class CudaDevice:
                 binding.bind_output(name, "cpu")  # ORT copies it back within the run
             else:
                 binding.bind_output(name, self.memory, self.device_id)
-        # No RunOptions (but "no capture" for graph sessions): with any that lacks
-        # "gpu_graph_id", onnxruntime 1.31's wrapper pays a C++ exception, about 40 us per run.
-        # Each run ends with ORT's own stream sync; skipping it
-        # ("disable_synchronize_execution_providers") made ORT free pinned host memory from a
-        # stream callback, where CUDA forbids it (LSTM/RNN sessions aborted at teardown with
-        # cudaFreeHost error 800 on an H100, onnxruntime-gpu 1.31.1).
+        # No RunOptions but "no capture" (graph sessions) and "no sync" (``unsynced_safe``):
+        # with any that lack "gpu_graph_id", onnxruntime 1.31's wrapper pays a C++ exception,
+        # about 40 us per run (80 measured on an H100 for "no sync" alone).
         session.run_with_iobinding(binding, options)
         values = list(binding.get_outputs())
         self.foreign_outputs += sum(1 for n, v in zip(outputs, values)
@@ -488,6 +496,16 @@ def _graph_run_options(graphs: int) -> list[Any]:
         options.add_run_config_entry("gpu_graph_id", str(graph_id))
         found.append(options)
     return found
+
+
+def _unsynced_run_options() -> Any:
+    """RunOptions for a run that skips ORT's stream sync at its end (``graphs.unsynced_safe``)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("gpu_graph_id", "-1")  # (see ``_run_fresh``)
+    options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+    return options
 
 
 def _create_stream(device_id: int, blocking: bool = True) -> int:

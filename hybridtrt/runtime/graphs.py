@@ -1,4 +1,5 @@
-"""Which GPU segments may be captured as CUDA graphs (``Config.enable_cuda_graph``).
+"""Which GPU segments may be captured as CUDA graphs (``Config.enable_cuda_graph``), and which
+may run without ONNX Runtime's stream sync at the end of each run.
 
 ONNX Runtime replays a captured graph with the device addresses it recorded, and the capture
 breaks when a run copies between host and device (a shape input computed on the GPU that a
@@ -23,12 +24,21 @@ classifier heads are captured too. ORT captures
 in CUDA's global mode, so other threads' CUDA work during a capture fails: the device runs
 graph sessions under one lock; other CUDA users in the process are the caller's to keep apart.
 
-A MatMul whose operands broadcast their batch dimensions unevenly stages its pointer arrays
-through pinned host memory, which the session's next run without that graph may overwrite; so
-a segment with a MatMul whose right operand is not a constant of rank 2 or less (a single GEMM)
-may hold one graph only (``single_graph``): once another kind of run comes, its graphs end.
-So does a segment with a Concat under an onnxruntime-gpu older than 1.31, whose Concat of
-inputs of different sizes stages its arguments the same way (1.31's passes them by value).
+A MatMul whose batch dimensions are not known to match (ORT's strided batched GEMM needs
+the right operand of rank 2 or less, or the same batch as the left one) may stage its pointer
+arrays through pinned host memory, which the session's next run without that graph may
+overwrite; so a segment with such a MatMul may hold one graph only (``single_graph``): once
+another kind of run comes, its graphs end. So does a segment with a Concat under an
+onnxruntime-gpu older than 1.31, whose Concat of inputs of different sizes stages its arguments
+the same way (1.31's passes them by value). Ranks and batch dimensions come from the segment's
+value infos, completed by ONNX shape inference.
+
+Every ORT run ends with a sync of its stream. Between segments on one shared stream nothing
+needs it: the next segment's kernels queue behind the last one's. A segment may skip it
+(``unsynced_safe``) when each of its kernels is one of the above (or Gemm) and none stages host
+memory: ORT frees such staging buffers from a stream callback when the sync is skipped, where
+CUDA forbids freeing pinned memory (LSTM sessions aborted at teardown with cudaFreeHost error
+800 on an H100, onnxruntime-gpu 1.31.1).
 
 ORT itself refuses the rest at session creation (a node left on the CPU provider, or a copy
 node between host and device); such a segment then runs without a graph. Bound runs
@@ -46,7 +56,7 @@ import onnx
 from hybridtrt.compiler.filters import SHAPE_SOURCES
 
 __all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_safe",
-           "single_graph"]
+           "single_graph", "unsynced_safe"]
 
 CAPTURE_LOCK = threading.Lock()  # held by graph sessions' runs: ORT captures in global mode
 DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
@@ -116,18 +126,68 @@ def single_graph(model: onnx.ModelProto) -> bool:
 
     Asked of the segment's own model: a Gemm (which ``graph_model`` makes a MatMul) has a 2-D
     right operand, a single GEMM."""
-    graph = model.graph
-    ranks = {t.name: len(t.dims) for t in graph.initializer}
-    for node in graph.node:
+    return _stages_host_memory(model)
+
+
+def unsynced_safe(model: onnx.ModelProto) -> bool:
+    """Whether a segment's runs may skip ORT's stream sync at their end (see the module's notes)."""
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            continue
+        if node.domain not in ("", "ai.onnx") or not (node.op_type == "Gemm" or _node_safe(node)):
+            return False
+    return not _stages_host_memory(model)
+
+
+def _stages_host_memory(model: onnx.ModelProto) -> bool:
+    """Whether a kernel of ``model`` may stage its arguments through pinned host memory."""
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    if any(n.op_type == "Concat" for n in model.graph.node) and _concat_staged():
+        return True
+    if not matmuls:
+        return False
+    dims = _known_dims(model, inferred=False)
+    if any(n.input[0] not in dims or n.input[1] not in dims for n in matmuls):
+        dims = _known_dims(model, inferred=True)
+    return any(_batched_unevenly(dims.get(n.input[0]), dims.get(n.input[1])) for n in matmuls)
+
+
+Dims = list[int | str | None]
+
+
+def _batched_unevenly(left: Dims | None, right: Dims | None) -> bool:
+    """Whether ORT's CUDA MatMul may need pointer arrays (no single or strided batched GEMM)."""
+    if right is None:
+        return True
+    if len(right) <= 2:
+        return False  # the left operand's batch folds into one GEMM, or strides over it
+    if left is None or len(left) != len(right):
+        return True
+    return any(a is None or a != b for a, b in zip(left[:-2], right[:-2]))
+
+
+def _known_dims(model: onnx.ModelProto, inferred: bool) -> dict[str, Dims]:
+    """Each tensor's dims (a size, a symbol, or None) that the model states, or that ONNX shape
+    inference finds when ``inferred``."""
+    source = model
+    if inferred:
+        try:
+            source = onnx.shape_inference.infer_shapes(model)
+        except Exception:  # noqa: BLE001 - onnx raises several kinds; the model's own infos stay
+            source = model
+    graph = source.graph
+    found: dict[str, Dims] = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        tensor = value.type.tensor_type
+        if value.type.HasField("tensor_type") and tensor.HasField("shape"):
+            found[value.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                 for d in tensor.shape.dim]
+    found.update((t.name, list(t.dims)) for t in model.graph.initializer)
+    for node in model.graph.node:
         if node.op_type == "Constant":
-            ranks.update((o, len(a.t.dims)) for o in node.output for a in node.attribute
+            found.update((o, list(a.t.dims)) for o in node.output for a in node.attribute
                          if a.name == "value")
-    for node in graph.node:
-        if node.op_type == "MatMul" and ranks.get(node.input[1], 3) > 2:
-            return True
-        if node.op_type == "Concat" and _concat_staged():
-            return True
-    return False
+    return found
 
 
 @functools.cache

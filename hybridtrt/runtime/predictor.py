@@ -18,7 +18,8 @@ from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputE
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
-from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_model, graph_safe, single_graph
+from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, graph_model, graph_safe, single_graph,
+                                      unsynced_safe)
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
 from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
@@ -60,8 +61,10 @@ class SegmentObserver(Protocol):
 class _Segment:
     """One ORT session over a segment's model, run through the predictor's device."""
 
+    sync = True  # False: its runs may skip ORT's stream sync (set by the predictor)
+
     def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
-        return device.run(self.session, inputs, self.spec.outputs, to_host, self.graph)
+        return device.run(self.session, inputs, self.spec.outputs, to_host, self.graph, self.sync)
 
     def __init__(self, spec: SegmentSpec, device: Device, threads: int,
                  profile_prefix: str | None = None) -> None:
@@ -137,6 +140,12 @@ class Predictor:
                                   self.settings.gpu_memory_mb, self.settings.intra_op_threads,
                                   share, self.settings.cuda_graph)
         self._segments = [self._segment(s) for s in self.plan.segments]
+        if getattr(self.device, "may_skip_sync", False):
+            # Segments followed by others on the stream need not wait for their work; the last
+            # does, so a run ends with its work done (``graphs.unsynced_safe``).
+            for segment in self._segments[:-1]:
+                if isinstance(segment, _Segment) and unsynced_safe(segment.spec.model):
+                    segment.sync = False
         self._replays = (Replays(self.device, len(self._segments))  # type: ignore[arg-type]
                          if hasattr(self.device, "begin_trace") and len(self._segments) > 1 else None)
         graph = self.hybrid.model.graph

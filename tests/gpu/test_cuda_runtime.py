@@ -68,6 +68,8 @@ def test_values_stay_on_the_gpu_between_segments(tmp_path: Path, isolated: bool)
         assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
         np.testing.assert_allclose(y, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-5,
                                    atol=1e-6)
+    # the first segment's runs skipped ORT's stream sync: the next one queues behind them
+    assert runner.device.unsynced_runs == (2 if isolated else 0)  # type: ignore[attr-defined]
     # Device outputs of replayed runs are copies: the next run does not overwrite them.
     xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(2)]
     kept = [runner.run({"x": x}, device_outputs=True)["y"] for x in xs]
@@ -128,6 +130,8 @@ def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: 
             # in millions differed by 1.6e-3 (relative) on an H100
             np.testing.assert_allclose(got, ort_run(original, {"x": x}, CUDA)[0], rtol=3e-3,
                                        atol=1e-4)
+        if isolated:  # segments but the last skipped ORT's stream sync (``unsynced_safe``)
+            assert runner.device.unsynced_runs > 0  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
@@ -167,6 +171,7 @@ def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
             on_host = [[cupy.asnumpy(v) for v in r.values()] for r in runs]
             counts["second runs bound"] += isolated.device.bound_runs > 0  # type: ignore[attr-defined]
             counts["third runs replayed"] += bool(isolated._replays and isolated._replays.runs)
+            counts["with runs unsynced"] += isolated.device.unsynced_runs > 0  # type: ignore[attr-defined]
             del isolated
             if all(outputs_match(o, want, case.rtol, case.atol)
                    for o in [list(got.values()), *on_host]):

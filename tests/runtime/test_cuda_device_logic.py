@@ -8,6 +8,7 @@ stream and its synchronization stubbed, so CI exercises the same code paths as a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import onnx
 import onnx.helper as h
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 import hybridtrt
 from hybridtrt import Input, TensorRTConfig, convert
@@ -67,7 +68,7 @@ def host_backed_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device_module, "_create_stream", lambda device_id, blocking=True: 0)
     monkeypatch.setattr(predictor_module, "open_device",
                         lambda use_gpu, device_id, memory, threads, share, graphs=False:
-                        HostBackedCuda(0, 0, True, graphs))
+                        HostBackedCuda(0, 0, share, graphs))
 
 
 def isolated(model: onnx.ModelProto, config: TensorRTConfig, tmp_path: Path,
@@ -151,6 +152,70 @@ def log_run_options(runner: Predictor) -> list[Any]:
             run(binding, options)
         segment.session.run_with_iobinding = logged
     return used
+
+
+def unsynced(options: Any) -> bool:
+    try:
+        return options.get_run_config_entry("disable_synchronize_execution_providers") == "1"
+    except (AttributeError, RuntimeError):  # no options, or not this entry
+        return False
+
+
+def test_segments_but_the_last_skip_the_stream_sync_where_nothing_stages_host_memory(
+        tmp_path: Path) -> None:
+    """ORT's sync at the end of a run is skipped where the next segment queues behind it on the
+    shared stream: not by the last segment (a run ends with its work done), nor by one with an op
+    not known to stage no host memory (Sin), fresh, bound and replayed alike."""
+    model = models.split_chain()
+    runner = isolated(model, CHAIN, tmp_path)
+    assert [s.sync for s in runner._segments] == [False, True, True]  # type: ignore[attr-defined]
+    used = log_run_options(runner)
+    x = np.random.default_rng(7).standard_normal((5, 4)).astype(np.float32)
+    for _ in range(3):  # fresh, bound, replayed
+        used.clear()
+        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+                                   rtol=1e-6)
+        assert [unsynced(o) for o in used] == [True, False, False]
+    assert runner._replays is not None and runner._replays.runs == 1
+    assert runner.device.unsynced_runs == 2  # type: ignore[attr-defined]  # (replays not counted)
+
+
+def test_a_segment_whose_output_the_caller_reads_keeps_the_sync(tmp_path: Path) -> None:
+    nodes = [h.make_node("Relu", ["x"], ["a"]), h.make_node("Mul", ["a", "a"], ["b"]),
+             h.make_node("Sin", ["b"], ["c"]), h.make_node("Relu", ["c"], ["y"])]
+    model = models.make(nodes, [models.f32("x", ["N", 4])],
+                        [models.f32("y", ["N", 4]), models.f32("a", ["N", 4])])
+    runner = isolated(model, dataclasses.replace(CHAIN, min_subgraph_size=1), tmp_path)
+    assert len(runner._segments) == 3  # type: ignore[attr-defined]
+    used = log_run_options(runner)
+    x = np.random.default_rng(8).standard_normal((5, 4)).astype(np.float32)
+    want = expected(model, {"x": x})
+    got = runner.run({"x": x})  # the first engine's output "a" goes to the host: synced
+    assert [unsynced(o) for o in used] == [False, False, False]
+    np.testing.assert_allclose(got["a"], want[1], rtol=1e-6)
+    used.clear()
+    got = runner.run({"x": x}, ["y"])  # "a" not wanted: nothing to wait for
+    assert [unsynced(o) for o in used] == [True, False, False]
+    np.testing.assert_allclose(got["y"], want[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("setting", ["own streams", "cuda graphs"])
+def test_no_run_skips_the_sync_with_own_streams_or_cuda_graphs(tmp_path: Path,
+                                                                setting: str) -> None:
+    settings = Config(convert(models.split_chain(), CHAIN).save(tmp_path / "m.onnx"))
+    settings.enable_use_gpu()
+    settings.isolate_engines(True)
+    if setting == "own streams":
+        settings.share_cuda_stream(False)  # the next session's stream does not wait for it
+    else:
+        settings.enable_cuda_graph()  # a non-blocking stream, unordered with host copies
+    runner = create_predictor(settings)
+    used = log_run_options(runner)
+    x = np.ones((2, 4), np.float32)
+    for _ in range(3):
+        runner.run({"x": x})
+    assert used and not any(unsynced(o) for o in used)
+    assert all(s.sync for s in runner._segments)  # type: ignore[attr-defined]
 
 
 def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path) -> None:
@@ -263,11 +328,15 @@ def test_a_failed_capture_drops_the_graph_but_keeps_the_bound_buffers(tmp_path: 
 
 
 def test_a_segment_with_a_batched_matmul_holds_one_graph_only(tmp_path: Path) -> None:
-    """A MatMul of two computed operands may stage pointer arrays in pinned host memory, which
-    any other run of its session reuses: once such a run comes, the session's graphs end."""
-    nodes = [h.make_node("Transpose", ["x"], ["t"]), h.make_node("MatMul", ["x", "t"], ["m"]),
+    """A MatMul whose batches differ may stage pointer arrays in pinned host memory, which any
+    other run of its session reuses: once such a run comes, the session's graphs end."""
+    nodes = [h.make_node("Unsqueeze", ["x", "zero"], ["u"]),  # [1, N, 4] @ [2, 4, 3]
+             h.make_node("MatMul", ["u", "w"], ["m"]),
              h.make_node("Sin", ["m"], ["s"]), h.make_node("Relu", ["s"], ["y"])]
-    model = models.make(nodes, [models.f32("x", ["N", 4])], [models.f32("y", ["N", "N"])])
+    weights = [numpy_helper.from_array(np.array([0], np.int64), "zero"),
+               numpy_helper.from_array(np.ones((2, 4, 3), np.float32), "w")]
+    model = models.make(nodes, [models.f32("x", ["N", 4])], [models.f32("y", [2, "N", 3])],
+                        weights)
     config = TensorRTConfig(inputs=[Input("x", [1, 4], [4, 4], [8, 4])], disable_ops=["Sin"],
                             min_subgraph_size=1)
     runner = isolated(model, config, tmp_path, graphs=True)

@@ -9,7 +9,7 @@ import pytest
 import onnx.helper as h
 from onnx import TensorProto, numpy_helper
 
-from hybridtrt.runtime.graphs import graph_model, graph_safe, single_graph
+from hybridtrt.runtime.graphs import graph_model, graph_safe, single_graph, unsynced_safe
 from tests import models
 
 
@@ -98,15 +98,53 @@ def test_concat_of_up_to_32_inputs_and_resize_without_antialias() -> None:
     assert not resize(1)
 
 
-def test_a_matmul_of_computed_operands_allows_one_graph_only() -> None:
+def matmul(left: list, right: list | None, via_transpose: bool = False) -> onnx.ModelProto:
+    """y = a @ b. ``via_transpose``: b is computed (Transpose of c), its dims not stated; a
+    ``right`` of None: b is a Reshape to a shape given at run time, its rank unknown."""
+    nodes = [h.make_node("MatMul", ["a", "b"], ["y"])]
+    inputs = [models.f32("a", left)]
+    if right is None:
+        nodes.insert(0, h.make_node("Reshape", ["c", "s"], ["b"]))
+        inputs += [models.f32("c", [4, 3]), h.make_tensor_value_info("s", TensorProto.INT64, ["k"])]
+    elif via_transpose:
+        nodes.insert(0, h.make_node("Transpose", ["c"], ["b"]))
+        inputs.append(models.f32("c", right[::-1]))
+    else:
+        inputs.append(models.f32("b", right))
+    rank = max(len(left), len(right or []))
+    return models.make(nodes, inputs, [models.f32("y", [f"y{i}" for i in range(rank)])])
+
+
+def test_a_matmul_whose_batches_may_differ_allows_one_graph_only() -> None:
     x = models.f32("x", [2, 4])
     by_weights = models.make([h.make_node("MatMul", ["x", "w"], ["y"])], [x],
                              [models.f32("y", [2, 3])],
                              [numpy_helper.from_array(np.ones((4, 3), np.float32), "w")])
     assert graph_safe(by_weights) and not single_graph(by_weights)  # one GEMM, nothing staged
-    nodes = [h.make_node("Transpose", ["x"], ["t"]), h.make_node("MatMul", ["x", "t"], ["y"])]
-    computed = models.make(nodes, [x], [models.f32("y", [2, 2])])
-    assert graph_safe(computed) and single_graph(computed)
+    # ORT's strided batched GEMM: the right operand 2-D, or both of one batch
+    assert not single_graph(matmul(["N", 8, 4], [4, 3]))
+    assert not single_graph(matmul(["N", 8, 4], [4, 3], via_transpose=True))  # inferred 2-D
+    assert not single_graph(matmul(["B", 2, "T", 4], ["B", 2, 4, "T"]))
+    # otherwise ORT stages per-batch pointer arrays in pinned host memory
+    assert single_graph(matmul([1, 8, 4], [2, 4, 3]))
+    assert single_graph(matmul(["B", 8, 4], ["C", 4, 3]))  # not known to match
+    assert single_graph(matmul([2, 8, 4], [2, 2, 4, 3]))  # broadcast over a new axis
+    assert single_graph(matmul([8, 4], [2, 4, 3]))
+    assert single_graph(matmul(["N", 8, 4], None))  # rank unknown
+
+
+def test_runs_skip_the_stream_sync_only_when_no_kernel_stages_host_memory() -> None:
+    assert unsynced_safe(matmul(["B", 2, "T", 4], ["B", 2, 4, "T"]))
+    assert not unsynced_safe(matmul([1, 8, 4], [2, 4, 3]))  # pinned pointer arrays
+    assert unsynced_safe(gemm(transB=1))  # Gemm's buffer of ones lives on the device
+    x = models.f32("x", [1, 2, 4])
+    lstm = models.make([h.make_node("LSTM", ["x", "w", "r"], ["", "y"], hidden_size=3)], [x],
+                       [models.f32("y", [1, 1, 3])],
+                       [numpy_helper.from_array(np.ones((1, 12, 4), np.float32), "w"),
+                        numpy_helper.from_array(np.ones((1, 12, 3), np.float32), "r")])
+    assert not unsynced_safe(lstm)  # not a listed op (ORT's RNN kernels stage host memory)
+    concat = h.make_node("Concat", ["x"] * 33, ["y"], axis=1)
+    assert not unsynced_safe(models.make([concat], [x], [models.f32("y", [1, 66, 4])]))
 
 
 def gemm(**attributes: float) -> onnx.ModelProto:

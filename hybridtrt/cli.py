@@ -132,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, help="write each output as NAME.npy here")
     run.add_argument("--isolate-engines", action="store_true",
                      help="run fallback engines as their own segments")
+    run.add_argument("--cuda-graph", action="store_true",
+                     help="capture CUDA graphs where segments allow (needs --gpu)")
     run.add_argument("--allow-rebuild", action="store_true",
                      help="rebuild an engine wider for shapes outside its profiles")
     run.add_argument("--cache-dir", type=Path, help="engine cache (default ~/.cache/hybridtrt)")
@@ -174,6 +176,8 @@ def _add_tool_commands(commands: Any) -> None:
                        "(default: the converted file beside the hybrid, else the hybrid inlined)")
     bench.add_argument("--isolate-engines", action="store_true",
                        help="run fallback engines as their own segments, where TensorRT would")
+    bench.add_argument("--cuda-graph", action="store_true",
+                       help="capture CUDA graphs where segments allow (needs --gpu)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write everything as JSON")
     prof = commands.add_parser("profile", help="per-node and per-layer times as a Chrome trace "
                                "and a top-N table")
@@ -271,9 +275,13 @@ def _read_inputs(items: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.cuda_graph and args.gpu is None:
+        raise ConfigError("--cuda-graph needs the GPU: add --gpu N")
     config = Config(args.model)
     if args.gpu is not None:
         config.enable_use_gpu(0, args.gpu)
+    if args.cuda_graph:
+        config.enable_cuda_graph()
     config.isolate_engines(args.isolate_engines)
     config.require_tensorrt(args.require_tensorrt)
     config.allow_rebuild(args.allow_rebuild)
@@ -323,11 +331,14 @@ def _tool_inputs(args: argparse.Namespace) -> tuple[dict[str, tuple[int, ...]], 
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.cuda_graph and args.gpu is None:
+        raise ConfigError("--cuda-graph needs the GPU: add --gpu N")
     shapes, given = _tool_inputs(args)
     settings = BenchSettings(warmup=args.warmup, iterations=args.iterations,
                              duration=args.duration, use_gpu=args.gpu is not None,
                              device_id=args.gpu or 0, isolate_engines=args.isolate_engines,
-                             compare_ort=args.compare == "ort", segment_runs=args.segment_runs)
+                             compare_ort=args.compare == "ort", segment_runs=args.segment_runs,
+                             cuda_graph=args.cuda_graph)
     _writable(args.json, "--json")
     result = benchmark(load_target(args.model, shapes, args.original), settings, shapes, given)
     print(result.render())

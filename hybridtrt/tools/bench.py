@@ -42,6 +42,8 @@ class BenchSettings:
             run by run).
         segment_runs: Runs of the per-segment pass (synchronized after every segment).
         min_runs: The fewest timed runs with ``duration``.
+        cuda_graph: Capture CUDA graphs where segments allow (``Config.enable_cuda_graph``;
+            needs ``use_gpu``). Plain ONNX Runtime, when compared, runs without.
     """
 
     warmup: int = 10
@@ -53,6 +55,7 @@ class BenchSettings:
     compare_ort: bool = False
     segment_runs: int = 20
     min_runs: int = 10
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
@@ -63,6 +66,8 @@ class BenchSettings:
             raise ConfigError(f"duration must be > 0 seconds, got {self.duration}")
         if self.segment_runs < 0:
             raise ConfigError(f"segment_runs must be >= 0, got {self.segment_runs}")
+        if self.cuda_graph and not self.use_gpu:
+            raise ConfigError("CUDA graphs need the GPU: set use_gpu (--gpu N) too")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +185,8 @@ def benchmark(target: Target, settings: BenchSettings = BenchSettings(),
         inputs: Given input arrays (take precedence over ``shapes``).
     """
     memory = _memory_probe(settings)
-    predictor = target.predictor(settings.use_gpu, settings.device_id, settings.isolate_engines)
+    predictor = target.predictor(settings.use_gpu, settings.device_id, settings.isolate_engines,
+                                 cuda_graph=settings.cuda_graph)
     feeds = make_feeds(target, predictor, shapes, inputs)
     sync = getattr(predictor.device, "synchronize", lambda: None)
     calls: dict[str, Callable[[], object]] = {"hybridtrt": lambda: predictor.run(feeds)}
@@ -191,6 +197,8 @@ def benchmark(target: Target, settings: BenchSettings = BenchSettings(),
     segments, boundary = _segment_pass(predictor, feeds, sync, settings.segment_runs, memory)
     hybrid, ort = timed["hybridtrt"], timed.get("onnxruntime")
     device = f"cuda:{settings.device_id}" if settings.use_gpu else "cpu"
+    if settings.cuda_graph:
+        device += ", CUDA graphs"
     return BenchResult(str(target.path), device,
                        {k: [int(d) for d in np.shape(v)] for k, v in feeds.items()},
                        settings, hybrid, segments, boundary, max(len(segments) - 1, 0),

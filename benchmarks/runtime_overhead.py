@@ -6,7 +6,8 @@ TensorRT) and isolated (each engine its own segment, as TensorRT would run it), 
 the isolated overhead per segment boundary. Targets (GPU, batch 1): inlined ratio <= 1.03,
 isolated overhead <= 30 microseconds per boundary. On CUDA it also times the floor of the
 isolated run (the same ORT sessions run back to back on bindings made once) and from it the
-Predictor's own cost per boundary.
+Predictor's own cost per boundary, and the isolated run with every segment waiting for its work
+at the end of its run (``synced_us_per_boundary``: what skipping ORT's sync saves).
 
     python benchmarks/runtime_overhead.py [--device cpu|cuda] [--runs 50] [--json FILE]
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import statistics
 import sys
 import tempfile
@@ -102,14 +104,16 @@ def bare_loop(predictor: object, feed: dict[str, np.ndarray]) -> Callable[[], ob
             binding.bind_ortvalue_input(name, buffers[name])
         for name in segment.spec.outputs:
             binding.bind_ortvalue_output(name, buffers[name])
-        steps.append((segment.session, binding))
+        # the run options the predictor gives it (a segment before the last may skip ORT's sync)
+        options = None if segment.sync else predictor.device._unsynced  # type: ignore[attr-defined]
+        steps.append((segment.session, binding, options))
     outputs = [o.name for o in predictor.get_outputs()]  # type: ignore[attr-defined]
 
     def run() -> object:
         for name, array in feed.items():
             buffers[name].update_inplace(array)
-        for session, binding in steps:
-            session.run_with_iobinding(binding)
+        for session, binding, options in steps:
+            session.run_with_iobinding(binding, options)
         return [buffers[name].numpy() for name in outputs]
 
     return run
@@ -125,7 +129,8 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     predictors = {}
     variants = [("inlined", False, True, False), ("isolated", True, True, False)]
     if device == "cuda":
-        variants += [("inlined_own_streams", False, False, False), ("inlined_graphs", False, True, True),
+        variants += [("isolated_synced", True, True, False),
+                     ("inlined_own_streams", False, False, False), ("inlined_graphs", False, True, True),
                      ("isolated_graphs", True, True, True)]
     for label, isolated, shared, graphs in variants:
         settings = Config(saved)
@@ -138,6 +143,11 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         predictors[label] = predictor = create_predictor(settings)
         if label in ("inlined", "isolated"):
             row[f"{label}_segments"] = len(predictor.plan.segments)
+        if label == "isolated" and device == "cuda":  # segments that skip ORT's stream sync
+            row["unsynced_segments"] = sum(not getattr(s, "sync", True) for s in predictor._segments)  # type: ignore[attr-defined]
+        if label == "isolated_synced":  # every segment waits for its work, as before
+            for segment in predictor._segments:  # type: ignore[attr-defined]
+                segment.sync = True
         calls[label] = (lambda p: lambda: p.run(feed))(predictor)
     if device == "cuda":
         floor_source = Config(saved)
@@ -147,9 +157,12 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         if floor is not None:
             calls["isolated_floor"] = floor
     times: dict[str, list[float]] = {label: [] for label in calls}
-    # On the GPU the variants alternate run by run (drift hits all alike); on the CPU each runs
-    # in its own block, since ORT's spinning worker threads would steal the next one's cores.
-    order = [list(calls)] * (runs + 10) if device == "cuda" else [[label] * (runs + 10) for label in calls]
+    # On the GPU the variants alternate run by run, in a new order each round (drift, and
+    # whatever one run leaves in the GPU's caches for the next, hit all alike); on the CPU each
+    # runs in its own block, since ORT's spinning worker threads would steal the next one's cores.
+    shuffle = random.Random(0).sample
+    order = ([shuffle(list(calls), len(calls)) for _ in range(runs + 10)] if device == "cuda"
+             else [[label] * (runs + 10) for label in calls])
     seen: dict[str, int] = {label: 0 for label in calls}
     for labels in order:
         for label in labels:
@@ -173,6 +186,8 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         row["own_streams_ratio"] = float(row["inlined_own_streams_ms"]) / plain  # type: ignore[arg-type]
     boundaries = max(int(row["isolated_segments"]) - 1, 1)  # type: ignore[call-overload]
     row["isolated_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
+    if "isolated_synced_ms" in row:
+        row["synced_us_per_boundary"] = 1e3 * (float(row["isolated_synced_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
     if "isolated_graphs_ms" in row:
         row["graphs_ratio"] = float(row["isolated_graphs_ms"]) / plain  # type: ignore[arg-type]
         row["graphs_us_per_boundary"] = 1e3 * (float(row["isolated_graphs_ms"]) - float(row["inlined_graphs_ms"])) / boundaries  # type: ignore[arg-type]
@@ -184,7 +199,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
 def table(rows: Sequence[dict[str, object]]) -> str:
     columns = ["model", "isolated_segments", "plain_ort_ms", "inlined_ms", "isolated_ms",
                "inlined_ratio", "isolated_ratio", "isolated_us_per_boundary"]
-    extra = [c for c in rows[0] if c in ("isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
+    extra = [c for c in rows[0] if c in ("unsynced_segments", "synced_us_per_boundary", "isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
                                          "inlined_graphs_ms", "isolated_graphs_ms", "graphs_ratio",
                                          "graphs_us_per_boundary")
              or c.endswith("host_copies_per_run")] if rows else []

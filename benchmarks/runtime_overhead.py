@@ -6,10 +6,8 @@ TensorRT) and isolated (each engine its own segment, as TensorRT would run it), 
 the isolated overhead per segment boundary. Targets (GPU, batch 1): inlined ratio <= 1.03,
 isolated overhead <= 30 microseconds per boundary. On CUDA it also times the floor of the
 isolated run (the same ORT sessions run back to back on bindings made once) and from it the
-Predictor's own cost per boundary, the isolated run with every segment waiting for its work
-at the end of its run (``synced_us_per_boundary``: what skipping ORT's sync saves), and with
-shape values handed between segments on the device (``shapes_on_gpu_us_per_boundary``: what
-keeping them on the host saves).
+Predictor's own cost per boundary, and the isolated run with every segment waiting for its work
+at the end of its run (``synced_us_per_boundary``: what skipping ORT's sync saves).
 
     python benchmarks/runtime_overhead.py [--device cpu|cuda] [--runs 50] [--json FILE]
 """
@@ -131,7 +129,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     predictors = {}
     variants = [("inlined", False, True, False), ("isolated", True, True, False)]
     if device == "cuda":
-        variants += [("isolated_synced", True, True, False), ("isolated_shapes_on_gpu", True, True, False),
+        variants += [("isolated_synced", True, True, False),
                      ("inlined_own_streams", False, False, False), ("inlined_graphs", False, True, True),
                      ("isolated_graphs", True, True, True)]
     for label, isolated, shared, graphs in variants:
@@ -150,9 +148,6 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         if label == "isolated_synced":  # every segment waits for its work, as before
             for segment in predictor._segments:  # type: ignore[attr-defined]
                 segment.sync = True
-        if label == "isolated_shapes_on_gpu":  # shape values handed over on the device, as before
-            for segment in predictor._segments:  # type: ignore[attr-defined]
-                segment.host_values = frozenset()
         calls[label] = (lambda p: lambda: p.run(feed))(predictor)
     if device == "cuda":
         floor_source = Config(saved)
@@ -193,7 +188,6 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     row["isolated_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
     if "isolated_synced_ms" in row:
         row["synced_us_per_boundary"] = 1e3 * (float(row["isolated_synced_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
-        row["shapes_on_gpu_us_per_boundary"] = 1e3 * (float(row["isolated_shapes_on_gpu_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
     if "isolated_graphs_ms" in row:
         row["graphs_ratio"] = float(row["isolated_graphs_ms"]) / plain  # type: ignore[arg-type]
         row["graphs_us_per_boundary"] = 1e3 * (float(row["isolated_graphs_ms"]) - float(row["inlined_graphs_ms"])) / boundaries  # type: ignore[arg-type]
@@ -205,8 +199,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
 def table(rows: Sequence[dict[str, object]]) -> str:
     columns = ["model", "isolated_segments", "plain_ort_ms", "inlined_ms", "isolated_ms",
                "inlined_ratio", "isolated_ratio", "isolated_us_per_boundary"]
-    extra = [c for c in rows[0] if c in ("unsynced_segments", "synced_us_per_boundary",
-                                         "shapes_on_gpu_us_per_boundary", "isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
+    extra = [c for c in rows[0] if c in ("unsynced_segments", "synced_us_per_boundary", "isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
                                          "inlined_graphs_ms", "isolated_graphs_ms", "graphs_ratio",
                                          "graphs_us_per_boundary")
              or c.endswith("host_copies_per_run")] if rows else []

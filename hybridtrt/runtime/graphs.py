@@ -56,7 +56,7 @@ import onnx
 from hybridtrt.compiler.filters import SHAPE_SOURCES
 
 __all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_safe",
-           "host_outputs", "read_on_host", "single_graph", "unsynced_safe"]
+           "single_graph", "unsynced_safe"]
 
 CAPTURE_LOCK = threading.Lock()  # held by graph sessions' runs: ORT captures in global mode
 DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
@@ -83,12 +83,21 @@ _MAX_CONCAT_INPUTS = 32  # more: ORT stages the input pointers through pinned ho
 def graph_safe(model: onnx.ModelProto) -> bool:
     """Whether a segment's model may be captured as a CUDA graph (see the module's notes)."""
     graph = model.graph
-    if not all(n.domain in ("", "ai.onnx") and (n.op_type == "Constant" or _node_safe(n))
-               for n in graph.node):
-        return False
-    constants, host, shape_nodes = _shape_values(graph)
-    for position, node in enumerate(graph.node):
-        if position in shape_nodes:
+    constants = {t.name for t in graph.initializer}
+    constants.update(o for n in graph.node if n.op_type == "Constant" for o in n.output)
+    host: set[str] = set()  # shape values, computed on the host
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            continue
+        if node.domain not in ("", "ai.onnx") or not _node_safe(node):
+            return False
+        read = [i for i in node.input if i]
+        if read and all(i in constants for i in read) and node.op_type not in SHAPE_SOURCES:
+            constants.update(node.output)  # folded by ORT when the session is made
+            continue
+        if node.op_type in SHAPE_SOURCES or (
+                any(i in host for i in read) and all(i in host or i in constants for i in read)):
+            host.update(node.output)  # a node of the shape subgraph (on the CPU)
             continue
         allowed = _HOST_INPUTS.get(node.op_type, ())
         for index, name in enumerate(node.input):
@@ -98,54 +107,6 @@ def graph_safe(model: onnx.ModelProto) -> bool:
                 return False  # a device value read on the host
     passthrough = constants | host | {i.name for i in graph.input}
     return not any(o.name in passthrough for o in graph.output)
-
-
-def host_outputs(model: onnx.ModelProto, seeds: frozenset[str] = frozenset()) -> frozenset[str]:
-    """The outputs of a segment that are shape values: computed from ``Shape`` (or ``Size``),
-    constants and the inputs ``seeds`` (shape values themselves) only, which ORT computes on
-    the host."""
-    _, host, _ = _shape_values(model.graph, seeds)
-    return frozenset(o.name for o in model.graph.output if o.name in host and o.name not in seeds)
-
-
-def read_on_host(model: onnx.ModelProto, name: str, seeds: frozenset[str] = frozenset()) -> bool:
-    """Whether a segment reads its input ``name`` (a shape value, like the inputs ``seeds``) on
-    the host only: in nodes of its shape subgraph, or as an input that ORT's CUDA kernels read
-    on the host, and not as an output passed through."""
-    graph = model.graph
-    if any(o.name == name for o in graph.output):
-        return False
-    _, host, shape_nodes = _shape_values(graph, seeds | {name})
-    for position, node in enumerate(graph.node):
-        if position in shape_nodes:
-            continue
-        allowed = _HOST_INPUTS.get(node.op_type, ())
-        if any(i in host and index not in allowed for index, i in enumerate(node.input)):
-            return False
-    return True
-
-
-def _shape_values(graph: onnx.GraphProto,
-                  seeds: frozenset[str] = frozenset()) -> tuple[set[str], set[str], set[int]]:
-    """(constants and values computed from them only, shape values, positions of the nodes that
-    compute either): ORT folds the first when it makes the session and computes the second on
-    the host. ``seeds``: inputs to count as shape values."""
-    constants = {t.name for t in graph.initializer}
-    constants.update(o for n in graph.node if n.op_type == "Constant" for o in n.output)
-    host: set[str] = set(seeds)
-    nodes: set[int] = set()
-    for position, node in enumerate(graph.node):
-        read = [i for i in node.input if i]
-        if node.op_type == "Constant" or (
-                read and all(i in constants for i in read) and node.op_type not in SHAPE_SOURCES):
-            constants.update(node.output)
-        elif node.op_type in SHAPE_SOURCES or (
-                any(i in host for i in read) and all(i in host or i in constants for i in read)):
-            host.update(node.output)  # a node of the shape subgraph (on the CPU)
-        else:
-            continue
-        nodes.add(position)
-    return constants, host, nodes
 
 
 def _node_safe(node: onnx.NodeProto) -> bool:

@@ -18,8 +18,8 @@ from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputE
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
-from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, graph_model, graph_safe, host_outputs,
-                                      read_on_host, single_graph, unsynced_safe)
+from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, graph_model, graph_safe, single_graph,
+                                      unsynced_safe)
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
 from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
@@ -62,11 +62,9 @@ class _Segment:
     """One ORT session over a segment's model, run through the predictor's device."""
 
     sync = True  # False: its runs may skip ORT's stream sync (set by the predictor)
-    host_values: frozenset[str] = frozenset()  # outputs kept on the host (set by the predictor)
 
     def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
-        return device.run(self.session, inputs, self.spec.outputs, to_host, self.graph, self.sync,
-                          self.host_values)
+        return device.run(self.session, inputs, self.spec.outputs, to_host, self.graph, self.sync)
 
     def __init__(self, spec: SegmentSpec, device: Device, threads: int,
                  profile_prefix: str | None = None) -> None:
@@ -148,7 +146,6 @@ class Predictor:
             for segment in self._segments[:-1]:
                 if isinstance(segment, _Segment) and unsynced_safe(segment.spec.model):
                     segment.sync = False
-            self._keep_shape_values_on_host()
         self._replays = (Replays(self.device, len(self._segments))  # type: ignore[arg-type]
                          if hasattr(self.device, "begin_trace") and len(self._segments) > 1 else None)
         graph = self.hybrid.model.graph
@@ -175,27 +172,6 @@ class Predictor:
         self._input_names = [i.name for i in self._inputs]
         if hybrid is None:
             self._announce()
-
-    def _keep_shape_values_on_host(self) -> None:
-        """Shape values that segments hand to segments which read them on the host only stay
-        there (``graphs.host_outputs``): ORT computes them on the host, and a reader of one on
-        the device would copy it back, waiting for all the work queued before."""
-        specs = self.plan.segments
-        known: set[str] = set()  # shape values, so far
-        for segment in self._segments:
-            if isinstance(segment, _Segment):
-                known |= host_outputs(segment.spec.model, frozenset(known & set(segment.spec.inputs)))
-        for position, segment in enumerate(self._segments):
-            if not isinstance(segment, _Segment):
-                continue
-            kept = []
-            for name in sorted(known & set(segment.spec.outputs)):
-                readers = [(j, s) for j, s in enumerate(self._segments) if name in specs[j].inputs]
-                if readers and all(isinstance(s, _Segment) and read_on_host(
-                        specs[j].model, name, frozenset(known & set(specs[j].inputs)))
-                        for j, s in readers):
-                    kept.append(name)
-            segment.host_values = frozenset(kept)
 
     def _segment(self, spec: SegmentSpec) -> _Segment | _EngineStep:
         loaded = self.plan.engines.get(spec.name) if spec.kind == "engine" else None

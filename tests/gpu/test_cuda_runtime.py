@@ -132,18 +132,6 @@ def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: 
                                        atol=1e-4)
         if isolated:  # segments but the last skipped ORT's stream sync (``unsynced_safe``)
             assert runner.device.unsynced_runs > 0  # type: ignore[attr-defined]
-            assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
-            # rec's engines hand shape values to ORT segments that read them on the host: their
-            # bound buffers are host memory (no copy to the device and back)
-            kept = {n for s in runner._segments for n in getattr(s, "host_values", ())}  # type: ignore[attr-defined]
-            assert bool(kept) == (kind == "rec")
-            bound = runner.device._bound._bound  # type: ignore[attr-defined]
-            places = {name: value.device_name().lower()
-                      for segment in runner._segments if getattr(segment, "host_values", ())  # type: ignore[attr-defined]
-                      for key, buffers in bound.items() if key[0] == id(segment.session)
-                      for name, value in zip(segment.spec.outputs, buffers.outputs)
-                      if name in segment.host_values}
-            assert set(places) == kept and set(places.values()) <= {"cpu"}
 
 
 @pytest.mark.slow

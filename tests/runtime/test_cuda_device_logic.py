@@ -199,45 +199,6 @@ def test_a_segment_whose_output_the_caller_reads_keeps_the_sync(tmp_path: Path) 
     np.testing.assert_allclose(got["y"], want[0], rtol=1e-6)
 
 
-def shape_handover(read_on_device: bool = False) -> onnx.ModelProto:
-    """An engine computes t = [N, -1] from Shape and reads it; the ORT segment after it reads
-    t too: as Reshape's shape (on the host), or also in an Add on the device."""
-    nodes = [h.make_node("Relu", ["x"], ["a"]), h.make_node("Shape", ["a"], ["s"]),
-             h.make_node("Slice", ["s", "zero", "one"], ["n"]),
-             h.make_node("Concat", ["n", "minus_one"], ["t"], axis=0),
-             h.make_node("Reshape", ["a", "t"], ["r"]), h.make_node("Mul", ["r", "r"], ["m"]),
-             h.make_node("Sin", ["m"], ["q"]), h.make_node("Reshape", ["q", "t"], ["y"])]
-    outputs = [models.f32("y", ["N", 6])]
-    if read_on_device:
-        nodes += [h.make_node("Cast", ["t"], ["tf"], to=TensorProto.FLOAT),
-                  h.make_node("ReduceSum", ["tf"], ["ts"], keepdims=0),
-                  h.make_node("Add", ["q", "ts"], ["z"])]  # (kept in ORT)
-        outputs.append(models.f32("z", ["N", 6]))
-    constants = [numpy_helper.from_array(np.array(v, np.int64), n)
-                 for n, v in (("zero", [0]), ("one", [1]), ("minus_one", [-1]))]
-    return models.make(nodes, [models.f32("x", ["N", 2, 3])], outputs, constants)
-
-
-@pytest.mark.parametrize("read_on_device", [False, True])
-def test_shape_values_handed_between_segments_stay_on_the_host(tmp_path: Path,
-                                                               read_on_device: bool) -> None:
-    """A shape value ORT computes on the host, which the next segment reads on the host too,
-    is bound there: no copy to the device and back, which would wait for all queued work."""
-    model = shape_handover(read_on_device)
-    config = TensorRTConfig(inputs=[Input("x", [1, 2, 3], [2, 2, 3], [4, 2, 3])],
-                            disable_ops=["Sin", "Add"], min_subgraph_size=1)
-    runner = isolated(model, config, tmp_path)
-    segments = runner._segments  # type: ignore[attr-defined]
-    assert [s.spec.outputs for s in segments][0] == ("t", "m")
-    assert segments[0].host_values == (frozenset() if read_on_device else {"t"})
-    for rows in (2, 2, 2, 3):  # fresh, bound, replayed; a new shape
-        x = np.random.default_rng(rows).standard_normal((rows, 2, 3)).astype(np.float32)
-        got = runner.run({"x": x})
-        for name, want in zip(got, expected(model, {"x": x})):
-            np.testing.assert_allclose(got[name], want, rtol=1e-6)
-    assert runner._replays is not None and runner._replays.runs == 1
-
-
 @pytest.mark.parametrize("setting", ["own streams", "cuda graphs"])
 def test_no_run_skips_the_sync_with_own_streams_or_cuda_graphs(tmp_path: Path,
                                                                 setting: str) -> None:

@@ -9,8 +9,7 @@ import pytest
 import onnx.helper as h
 from onnx import TensorProto, numpy_helper
 
-from hybridtrt.runtime.graphs import (graph_model, graph_safe, host_outputs, read_on_host,
-                                      single_graph, unsynced_safe)
+from hybridtrt.runtime.graphs import graph_model, graph_safe, single_graph, unsynced_safe
 from tests import models
 
 
@@ -192,35 +191,3 @@ def test_a_concat_allows_one_graph_only_before_onnxruntime_1_31(
     assert graph_safe(model) and single_graph(model)
     monkeypatch.setattr(graphs, "_concat_staged", lambda: False)
     assert not single_graph(model)
-
-
-def test_shape_values_a_segment_computes_and_reads_on_the_host() -> None:
-    # x -> Shape -> Slice -> Concat(-1) = target: a shape value, computed on the host
-    producer = models.make(
-        [h.make_node("Shape", ["x"], ["s"]), h.make_node("Slice", ["s", "zero", "one"], ["n"]),
-         h.make_node("Concat", ["n", "minus_one"], ["target"], axis=0),
-         h.make_node("Relu", ["x"], ["y"])],
-        [models.f32("x", [2, 3, 4])],
-        [models.f32("y", [2, 3, 4]), h.make_tensor_value_info("target", TensorProto.INT64, [2])],
-        [i64("zero", [0]), i64("one", [1]), i64("minus_one", [-1])])
-    assert host_outputs(producer) == {"target"}  # (y is computed on the device)
-    target = h.make_tensor_value_info("target", TensorProto.INT64, [2])
-    twice = [h.make_node("Mul", ["target", "two"], ["t2"])]  # shape math: still on the host
-    reshape = models.make(twice + [h.make_node("Reshape", ["x", "t2"], ["y"])],
-                          [models.f32("x", [2, 3, 4]), target], [models.f32("y", [2, 12])],
-                          [i64("two", [1, 1])])
-    assert read_on_host(reshape, "target")
-    assert host_outputs(reshape, frozenset({"target"})) == frozenset()
-    on_device = models.make(
-        [h.make_node("Cast", ["target"], ["f"], to=TensorProto.FLOAT),
-         h.make_node("ReduceSum", ["f"], ["sum"], keepdims=0),
-         h.make_node("Mul", ["x", "sum"], ["y"])],  # a shape value read by a kernel on the GPU
-        [models.f32("x", [2, 3, 4]), target], [models.f32("y", [2, 3, 4])])
-    assert not read_on_host(on_device, "target")
-    passed_on = models.make([h.make_node("Mul", ["target", "two"], ["t2"])], [target],
-                            [h.make_tensor_value_info("t2", TensorProto.INT64, [2])],
-                            [i64("two", [1, 1])])
-    assert read_on_host(passed_on, "target")  # t2 is a shape value too, for the next reader
-    assert host_outputs(passed_on, frozenset({"target"})) == {"t2"}
-    echoed = models.make([], [target], [target])
-    assert not read_on_host(echoed, "target")  # an output passed through

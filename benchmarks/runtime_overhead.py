@@ -70,8 +70,9 @@ def plain_session(path: Path, device: str) -> object:
 
 
 def bare_loop(predictor: object, feed: dict[str, np.ndarray]) -> Callable[[], object] | None:
-    """The floor of an isolated run: the predictor's own sessions run back to back on bindings
-    made once (every tensor in a fixed CUDA buffer), with no Python between them but the loop.
+    """The floor of an isolated run: the predictor's own sessions (the same objects) run back
+    to back on bindings made once (every tensor in a fixed CUDA buffer), with no Python between
+    them but the loop.
 
     The isolated predictor minus this is the Predictor's own cost; this minus the inlined run is
     what ONNX Runtime itself charges for running the model as several sessions.
@@ -149,11 +150,8 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
             for segment in predictor._segments:  # type: ignore[attr-defined]
                 segment.sync = True
         calls[label] = (lambda p: lambda: p.run(feed))(predictor)
-    if device == "cuda":
-        floor_source = Config(saved)
-        floor_source.enable_use_gpu()
-        floor_source.isolate_engines(True)
-        floor = bare_loop(create_predictor(floor_source), feed)
+    if device == "cuda":  # the isolated predictor's own sessions, bound once
+        floor = bare_loop(predictors["isolated"], feed)
         if floor is not None:
             calls["isolated_floor"] = floor
     times: dict[str, list[float]] = {label: [] for label in calls}

@@ -24,8 +24,9 @@ classifier heads are captured too. ORT captures
 in CUDA's global mode, so other threads' CUDA work during a capture fails: the device runs
 graph sessions under one lock; other CUDA users in the process are the caller's to keep apart.
 
-A MatMul whose batch dimensions are not known to match (ORT's strided batched GEMM needs
-the right operand of rank 2 or less, or the same batch as the left one) may stage its pointer
+A MatMul whose batch dimensions are not known to match (ORT's single or strided batched GEMM
+needs a right operand of rank 2, or of the left one's rank and batch; a 1-D right operand
+takes a GEMM only against a 1-D left one) may stage its pointer
 arrays through pinned host memory, which the session's next run without that graph may
 overwrite; so a segment with such a MatMul may hold one graph only (``single_graph``): once
 another kind of run comes, its graphs end. So does a segment with a Concat under an
@@ -78,6 +79,8 @@ _HOST_INPUTS = {
     "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,),
 }
 _MAX_CONCAT_INPUTS = 32  # more: ORT stages the input pointers through pinned host memory
+
+_Dims = list[int | str | None]  # a tensor's dims: sizes, symbols, or None where unknown
 
 
 def graph_safe(model: onnx.ModelProto) -> bool:
@@ -152,31 +155,37 @@ def _stages_host_memory(model: onnx.ModelProto) -> bool:
     return any(_batched_unevenly(dims.get(n.input[0]), dims.get(n.input[1])) for n in matmuls)
 
 
-Dims = list[int | str | None]
-
-
-def _batched_unevenly(left: Dims | None, right: Dims | None) -> bool:
+def _batched_unevenly(left: _Dims | None, right: _Dims | None) -> bool:
     """Whether ORT's CUDA MatMul may need pointer arrays (no single or strided batched GEMM)."""
     if right is None:
         return True
-    if len(right) <= 2:
+    if len(right) == 1:
+        return left is None or len(left) >= 2  # a vector: ORT pads it to a batch of its own
+    if len(right) == 2:
         return False  # the left operand's batch folds into one GEMM, or strides over it
     if left is None or len(left) != len(right):
         return True
     return any(a is None or a != b for a, b in zip(left[:-2], right[:-2]))
 
 
-def _known_dims(model: onnx.ModelProto, inferred: bool) -> dict[str, Dims]:
+def _known_dims(model: onnx.ModelProto, inferred: bool) -> dict[str, _Dims]:
     """Each tensor's dims (a size, a symbol, or None) that the model states, or that ONNX shape
-    inference finds when ``inferred``."""
-    source = model
+    inference finds when ``inferred`` (given large weights as shapes only, small ones whole:
+    a Reshape's target shape is one)."""
+    graph = model.graph
     if inferred:
+        small = [t for t in graph.initializer if _elements(t) <= _SMALL]
+        weights = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                   for t in graph.initializer if _elements(t) > _SMALL]
+        light = onnx.helper.make_model(
+            onnx.helper.make_graph(graph.node, graph.name, [*graph.input, *weights], graph.output,
+                                   small, value_info=graph.value_info),
+            opset_imports=model.opset_import, ir_version=model.ir_version)
         try:
-            source = onnx.shape_inference.infer_shapes(model)
-        except Exception:  # noqa: BLE001 - onnx raises several kinds; the model's own infos stay
-            source = model
-    graph = source.graph
-    found: dict[str, Dims] = {}
+            graph = onnx.shape_inference.infer_shapes(light).graph
+        except (onnx.shape_inference.InferenceError, RuntimeError, ValueError):
+            graph = model.graph  # the model's own infos stay (unknown operands: staging)
+    found: dict[str, _Dims] = {}
     for value in [*graph.input, *graph.value_info, *graph.output]:
         tensor = value.type.tensor_type
         if value.type.HasField("tensor_type") and tensor.HasField("shape"):
@@ -188,6 +197,16 @@ def _known_dims(model: onnx.ModelProto, inferred: bool) -> dict[str, Dims]:
             found.update((o, list(a.t.dims)) for o in node.output for a in node.attribute
                          if a.name == "value")
     return found
+
+
+_SMALL = 4096  # initializers up to this many elements go to shape inference with their values
+
+
+def _elements(tensor: onnx.TensorProto) -> int:
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count
 
 
 @functools.cache

@@ -131,6 +131,21 @@ def test_a_matmul_whose_batches_may_differ_allows_one_graph_only() -> None:
     assert single_graph(matmul([2, 8, 4], [2, 2, 4, 3]))  # broadcast over a new axis
     assert single_graph(matmul([8, 4], [2, 4, 3]))
     assert single_graph(matmul(["N", 8, 4], None))  # rank unknown
+    assert single_graph(matmul(["N", 8, 4], [4]))  # a vector: ORT pads it to a batch
+    assert single_graph(matmul([8, 4], [4]))
+    assert not single_graph(matmul([4], [4]))  # a dot product: one GEMM
+
+
+def test_without_shape_inference_computed_operands_count_as_staging(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model = matmul(["N", 8, 4], [4, 3], via_transpose=True)
+    assert not single_graph(model)
+
+    def failing(model: onnx.ModelProto) -> onnx.ModelProto:
+        raise onnx.shape_inference.InferenceError("cannot infer")
+
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", failing)
+    assert single_graph(model) and not unsynced_safe(model)
 
 
 def test_runs_skip_the_stream_sync_only_when_no_kernel_stages_host_memory() -> None:
@@ -145,6 +160,17 @@ def test_runs_skip_the_stream_sync_only_when_no_kernel_stages_host_memory() -> N
     assert not unsynced_safe(lstm)  # not a listed op (ORT's RNN kernels stage host memory)
     concat = h.make_node("Concat", ["x"] * 33, ["y"], axis=1)
     assert not unsynced_safe(models.make([concat], [x], [models.f32("y", [1, 66, 4])]))
+
+
+def test_a_concat_skips_the_sync_from_onnxruntime_1_31(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybridtrt.runtime import graphs
+
+    node = h.make_node("Concat", ["x", "x"], ["y"], axis=1)
+    model = models.make([node], [models.f32("x", [1, 1])], [models.f32("y", [1, 2])])
+    monkeypatch.setattr(graphs, "_concat_staged", lambda: False)
+    assert unsynced_safe(model)
+    monkeypatch.setattr(graphs, "_concat_staged", lambda: True)  # older: staged arguments
+    assert not unsynced_safe(model)
 
 
 def gemm(**attributes: float) -> onnx.ModelProto:

@@ -132,8 +132,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, help="write each output as NAME.npy here")
     run.add_argument("--isolate-engines", action="store_true",
                      help="run fallback engines as their own segments")
-    run.add_argument("--cuda-graph", action="store_true",
-                     help="capture CUDA graphs where segments allow (needs --gpu)")
     run.add_argument("--allow-rebuild", action="store_true",
                      help="rebuild an engine wider for shapes outside its profiles")
     run.add_argument("--cache-dir", type=Path, help="engine cache (default ~/.cache/hybridtrt)")
@@ -177,7 +175,7 @@ def _add_tool_commands(commands: Any) -> None:
     bench.add_argument("--isolate-engines", action="store_true",
                        help="run fallback engines as their own segments, where TensorRT would")
     bench.add_argument("--cuda-graph", action="store_true",
-                       help="capture CUDA graphs where segments allow (needs --gpu)")
+                       help="time with CUDA graphs where segments allow them (needs --gpu)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write everything as JSON")
     prof = commands.add_parser("profile", help="per-node and per-layer times as a Chrome trace "
                                "and a top-N table")
@@ -275,13 +273,9 @@ def _read_inputs(items: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.cuda_graph and args.gpu is None:
-        raise ConfigError("--cuda-graph needs the GPU: add --gpu N")
     config = Config(args.model)
     if args.gpu is not None:
         config.enable_use_gpu(0, args.gpu)
-    if args.cuda_graph:
-        config.enable_cuda_graph()
     config.isolate_engines(args.isolate_engines)
     config.require_tensorrt(args.require_tensorrt)
     config.allow_rebuild(args.allow_rebuild)

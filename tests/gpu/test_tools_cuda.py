@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import onnx
 import pytest
 
 from hybridtrt import TensorRTConfig, convert
@@ -40,20 +39,8 @@ def test_bench_on_cuda_reports_gpu_memory_and_segments(resnet, tmp_path, capsys)
     assert 0.5 < data["ratio"] < 3
 
 
-def test_run_and_bench_with_cuda_graphs(resnet, tmp_path, capsys) -> None:
-    import numpy as np
-
-    from tests.suites import ort_run
-
-    original, hybrid = resnet
-    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    np.save(tmp_path / "x.npy", x)
-    assert main(["run", str(hybrid), "--gpu", "0", "--cuda-graph", "--isolate-engines",
-                 "--input", f"gpu_0/data_0={tmp_path / 'x.npy'}", "--output-dir",
-                 str(tmp_path / "out"), "-q"]) == 0
-    (saved,) = (tmp_path / "out").glob("*.npy")
-    want = ort_run(onnx.load(str(original)), {"gpu_0/data_0": x}, "CUDAExecutionProvider")[0]
-    np.testing.assert_allclose(np.load(saved), want, rtol=3e-3, atol=1e-4)  # (TF32 convolutions)
+def test_bench_with_cuda_graphs(resnet, tmp_path, capsys) -> None:
+    _, hybrid = resnet
     out = tmp_path / "bench.json"
     assert main(["bench", str(hybrid), "--gpu", "0", "--cuda-graph", "--iterations", "30",
                  "--compare", "ort", "--json", str(out), "-q"]) == 0

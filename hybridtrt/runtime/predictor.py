@@ -141,8 +141,9 @@ class Predictor:
                                   share, self.settings.cuda_graph)
         self._segments = [self._segment(s) for s in self.plan.segments]
         if getattr(self.device, "may_skip_sync", False):
-            # Segments followed by others on the stream need not wait for their work; the last
-            # does, so a run ends with its work done (``graphs.unsynced_safe``).
+            # Segments followed by others on the stream need not wait for their work
+            # (``graphs.unsynced_safe``); the last ORT segment does, and reading any value on
+            # the host or handing it to the caller waits for the stream (``to_host``).
             for segment in self._segments[:-1]:
                 if isinstance(segment, _Segment) and unsynced_safe(segment.spec.model):
                     segment.sync = False

@@ -75,6 +75,8 @@ class CpuDevice:
         return ["CPUExecutionProvider"]
 
     def accept(self, name: str, value: Any) -> Any:
+        if type(value) is np.ndarray:
+            return value  # the usual case, first (each step costs more right after a run)
         if hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray):
             raise InputError(f"input '{name}' is on a GPU but the predictor runs on the CPU; "
                              "call config.enable_use_gpu() or pass a numpy array")
@@ -165,6 +167,9 @@ class CudaDevice:
         return [("CUDAExecutionProvider", options)]
 
     def accept(self, name: str, value: Any) -> Any:
+        if type(value) is np.ndarray and value.dtype.kind not in "OUS" and value.flags.c_contiguous:
+            self.host_copies += 1  # the usual case, first (copied as below)
+            return value
         if hasattr(value, "__cuda_array_interface__"):
             if not self.share_stream or self.graphs:
                 self._synchronize_device()  # these streams are not ordered with the caller's

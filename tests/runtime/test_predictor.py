@@ -236,3 +236,21 @@ def test_segments_export_only_what_is_read_later(tmp_path: Path) -> None:
     assert segments[0].outputs == ("p",) and [o.name for o in segments[0].model.graph.output] == ["p"]
     x = np.array([1, -2, 3], np.float32)
     np.testing.assert_allclose(runner.run({"x": x})["y"], ort_run(model, {"x": x})[0])
+
+
+def test_a_one_segment_plan_runs_the_short_way_with_the_same_results_and_errors(
+        tmp_path: Path) -> None:
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Reshape", ["r", "s"], ["y"])]
+    model = models.make(nodes, [models.f32("x", [2, 4]), h.make_tensor_value_info(
+        "s", onnx.TensorProto.INT64, [2])], [models.f32("y", ["a", "b"])])
+    runner = predictor(convert(model, TensorRTConfig()).save(tmp_path / "m.onnx"))
+    assert runner._one is not None  # type: ignore[attr-defined]  # one ORT segment
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    feeds = {"x": x, "s": np.array([4, 2], np.int64)}
+    short, general = runner.run(feeds), runner.run(feeds, ["y"])  # (names given: the usual way)
+    np.testing.assert_array_equal(short["y"], general["y"])
+    np.testing.assert_array_equal(short["y"], ort_run(model, feeds)[0])
+    with pytest.raises(hybridtrt.ExecutionError, match="segment ort_segment_0 failed: .*Reshape"):
+        runner.run({"x": x, "s": np.array([3, -1], np.int64)})
+    with pytest.raises(InputError, match=r"missing inputs \['s'\]"):
+        runner.run({"x": x})

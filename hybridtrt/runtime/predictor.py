@@ -233,7 +233,7 @@ class Predictor:
         one = self._one
         if (one is not None and feeds is not None and output_names is None and not device_outputs
                 and self._observer is None):
-            return self._run_one(one, feeds)
+            return self._run_one(one, feeds if type(feeds) is dict else dict(feeds))
         paddle_style = feeds is None
         given = {n: h.value for n, h in self._handles.items() if h.value is not None} if paddle_style else dict(feeds)  # type: ignore[arg-type]
         wanted = list(output_names) if output_names is not None else [o.name for o in self._outputs]

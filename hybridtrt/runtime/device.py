@@ -229,9 +229,10 @@ class CudaDevice:
                 bound = self._bound.run(session, key, inputs, self._bind_input, graph, self._fixed)
         else:
             bound = self._bound.run(session, key, inputs, self._bind_input, options=options)
+        unsynced = options is not None and options is self._unsynced
         if bound is not None:
             self.bound_runs += 1
-            self.unsynced_runs += options is not None and options is self._unsynced
+            self.unsynced_runs += unsynced
             if self._trace is not None:
                 self._trace.append((session, bound.binding, bound.options))
             return list(bound.outputs)  # on the device; ``to_host`` counts their copies
@@ -239,7 +240,7 @@ class CudaDevice:
         if graph:
             self._bound.no_capture(session)
         values = self._run_fresh(session, inputs, outputs, host_outputs, tensors, options)
-        self.unsynced_runs += options is not None and options is self._unsynced
+        self.unsynced_runs += unsynced
         self._bound.learn(session, key, outputs, values)
         return values
 
@@ -441,7 +442,6 @@ class CudaDevice:
 
 def _cuda_view(value: Any) -> tuple[tuple[int, ...], np.dtype, int]:
     if hasattr(value, "data_ptr") and callable(getattr(value, "shape", None)):  # OrtValue
-
         return tuple(value.shape()), _ort_dtype(value.data_type()), int(value.data_ptr())
     interface = value.__cuda_array_interface__
     if interface.get("strides") not in (None, ()) and not _contiguous(interface):
@@ -489,28 +489,25 @@ def dtype_of(value: Any) -> np.dtype | None:
     return np.asarray(value).dtype if value is not None else None
 
 
+def _run_options(**entries: str) -> Any:
+    """ORT RunOptions with these config entries (each must name ``gpu_graph_id``: see
+    ``_run_fresh``)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    for key, value in entries.items():
+        options.add_run_config_entry(key, value)
+    return options
 
 
 def _graph_run_options(graphs: int) -> list[Any]:
     """RunOptions for CUDA graph sessions: ``[no capture, graph 0, ..., graph graphs-1]``."""
-    import onnxruntime as ort
-
-    found = []
-    for graph_id in range(-1, graphs):
-        options = ort.RunOptions()
-        options.add_run_config_entry("gpu_graph_id", str(graph_id))
-        found.append(options)
-    return found
+    return [_run_options(gpu_graph_id=str(graph_id)) for graph_id in range(-1, graphs)]
 
 
 def _unsynced_run_options() -> Any:
     """RunOptions for a run that skips ORT's stream sync at its end (``graphs.unsynced_safe``)."""
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.add_run_config_entry("gpu_graph_id", "-1")  # (see ``_run_fresh``)
-    options.add_run_config_entry("disable_synchronize_execution_providers", "1")
-    return options
+    return _run_options(gpu_graph_id="-1", disable_synchronize_execution_providers="1")
 
 
 def _create_stream(device_id: int, blocking: bool = True) -> int:

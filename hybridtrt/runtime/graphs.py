@@ -50,11 +50,13 @@ predictor's own is not replayed from a graph.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 
 import onnx
 
 from hybridtrt.compiler.filters import SHAPE_SOURCES
+from hybridtrt.compiler.graph import tensor_info_from_value
 
 __all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_safe",
            "single_graph", "unsynced_safe"]
@@ -174,9 +176,9 @@ def _known_dims(model: onnx.ModelProto, inferred: bool) -> dict[str, _Dims]:
     a Reshape's target shape is one)."""
     graph = model.graph
     if inferred:
-        small = [t for t in graph.initializer if _elements(t) <= _SMALL]
+        small = [t for t in graph.initializer if math.prod(t.dims) <= _SMALL]
         weights = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                   for t in graph.initializer if _elements(t) > _SMALL]
+                   for t in graph.initializer if math.prod(t.dims) > _SMALL]
         light = onnx.helper.make_model(
             onnx.helper.make_graph(graph.node, graph.name, [*graph.input, *weights], graph.output,
                                    small, value_info=graph.value_info),
@@ -187,10 +189,9 @@ def _known_dims(model: onnx.ModelProto, inferred: bool) -> dict[str, _Dims]:
             graph = model.graph  # the model's own infos stay (unknown operands: staging)
     found: dict[str, _Dims] = {}
     for value in [*graph.input, *graph.value_info, *graph.output]:
-        tensor = value.type.tensor_type
-        if value.type.HasField("tensor_type") and tensor.HasField("shape"):
-            found[value.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                                 for d in tensor.shape.dim]
+        shape = tensor_info_from_value(value).shape
+        if shape is not None:
+            found[value.name] = list(shape)
     found.update((t.name, list(t.dims)) for t in model.graph.initializer)
     for node in model.graph.node:
         if node.op_type == "Constant":
@@ -200,13 +201,6 @@ def _known_dims(model: onnx.ModelProto, inferred: bool) -> dict[str, _Dims]:
 
 
 _SMALL = 4096  # initializers up to this many elements go to shape inference with their values
-
-
-def _elements(tensor: onnx.TensorProto) -> int:
-    count = 1
-    for dim in tensor.dims:
-        count *= dim
-    return count
 
 
 @functools.cache

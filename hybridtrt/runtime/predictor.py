@@ -255,7 +255,7 @@ class Predictor:
         except HybridTRTError:
             raise
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-            raise ExecutionError(f"segment {segment.spec.name} failed: {first_line(exc)}") from exc
+            raise _failed(segment.spec, exc) from exc
         to_host = self.device.to_host
         found = dict(zip(segment.spec.outputs, values))
         return {name: to_host(found[name]) for name in self._output_names}
@@ -346,7 +346,7 @@ class Predictor:
             except HybridTRTError:
                 raise
             except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-                raise ExecutionError(f"segment {spec.name} failed: {first_line(exc)}") from exc
+                raise _failed(spec, exc) from exc
             env.update(zip(spec.outputs, outputs))
             for name in spec.inputs:
                 if self.plan.last_use.get(name) == position and name not in keep:
@@ -460,6 +460,11 @@ def _check_value(spec: NodeArg, value: Any, shape: tuple[int, ...]) -> None:
         if isinstance(want, int) and want > 0 and got != want:
             raise InputError(f"input '{spec.name}' dimension {axis} is {got}; the model fixes it "
                              f"to {want}")
+
+
+def _failed(spec: SegmentSpec, exc: Exception) -> ExecutionError:
+    """The error for a segment whose run raised ``exc`` (ORT's own, untyped)."""
+    return ExecutionError(f"segment {spec.name} failed: {first_line(exc)}")
 
 
 def _require_fit(engine: str, shapes: Mapping[str, tuple[int, ...]],

@@ -12,6 +12,7 @@ run is then made the ordinary way, which reports any error.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -62,6 +63,10 @@ class Replays:
         self.device = device
         self.segments = segments
         self.runs = 0  # runs made by replay
+        # with CUDA graphs a replayed step may be the run in which ORT captures
+        graphs = getattr(device, "graphs", False)
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            CAPTURE_LOCK if graphs else contextlib.nullcontext())
         self._replays: dict[Key, _Replay] = {}
 
     def key(self, feeds: Mapping[str, Any], wanted: Sequence[str], host: bool) -> Key | None:
@@ -86,11 +91,7 @@ class Replays:
                 del self._replays[key]  # the staging buffer moved: record again
                 return None
         try:
-            if getattr(self.device, "graphs", False):
-                with CAPTURE_LOCK:  # a replayed step may be the run in which ORT captures
-                    for session, binding, options in replay.steps:
-                        session.run_with_iobinding(binding, options)
-            else:
+            with self._lock:
                 for session, binding, options in replay.steps:
                     session.run_with_iobinding(binding, options)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; the ordinary run reports it

@@ -6,8 +6,10 @@ TensorRT) and isolated (each engine its own segment, as TensorRT would run it), 
 the isolated overhead per segment boundary. Targets (GPU, batch 1): inlined ratio <= 1.03,
 isolated overhead <= 30 microseconds per boundary. On CUDA it also times the floor of the
 isolated run (the same ORT sessions run back to back on bindings made once) and from it the
-Predictor's own cost per boundary, and the isolated run with every segment waiting for its work
-at the end of its run (``synced_us_per_boundary``: what skipping ORT's sync saves).
+Predictor's own cost per boundary, the isolated run with every segment waiting for its work
+at the end of its run (``synced_us_per_boundary``: what skipping ORT's sync saves), and with
+the values that ORT writes in host memory handed over on the device
+(``device_handovers_us_per_boundary``: what keeping them on the host saves).
 
     python benchmarks/runtime_overhead.py [--device cpu|cuda] [--runs 50] [--json FILE]
 """
@@ -93,11 +95,13 @@ def bare_loop(predictor: object, feed: dict[str, np.ndarray]) -> Callable[[], ob
     predictor.run(feed)  # type: ignore[attr-defined]
     predictor.set_segment_observer(None)  # type: ignore[attr-defined]
     buffers = {}
+    # values the predictor hands over in host memory (``placement``) stay there here too
+    kept = {n for s in predictor._segments for n in getattr(s, "host_values", ())}  # type: ignore[attr-defined]
     for name, value in seen.items():
         host = value if isinstance(value, np.ndarray) else getattr(value, "numpy", lambda: None)()
         if not isinstance(host, np.ndarray):
             return None  # not all tensors
-        buffers[name] = ort.OrtValue.ortvalue_from_numpy(host, "cuda", 0)
+        buffers[name] = ort.OrtValue.ortvalue_from_numpy(host, "cpu" if name in kept else "cuda", 0)
     steps = []
     for segment in predictor._segments:  # type: ignore[attr-defined]  # (a benchmark may look inside)
         binding = segment.session.io_binding()
@@ -131,6 +135,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     variants = [("inlined", False, True, False), ("isolated", True, True, False)]
     if device == "cuda":
         variants += [("isolated_synced", True, True, False),
+                     ("isolated_device_handovers", True, True, False),
                      ("inlined_own_streams", False, False, False), ("inlined_graphs", False, True, True),
                      ("isolated_graphs", True, True, True)]
     for label, isolated, shared, graphs in variants:
@@ -146,9 +151,13 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
             row[f"{label}_segments"] = len(predictor.plan.segments)
         if label == "isolated" and device == "cuda":  # segments that skip ORT's stream sync
             row["unsynced_segments"] = sum(not getattr(s, "sync", True) for s in predictor._segments)  # type: ignore[attr-defined]
+            row["host_handovers"] = sum(len(getattr(s, "host_values", ())) for s in predictor._segments)  # type: ignore[attr-defined]
         if label == "isolated_synced":  # every segment waits for its work, as before
             for segment in predictor._segments:  # type: ignore[attr-defined]
                 segment.sync = True
+        if label == "isolated_device_handovers":  # values ORT writes on the host go to the device
+            for segment in predictor._segments:  # type: ignore[attr-defined]
+                segment.host_values = frozenset()
         calls[label] = (lambda p: lambda: p.run(feed))(predictor)
     if device == "cuda":  # the isolated predictor's own sessions, bound once
         floor = bare_loop(predictors["isolated"], feed)
@@ -186,6 +195,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     row["isolated_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
     if "isolated_synced_ms" in row:
         row["synced_us_per_boundary"] = 1e3 * (float(row["isolated_synced_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
+        row["device_handovers_us_per_boundary"] = 1e3 * (float(row["isolated_device_handovers_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
     if "isolated_graphs_ms" in row:
         row["graphs_ratio"] = float(row["isolated_graphs_ms"]) / plain  # type: ignore[arg-type]
         row["graphs_us_per_boundary"] = 1e3 * (float(row["isolated_graphs_ms"]) - float(row["inlined_graphs_ms"])) / boundaries  # type: ignore[arg-type]
@@ -197,7 +207,8 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
 def table(rows: Sequence[dict[str, object]]) -> str:
     columns = ["model", "isolated_segments", "plain_ort_ms", "inlined_ms", "isolated_ms",
                "inlined_ratio", "isolated_ratio", "isolated_us_per_boundary"]
-    extra = [c for c in rows[0] if c in ("unsynced_segments", "synced_us_per_boundary", "isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
+    extra = [c for c in rows[0] if c in ("unsynced_segments", "synced_us_per_boundary", "host_handovers",
+                                         "device_handovers_us_per_boundary", "isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
                                          "inlined_graphs_ms", "isolated_graphs_ms", "graphs_ratio",
                                          "graphs_us_per_boundary")
              or c.endswith("host_copies_per_run")] if rows else []

@@ -19,7 +19,7 @@ keeps its bound buffers and runs without capture. ``generation`` grows whenever 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -162,8 +162,9 @@ class BoundRuns:
             bound.inputs.get(n) is v for n, v in bound.captured.items())
 
     def learn(self, session: Any, key: Signature | None, outputs: Sequence[str],
-              values: Sequence[Any]) -> None:
-        """Bind buffers shaped like ``values`` (a fresh run's outputs) for later runs of ``key``.
+              values: Sequence[Any], on_host: Collection[str] = ()) -> None:
+        """Bind buffers shaped like ``values`` (a fresh run's outputs) for later runs of ``key``;
+        those of the outputs ``on_host`` in host memory.
 
         After a failed bound run, a fresh run that succeeds shows the binding was at fault: when
         the failed run went with a CUDA graph, the capture (the session keeps its bindings but
@@ -186,7 +187,7 @@ class BoundRuns:
                    and v.data_type() != "tensor(string)" for v in values):
             return  # sequences, optionals, strings or host arrays: not bindable
         try:
-            bound = self._bind_outputs(session, outputs, values)
+            bound = self._bind_outputs(session, outputs, values, on_host)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors (a type it cannot allocate)
             self.refuse(session)
             return
@@ -195,12 +196,14 @@ class BoundRuns:
         self._count[id(session)] = bound.graph_id + 1
         self._owned.update((id(b), (tuple(b.shape()), b.data_type())) for b in bound.outputs)
 
-    def _bind_outputs(self, session: Any, outputs: Sequence[str], values: Sequence[Any]) -> _Bound:
+    def _bind_outputs(self, session: Any, outputs: Sequence[str], values: Sequence[Any],
+                      on_host: Collection[str]) -> _Bound:
         import onnxruntime as ort
 
-        buffers = [ort.OrtValue.ortvalue_from_shape_and_type(list(v.shape()), v.element_type(),
-                                                             self.device_type, self.device_id)
-                   for v in values]
+        buffers = [ort.OrtValue.ortvalue_from_shape_and_type(
+            list(v.shape()), v.element_type(),
+            *(("cpu", 0) if name in on_host else (self.device_type, self.device_id)))
+            for name, v in zip(outputs, values)]
         binding = session.io_binding()
         for name, buffer in zip(outputs, buffers):
             binding.bind_ortvalue_output(name, buffer)

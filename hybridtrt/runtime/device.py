@@ -49,12 +49,15 @@ class Device(Protocol):
         ...
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True) -> list[Any]:
+            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True,
+            host_values: Collection[str] = ()) -> list[Any]:
         """Run a session; ``host_outputs`` are only read by the caller and may land on the host.
 
         ``graph``: the session was created to capture CUDA graphs (``providers(graph=True)``).
         ``sync=False``: the run may end without waiting for its work (``graphs.unsynced_safe``);
         a later run on the stream, or reading a value on the host, waits for it.
+        ``host_values``: outputs that ORT writes in host memory and later segments read from
+        there (``placement.kept_on_host``).
         """
         ...
 
@@ -85,7 +88,8 @@ class CpuDevice:
         return np.asarray(value)
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True) -> list[Any]:
+            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True,
+            host_values: Collection[str] = ()) -> list[Any]:
         return list(session.run(list(outputs), dict(inputs)))
 
     def to_host(self, value: Any) -> Any:
@@ -206,7 +210,8 @@ class CudaDevice:
         return staged
 
     def run(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
-            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True) -> list[Any]:
+            host_outputs: Collection[str] = (), graph: bool = False, sync: bool = True,
+            host_values: Collection[str] = ()) -> list[Any]:
         options = self._graph_options[0] if graph else None  # (graph: no capture)
         if not sync and not graph and not host_outputs and self._unsynced is not None:
             options = self._unsynced  # the next segment's kernels queue behind this one's
@@ -239,9 +244,10 @@ class CudaDevice:
         self.end_trace()  # a run with fresh bindings cannot be replayed
         if graph:
             self._bound.no_capture(session)
-        values = self._run_fresh(session, inputs, outputs, host_outputs, tensors, options)
+        values = self._run_fresh(session, inputs, outputs, host_outputs, tensors, options,
+                                 host_values)
         self.unsynced_runs += unsynced
-        self._bound.learn(session, key, outputs, values)
+        self._bound.learn(session, key, outputs, values, host_values)
         return values
 
     # Replays: a whole run made of bound runs, repeated without the predictor's bookkeeping ---
@@ -278,7 +284,7 @@ class CudaDevice:
 
     def _run_fresh(self, session: Any, inputs: Mapping[str, Any], outputs: Sequence[str],
                    host_outputs: Collection[str], tensors: frozenset[str],
-                   options: Any = None) -> list[Any]:
+                   options: Any = None, host_values: Collection[str] = ()) -> list[Any]:
         """A run with every input and output bound anew (ORT allocates the outputs)."""
         import onnxruntime as ort
 
@@ -296,6 +302,8 @@ class CudaDevice:
             if name in host_outputs:
                 self.host_copies += 1
                 binding.bind_output(name, "cpu")  # ORT copies it back within the run
+            elif name in host_values:
+                binding.bind_output(name, "cpu")  # where ORT writes it
             else:
                 binding.bind_output(name, self.memory, self.device_id)
         # No RunOptions but "no capture" (graph sessions) and "no sync" (``unsynced_safe``):
@@ -304,7 +312,8 @@ class CudaDevice:
         session.run_with_iobinding(binding, options)
         values = list(binding.get_outputs())
         self.foreign_outputs += sum(1 for n, v in zip(outputs, values)
-                                    if n not in host_outputs and v.device_name().lower() != self.memory)
+                                    if n not in host_outputs and n not in host_values
+                                    and v.device_name().lower() != self.memory)
         return values
 
     def _bind_input(self, binding: Any, name: str, value: Any) -> None:

@@ -20,6 +20,7 @@ from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.device import Device, dtype_of, open_device
 from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, graph_model, graph_safe, single_graph,
                                       unsynced_safe)
+from hybridtrt.runtime.placement import kept_on_host, output_places
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
 from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
@@ -62,9 +63,11 @@ class _Segment:
     """One ORT session over a segment's model, run through the predictor's device."""
 
     sync = True  # False: its runs may skip ORT's stream sync (set by the predictor)
+    host_values: frozenset[str] = frozenset()  # outputs bound in host memory (set by the predictor)
 
     def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
-        return device.run(self.session, inputs, self.spec.outputs, to_host, self.graph, self.sync)
+        return device.run(self.session, inputs, self.spec.outputs, to_host, self.graph, self.sync,
+                          self.host_values)
 
     def __init__(self, spec: SegmentSpec, device: Device, threads: int,
                  profile_prefix: str | None = None) -> None:
@@ -147,6 +150,8 @@ class Predictor:
             for segment in self._segments[:-1]:
                 if isinstance(segment, _Segment) and unsynced_safe(segment.spec.model):
                     segment.sync = False
+        if self.device.name == "cuda" and len(self._segments) > 1:
+            self._keep_host_values()
         self._replays = (Replays(self.device, len(self._segments))  # type: ignore[arg-type]
                          if hasattr(self.device, "begin_trace") and len(self._segments) > 1 else None)
         graph = self.hybrid.model.graph
@@ -182,6 +187,16 @@ class Predictor:
         self._one_host = frozenset(self._output_names)  # (its outputs all go to the caller)
         if hybrid is None:
             self._announce()
+
+    def _keep_host_values(self) -> None:
+        """Values that ORT writes in host memory and only ORT segments read stay there
+        (``placement``): no copy to the device and back, which would wait for the stream."""
+        places = [output_places(s.session) if isinstance(s, _Segment) and not s.graph else None
+                  for s in self._segments]
+        outputs = {o.name for o in self.hybrid.model.graph.output}
+        for segment, kept in zip(self._segments, kept_on_host(self.plan.segments, places, outputs)):
+            if kept:
+                segment.host_values = kept  # type: ignore[union-attr]  # (ORT segments only)
 
     def _segment(self, spec: SegmentSpec) -> _Segment | _EngineStep:
         loaded = self.plan.engines.get(spec.name) if spec.kind == "engine" else None

@@ -132,6 +132,17 @@ def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: 
                                        atol=1e-4)
         if isolated:  # segments but the last skipped ORT's stream sync (``unsynced_safe``)
             assert runner.device.unsynced_runs > 0  # type: ignore[attr-defined]
+            assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
+            # rec's shape values, which ORT computes on the host, are handed over in host
+            # memory (``placement``): bound to host buffers, no copy to the device and back
+            kept = {n for s in runner._segments for n in getattr(s, "host_values", ())}  # type: ignore[attr-defined]
+            assert bool(kept) == (kind == "rec")
+            bound = runner.device._bound._bound  # type: ignore[attr-defined]
+            places = {name: value.device_name().lower()
+                      for segment in runner._segments if getattr(segment, "host_values", ())  # type: ignore[attr-defined]
+                      for key, buffers in bound.items() if key[0] == id(segment.session)
+                      for name, value in zip(segment.spec.outputs, buffers.outputs)}
+            assert {n for n, where in places.items() if where == "cpu"} == kept
 
 
 @pytest.mark.slow

@@ -145,3 +145,24 @@ def test_empty_outputs_are_bound_too() -> None:
     run(runs, sess, feeds)
     values, bound = run(runs, sess, feeds)
     assert bound and values[0].shape() == [0]
+
+
+def test_outputs_named_on_host_get_host_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shape value ORT writes on the host is bound to a host buffer; the rest to the device's."""
+    made: list[str] = []
+    allocate = ort.OrtValue.ortvalue_from_shape_and_type
+
+    def recorded(shape: list[int], dtype: Any, device: str = "cpu", device_id: int = 0) -> Any:
+        made.append(device)
+        return allocate(shape, dtype, "cpu", 0)  # (the "device" is host memory here)
+
+    monkeypatch.setattr(ort.OrtValue, "ortvalue_from_shape_and_type", staticmethod(recorded))
+    sess = session([h.make_node("Add", ["x", "x"], ["y"]), h.make_node("Shape", ["x"], ["s"])],
+                   [models.f32("x", ["N", 3])],
+                   [models.f32("y", ["N", 3]), h.make_tensor_value_info("s", TensorProto.INT64, [2])])
+    runs = BoundRuns("gpu")
+    x = {"x": np.ones((2, 3), np.float32)}
+    runs.learn(sess, signature(x), ["y", "s"], fresh(sess, x), on_host={"s"})
+    assert made == ["gpu", "cpu"]
+    outputs, was_bound = run(runs, sess, x)
+    assert was_bound and outputs[1].numpy().tolist() == [2, 3]

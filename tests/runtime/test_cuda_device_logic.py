@@ -199,6 +199,44 @@ def test_a_segment_whose_output_the_caller_reads_keeps_the_sync(tmp_path: Path) 
     np.testing.assert_allclose(got["y"], want[0], rtol=1e-6)
 
 
+def shape_handover() -> onnx.ModelProto:
+    """An engine computes t = [N, -1] from Shape and reads it; the ORT segment after it reads t
+    as Reshape's target shape, and hands q to the next engine."""
+    nodes = [h.make_node("Relu", ["x"], ["a"]), h.make_node("Shape", ["a"], ["s"]),
+             h.make_node("Slice", ["s", "zero", "one"], ["n"]),
+             h.make_node("Concat", ["n", "minus_one"], ["t"], axis=0),
+             h.make_node("Reshape", ["a", "t"], ["r"]), h.make_node("Mul", ["r", "r"], ["m"]),
+             h.make_node("Sin", ["m"], ["q"]), h.make_node("Reshape", ["q", "t"], ["p"]),
+             h.make_node("Relu", ["p"], ["y"])]
+    constants = [numpy_helper.from_array(np.array(v, np.int64), n)
+                 for n, v in (("zero", [0]), ("one", [1]), ("minus_one", [-1]))]
+    return models.make(nodes, [models.f32("x", ["N", 2, 3])], [models.f32("y", ["N", 6])],
+                       constants)
+
+
+def test_values_ort_writes_on_the_host_are_handed_over_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outputs that ORT writes in host memory (here: the int64 shape values, as on CUDA) and
+    only ORT segments read are bound there; results stay right fresh, bound, replayed and
+    for a new shape."""
+    def places(session: Any) -> dict[str, bool]:
+        return {o.name: o.type == "tensor(int64)" for o in session.get_outputs()}
+
+    monkeypatch.setattr(predictor_module, "output_places", places)
+    model = shape_handover()
+    config = TensorRTConfig(inputs=[Input("x", [1, 2, 3], [2, 2, 3], [4, 2, 3])],
+                            disable_ops=["Sin"], min_subgraph_size=1)
+    runner = isolated(model, config, tmp_path)
+    segments = runner._segments  # type: ignore[attr-defined]
+    assert "t" in segments[0].spec.outputs and segments[0].host_values == {"t"}
+    assert all(not s.host_values for s in segments[1:])
+    for rows in (2, 2, 2, 3):  # fresh, bound, replayed; a new shape
+        x = np.random.default_rng(rows).standard_normal((rows, 2, 3)).astype(np.float32)
+        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+                                   rtol=1e-6)
+    assert runner._replays is not None and runner._replays.runs == 1
+
+
 @pytest.mark.parametrize("setting", ["own streams", "cuda graphs"])
 def test_no_run_skips_the_sync_with_own_streams_or_cuda_graphs(tmp_path: Path,
                                                                 setting: str) -> None:

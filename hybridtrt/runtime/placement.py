@@ -1,0 +1,64 @@
+"""Which values handed between ORT segments stay in host memory on the GPU.
+
+ONNX Runtime's CUDA provider computes shape values (``Shape``, and the small integer math after
+it) on the host, and reads some inputs on the host (``Reshape``'s target shape, ``Slice``'s
+starts...). Bound to device memory, such a value is copied to the device at the end of the run
+that computes it, and back to the host in the run that reads it; a copy to the host waits for
+all the work queued on the stream before it. A value that ORT writes in host memory (the
+session's output memory info says so) is therefore bound there: a reader that wants it on the
+device copies it there itself, which queues without waiting.
+
+Only ORT segments take part: an engine reads and writes device addresses, and a session that
+captures CUDA graphs cannot copy its inputs during a capture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from hybridtrt.runtime.plan import SegmentSpec
+
+__all__ = ["kept_on_host", "output_places"]
+
+_HOST = "Cpu"  # the name of ORT's host allocator (not "CudaPinned": that memory is written late)
+
+
+def output_places(session: Any) -> dict[str, bool]:
+    """``{output: whether ORT writes it in host memory}`` for one session (all False with an
+    onnxruntime that cannot tell, before 1.23)."""
+    infos = getattr(session, "get_output_memory_infos", None)
+    names = [o.name for o in session.get_outputs()]
+    if infos is None:
+        return dict.fromkeys(names, False)
+    return {name: info.name == _HOST for name, info in zip(names, infos())}
+
+
+def kept_on_host(specs: Sequence[SegmentSpec], places: Sequence[Mapping[str, bool] | None],
+                 model_outputs: Collection[str]) -> list[frozenset[str]]:
+    """Per segment, the outputs to bind in host memory.
+
+    Args:
+        specs: The plan's segments, in run order.
+        places: Per segment, ``output_places`` of its session; None for a segment that needs
+            its values on the device (an engine, a session that captures CUDA graphs).
+        model_outputs: The model's outputs (they go to the caller as they are: left alone).
+
+    Returns:
+        The outputs that ORT writes in host memory and that only ORT segments which can take
+        host values read.
+    """
+    readers: dict[str, list[int]] = {}
+    for position, spec in enumerate(specs):
+        for name in spec.inputs:
+            readers.setdefault(name, []).append(position)
+    kept: list[frozenset[str]] = []
+    for spec, where in zip(specs, places):
+        if where is None:
+            kept.append(frozenset())
+            continue
+        kept.append(frozenset(
+            name for name in spec.outputs
+            if where.get(name) and name not in model_outputs and readers.get(name)
+            and all(places[j] is not None for j in readers[name])))
+    return kept

@@ -348,13 +348,21 @@ class CudaDevice:
         if int(err) != 0:
             raise RuntimeError(f"cudaStreamSynchronize failed: {err}")
 
+    def took_host_inputs(self, count: int) -> None:
+        """Count host inputs that went to the device without ``accept`` (replays of the
+        predictor's usual call, whose arrays passed ``accept`` before)."""
+        self.host_copies += count
+
     def to_host(self, value: Any) -> np.ndarray:
         if isinstance(value, np.ndarray):
             return value
         if callable(getattr(value, "device_name", None)):  # an OrtValue
             if value.device_name().lower() == "cpu":
                 return np.asarray(value.numpy())  # already copied back by ORT
-            self.synchronize()
+            if self.graphs:
+                self.synchronize()
+            # (else ORT's copy, a cudaMemcpy on the legacy default stream, waits for the work
+            # queued before on the stream, which is a blocking one: no wait of ours needed)
             self.host_copies += 1
             return np.asarray(value.numpy())  # ORT's copy costs less than going through cupy
         self.synchronize()

@@ -101,14 +101,16 @@ class Replays:
         return dict(replay.outputs)
 
     def record(self, key: Key, feeds: Mapping[str, Any], results: Mapping[str, Any],
-               trace: Sequence[tuple[Any, Any, Any]] | None) -> None:
-        """Keep a run whose ``trace`` (``device.end_trace()``) shows every segment ran bound."""
+               trace: Sequence[tuple[Any, Any, Any]] | None) -> bool:
+        """Keep a run whose ``trace`` (``device.end_trace()``) shows every segment ran bound;
+        whether it was kept."""
         if trace is None or len(trace) != self.segments:
-            return
+            return False
         if not all(self.device.owns(v) for v in results.values()):
-            return  # an output that is a model input or constant: not in a bound buffer
+            return False  # an output that is a model input or constant: not in a bound buffer
         inputs = tuple((n, self.device.staged(n, v)) for n, v in feeds.items())
         if len(self._replays) >= REPLAYS:
             del self._replays[next(iter(self._replays))]  # the oldest goes
         self._replays[key] = _Replay(tuple(trace), self.device.binding_generation(), inputs,
                                      tuple(results.items()))
+        return True

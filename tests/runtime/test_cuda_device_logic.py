@@ -100,6 +100,46 @@ def test_runs_go_fresh_then_bound_then_replayed_with_right_results(tmp_path: Pat
     assert steps == [(0, 0), (3, 0), (0, 1), (0, 1)]
 
 
+def test_the_usual_call_replays_without_checking_again_what_passed_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a run of every output to the host was replayed or recorded, the same call with
+    host arrays of the same dtypes and shapes replays at once (no input checks, no replay key);
+    anything else goes the usual way, checks and errors included."""
+    runner = isolated(models.split_chain(), CHAIN, tmp_path)
+    checked: list[int] = []
+    check = runner._check_feeds  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner, "_check_feeds", lambda feeds: checked.append(1) or check(feeds))
+    rng = np.random.default_rng(3)
+
+    def run(x: Any, **kwargs: Any) -> np.ndarray:
+        return runner.run({"x": x}, **kwargs)["y"]
+
+    for rows in (5, 5, 5, 5):  # fresh, bound (recorded), then the hot way twice
+        x = rng.standard_normal((rows, 4)).astype(np.float32)
+        np.testing.assert_allclose(run(x), expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+    assert len(checked) == 2 and runner._replays is not None and runner._replays.runs == 2
+    counts = []  # host copies counted by a run the hot way, then by one the usual way
+    for hot in (runner._hot, None):  # type: ignore[attr-defined]
+        runner._hot, copies = hot, runner.device.host_copies  # type: ignore[attr-defined]
+        run(x)
+        counts.append(runner.device.host_copies - copies)  # type: ignore[attr-defined]
+    assert counts[0] == counts[1] > 0 and len(checked) == 3
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    for other in (x.astype(np.float64), x[:4], np.asfortranarray(rng.standard_normal((4, 5)).T.astype(np.float32))):
+        checked.clear()
+        try:
+            run(other)
+        except hybridtrt.InputError:
+            pass  # float64: refused, as on the usual way
+        assert checked == [1]
+    with pytest.raises(hybridtrt.InputError, match="unknown inputs"):
+        runner.run({"x": x, "z": x})
+    checked.clear()
+    np.testing.assert_allclose(run(x, device_outputs=True).owner.numpy(),
+                               expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+    assert checked == [1]
+
+
 def test_host_and_device_inputs_mixed_never_give_stale_results(tmp_path: Path) -> None:
     runner = isolated(models.split_chain(), CHAIN, tmp_path)
     rng = np.random.default_rng(1)
@@ -463,3 +503,17 @@ def test_replays_of_graph_sessions_hold_the_capture_lock(tmp_path: Path,
         runner.run({"x": x})
     assert runner._replays is not None and runner._replays.runs == 1
     assert CountingLock.entered == 1  # a replayed step may be the run in which ORT captures
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_reading_a_device_value_waits_for_the_stream_only_where_the_copy_does_not(
+        graphs: bool) -> None:
+    """ORT's copy to the host is a cudaMemcpy on the legacy default stream, which waits for the
+    work queued on a blocking stream; the stream is non-blocking only with CUDA graphs."""
+    device = HostBackedCuda(0, 0, True, graphs)
+    waits: list[int] = []
+    device.synchronize = lambda: waits.append(1)  # type: ignore[method-assign]
+    value = type("DeviceValue", (), {"device_name": lambda self: "Cuda",
+                                     "numpy": lambda self: np.ones(2, np.float32)})()
+    assert device.to_host(value).tolist() == [1, 1]
+    assert waits == ([1] if graphs else [])

@@ -9,7 +9,9 @@ isolated run (the same ORT sessions run back to back on bindings made once) and 
 Predictor's own cost per boundary, the isolated run with every segment waiting for its work
 at the end of its run (``synced_us_per_boundary``: what skipping ORT's sync saves), and with
 the values that ORT writes in host memory handed over on the device
-(``device_handovers_us_per_boundary``: what keeping them on the host saves).
+(``device_handovers_us_per_boundary``: what keeping them on the host saves). All of these take
+turns run by run; a second pass times the inlined and isolated runs alone, taking turns with
+each other only (``pair_us_per_boundary``: no other predictor's sessions between two runs).
 
     python benchmarks/runtime_overhead.py [--device cpu|cuda] [--runs 50] [--json FILE]
 """
@@ -124,6 +126,30 @@ def bare_loop(predictor: object, feed: dict[str, np.ndarray]) -> Callable[[], ob
     return run
 
 
+def timed(calls: dict[str, Callable[[], object]], runs: int, device: str,
+          seed: int = 0) -> dict[str, float]:
+    """Median milliseconds per call, the first 10 runs of each excluded (warm-up: cuDNN
+    autotuning, allocations).
+
+    On the GPU the calls alternate run by run, in a new order each round (drift, and whatever
+    one run leaves in the caches for the next, hit all alike); on the CPU each runs in its own
+    block, since ORT's spinning worker threads would steal the next one's cores.
+    """
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    shuffle = random.Random(seed).sample
+    order = ([shuffle(list(calls), len(calls)) for _ in range(runs + 10)] if device == "cuda"
+             else [[label] * (runs + 10) for label in calls])
+    seen: dict[str, int] = {label: 0 for label in calls}
+    for labels in order:
+        for label in labels:
+            start = time.perf_counter()
+            calls[label]()
+            seen[label] += 1
+            if seen[label] > 10:
+                times[label].append(time.perf_counter() - start)
+    return {label: 1e3 * statistics.median(found) for label, found in times.items()}
+
+
 def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, object]:
     """Time plain ORT and the Predictor (inlined, isolated), warm-up runs excluded."""
     name, path, config, feed = case
@@ -163,23 +189,10 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         floor = bare_loop(predictors["isolated"], feed)
         if floor is not None:
             calls["isolated_floor"] = floor
-    times: dict[str, list[float]] = {label: [] for label in calls}
-    # On the GPU the variants alternate run by run, in a new order each round (drift, and
-    # whatever one run leaves in the GPU's caches for the next, hit all alike); on the CPU each
-    # runs in its own block, since ORT's spinning worker threads would steal the next one's cores.
-    shuffle = random.Random(0).sample
-    order = ([shuffle(list(calls), len(calls)) for _ in range(runs + 10)] if device == "cuda"
-             else [[label] * (runs + 10) for label in calls])
-    seen: dict[str, int] = {label: 0 for label in calls}
-    for labels in order:
-        for label in labels:
-            start = time.perf_counter()
-            calls[label]()
-            seen[label] += 1
-            if seen[label] > 10:  # the first runs warm up (cuDNN autotuning, allocations)
-                times[label].append(time.perf_counter() - start)
-    for label in calls:
-        row[f"{label}_ms"] = 1e3 * statistics.median(times[label])
+    row.update((f"{label}_ms", ms) for label, ms in timed(calls, runs, device).items())
+    if device == "cuda":  # the two that the target compares, with nothing else between them
+        pair = timed({label: calls[label] for label in ("inlined", "isolated")}, runs, device, 1)
+        row["pair_inlined_ms"], row["pair_isolated_ms"] = pair["inlined"], pair["isolated"]
     if device == "cuda":
         for label, predictor in list(predictors.items())[:2]:
             before = predictor.device.host_copies  # type: ignore[attr-defined]
@@ -193,6 +206,8 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         row["own_streams_ratio"] = float(row["inlined_own_streams_ms"]) / plain  # type: ignore[arg-type]
     boundaries = max(int(row["isolated_segments"]) - 1, 1)  # type: ignore[call-overload]
     row["isolated_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
+    if "pair_isolated_ms" in row:
+        row["pair_us_per_boundary"] = 1e3 * (float(row["pair_isolated_ms"]) - float(row["pair_inlined_ms"])) / boundaries  # type: ignore[arg-type]
     if "isolated_synced_ms" in row:
         row["synced_us_per_boundary"] = 1e3 * (float(row["isolated_synced_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
         row["device_handovers_us_per_boundary"] = 1e3 * (float(row["isolated_device_handovers_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
@@ -207,7 +222,8 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
 def table(rows: Sequence[dict[str, object]]) -> str:
     columns = ["model", "isolated_segments", "plain_ort_ms", "inlined_ms", "isolated_ms",
                "inlined_ratio", "isolated_ratio", "isolated_us_per_boundary"]
-    extra = [c for c in rows[0] if c in ("unsynced_segments", "synced_us_per_boundary", "host_handovers",
+    extra = [c for c in rows[0] if c in ("pair_us_per_boundary", "unsynced_segments",
+                                         "synced_us_per_boundary", "host_handovers",
                                          "device_handovers_us_per_boundary", "isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
                                          "inlined_graphs_ms", "isolated_graphs_ms", "graphs_ratio",
                                          "graphs_us_per_boundary")

@@ -7,9 +7,10 @@ the isolated overhead per segment boundary. Targets (GPU, batch 1): inlined rati
 isolated overhead <= 30 microseconds per boundary. On CUDA it also times the floor of the
 isolated run (the same ORT sessions run back to back on bindings made once) and from it the
 Predictor's own cost per boundary, the isolated run with every segment waiting for its work
-at the end of its run (``synced_us_per_boundary``: what skipping ORT's sync saves), and with
-the values that ORT writes in host memory handed over on the device
-(``device_handovers_us_per_boundary``: what keeping them on the host saves). All of these take
+at the end of its run (``synced_us_per_boundary``; less ``isolated_us_per_boundary``, what
+skipping ORT's sync saves), and with the values that ORT writes in host memory handed over on
+the device (``device_handovers_us_per_boundary``; less ``isolated_us_per_boundary``, what
+keeping them on the host saves). All of these take
 turns run by run; a second pass times the inlined and isolated runs alone, taking turns with
 each other only (``pair_us_per_boundary``: no other predictor's sessions between two runs).
 

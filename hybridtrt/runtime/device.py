@@ -357,12 +357,14 @@ class CudaDevice:
         if isinstance(value, np.ndarray):
             return value
         if callable(getattr(value, "device_name", None)):  # an OrtValue
-            if value.device_name().lower() == "cpu":
-                return np.asarray(value.numpy())  # already copied back by ORT
+            if value.device_name().lower() == "cpu":  # copied back by ORT, or a host handover
+                host = np.asarray(value.numpy())  # (a view of the value's memory)
+                return host.copy() if self._bound.owns(value) else host  # (the next run rewrites it)
             if self.graphs:
                 self.synchronize()
             # (else ORT's copy, a cudaMemcpy on the legacy default stream, waits for the work
-            # queued before on the stream, which is a blocking one: no wait of ours needed)
+            # queued before on the shared stream, a blocking one; with own streams every ORT
+            # run waits for its stream before it returns, and engines wait in ``after_engine``)
             self.host_copies += 1
             return np.asarray(value.numpy())  # ORT's copy costs less than going through cupy
         self.synchronize()

@@ -132,6 +132,11 @@ def test_the_usual_call_replays_without_checking_again_what_passed_before(
         except hybridtrt.InputError:
             pass  # float64: refused, as on the usual way
         assert checked == [1]
+        # the other arrays never reached the replay: the next usual call still takes it
+        checked.clear()
+        replayed = runner._replays.runs
+        np.testing.assert_allclose(run(x), expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+        assert checked == [] and runner._replays.runs == replayed + 1
     with pytest.raises(hybridtrt.InputError, match="unknown inputs"):
         runner.run({"x": x, "z": x})
     checked.clear()
@@ -181,6 +186,18 @@ def test_device_outputs_handed_out_are_not_overwritten_by_later_runs(tmp_path: P
     for x, out in zip(xs, kept):  # (without cupy, a DeviceTensor whose owner holds the value)
         np.testing.assert_allclose(out.owner.numpy(), expected(models.split_chain(), {"x": x})[0],
                                    rtol=1e-6)
+
+
+def test_host_arrays_handed_out_are_not_overwritten_by_later_runs(tmp_path: Path) -> None:
+    """A value in a bound host buffer (here every buffer: the device is host memory; on CUDA,
+    host handovers an ``output_names`` call asks for) is copied as it goes to the caller."""
+    runner = isolated(models.split_chain(), CHAIN, tmp_path)
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(4)]
+    kept = [runner.run({"x": x})["y"] for x in xs]  # fresh, bound, replays
+    assert runner._replays is not None and runner._replays.runs == 2
+    for x, y in zip(xs, kept):
+        np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
 
 
 def log_run_options(runner: Predictor) -> list[Any]:
@@ -263,18 +280,40 @@ def test_values_ort_writes_on_the_host_are_handed_over_there(
         return {o.name: o.type == "tensor(int64)" for o in session.get_outputs()}
 
     monkeypatch.setattr(predictor_module, "output_places", places)
+    # "GPU" 7 (host memory all the same), so that binding to it and to the host differ
+    monkeypatch.setattr(predictor_module, "open_device",
+                        lambda use_gpu, device_id, memory, threads, share, graphs=False:
+                        HostBackedCuda(7, 0, share, graphs))
+    placed: dict[str, list[str]] = {}  # output: where each fresh binding and bound buffer went
+    bind_output, allocate = ort.IOBinding.bind_output, ort.OrtValue.ortvalue_from_shape_and_type
+
+    def spied_bind(binding: Any, name: str, device_type: str = "cpu", device_id: int = 0,
+                   *rest: Any) -> None:
+        placed.setdefault(name, []).append(f"bind {device_type}:{device_id}")
+        bind_output(binding, name, device_type, device_id, *rest)
+
+    def spied_allocate(shape: Any, dtype: Any, device_type: str = "cpu", device_id: int = 0) -> Any:
+        placed.setdefault("buffers", []).append(f"{device_type}:{device_id}")
+        return allocate(shape, dtype, device_type, device_id)
+
+    monkeypatch.setattr(ort.IOBinding, "bind_output", spied_bind)
+    monkeypatch.setattr(ort.OrtValue, "ortvalue_from_shape_and_type", staticmethod(spied_allocate))
     model = shape_handover()
     config = TensorRTConfig(inputs=[Input("x", [1, 2, 3], [2, 2, 3], [4, 2, 3])],
                             disable_ops=["Sin"], min_subgraph_size=1)
     runner = isolated(model, config, tmp_path)
     segments = runner._segments  # type: ignore[attr-defined]
-    assert "t" in segments[0].spec.outputs and segments[0].host_values == {"t"}
+    assert segments[0].spec.outputs == ("t", "m") and segments[0].host_values == {"t"}
     assert all(not s.host_values for s in segments[1:])
     for rows in (2, 2, 2, 3):  # fresh, bound, replayed; a new shape
         x = np.random.default_rng(rows).standard_normal((rows, 2, 3)).astype(np.float32)
         np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-6)
     assert runner._replays is not None and runner._replays.runs == 1
+    # fresh runs (shapes 2 and 3) bind t to the host and m to the device; so do the buffers
+    # made per shape: x's staging buffer, then t and m, then the next segments' outputs
+    assert placed["t"] == ["bind cpu:0"] * 2 and placed["m"] == ["bind cpu:7"] * 2
+    assert placed["buffers"] == ["cpu:7", "cpu:0", "cpu:7", "cpu:7", "cpu:7"] * 2
 
 
 @pytest.mark.parametrize("setting", ["own streams", "cuda graphs"])

@@ -143,6 +143,21 @@ def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: 
                       for key, buffers in bound.items() if key[0] == id(segment.session)
                       for name, value in zip(segment.spec.outputs, buffers.outputs)}
             assert {n for n, where in places.items() if where == "cpu"} == kept
+            # and a fresh run (a new predictor's first) binds them to the host as well
+            fresh = gpu_predictor(saved, True)
+            seen: dict[str, str] = {}
+
+            class Watch:
+                def before(self, position: int, spec: object) -> None:
+                    return None
+
+                def after(self, position: int, spec: object, inputs: object, outputs: list) -> None:
+                    seen.update((n, v.device_name().lower()) for n, v in zip(spec.outputs, outputs))  # type: ignore[attr-defined]
+
+            fresh.set_segment_observer(Watch())
+            fresh.run({"x": rng.uniform(0, 1, shapes[1]).astype(np.float32)})
+            outputs = set(fresh.get_output_names())  # (those ORT copies back within the run)
+            assert {n for n, where in seen.items() if where == "cpu" and n not in outputs} == kept
 
 
 @pytest.mark.slow

@@ -92,6 +92,9 @@ class CpuDevice:
             host_values: Collection[str] = ()) -> list[Any]:
         return list(session.run(list(outputs), dict(inputs)))
 
+    def count_copies(self, count: int) -> None:
+        """Values on the host make no copies to count."""
+
     def to_host(self, value: Any) -> Any:
         if value is None or isinstance(value, (list, tuple)):
             return value  # sequence and optional outputs come back as ONNX Runtime gives them
@@ -348,9 +351,9 @@ class CudaDevice:
         if int(err) != 0:
             raise RuntimeError(f"cudaStreamSynchronize failed: {err}")
 
-    def took_host_inputs(self, count: int) -> None:
-        """Count host inputs that went to the device without ``accept`` (replays of the
-        predictor's usual call, whose arrays passed ``accept`` before)."""
+    def count_copies(self, count: int) -> None:
+        """Count host<->device copies made without ``accept`` or ``to_host``: the predictor's
+        usual call on arrays that passed ``accept`` before (see ``Predictor._run_hot``)."""
         self.host_copies += count
 
     def to_host(self, value: Any) -> np.ndarray:

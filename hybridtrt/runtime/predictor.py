@@ -187,6 +187,8 @@ class Predictor:
                              and set(only.spec.inputs) == set(self._input_names)
                              and set(only.spec.outputs) == set(self._output_names)) else None
         self._one_host = frozenset(self._output_names)  # (its outputs all go to the caller)
+        # (name, dtype, shape) of the host arrays of the last short run that passed the checks
+        self._one_checked: tuple[tuple[str, np.dtype, tuple[int, ...]], ...] | None = None
         if hybrid is None:
             self._announce()
 
@@ -270,8 +272,23 @@ class Predictor:
     def _run_one(self, segment: _Segment, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """``run`` of a plan that is one ORT segment reading every input and giving every
         output (a model with no engine in TensorRT), all outputs wanted on the host: the same
-        checks and run, with none of the bookkeeping between segments. (Right after a GPU run
-        the host's caches are cold, and each Python step of that bookkeeping costs more.)"""
+        checks and run, with none of the bookkeeping between segments; host arrays of the
+        dtypes and shapes (C order) that passed the checks last time go straight to the
+        session. (Right after a GPU run the host's caches are cold, and each Python step costs
+        several times more than in a tight loop.)"""
+        to_host = self.device.to_host
+        known = self._one_checked
+        if known is not None and type(feeds) is dict and len(feeds) == len(known) and all(
+                type(a := feeds.get(n)) is np.ndarray and a.shape == shape and a.dtype == dtype
+                and a.flags.c_contiguous for n, dtype, shape in known):
+            # Arrays like those that passed every check before: what the device's run does for
+            # host in, host out (a plain ORT run), without the checks and steps around it.
+            try:
+                values = segment.session.run(self._output_names, feeds)
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+                raise _failed(segment.spec, exc) from exc
+            self.device.count_copies(len(known) + len(values))  # type: ignore[attr-defined]
+            return {name: to_host(v) for name, v in zip(self._output_names, values)}
         accepted = self._check_feeds(feeds)
         try:
             values = segment.run(self.device, accepted, self._one_host)
@@ -279,7 +296,8 @@ class Predictor:
             raise
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
             raise _failed(segment.spec, exc) from exc
-        to_host = self.device.to_host
+        if all(type(v) is np.ndarray and v.flags.c_contiguous for v in feeds.values()):
+            self._one_checked = tuple((n, v.dtype, v.shape) for n, v in feeds.items())
         found = dict(zip(segment.spec.outputs, values))
         return {name: to_host(found[name]) for name in self._output_names}
 
@@ -349,7 +367,7 @@ class Predictor:
         done = self._replays.run(key, feeds)  # type: ignore[union-attr]
         if done is None:
             return None
-        self.device.took_host_inputs(len(arrays))  # type: ignore[attr-defined]  # (as ``accept``)
+        self.device.count_copies(len(arrays))  # type: ignore[attr-defined]  # (as ``accept``)
         to_host = self.device.to_host
         return {name: to_host(done[name]) for name in self._output_names}
 

@@ -254,3 +254,29 @@ def test_a_one_segment_plan_runs_the_short_way_with_the_same_results_and_errors(
         runner.run({"x": x, "s": np.array([3, -1], np.int64)})
     with pytest.raises(InputError, match=r"missing inputs \['s'\]"):
         runner.run({"x": x})
+
+
+def test_the_short_way_checks_only_arrays_unlike_those_that_passed_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once host arrays passed every check, arrays of the same dtypes and shapes (C order) go
+    straight to the session; others are checked again, errors included."""
+    model = models.make([h.make_node("Relu", ["x"], ["y"])], [models.f32("x", [2, 4])],
+                        [models.f32("y", [2, 4])])
+    runner = predictor(convert(model, TensorRTConfig()).save(tmp_path / "m.onnx"))
+    checked: list[int] = []
+    check = runner._check_feeds  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner, "_check_feeds", lambda feeds: checked.append(1) or check(feeds))
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x = rng.standard_normal((2, 4)).astype(np.float32)
+        np.testing.assert_array_equal(runner.run({"x": x})["y"], ort_run(model, {"x": x})[0])
+    assert checked == [1]
+    for other, refused in ((x.astype(np.float64), True), (np.asfortranarray(x), False),
+                           (rng.standard_normal((3, 4)).astype(np.float32), True)):
+        checked.clear()
+        if refused:
+            with pytest.raises(InputError):
+                runner.run({"x": other})
+        else:
+            np.testing.assert_array_equal(runner.run({"x": other})["y"], np.maximum(other, 0))
+        assert checked == [1]

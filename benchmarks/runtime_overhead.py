@@ -11,8 +11,12 @@ at the end of its run (``synced_us_per_boundary``; less ``isolated_us_per_bounda
 skipping ORT's sync saves), and with the values that ORT writes in host memory handed over on
 the device (``device_handovers_us_per_boundary``; less ``isolated_us_per_boundary``, what
 keeping them on the host saves). All of these take
-turns run by run; a second pass times the inlined and isolated runs alone, taking turns with
-each other only (``pair_us_per_boundary``: no other predictor's sessions between two runs).
+turns run by run; a second pass times plain ORT and the inlined and isolated runs alone, taking
+turns with each other only (``alone_inlined_ratio``, ``alone_us_per_boundary``): between two
+runs of one predictor the first pass runs nine others, whose sessions leave the host's caches
+colder for it, which costs the Predictor's Python more than plain ORT's. ``paired_`` and
+``alone_us_per_boundary`` are medians of the isolated run's cost over the inlined one round by
+round (``paired_us``); ``isolated_us_per_boundary`` is the difference of their medians.
 
     python benchmarks/runtime_overhead.py [--device cpu|cuda] [--runs 50] [--json FILE]
 """
@@ -128,9 +132,9 @@ def bare_loop(predictor: object, feed: dict[str, np.ndarray]) -> Callable[[], ob
 
 
 def timed(calls: dict[str, Callable[[], object]], runs: int, device: str,
-          seed: int = 0) -> dict[str, float]:
-    """Median milliseconds per call, the first 10 runs of each excluded (warm-up: cuDNN
-    autotuning, allocations).
+          seed: int = 0) -> dict[str, list[float]]:
+    """Milliseconds per call, round by round, the first 10 runs of each excluded (warm-up:
+    cuDNN autotuning, allocations).
 
     On the GPU the calls alternate run by run, in a new order each round (drift, and whatever
     one run leaves in the caches for the next, hit all alike); on the CPU each runs in its own
@@ -147,8 +151,15 @@ def timed(calls: dict[str, Callable[[], object]], runs: int, device: str,
             calls[label]()
             seen[label] += 1
             if seen[label] > 10:
-                times[label].append(time.perf_counter() - start)
-    return {label: 1e3 * statistics.median(found) for label, found in times.items()}
+                times[label].append(1e3 * (time.perf_counter() - start))
+    return times
+
+
+def paired_us(times: dict[str, list[float]], label: str, base: str, boundaries: int) -> float:
+    """Microseconds per boundary that ``label`` costs over ``base``: the median of their
+    differences round by round (the two ran next to each other, in the same machine state),
+    which drift between rounds does not reach as it does a difference of medians."""
+    return 1e3 * statistics.median(a - b for a, b in zip(times[label], times[base])) / boundaries
 
 
 def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, object]:
@@ -190,10 +201,16 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         floor = bare_loop(predictors["isolated"], feed)
         if floor is not None:
             calls["isolated_floor"] = floor
-    row.update((f"{label}_ms", ms) for label, ms in timed(calls, runs, device).items())
-    if device == "cuda":  # the two that the target compares, with nothing else between them
-        pair = timed({label: calls[label] for label in ("inlined", "isolated")}, runs, device, 1)
-        row["pair_inlined_ms"], row["pair_isolated_ms"] = pair["inlined"], pair["isolated"]
+    boundaries = max(int(row["isolated_segments"]) - 1, 1)  # type: ignore[call-overload]
+    times = timed(calls, runs, device)
+    row.update((f"{label}_ms", statistics.median(found)) for label, found in times.items())
+    if device == "cuda":
+        row["paired_us_per_boundary"] = paired_us(times, "isolated", "inlined", boundaries)
+        # the three that the targets compare, with nothing else between them
+        alone = timed({label: calls[label] for label in ("plain_ort", "inlined", "isolated")},
+                      runs, device, 1)
+        row.update((f"alone_{label}_ms", statistics.median(found)) for label, found in alone.items())
+        row["alone_us_per_boundary"] = paired_us(alone, "isolated", "inlined", boundaries)
     if device == "cuda":
         for label, predictor in list(predictors.items())[:2]:
             before = predictor.device.host_copies  # type: ignore[attr-defined]
@@ -205,10 +222,9 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     row["isolated_ratio"] = float(row["isolated_ms"]) / plain  # type: ignore[arg-type]
     if "inlined_own_streams_ms" in row:
         row["own_streams_ratio"] = float(row["inlined_own_streams_ms"]) / plain  # type: ignore[arg-type]
-    boundaries = max(int(row["isolated_segments"]) - 1, 1)  # type: ignore[call-overload]
     row["isolated_us_per_boundary"] = 1e3 * (float(row["isolated_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
-    if "pair_isolated_ms" in row:
-        row["pair_us_per_boundary"] = 1e3 * (float(row["pair_isolated_ms"]) - float(row["pair_inlined_ms"])) / boundaries  # type: ignore[arg-type]
+    if "alone_isolated_ms" in row:
+        row["alone_inlined_ratio"] = float(row["alone_inlined_ms"]) / float(row["alone_plain_ort_ms"])  # type: ignore[arg-type]
     if "isolated_synced_ms" in row:
         row["synced_us_per_boundary"] = 1e3 * (float(row["isolated_synced_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
         row["device_handovers_us_per_boundary"] = 1e3 * (float(row["isolated_device_handovers_ms"]) - float(row["inlined_ms"])) / boundaries  # type: ignore[arg-type]
@@ -223,7 +239,8 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
 def table(rows: Sequence[dict[str, object]]) -> str:
     columns = ["model", "isolated_segments", "plain_ort_ms", "inlined_ms", "isolated_ms",
                "inlined_ratio", "isolated_ratio", "isolated_us_per_boundary"]
-    extra = [c for c in rows[0] if c in ("pair_us_per_boundary", "unsynced_segments",
+    extra = [c for c in rows[0] if c in ("paired_us_per_boundary", "alone_inlined_ratio",
+                                         "alone_us_per_boundary", "unsynced_segments",
                                          "synced_us_per_boundary", "host_handovers",
                                          "device_handovers_us_per_boundary", "isolated_floor_ms", "predictor_us_per_boundary", "own_streams_ratio",
                                          "inlined_graphs_ms", "isolated_graphs_ms", "graphs_ratio",

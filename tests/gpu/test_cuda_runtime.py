@@ -160,6 +160,44 @@ def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: 
             assert {n for n, where in seen.items() if where == "cpu" and n not in outputs} == kept
 
 
+def test_paddle_style_handles_and_clones_in_threads_on_cuda(tmp_path: Path) -> None:
+    """The Paddle-style API on the GPU (handles, isolated engines), and clones run in threads:
+    the outputs of plain ORT CUDA, the same in every thread."""
+    import threading
+
+    path = paddleocr_models()["det"]
+    config = TensorRTConfig(inputs=[Input("x", [1, 3, 64, 64], [1, 3, 320, 320], [1, 3, 640, 640])],
+                            disable_ops=["Resize"])
+    saved = convert(path, config).save(tmp_path / "det.onnx")
+    x = np.random.default_rng(5).uniform(0, 1, (1, 3, 256, 320)).astype(np.float32)
+    want = ort_run(onnx.load(str(path)), {"x": x}, CUDA)[0]
+
+    def paddle_run(predictor: Predictor) -> np.ndarray:
+        handle = predictor.get_input_handle(predictor.get_input_names()[0])
+        handle.reshape(list(x.shape))
+        handle.copy_from_cpu(x)
+        predictor.run()
+        return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+
+    first = gpu_predictor(saved, True)
+    np.testing.assert_allclose(paddle_run(first), want, rtol=3e-3, atol=1e-4)
+    found: dict[int, list[np.ndarray]] = {}
+
+    def worker(index: int) -> None:
+        clone = first.clone()
+        found[index] = [paddle_run(clone) for _ in range(4)]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(found) == [0, 1, 2, 3]
+    for outputs in found.values():
+        for out in outputs:
+            np.testing.assert_allclose(out, want, rtol=3e-3, atol=1e-4)
+
+
 @pytest.mark.slow
 def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
     cupy = pytest.importorskip("cupy")

@@ -60,3 +60,29 @@ def test_profile_and_compare_on_cuda(resnet, tmp_path, capsys) -> None:
     assert "CUDAExecutionProvider" in providers
     assert main(["compare", str(original), str(hybrid), "--gpu", "0", "-q"]) == 0
     print(capsys.readouterr().out)
+
+
+def test_run_and_demo_on_cuda_match_plain_onnx_runtime(resnet, tmp_path, capsys) -> None:
+    """`hybridtrt run --gpu 0` (isolated) writes the outputs plain ORT CUDA gives; the demo
+    runs on the GPU."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from hybridtrt.ort_support import runnable_bytes
+
+    original, hybrid = resnet
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(hybrid), "--input", f"gpu_0/data_0={tmp_path / 'x.npy'}", "--gpu", "0",
+                 "--isolate-engines", "--output-dir", str(tmp_path / "out"), "-q"]) == 0
+    plain = ort.InferenceSession(runnable_bytes(onnx.load(str(original))),
+                                 providers=["CUDAExecutionProvider"])
+    want = plain.run(None, {"gpu_0/data_0": x})[0]
+    got = np.load(next((tmp_path / "out").glob("*.npy")))
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+    capsys.readouterr()
+    assert main(["demo", "--output-dir", str(tmp_path / "demo"), "-q"]) == 0
+    printed = capsys.readouterr().out
+    print(printed)
+    assert "ONNX Runtime on the GPU" in printed

@@ -171,11 +171,11 @@ class Predictor:
         self._caller_only.reverse()
         self._handles: dict[str, Tensor] = {}
         self._results: dict[str, Any] = {}
-        # the replay key of the last usual run and its arrays' (name, dtype, shape): ``_run_hot``
-        self._hot: tuple[Any, tuple[tuple[str, np.dtype, tuple[int, ...]], ...]] | None = None
+        # the replay key of the last usual run and its arrays' ``_host_signature``: ``_run_hot``
+        self._hot: tuple[Any, _Signature] | None = None
         self._observer: SegmentObserver | None = None
         self._fitting: set[tuple[tuple[str, tuple[int, ...]], ...]] = set()  # input shapes known to fit
-        self._checked: set[tuple[Any, ...]] = set()  # (dtype, shape) per input, all checks passed
+        self._checked: set[_Signature] = set()  # (dtype, shape) per input, all checks passed
         self._fitting_segments: set[tuple[str, tuple[tuple[int, ...], ...]]] = set()
         self._input_names = [i.name for i in self._inputs]
         self._input_set = frozenset(self._input_names)
@@ -187,8 +187,6 @@ class Predictor:
                              and set(only.spec.inputs) == set(self._input_names)
                              and set(only.spec.outputs) == set(self._output_names)) else None
         self._one_host = frozenset(self._output_names)  # (its outputs all go to the caller)
-        # (name, dtype, shape) of the host arrays of the last short run that passed the checks
-        self._one_checked: tuple[tuple[str, np.dtype, tuple[int, ...]], ...] | None = None
         if hybrid is None:
             self._announce()
 
@@ -272,22 +270,19 @@ class Predictor:
     def _run_one(self, segment: _Segment, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """``run`` of a plan that is one ORT segment reading every input and giving every
         output (a model with no engine in TensorRT), all outputs wanted on the host: the same
-        checks and run, with none of the bookkeeping between segments; host arrays of the
-        dtypes and shapes (C order) that passed the checks last time go straight to the
-        session. (Right after a GPU run the host's caches are cold, and each Python step costs
-        several times more than in a tight loop.)"""
+        checks and run, with none of the bookkeeping between segments; host arrays of dtypes
+        and shapes that passed the checks before (``_checked``) go straight to the session.
+        (Right after a GPU run the host's caches are cold, and each Python step costs several
+        times more than in a tight loop.)"""
         to_host = self.device.to_host
-        known = self._one_checked
-        if known is not None and type(feeds) is dict and len(feeds) == len(known) and all(
-                type(a := feeds.get(n)) is np.ndarray and a.shape == shape and a.dtype == dtype
-                and a.flags.c_contiguous for n, dtype, shape in known):
-            # Arrays like those that passed every check before: what the device's run does for
-            # host in, host out (a plain ORT run), without the checks and steps around it.
+        if _host_signature(feeds, self._input_names) in self._checked:
+            # What the device's run does for host in, host out (a plain ORT run), without the
+            # checks and steps around it.
             try:
                 values = segment.session.run(self._output_names, feeds)
             except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
                 raise _failed(segment.spec, exc) from exc
-            self.device.count_copies(len(known) + len(values))  # type: ignore[attr-defined]
+            self.device.count_copies(len(feeds) + len(values))  # type: ignore[attr-defined]
             return {name: to_host(v) for name, v in zip(self._output_names, values)}
         accepted = self._check_feeds(feeds)
         try:
@@ -296,8 +291,6 @@ class Predictor:
             raise
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
             raise _failed(segment.spec, exc) from exc
-        if all(type(v) is np.ndarray and v.flags.c_contiguous for v in feeds.values()):
-            self._one_checked = tuple((n, v.dtype, v.shape) for n, v in feeds.items())
         found = dict(zip(segment.spec.outputs, values))
         return {name: to_host(found[name]) for name in self._output_names}
 
@@ -356,18 +349,13 @@ class Predictor:
         that the last such run replayed or recorded with: they passed every input check then,
         so the replay runs at once. None: other arrays, or the replay is gone (``run`` goes the
         usual way, which checks them and reports any error)."""
-        key, arrays = self._hot  # type: ignore[misc]
-        if len(feeds) != len(arrays):
+        key, known = self._hot  # type: ignore[misc]
+        if _host_signature(feeds, self._input_names) != known:
             return None
-        for name, dtype, shape in arrays:
-            array = feeds.get(name)
-            if (type(array) is not np.ndarray or array.shape != shape or array.dtype != dtype
-                    or not array.flags.c_contiguous):
-                return None
         done = self._replays.run(key, feeds)  # type: ignore[union-attr]
         if done is None:
             return None
-        self.device.count_copies(len(arrays))  # type: ignore[attr-defined]  # (as ``accept``)
+        self.device.count_copies(len(feeds))  # type: ignore[attr-defined]  # (as ``accept``)
         to_host = self.device.to_host
         return {name: to_host(done[name]) for name in self._output_names}
 
@@ -389,9 +377,9 @@ class Predictor:
                 trace = replays.device.end_trace()
             if not replays.record(key, feeds, done, trace):
                 return done
-        if usual is not None and all(type(v) is np.ndarray and v.flags.c_contiguous
-                                     for v in usual.values()):
-            self._hot = (key, tuple((n, v.dtype, v.shape) for n, v in usual.items()))
+        known = _host_signature(usual, self._input_names) if usual is not None else None
+        if known is not None:
+            self._hot = (key, known)
         return done
 
     def _run_segments(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool) -> dict[str, Any]:
@@ -528,6 +516,23 @@ def _check_value(spec: NodeArg, value: Any, shape: tuple[int, ...]) -> None:
         if isinstance(want, int) and want > 0 and got != want:
             raise InputError(f"input '{spec.name}' dimension {axis} is {got}; the model fixes it "
                              f"to {want}")
+
+
+_Signature = tuple[tuple[Any, Any], ...]  # (dtype, shape) per model input, in their order
+
+
+def _host_signature(feeds: Mapping[str, Any], names: Sequence[str]) -> _Signature | None:
+    """``(dtype, shape)`` per input in ``names`` order (as ``_check_feeds`` keeps those that
+    passed) when ``feeds`` holds exactly these inputs as C-order numpy arrays; else None."""
+    if len(feeds) != len(names):
+        return None
+    found = []
+    for name in names:
+        array = feeds.get(name)
+        if type(array) is not np.ndarray or not array.flags.c_contiguous:
+            return None
+        found.append((array.dtype, array.shape))
+    return tuple(found)
 
 
 def _failed(spec: SegmentSpec, exc: Exception) -> ExecutionError:

@@ -162,7 +162,7 @@ def measure(name: str, mode: str, samples: int = 40, calibration: int = 16,
         if device == "cuda":
             settings.enable_use_gpu(0, 0)
         predictor = create_predictor(settings)
-        got = [list(predictor.run(f).values())[0] for f in feeds]
+        got = [list(predictor.run_dict(f).values())[0] for f in feeds]
     ref = [reference.run(None, f)[0] for f in feeds]
     max_abs = max(float(np.abs(a - b).max()) for a, b in zip(ref, got))
     rel_l2 = float(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(ref, got))

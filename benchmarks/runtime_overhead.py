@@ -99,7 +99,7 @@ def bare_loop(predictor: object, feed: dict[str, np.ndarray]) -> Callable[[], ob
             seen.update(zip(spec.outputs, outputs))  # type: ignore[attr-defined]
 
     predictor.set_segment_observer(Record())  # type: ignore[attr-defined]
-    predictor.run(feed)  # type: ignore[attr-defined]
+    predictor.run_dict(feed)  # type: ignore[attr-defined]
     predictor.set_segment_observer(None)  # type: ignore[attr-defined]
     buffers = {}
     # values the predictor hands over in host memory (``placement``) stay there here too
@@ -196,7 +196,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         if label == "isolated_device_handovers":  # values ORT writes on the host go to the device
             for segment in predictor._segments:  # type: ignore[attr-defined]
                 segment.host_values = frozenset()
-        calls[label] = (lambda p: lambda: p.run(feed))(predictor)
+        calls[label] = (lambda p: lambda: p.run_dict(feed))(predictor)
     if device == "cuda":  # the isolated predictor's own sessions, bound once
         floor = bare_loop(predictors["isolated"], feed)
         if floor is not None:
@@ -214,7 +214,7 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
     if device == "cuda":
         for label, predictor in list(predictors.items())[:2]:
             before = predictor.device.host_copies  # type: ignore[attr-defined]
-            predictor.run(feed)
+            predictor.run_dict(feed)
             row[f"{label}_host_copies_per_run"] = predictor.device.host_copies - before  # type: ignore[attr-defined]
             row[f"{label}_foreign_outputs"] = predictor.device.foreign_outputs  # type: ignore[attr-defined]
     plain = float(row["plain_ort_ms"])  # type: ignore[arg-type]

@@ -282,7 +282,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.cache_dir is not None:
         config.set_engine_cache_dir(args.cache_dir)
     predictor = create_predictor(config)
-    outputs = predictor.run(_read_inputs(args.input))
+    outputs = predictor.run_dict(_read_inputs(args.input))
     for placement in predictor.engine_status():
         print(f"{placement.name}: {placement.runs_in}"
               + (f" ({placement.reason})" if placement.runs_in != "tensorrt" else ""))

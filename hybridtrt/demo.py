@@ -74,7 +74,7 @@ def run_demo(output_dir: Path | None = None, name: str = "resnet50") -> DemoResu
     dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
     feed = {value.name: np.random.default_rng(0).standard_normal(dims).astype(np.float32)}
     want = _ort(original, feed)
-    got = predictor.run(feed)[predictor.get_output_names()[0]]
+    got = predictor.run(None, feed)[0]
     device = "GPU" if config.use_gpu() else "CPU"
     placements = tuple(
         f"{p.name}: TensorRT" if p.runs_in == "tensorrt"

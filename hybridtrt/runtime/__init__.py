@@ -2,7 +2,7 @@
 
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.plan import EnginePlacement
-from hybridtrt.runtime.predictor import NodeArg, Predictor, Tensor, create_predictor
+from hybridtrt.runtime.predictor import ModelMetadata, NodeArg, Predictor, Tensor, create_predictor
 
-__all__ = ["Config", "EnginePlacement", "NodeArg", "Predictor", "RuntimeSettings", "Tensor",
+__all__ = ["Config", "EnginePlacement", "ModelMetadata", "NodeArg", "Predictor", "RuntimeSettings", "Tensor",
            "create_predictor"]

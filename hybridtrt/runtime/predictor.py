@@ -11,12 +11,11 @@ from typing import Any, Protocol
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.graph import tensor_info_from_value
 from hybridtrt.compiler.hybrid import HybridModel, load
-from hybridtrt.converters.registry import dtype_name
 from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputError, InternalError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.config import Config, RuntimeSettings
+from hybridtrt.runtime.description import ModelMetadata, NodeArg, model_metadata, node_arg
 from hybridtrt.runtime.device import Device, dtype_of, open_device
 from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, graph_model, graph_safe, single_graph,
                                       unsynced_safe)
@@ -27,25 +26,9 @@ from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
 from hybridtrt.trt.api import TrtBackend
 from hybridtrt.trt.profiles import select_profile
 
-__all__ = ["NodeArg", "Predictor", "SegmentObserver", "Tensor", "create_predictor"]
+__all__ = ["ModelMetadata", "NodeArg", "Predictor", "SegmentObserver", "Tensor", "create_predictor"]
 
 _LOG = logging.getLogger("hybridtrt")
-
-
-@dataclasses.dataclass(frozen=True)
-class NodeArg:
-    """A model input or output as ONNX Runtime describes it (``get_inputs()``/``get_outputs()``)."""
-
-    name: str
-    type: str
-    shape: list[int | str | None]
-    dtype: np.dtype | None
-
-
-def _node_arg(value: onnx.ValueInfoProto) -> NodeArg:
-    info = tensor_info_from_value(value)
-    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(info.dtype)) if info.dtype else None
-    return NodeArg(value.name, f"tensor({dtype_name(info.dtype)})", list(info.shape or []), dtype)
 
 
 class SegmentObserver(Protocol):
@@ -156,8 +139,8 @@ class Predictor:
                          if hasattr(self.device, "begin_trace") and len(self._segments) > 1 else None)
         graph = self.hybrid.model.graph
         initializers = {t.name for t in graph.initializer}
-        self._inputs = [_node_arg(v) for v in graph.input if v.name not in initializers]
-        self._outputs = [_node_arg(v) for v in graph.output]
+        self._inputs = [node_arg(v) for v in graph.input if v.name not in initializers]
+        self._outputs = [node_arg(v) for v in graph.output]
         self._constants = {t.name: t for t in graph.initializer}
         # inputs several segments read: staged once per run (``_check_feeds``)
         self._shared_inputs = [i.name for i in self._inputs
@@ -180,6 +163,7 @@ class Predictor:
         self._input_names = [i.name for i in self._inputs]
         self._input_set = frozenset(self._input_names)
         self._output_names = [o.name for o in self._outputs]
+        self._output_set = frozenset(self._output_names)
         only = self._segments[0] if len(self._segments) == 1 else None
         # ``run``'s short way: one ORT segment that reads exactly the inputs and gives the outputs
         self._one = only if (isinstance(only, _Segment) and not only.graph
@@ -228,14 +212,64 @@ class Predictor:
     # ONNX Runtime style ---------------------------------------------------------------------
 
     def get_inputs(self) -> list[NodeArg]:
+        """The model's inputs (initializers left out), as ``InferenceSession.get_inputs()``."""
         return list(self._inputs)
 
     def get_outputs(self) -> list[NodeArg]:
+        """The model's outputs, as ``InferenceSession.get_outputs()``."""
         return list(self._outputs)
 
-    def run(self, feeds: Mapping[str, Any] | None = None, output_names: Sequence[str] | None = None,
-            *, device_outputs: bool = False) -> dict[str, Any]:
-        """Run the model.
+    def get_providers(self) -> list[str]:
+        """The ONNX Runtime execution providers the ORT segments run on, led by ``"TensorRT"``
+        when an engine runs in TensorRT."""
+        names = [p if isinstance(p, str) else p[0] for p in self.device.providers()]
+        if "CPUExecutionProvider" not in names:
+            names.append("CPUExecutionProvider")  # (ORT always adds it)
+        if any(p.runs_in == "tensorrt" for p in self.plan.placements):
+            names.insert(0, "TensorRT")
+        return names
+
+    def get_modelmeta(self) -> ModelMetadata:
+        """The original model's metadata, as ``InferenceSession.get_modelmeta()``."""
+        return model_metadata(self.hybrid.model)
+
+    def run(self, output_names: Sequence[str] | None = None,
+            input_feed: Mapping[str, Any] | None = None, run_options: Any = None) -> list[Any]:
+        """Run the model as ``onnxruntime.InferenceSession.run`` does.
+
+        Args:
+            output_names: Outputs to return, in this order (None: all, in the model's order).
+            input_feed: ``{input name: array}`` (see ``run_dict``). With neither argument the
+                run is Paddle style: on the input handles' values, read the output handles.
+            run_options: Accepted for ONNX Runtime compatibility (its ``RunOptions``); unused.
+
+        Returns:
+            The outputs' arrays, in ``output_names`` order (empty when called Paddle style).
+        """
+        if isinstance(output_names, Mapping) or isinstance(output_names, str):
+            raise InputError("run(output_names, input_feed) takes a list of output names (or None) "
+                             "first and the feeds second, as ONNX Runtime's: call "
+                             "run(None, feeds), or run_dict(feeds) for {name: array}")
+        if input_feed is None:
+            if output_names is not None:
+                raise InputError("run() needs input_feed, {input name: array}")
+            self.run_dict()
+            return []
+        if output_names is None:
+            found = self.run_dict(input_feed)
+            return [found[name] for name in self._output_names]
+        wanted = list(output_names)
+        found = self.run_dict(input_feed, wanted)
+        return [found[name] for name in wanted]
+
+    def __call__(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        """``run_dict(feeds)``: every output as ``{name: array}``."""
+        return self.run_dict(feeds)
+
+    def run_dict(self, feeds: Mapping[str, Any] | None = None,
+                 output_names: Sequence[str] | None = None,
+                 *, device_outputs: bool = False) -> dict[str, Any]:
+        """Run the model, feeds and outputs by name.
 
         Args:
             feeds: ``{input name: array}``; numpy arrays, or on GPU any array with
@@ -259,6 +293,10 @@ class Predictor:
         paddle_style = feeds is None
         given = {n: h.value for n, h in self._handles.items() if h.value is not None} if paddle_style else dict(feeds)  # type: ignore[arg-type]
         wanted = list(output_names) if output_names is not None else list(self._output_names)
+        if output_names is not None and not self._output_set.issuperset(wanted):
+            unknown = [n for n in wanted if n not in self._output_set]
+            raise InputError(f"unknown outputs {unknown} (the model's outputs are "
+                             f"{self._output_names})")
         values = self._execute(self._check_feeds(given), wanted, host=not device_outputs,
                                usual=given if usual else None)
         if paddle_style:

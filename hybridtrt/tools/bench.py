@@ -189,7 +189,7 @@ def benchmark(target: Target, settings: BenchSettings = BenchSettings(),
                                  cuda_graph=settings.cuda_graph)
     feeds = make_feeds(target, predictor, shapes, inputs)
     sync = getattr(predictor.device, "synchronize", lambda: None)
-    calls: dict[str, Callable[[], object]] = {"hybridtrt": lambda: predictor.run(feeds)}
+    calls: dict[str, Callable[[], object]] = {"hybridtrt": lambda: predictor.run(None, feeds)}
     if settings.compare_ort:
         calls["onnxruntime"] = _plain_session(target, settings, feeds)
     timed = _time(calls, sync, settings)
@@ -265,7 +265,7 @@ def _segment_pass(predictor: Predictor, feeds: Mapping[str, np.ndarray], sync: C
         for _ in range(runs):
             clock.probing = 0.0
             start = time.perf_counter()
-            predictor.run(feeds)
+            predictor.run_dict(feeds)
             sync()
             totals.append(time.perf_counter() - start - clock.probing)
     finally:

@@ -191,7 +191,7 @@ def compare(target: Target, atol: float = 1e-4, rtol: float = 1e-3,
     capture = _Capture(predictor.device.to_host)
     predictor.set_segment_observer(capture)
     try:
-        outputs = predictor.run(feeds)
+        outputs = predictor.run_dict(feeds)
     finally:
         predictor.set_segment_observer(None)
     expected = _run_original(target.original, feeds, list(capture.values), use_gpu, device_id)

@@ -149,10 +149,10 @@ def profile(target: Target, settings: ProfileSettings = ProfileSettings(),
         feeds = make_feeds(target, predictor, shapes, inputs)
         predictor.set_segment_observer(recorder)
         for _ in range(settings.warmup):
-            predictor.run(feeds)
+            predictor.run_dict(feeds)
         for run in range(settings.runs):
             recorder.run = run
-            predictor.run(feeds)
+            predictor.run_dict(feeds)
         predictor.set_segment_observer(None)
         ort_events = {name: json.loads(Path(path).read_text())
                       for name, path in predictor.end_profiling().items()}

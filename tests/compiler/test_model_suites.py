@@ -81,7 +81,7 @@ def _check_case(case: Case, folder: Path) -> tuple[bool, str]:
             config.isolate_engines(isolated)
             try:
                 predictor = create_predictor(config)
-                result = predictor.run(dict(case.inputs))
+                result = predictor.run_dict(dict(case.inputs))
             except hybridtrt.HybridTRTError as exc:
                 return ort_ok, f"Predictor (isolate_engines={isolated}) failed: {exc}"
             got = [result[o.name] for o in predictor.get_outputs()]

@@ -294,7 +294,7 @@ def test_shape_values_read_outside_are_computed_there_too_not_exported(tmp_path:
     for isolated in (False, True):
         runtime_config = Config(path)
         runtime_config.isolate_engines(isolated)
-        got = create_predictor(runtime_config).run({"x": x})
+        got = create_predictor(runtime_config).run_dict({"x": x})
         np.testing.assert_allclose(got["y"], want[0], rtol=1e-6)
         np.testing.assert_array_equal(got["z"], want[1])
 
@@ -325,7 +325,7 @@ def test_shared_shape_values_inline_and_run_in_every_precision(tmp_path: Path, m
     for isolated in (False, True):
         runtime_config = Config(path)
         runtime_config.isolate_engines(isolated)
-        got = create_predictor(runtime_config).run({"x": x})
+        got = create_predictor(runtime_config).run_dict({"x": x})
         np.testing.assert_allclose(got["y"], want[0], rtol=1e-2, atol=1e-3)
         np.testing.assert_array_equal(got["z"], want[1])
 

@@ -25,7 +25,7 @@ CHAIN_INPUT = Input(name="x", min_input_shape=(1, 4), optim_input_shape=(2, 4), 
 
 def _run_hybrid(hybrid, tmp_path, feed):
     path = hybrid.save(tmp_path / "model.hybrid.onnx")
-    return list(create_predictor(Config(path)).run(feed).values())
+    return list(create_predictor(Config(path)).run_dict(feed).values())
 
 
 def _ort(model, feed):

@@ -58,7 +58,7 @@ def test_values_stay_on_the_gpu_between_segments(tmp_path: Path, isolated: bool)
         before = runner.device.host_copies  # type: ignore[attr-defined]
         bound = runner.device.bound_runs  # type: ignore[attr-defined]
         replayed = replays.runs if replays is not None else 0
-        y = runner.run({"x": x})["y"]
+        y = runner.run_dict({"x": x})["y"]
         if isolated:
             assert replays is not None
             assert (runner.device.bound_runs - bound, replays.runs - replayed) == [  # type: ignore[attr-defined]
@@ -72,7 +72,7 @@ def test_values_stay_on_the_gpu_between_segments(tmp_path: Path, isolated: bool)
     assert runner.device.unsynced_runs == (2 if isolated else 0)  # type: ignore[attr-defined]
     # Device outputs of replayed runs are copies: the next run does not overwrite them.
     xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(2)]
-    kept = [runner.run({"x": x}, device_outputs=True)["y"] for x in xs]
+    kept = [runner.run_dict({"x": x}, device_outputs=True)["y"] for x in xs]
     for x, out in zip(xs, kept):
         host = out.get() if hasattr(out, "get") else runner.device.to_host(out)  # type: ignore[attr-defined]
         np.testing.assert_allclose(host, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-5,
@@ -88,7 +88,7 @@ def test_dlpack_inputs_and_device_outputs_need_no_host_copy(tmp_path: Path) -> N
     kept = []
     for device_input in (cupy.asarray(x), torch.from_numpy(x).cuda(), cupy.asarray(-x)):
         before = runner.device.host_copies  # type: ignore[attr-defined]
-        out = runner.run({"x": device_input}, device_outputs=True)["y"]
+        out = runner.run_dict({"x": device_input}, device_outputs=True)["y"]
         assert runner.device.host_copies == before  # type: ignore[attr-defined]
         assert isinstance(out, cupy.ndarray)
         kept.append(out)
@@ -107,7 +107,7 @@ def test_onnx_cnns_on_cuda_match_plain_onnx_runtime_cuda(case: object, tmp_path:
     want = ort_run(model, case.inputs, CUDA)  # type: ignore[attr-defined]
     saved = convert(model, TensorRTConfig(min_subgraph_size=1)).save(tmp_path / "m.onnx")
     for isolated in (False, True):
-        got = gpu_predictor(saved, isolated).run(dict(case.inputs))  # type: ignore[attr-defined]
+        got = gpu_predictor(saved, isolated).run_dict(dict(case.inputs))  # type: ignore[attr-defined]
         assert outputs_match(list(got.values()), want, 1e-3, 1e-4)
 
 
@@ -125,7 +125,7 @@ def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: 
         runner = gpu_predictor(saved, isolated)
         for shape in [*shapes, *shapes, *shapes]:  # then bound buffers, then replays; new inputs
             x = rng.uniform(0, 1, shape).astype(np.float32)
-            got = runner.run({"x": x})[runner.get_output_names()[0]]
+            got = runner.run_dict({"x": x})[runner.get_output_names()[0]]
             # ORT's CUDA convolutions use TF32 and pick their algorithms per session: one element
             # in millions differed by 1.6e-3 (relative) on an H100
             np.testing.assert_allclose(got, ort_run(original, {"x": x}, CUDA)[0], rtol=3e-3,
@@ -155,7 +155,7 @@ def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: 
                     seen.update((n, v.device_name().lower()) for n, v in zip(spec.outputs, outputs))  # type: ignore[attr-defined]
 
             fresh.set_segment_observer(Watch())
-            fresh.run({"x": rng.uniform(0, 1, shapes[1]).astype(np.float32)})
+            fresh.run_dict({"x": rng.uniform(0, 1, shapes[1]).astype(np.float32)})
             outputs = set(fresh.get_output_names())  # (those ORT copies back within the run)
             assert {n for n, where in seen.items() if where == "cpu" and n not in outputs} == kept
 
@@ -226,12 +226,12 @@ def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
             saved = convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1)).save(
                 tmp_path / f"{case.name}.onnx")
             runner = gpu_predictor(saved, False)
-            got = runner.run(dict(case.inputs))
+            got = runner.run_dict(dict(case.inputs))
             del runner  # teardown too (ORT once aborted freeing pinned memory here)
             isolated = gpu_predictor(saved, True)
             # Isolated, outputs kept on the device: the second run goes through bound buffers,
             # the third is a replay where the plan has several segments.
-            runs = [isolated.run(dict(case.inputs), device_outputs=True) for _ in range(3)]
+            runs = [isolated.run_dict(dict(case.inputs), device_outputs=True) for _ in range(3)]
             on_host = [[cupy.asnumpy(v) for v in r.values()] for r in runs]
             counts["second runs bound"] += isolated.device.bound_runs > 0  # type: ignore[attr-defined]
             counts["third runs replayed"] += bool(isolated._replays and isolated._replays.runs)
@@ -274,7 +274,7 @@ def test_engine_segments_keep_values_on_the_gpu(tmp_path: Path, data_dependent: 
     for batch in (5, 2, 8):
         x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
         before = runner.device.host_copies  # type: ignore[attr-defined]
-        y = runner.run({"x": x})["y"]
+        y = runner.run_dict({"x": x})["y"]
         assert runner.device.host_copies - before == 2  # type: ignore[attr-defined]
         assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
         np.testing.assert_allclose(y, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-5, atol=1e-6)
@@ -319,7 +319,7 @@ def test_cuda_graphs_replay_with_new_inputs_and_match_plain_onnx_runtime(
         # keeps a graph, but in segments allowed one graph only, whose graphs end).
         for number, shape in enumerate([shapes[0]] * 4 + shapes * 3):
             x = rng.uniform(0, 1, shape).astype(np.float32)
-            got = runner.run({name: x})
+            got = runner.run_dict({name: x})
             want = plain.run(None, {name: x})
             assert outputs_match(list(got.values()), want, 3e-3, 1e-4), (label, shape)
             replays = runner._replays.runs if runner._replays is not None else 0  # type: ignore[attr-defined]

@@ -94,7 +94,7 @@ def test_runs_go_fresh_then_bound_then_replayed_with_right_results(tmp_path: Pat
     for _ in range(4):
         x = rng.standard_normal((5, 4)).astype(np.float32)
         bound, replayed = runner.device.bound_runs, runner._replays.runs  # type: ignore[attr-defined]
-        y = runner.run({"x": x})["y"]
+        y = runner.run_dict({"x": x})["y"]
         steps.append((runner.device.bound_runs - bound, runner._replays.runs - replayed))  # type: ignore[attr-defined]
         np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
     assert steps == [(0, 0), (3, 0), (0, 1), (0, 1)]
@@ -112,7 +112,7 @@ def test_the_usual_call_replays_without_checking_again_what_passed_before(
     rng = np.random.default_rng(3)
 
     def run(x: Any, **kwargs: Any) -> np.ndarray:
-        return runner.run({"x": x}, **kwargs)["y"]
+        return runner.run_dict({"x": x}, **kwargs)["y"]
 
     for rows in (5, 5, 5, 5):  # fresh, bound (recorded), then the hot way twice
         x = rng.standard_normal((rows, 4)).astype(np.float32)
@@ -138,7 +138,7 @@ def test_the_usual_call_replays_without_checking_again_what_passed_before(
         np.testing.assert_allclose(run(x), expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
         assert checked == [] and runner._replays.runs == replayed + 1
     with pytest.raises(hybridtrt.InputError, match="unknown inputs"):
-        runner.run({"x": x, "z": x})
+        runner.run_dict({"x": x, "z": x})
     checked.clear()
     np.testing.assert_allclose(run(x, device_outputs=True).owner.numpy(),
                                expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
@@ -150,7 +150,7 @@ def test_host_and_device_inputs_mixed_never_give_stale_results(tmp_path: Path) -
     rng = np.random.default_rng(1)
     for kind in ["host", "host", "host", "device", "device", "host", "device", "host"]:
         x = rng.standard_normal((5, 4)).astype(np.float32)
-        y = runner.run({"x": x if kind == "host" else DeviceArray(x)})["y"]
+        y = runner.run_dict({"x": x if kind == "host" else DeviceArray(x)})["y"]
         np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
     assert runner._replays is not None and runner._replays.runs > 0
 
@@ -164,7 +164,7 @@ def test_data_dependent_shapes_fall_back_to_fresh_runs_with_right_results(tmp_pa
     assert len(runner.segments()) >= 2
     for x in ([1, 0, 0, 2, 0, 0], [1, 2, 3, 0, 0, 4], [0, 0, 0, 0, 0, 5], [1, 0, 0, 2, 0, 0]):
         feeds = {"x": np.array(x, np.float32)}
-        np.testing.assert_array_equal(runner.run(feeds)["y"], expected(model, feeds)[0])
+        np.testing.assert_array_equal(runner.run_dict(feeds)["y"], expected(model, feeds)[0])
 
 
 def test_string_outputs_stay_on_fresh_runs(tmp_path: Path) -> None:
@@ -174,14 +174,14 @@ def test_string_outputs_stay_on_fresh_runs(tmp_path: Path) -> None:
     runner = isolated(model, TensorRTConfig(min_subgraph_size=1), tmp_path)
     feeds = {"x": np.array([1.5, -2, 3], np.float32)}
     for _ in range(3):
-        assert runner.run(feeds)["y"].tolist() == expected(model, feeds)[0].tolist()
+        assert runner.run_dict(feeds)["y"].tolist() == expected(model, feeds)[0].tolist()
 
 
 def test_device_outputs_handed_out_are_not_overwritten_by_later_runs(tmp_path: Path) -> None:
     runner = isolated(models.split_chain(), CHAIN, tmp_path)
     rng = np.random.default_rng(2)
     xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(4)]
-    kept = [runner.run({"x": x}, device_outputs=True)["y"] for x in xs]  # fresh, bound, replays
+    kept = [runner.run_dict({"x": x}, device_outputs=True)["y"] for x in xs]  # fresh, bound, replays
     assert runner._replays is not None and runner._replays.runs == 2
     for x, out in zip(xs, kept):  # (without cupy, a DeviceTensor whose owner holds the value)
         np.testing.assert_allclose(out.owner.numpy(), expected(models.split_chain(), {"x": x})[0],
@@ -194,7 +194,7 @@ def test_host_arrays_handed_out_are_not_overwritten_by_later_runs(tmp_path: Path
     runner = isolated(models.split_chain(), CHAIN, tmp_path)
     rng = np.random.default_rng(4)
     xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(4)]
-    kept = [runner.run({"x": x})["y"] for x in xs]  # fresh, bound, replays
+    kept = [runner.run_dict({"x": x})["y"] for x in xs]  # fresh, bound, replays
     assert runner._replays is not None and runner._replays.runs == 2
     for x, y in zip(xs, kept):
         np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
@@ -230,7 +230,7 @@ def test_segments_but_the_last_skip_the_stream_sync_where_nothing_stages_host_me
     x = np.random.default_rng(7).standard_normal((5, 4)).astype(np.float32)
     for _ in range(3):  # fresh, bound, replayed
         used.clear()
-        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-6)
         assert [unsynced(o) for o in used] == [True, False, False]
     assert runner._replays is not None and runner._replays.runs == 1
@@ -247,11 +247,11 @@ def test_a_segment_whose_output_the_caller_reads_keeps_the_sync(tmp_path: Path) 
     used = log_run_options(runner)
     x = np.random.default_rng(8).standard_normal((5, 4)).astype(np.float32)
     want = expected(model, {"x": x})
-    got = runner.run({"x": x})  # the first engine's output "a" goes to the host: synced
+    got = runner.run_dict({"x": x})  # the first engine's output "a" goes to the host: synced
     assert [unsynced(o) for o in used] == [False, False, False]
     np.testing.assert_allclose(got["a"], want[1], rtol=1e-6)
     used.clear()
-    got = runner.run({"x": x}, ["y"])  # "a" not wanted: nothing to wait for
+    got = runner.run_dict({"x": x}, ["y"])  # "a" not wanted: nothing to wait for
     assert [unsynced(o) for o in used] == [True, False, False]
     np.testing.assert_allclose(got["y"], want[0], rtol=1e-6)
 
@@ -307,7 +307,7 @@ def test_values_ort_writes_on_the_host_are_handed_over_there(
     assert all(not s.host_values for s in segments[1:])
     for rows in (2, 2, 2, 3):  # fresh, bound, replayed; a new shape
         x = np.random.default_rng(rows).standard_normal((rows, 2, 3)).astype(np.float32)
-        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-6)
     assert runner._replays is not None and runner._replays.runs == 1
     # fresh runs (shapes 2 and 3) bind t to the host and m to the device; so do the buffers
@@ -330,7 +330,7 @@ def test_no_run_skips_the_sync_with_own_streams_or_cuda_graphs(tmp_path: Path,
     used = log_run_options(runner)
     x = np.ones((2, 4), np.float32)
     for _ in range(3):
-        runner.run({"x": x})
+        runner.run_dict({"x": x})
     assert used and not any(unsynced(o) for o in used)
     assert all(s.sync for s in runner._segments)  # type: ignore[attr-defined]
 
@@ -347,7 +347,7 @@ def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path) -> None:
     runs = []
     for feed in (x, x, x, DeviceArray(x), DeviceArray(x), x):
         used.clear()
-        np.testing.assert_allclose(runner.run({"x": feed})["y"],
+        np.testing.assert_allclose(runner.run_dict({"x": feed})["y"],
                                    expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
         runs.append(list(used))
     assert runs == [
@@ -378,7 +378,7 @@ def test_each_input_signature_has_its_own_cuda_graph(tmp_path: Path) -> None:
     for rows in (5, 5, 3, 3):
         used.clear()
         x = np.ones((rows, 4), np.float32)
-        np.testing.assert_allclose(runner.run({"x": x})["y"],
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"],
                                    expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
         runs.append(list(used))
     assert runs == [[no_capture, None, no_capture], [graph_0, None, graph_0],
@@ -397,7 +397,7 @@ def test_a_one_segment_plan_captures_too(tmp_path: Path) -> None:
     used = log_run_options(runner)
     x = np.arange(6, dtype=np.float32).reshape(2, 3) - 2
     for _ in range(3):
-        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0])
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0])
     assert used == [no_capture, graph_0, graph_0]  # (host in, host out would never capture)
 
 
@@ -409,7 +409,7 @@ def test_alternating_input_shapes_keep_their_cuda_graphs(tmp_path: Path) -> None
     for rows in (5, 3, 5, 3, 5, 3):
         used.clear()
         x = np.full((rows, 4), rows, np.float32)
-        np.testing.assert_allclose(runner.run({"x": x})["y"],
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"],
                                    expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
         runs.append(used[0])
     # Each shape's host input keeps its own staging buffer, so each keeps its graph.
@@ -432,7 +432,7 @@ def test_a_failed_capture_drops_the_graph_but_keeps_the_bound_buffers(tmp_path: 
     first.run_with_iobinding = failing_capture
     x = np.random.default_rng(5).standard_normal((5, 4)).astype(np.float32)
     for _ in range(4):
-        np.testing.assert_allclose(runner.run({"x": x})["y"],
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"],
                                    expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
     # fresh; graph 0 fails, then fresh again; from then on bound without capture
     assert used == [no_capture, graph_0, no_capture, no_capture, no_capture]
@@ -464,7 +464,7 @@ def test_a_segment_with_a_batched_matmul_holds_one_graph_only(tmp_path: Path) ->
     for rows in (5, 5, 5, 3, 3, 5):
         used.clear()
         x = np.random.default_rng(rows).standard_normal((rows, 4)).astype(np.float32)
-        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-5, atol=1e-6)
         runs.append((used[0], used[2]))
     assert runs == [
@@ -493,7 +493,7 @@ def test_a_gemm_segment_is_captured_as_matmul_and_add(tmp_path: Path) -> None:
     used = log_run_options(runner)
     for seed in range(3):
         x = np.random.default_rng(seed).standard_normal((2, 4)).astype(np.float32)
-        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-5, atol=1e-6)
     assert used == [no_capture, graph_0, graph_0]
 
@@ -510,13 +510,13 @@ def test_refused_calls_take_no_staging_buffer(tmp_path: Path) -> None:
     no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
     for width in (9, 10, 11, 12):
         with pytest.raises(hybridtrt.InputError):
-            runner.run({"x": np.ones((2, width), np.float32)})
+            runner.run_dict({"x": np.ones((2, width), np.float32)})
     used = log_run_options(runner)
     runs = []
     for rows in (5, 3, 5, 3, 5, 3):
         used.clear()
         x = np.full((rows, 4), rows, np.float32)
-        np.testing.assert_allclose(runner.run({"x": x})["y"], expected(model, {"x": x})[0],
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-6)
         runs.append(used[0])
     assert runs == [no_capture, no_capture, graph_0, graph_1, graph_0, graph_1]
@@ -539,7 +539,7 @@ def test_replays_of_graph_sessions_hold_the_capture_lock(tmp_path: Path,
     runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
     x = np.ones((5, 4), np.float32)
     for _ in range(3):  # fresh, bound, replayed
-        runner.run({"x": x})
+        runner.run_dict({"x": x})
     assert runner._replays is not None and runner._replays.runs == 1
     assert CountingLock.entered == 1  # a replayed step may be the run in which ORT captures
 

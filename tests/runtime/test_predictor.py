@@ -15,6 +15,7 @@ import pytest
 import hybridtrt
 from hybridtrt import Input, InputError, TensorRTConfig, convert
 from hybridtrt.errors import FormatError, IncompatibleEngineError
+from hybridtrt.examples import onnx_light_model
 from hybridtrt.runtime import Config, Predictor, create_predictor
 from tests import models
 from tests.suites import ort_run, paddleocr_models
@@ -41,7 +42,7 @@ def test_onnx_runtime_style_run_matches_the_original(saved: Path, isolated: bool
     runner = predictor(saved, isolated)
     for batch in (1, 5, 8):
         x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
-        got = runner.run({"x": x})
+        got = runner.run_dict({"x": x})
         np.testing.assert_allclose(got["y"], ort_run(models.split_chain(), {"x": x})[0], rtol=1e-6)
 
 
@@ -52,7 +53,7 @@ def test_paddle_style_handles_match_the_original(saved: Path) -> None:
     handle = runner.get_input_handle("x")
     handle.reshape([3, 4])
     handle.copy_from_cpu(x)
-    runner.run()
+    assert runner.run() == []
     out = runner.get_output_handle("y").copy_to_cpu()
     np.testing.assert_allclose(out, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-6)
 
@@ -61,8 +62,57 @@ def test_inputs_and_outputs_are_described_like_onnx_runtime(saved: Path) -> None
     runner = predictor(saved)
     (x,) = runner.get_inputs()
     (y,) = runner.get_outputs()
-    assert (x.name, x.type, x.shape, x.dtype) == ("x", "tensor(float32)", ["N", 4], np.float32)
+    assert (x.name, x.type, x.shape, x.dtype) == ("x", "tensor(float)", ["N", 4], np.float32)
     assert y.name == "y"
+    assert runner.get_providers() == ["CPUExecutionProvider"]  # (no engine runs in TensorRT here)
+
+
+@pytest.fixture(scope="module")
+def squeezenet(tmp_path_factory: pytest.TempPathFactory) -> tuple[onnx.ModelProto, Path]:
+    """A real CNN and its saved hybrid model."""
+    source = onnx.load(str(onnx_light_model("squeezenet")))
+    saved = convert(source, TensorRTConfig(inputs=[])).save(tmp_path_factory.mktemp("sq") / "m.onnx")
+    return source, saved
+
+
+def test_run_is_a_drop_in_for_onnx_runtime_sessions(squeezenet: tuple[onnx.ModelProto, Path]) -> None:
+    import onnxruntime as ort
+
+    source, saved = squeezenet
+    session = ort.InferenceSession(source.SerializeToString(), providers=["CPUExecutionProvider"])
+    runner = predictor(saved)
+    name, output = session.get_inputs()[0].name, session.get_outputs()[0].name
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    for got, want in ((runner.run(None, {name: x}), session.run(None, {name: x})),
+                      (runner.run([output], {name: x}), session.run([output], {name: x})),
+                      (runner.run([output, output], {name: x}, ort.RunOptions()),
+                       session.run([output, output], {name: x}))):
+        assert isinstance(got, list) and len(got) == len(want)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert set(runner.run_dict({name: x})) == set(runner({name: x})) == {output}
+    for ours, theirs in ((runner.get_inputs(), session.get_inputs()),
+                         (runner.get_outputs(), session.get_outputs())):
+        assert [(a.name, a.type, a.shape) for a in ours] == [(a.name, a.type, a.shape) for a in theirs]
+    meta, want_meta = runner.get_modelmeta(), session.get_modelmeta()
+    assert (meta.producer_name, meta.graph_name, meta.domain, meta.version,
+            meta.custom_metadata_map) == (want_meta.producer_name, want_meta.graph_name,
+                                          want_meta.domain, want_meta.version,
+                                          want_meta.custom_metadata_map)
+    assert runner.get_providers() == session.get_providers()  # (CPU, no TensorRT here)
+
+
+def test_run_names_unknown_outputs_and_feeds_given_first(saved: Path) -> None:
+    runner = predictor(saved)
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(InputError, match=r"unknown outputs \['z'\] \(the model's outputs are \['y'\]\)"):
+        runner.run(["z"], {"x": x})
+    with pytest.raises(InputError, match=r"unknown outputs \['z'\]"):
+        runner.run_dict({"x": x}, ["z"])
+    with pytest.raises(InputError, match=r"run\(None, feeds\), or run_dict\(feeds\)"):
+        runner.run({"x": x})  # type: ignore[arg-type]  # (the dict form, before ORT's order)
+    with pytest.raises(InputError, match="needs input_feed"):
+        runner.run(["y"])
 
 
 def test_fallback_engines_are_inlined_into_one_session_by_default(saved: Path) -> None:
@@ -105,7 +155,7 @@ def test_require_tensorrt_turns_the_fallback_into_an_error(saved: Path) -> None:
 
 def test_missing_and_extra_inputs_are_named_at_once(saved: Path) -> None:
     with pytest.raises(InputError, match=r"missing inputs \['x'\]; unknown inputs \['a', 'b'\]"):
-        predictor(saved).run({"a": np.zeros(1), "b": np.zeros(1)})
+        predictor(saved).run_dict({"a": np.zeros(1), "b": np.zeros(1)})
 
 
 @pytest.mark.parametrize(
@@ -121,7 +171,7 @@ def test_missing_and_extra_inputs_are_named_at_once(saved: Path) -> None:
 @pytest.mark.parametrize("isolated", [False, True])
 def test_bad_inputs_are_clear_errors(saved: Path, value: np.ndarray, message: str, isolated: bool) -> None:
     with pytest.raises(InputError, match=message):
-        predictor(saved, isolated).run({"x": value})
+        predictor(saved, isolated).run_dict({"x": value})
 
 
 def test_handles_reject_unknown_names_and_early_reads(saved: Path) -> None:
@@ -145,13 +195,13 @@ def test_tampered_and_newer_files_are_refused(saved: Path, tmp_path: Path) -> No
 def test_clones_in_threads_give_identical_results(saved: Path) -> None:
     base = predictor(saved, isolated=True)
     x = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
-    want = base.run({"x": x})["y"]
+    want = base.run_dict({"x": x})["y"]
     results: list[np.ndarray] = []
     lock = threading.Lock()
 
     def work(clone: Predictor) -> None:
         for _ in range(20):
-            y = clone.run({"x": x})["y"]
+            y = clone.run_dict({"x": x})["y"]
             with lock:
                 results.append(y)
 
@@ -183,10 +233,10 @@ def test_paddleocr_inside_the_profile_matches_and_outside_is_refused(kind: str, 
         runner = predictor(saved, isolated)
         for shape in inside:
             x = rng.uniform(0, 1, shape).astype(np.float32)
-            np.testing.assert_allclose(runner.run({"x": x})[runner.get_output_names()[0]],
+            np.testing.assert_allclose(runner.run_dict({"x": x})[runner.get_output_names()[0]],
                                        ort_run(original, {"x": x})[0], rtol=1e-4, atol=1e-5)
         with pytest.raises(InputError, match="engine tensorrt_engine_0 was built for x"):
-            runner.run({"x": np.zeros(outside, np.float32)})
+            runner.run_dict({"x": np.zeros(outside, np.float32)})
 
 
 def test_a_model_without_engines_runs_too(tmp_path: Path) -> None:
@@ -194,30 +244,30 @@ def test_a_model_without_engines_runs_too(tmp_path: Path) -> None:
     assert hybrid.engines == ()
     runner = predictor(hybrid.save(tmp_path / "m.onnx"))
     x = np.ones((2, 4), np.float32)
-    np.testing.assert_allclose(runner.run({"x": x})["y"], ort_run(models.split_chain(2), {"x": x})[0])
+    np.testing.assert_allclose(runner.run_dict({"x": x})["y"], ort_run(models.split_chain(2), {"x": x})[0])
     assert hybridtrt.load(tmp_path / "m.onnx").engines == ()
 
 
 def test_profile_checks_are_remembered_per_input_shapes_and_still_refuse_new_ones(saved: Path) -> None:
     runner = predictor(saved)
-    runner.run({"x": np.ones((2, 4), np.float32)})
-    runner.run({"x": np.ones((2, 4), np.float32)})
+    runner.run_dict({"x": np.ones((2, 4), np.float32)})
+    runner.run_dict({"x": np.ones((2, 4), np.float32)})
     assert len(runner._fitting) == 1  # the same shapes are checked once
     with pytest.raises(InputError, match="engine tensorrt_engine_0 was built for"):
-        runner.run({"x": np.ones((64, 4), np.float32)})
+        runner.run_dict({"x": np.ones((64, 4), np.float32)})
     assert len(runner._fitting) == 1  # a refused shape is not remembered
 
 
 def test_checks_skipped_for_known_inputs_still_catch_new_ones(saved: Path) -> None:
     runner = predictor(saved)
-    runner.run({"x": np.ones((2, 4), np.float32)})
-    runner.run({"x": np.ones((2, 4), np.float32)})  # the fast path
+    runner.run_dict({"x": np.ones((2, 4), np.float32)})
+    runner.run_dict({"x": np.ones((2, 4), np.float32)})  # the fast path
     with pytest.raises(InputError, match="has dtype float64; the model expects float32"):
-        runner.run({"x": np.ones((2, 4), np.float64)})
+        runner.run_dict({"x": np.ones((2, 4), np.float64)})
     with pytest.raises(InputError, match="has rank 1"):
-        runner.run({"x": np.ones(4, np.float32)})
+        runner.run_dict({"x": np.ones(4, np.float32)})
     with pytest.raises(InputError, match="missing inputs"):
-        runner.run({})
+        runner.run_dict({})
 
 
 def test_segments_export_only_what_is_read_later(tmp_path: Path) -> None:
@@ -235,7 +285,7 @@ def test_segments_export_only_what_is_read_later(tmp_path: Path) -> None:
     assert [s.kind for s in segments] == ["ort", "engine", "ort"]
     assert segments[0].outputs == ("p",) and [o.name for o in segments[0].model.graph.output] == ["p"]
     x = np.array([1, -2, 3], np.float32)
-    np.testing.assert_allclose(runner.run({"x": x})["y"], ort_run(model, {"x": x})[0])
+    np.testing.assert_allclose(runner.run_dict({"x": x})["y"], ort_run(model, {"x": x})[0])
 
 
 def test_a_one_segment_plan_runs_the_short_way_with_the_same_results_and_errors(
@@ -247,13 +297,13 @@ def test_a_one_segment_plan_runs_the_short_way_with_the_same_results_and_errors(
     assert runner._one is not None  # type: ignore[attr-defined]  # one ORT segment
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
     feeds = {"x": x, "s": np.array([4, 2], np.int64)}
-    short, general = runner.run(feeds), runner.run(feeds, ["y"])  # (names given: the usual way)
+    short, general = runner.run_dict(feeds), runner.run_dict(feeds, ["y"])  # (names given: the usual way)
     np.testing.assert_array_equal(short["y"], general["y"])
     np.testing.assert_array_equal(short["y"], ort_run(model, feeds)[0])
     with pytest.raises(hybridtrt.ExecutionError, match="segment ort_segment_0 failed: .*Reshape"):
-        runner.run({"x": x, "s": np.array([3, -1], np.int64)})
+        runner.run_dict({"x": x, "s": np.array([3, -1], np.int64)})
     with pytest.raises(InputError, match=r"missing inputs \['s'\]"):
-        runner.run({"x": x})
+        runner.run_dict({"x": x})
 
 
 def test_the_short_way_checks_only_arrays_unlike_those_that_passed_before(
@@ -269,14 +319,14 @@ def test_the_short_way_checks_only_arrays_unlike_those_that_passed_before(
     rng = np.random.default_rng(1)
     for _ in range(3):
         x = rng.standard_normal((2, 4)).astype(np.float32)
-        np.testing.assert_array_equal(runner.run({"x": x})["y"], ort_run(model, {"x": x})[0])
+        np.testing.assert_array_equal(runner.run_dict({"x": x})["y"], ort_run(model, {"x": x})[0])
     assert checked == [1]
     for other, refused in ((x.astype(np.float64), True), (np.asfortranarray(x), False),
                            (rng.standard_normal((3, 4)).astype(np.float32), True)):
         checked.clear()
         if refused:
             with pytest.raises(InputError):
-                runner.run({"x": other})
+                runner.run_dict({"x": other})
         else:
-            np.testing.assert_array_equal(runner.run({"x": other})["y"], np.maximum(other, 0))
+            np.testing.assert_array_equal(runner.run_dict({"x": other})["y"], np.maximum(other, 0))
         assert checked == [1]

@@ -54,7 +54,7 @@ def test_engines_run_in_tensorrt_and_match_onnxruntime(tmp_path):
     assert [s.kind for s in predictor.plan.segments] == ["engine", "ort", "engine"]
     for batch in (1, 3, 8, 16, 2):
         x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
-        np.testing.assert_allclose(predictor.run({"x": x})["y"], _reference(x), rtol=1e-6)
+        np.testing.assert_allclose(predictor.run_dict({"x": x})["y"], _reference(x), rtol=1e-6)
     refits = [c[1]["refit"] for c in backend.calls if c[0] == "deserialize"]
     assert refits == [True, True]  # weight-stripped plans, refitted from the subgraph
 
@@ -63,12 +63,12 @@ def test_profiles_and_shapes_are_set_only_when_they_change(tmp_path):
     backend = FakeBackend()
     predictor = Predictor(_config(_saved(tmp_path), tmp_path), backend=backend)
     x = np.ones((2, 4), np.float32)
-    predictor.run({"x": x})
+    predictor.run_dict({"x": x})
     start = len(backend.calls)
-    predictor.run({"x": x})
+    predictor.run_dict({"x": x})
     again = [c for c in backend.calls[start:] if c[0] in ("set_profile", "set_input_shape")]
     assert again == []  # same shapes: nothing to set
-    predictor.run({"x": np.ones((8, 4), np.float32)})
+    predictor.run_dict({"x": np.ones((8, 4), np.float32)})
     switched = [c for c in backend.calls[start:] if c[0] in ("set_profile", "set_input_shape")]
     assert ("set_profile", 1) in switched
     assert ("set_input_shape", ("x", (8, 4))) in switched
@@ -79,7 +79,7 @@ def test_a_shape_outside_every_profile_is_an_error_naming_the_engine(tmp_path):
     predictor = Predictor(_config(_saved(tmp_path), tmp_path), backend=FakeBackend())
     with pytest.raises(InputError, match=r"engine tensorrt_engine_0 was built for x: \[1, 4\]\.\.\[4, 4\] "
                                          r"\| x: \[8, 4\]\.\.\[16, 4\]; got x: \[5, 4\]"):
-        predictor.run({"x": np.ones((5, 4), np.float32)})
+        predictor.run_dict({"x": np.ones((5, 4), np.float32)})
 
 
 def test_allow_rebuild_widens_the_profile_and_caches_it(tmp_path):
@@ -89,10 +89,10 @@ def test_allow_rebuild_widens_the_profile_and_caches_it(tmp_path):
     backend = FakeBackend()
     predictor = Predictor(config, backend=backend)
     x = np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32)
-    np.testing.assert_allclose(predictor.run({"x": x})["y"], _reference(x), rtol=1e-6)
+    np.testing.assert_allclose(predictor.run_dict({"x": x})["y"], _reference(x), rtol=1e-6)
     assert [c[0] for c in backend.calls].count("build") == 2  # both engines, once
     again = FakeBackend()
-    Predictor(config, backend=again).run({"x": x})
+    Predictor(config, backend=again).run_dict({"x": x})
     assert [c[0] for c in again.calls].count("build") == 0  # the wider engines come from the cache
 
 
@@ -105,7 +105,7 @@ def test_a_plan_for_another_tensorrt_is_rebuilt_at_load(tmp_path):
     assert "built with TensorRT 10.14.0, this host has TensorRT 10.99.0" in placement.reason
     assert [c[0] for c in backend.calls].count("build") == 2
     x = np.ones((2, 4), np.float32)
-    np.testing.assert_allclose(predictor.run({"x": x})["y"], _reference(x), rtol=1e-6)
+    np.testing.assert_allclose(predictor.run_dict({"x": x})["y"], _reference(x), rtol=1e-6)
 
 
 def test_without_rebuilds_a_mismatched_plan_falls_back_to_ort_with_the_reason(tmp_path, caplog):
@@ -120,7 +120,7 @@ def test_without_rebuilds_a_mismatched_plan_falls_back_to_ort_with_the_reason(tm
                                 "has 9.0 (building engines at load is turned off)")
     assert "tensorrt_engine_0 runs in ONNX Runtime (inlined)" in caplog.text
     x = np.ones((2, 4), np.float32)
-    np.testing.assert_allclose(predictor.run({"x": x})["y"], _reference(x), rtol=1e-6)
+    np.testing.assert_allclose(predictor.run_dict({"x": x})["y"], _reference(x), rtol=1e-6)
     config.require_tensorrt()
     with pytest.raises(IncompatibleEngineError, match="compute capability 8.0"):
         Predictor(config, backend=FakeBackend(capability="9.0"))
@@ -133,7 +133,7 @@ def test_engines_not_built_at_conversion_are_built_at_first_load(tmp_path):
     assert {p.runs_in for p in predictor.engine_status()} == {"tensorrt"}
     assert "TensorRT is not installed" in predictor.engine_status()[0].reason
     x = np.ones((3, 4), np.float32)
-    np.testing.assert_allclose(predictor.run({"x": x})["y"], _reference(x), rtol=1e-6)
+    np.testing.assert_allclose(predictor.run_dict({"x": x})["y"], _reference(x), rtol=1e-6)
     second = FakeBackend()
     Predictor(_config(path, tmp_path), backend=second)
     assert [c[0] for c in second.calls].count("build") == 0
@@ -144,7 +144,7 @@ def test_data_dependent_outputs_use_the_output_allocator(tmp_path):
     path = _saved(tmp_path)
     predictor = Predictor(_config(path, tmp_path), backend=FakeBackend(data_dependent=True))
     x = np.random.default_rng(1).standard_normal((4, 4)).astype(np.float32)
-    np.testing.assert_allclose(predictor.run({"x": x})["y"], _reference(x), rtol=1e-6)
+    np.testing.assert_allclose(predictor.run_dict({"x": x})["y"], _reference(x), rtol=1e-6)
 
 
 def test_clones_have_their_own_contexts_and_agree(tmp_path):
@@ -154,12 +154,12 @@ def test_clones_have_their_own_contexts_and_agree(tmp_path):
     assert [c[0] for c in backend.calls].count("create_context") == 4
     assert [c[0] for c in backend.calls].count("deserialize") == 2  # engines shared
     x = np.ones((2, 4), np.float32)
-    np.testing.assert_array_equal(predictor.run({"x": x})["y"], clone.run({"x": x})["y"])
+    np.testing.assert_array_equal(predictor.run_dict({"x": x})["y"], clone.run_dict({"x": x})["y"])
 
 
 def test_profiling_reports_layers_per_engine(tmp_path):
     config = _config(_saved(tmp_path), tmp_path)
     seen = []
     config.enable_tensorrt_profiling(lambda engine, layer, ms: seen.append((engine, layer, ms)))
-    Predictor(config, backend=FakeBackend()).run({"x": np.ones((2, 4), np.float32)})
+    Predictor(config, backend=FakeBackend()).run_dict({"x": np.ones((2, 4), np.float32)})
     assert seen == [("tensorrt_engine_0", "fake_layer", 0.5), ("tensorrt_engine_1", "fake_layer", 0.5)]

@@ -38,7 +38,7 @@ def _run(path: Path, feeds: dict[str, np.ndarray], cache: Path) -> dict[str, np.
     config.enable_use_gpu(0, 0)
     config.require_tensorrt()
     config.set_engine_cache_dir(cache)
-    return Predictor(config).run(feeds)
+    return Predictor(config).run_dict(feeds)
 
 
 def test_paddleocr_models_run_in_real_engines(tmp_path):
@@ -89,7 +89,7 @@ def test_backend_suite_through_real_engines(tmp_path):
         config.enable_use_gpu(0, 0)
         config.set_engine_cache_dir(tmp_path / "cache")
         try:
-            got = Predictor(config).run(case.inputs)  # type: ignore[arg-type]
+            got = Predictor(config).run_dict(case.inputs)  # type: ignore[arg-type]
             ok = outputs_match(list(got.values()), case.expected, max(case.rtol, 1e-3), max(case.atol, 1e-4))  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - record and go on
             ok, got = False, exc

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from hybridtrt import __version__
+from hybridtrt.cli_support import (cli_words, exit_status, parse_shapes, read_inputs,
+                                   setup_logging)
 from hybridtrt.compiler.calibration import NEEDS_DATA
 from hybridtrt.compiler.hybrid import load
 from hybridtrt.compiler.loading import read_onnx_file
@@ -28,24 +31,15 @@ from hybridtrt.tools.bench import BenchSettings, benchmark
 from hybridtrt.tools.compare import compare
 from hybridtrt.tools.picture import picture_format, render_file, view_of_hybrid, view_of_model
 from hybridtrt.tools.profile import ProfileSettings, profile
-from hybridtrt.tools.target import load_target
+from hybridtrt.tools.target import load_target, make_feeds
 from hybridtrt.trt.cache import write_atomically
 
 __all__ = ["main", "parse_shapes"]
 
-
-def parse_shapes(text: str, flag: str) -> dict[str, tuple[int, ...]]:
-    """Parse trtexec's shape syntax: ``x:1x3x224x224,mask:1x224`` (``name:`` for a scalar)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        name, sep, dims = item.rpartition(":")
-        if not sep or not name:
-            raise ConfigError(f"{flag}: '{item}' is not NAME:DIMS (e.g. x:1x3x224x224)")
-        try:
-            shapes[name] = tuple(int(d) for d in dims.split("x")) if dims else ()
-        except ValueError as exc:
-            raise ConfigError(f"{flag}: '{dims}' in '{item}' is not dims like 1x3x224x224") from exc
-    return shapes
+_DESCRIPTION = ("Partition ONNX models into TensorRT engines and ONNX Runtime segments, save the "
+                "hybrid model, and run, time, profile, compare or inspect it. Shapes are written "
+                "as trtexec does (x:1x3x224x224, also --minShapes=...) or as polygraphy does "
+                "(x:[1,3,224,224]). Exit status: 0 ok, 1 failure, 2 wrong usage.")
 
 
 def _inputs(args: argparse.Namespace) -> list[Input]:
@@ -76,33 +70,82 @@ def _config(args: argparse.Namespace, **extra: object) -> TensorRTConfig:
     )
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="ONNX model (or, for inspect, a hybrid model)")
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """``-v``/``-vv``/``-q`` and ``--json [FILE]``, the same on every command."""
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                        help="the result as JSON: on stdout instead of the tables, or into FILE")
+    _add_verbosity(parser)
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-v: each stage; -vv: details")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def _add_shape_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", help="static input shapes, e.g. x:1x3x224x224")
-    parser.add_argument("--min-shapes", help="smallest input shapes, e.g. x:1x3x64x64")
-    parser.add_argument("--opt-shapes", help="shapes to tune for, e.g. x:1x3x320x320")
-    parser.add_argument("--max-shapes", help="largest input shapes, e.g. x:1x3x640x640")
+    parser.add_argument("--min-shapes", "--minShapes", help="smallest input shapes, e.g. x:1x3x64x64")
+    parser.add_argument("--opt-shapes", "--optShapes", help="shapes to tune for, e.g. x:1x3x320x320")
+    parser.add_argument("--max-shapes", "--maxShapes", help="largest input shapes, e.g. x:1x3x640x640")
+
+
+def _add_common(parser: argparse.ArgumentParser, model_help: str) -> None:
+    parser.add_argument("model", help=model_help)
+    _add_shape_flags(parser)
     parser.add_argument("--min-subgraph-size", type=int, default=3,
                         help="smallest cluster worth an engine (default 3)")
     parser.add_argument("--disable-ops", help="op types or node names kept out of TensorRT, A,B")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_output_flags(parser)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hybridtrt", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hybridtrt", description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"hybridtrt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     conv = commands.add_parser("convert", help="convert an ONNX model into a hybrid model")
-    _add_common(conv)
+    _add_convert_args(conv)
+    insp = commands.add_parser("inspect", help="show what runs in TensorRT and why the rest does not")
+    _add_common(insp, "ONNX model, or a hybrid model")
+    insp.add_argument("--html", type=Path, metavar="OUT.html",
+                      help="also draw the graph, each node coloured by where it runs, as a page")
+    insp.add_argument("--svg", type=Path, metavar="OUT.svg", help="the same picture as an SVG")
+    run = commands.add_parser("run", help="run a hybrid model on .npy inputs (random without)")
+    run.add_argument("model", help="hybrid model (.onnx written by hybridtrt convert)")
+    _add_run_inputs(run)
+    run.add_argument("--output-dir", type=Path, help="write each output as NAME.npy here")
+    run.add_argument("--isolate-engines", action="store_true",
+                     help="run fallback engines as their own segments")
+    run.add_argument("--allow-rebuild", action="store_true",
+                     help="rebuild an engine wider for shapes outside its profiles")
+    run.add_argument("--cache-dir", type=Path, help="engine cache (default ~/.cache/hybridtrt)")
+    run.add_argument("--require-tensorrt", action="store_true",
+                     help="fail if an engine cannot run in TensorRT")
+    run.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    _add_tool_commands(commands)
+    demo = commands.add_parser("demo", help="convert, save, load and run a shipped real CNN")
+    demo.add_argument("--output-dir", type=Path, help="where to keep the hybrid model")
+    demo.add_argument("--model", default="resnet50",
+                      help="one of the onnx wheel's light models (default resnet50)")
+    _add_verbosity(demo)
+    for sub in commands.choices.values():  # an unknown option prints that command's usage
+        sub.set_defaults(usage_parser=sub)
+    return parser
+
+
+def _add_convert_args(conv: argparse.ArgumentParser) -> None:
+    _add_common(conv, "ONNX model")
     conv.add_argument("-o", "--output", required=True, help="hybrid model file or directory")
-    conv.add_argument("--precision", default="fp32", choices=[m.value for m in PrecisionMode])
+    conv.add_argument("--precision", default="fp32", choices=[m.value for m in PrecisionMode],
+                      help="precision of the engines (default fp32)")
     conv.add_argument("--ops-run-float", help="op types or node names kept FP32 in FP16/BF16, A,B")
     conv.add_argument("--no-precision-guard", action="store_true",
                       help="do not keep fragile nodes (overflow, long reductions) in FP32")
     conv.add_argument("--calibration-data", type=Path,
                       help="INT8: directory of .npz feeds (or .npy for one-input models)")
     conv.add_argument("--calibration-method", default="percentile",
-                      choices=["percentile", "minmax", "entropy"])
+                      choices=["percentile", "minmax", "entropy"],
+                      help="INT8: how activation ranges are chosen (default percentile)")
     conv.add_argument("--calibration-cache", type=Path, help="INT8: JSON cache of ranges")
     conv.add_argument("--int8-fp32-layers", type=int, default=0, metavar="N",
                       help="INT8: keep the N layers quantization hurts most in FP32 "
@@ -115,36 +158,13 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--full-plans", action="store_true",
                       help="store full plans instead of weight-stripped ones")
     conv.add_argument("--hardware-compatibility", default="none",
-                      choices=["none", "ampere_plus", "same_compute_capability"])
-    conv.add_argument("--device", type=int, default=0, help="CUDA device that builds")
+                      choices=["none", "ampere_plus", "same_compute_capability"],
+                      help="GPUs the engines may run on besides the building one (default none)")
+    conv.add_argument("--gpu", type=int, default=0, dest="device", metavar="N",
+                      help="CUDA device that builds (default 0)")
+    conv.add_argument("--device", type=int, dest="device", help=argparse.SUPPRESS)  # (old name)
     conv.add_argument("--external-data", action="store_true",
                       help="store weights in a .data file next to the model")
-    insp = commands.add_parser("inspect", help="show what runs in TensorRT and why the rest does not")
-    _add_common(insp)
-    insp.add_argument("--html", type=Path, metavar="OUT.html",
-                      help="also draw the graph, each node coloured by where it runs, as a page")
-    insp.add_argument("--svg", type=Path, metavar="OUT.svg", help="the same picture as an SVG")
-    run = commands.add_parser("run", help="run a hybrid model on .npy inputs")
-    run.add_argument("model", help="hybrid model (.onnx written by hybridtrt convert)")
-    run.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
-                     help="an input; repeat for several")
-    run.add_argument("--gpu", type=int, metavar="N", help="run on CUDA device N (default: CPU)")
-    run.add_argument("--output-dir", type=Path, help="write each output as NAME.npy here")
-    run.add_argument("--isolate-engines", action="store_true",
-                     help="run fallback engines as their own segments")
-    run.add_argument("--allow-rebuild", action="store_true",
-                     help="rebuild an engine wider for shapes outside its profiles")
-    run.add_argument("--cache-dir", type=Path, help="engine cache (default ~/.cache/hybridtrt)")
-    run.add_argument("--require-tensorrt", action="store_true",
-                     help="fail if an engine cannot run in TensorRT")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    _add_tool_commands(commands)
-    demo = commands.add_parser("demo", help="convert, save, load and run a shipped real CNN")
-    demo.add_argument("--output-dir", type=Path, help="where to keep the hybrid model")
-    demo.add_argument("--model", default="resnet50",
-                      help="one of the onnx wheel's light models (resnet50, densenet121, ...)")
-    demo.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    return parser
 
 
 def _add_run_inputs(parser: argparse.ArgumentParser) -> None:
@@ -154,7 +174,7 @@ def _add_run_inputs(parser: argparse.ArgumentParser) -> None:
                         metavar="NAME=FILE.npy",
                         help="an input from a file instead of random values; repeat for several")
     parser.add_argument("--gpu", type=int, metavar="N", help="run on CUDA device N (default: CPU)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_verbosity(parser)
 
 
 def _add_tool_commands(commands: Any) -> None:
@@ -176,7 +196,8 @@ def _add_tool_commands(commands: Any) -> None:
                        help="run fallback engines as their own segments, where TensorRT would")
     bench.add_argument("--cuda-graph", action="store_true",
                        help="time with CUDA graphs where segments allow them (needs --gpu)")
-    bench.add_argument("--json", type=Path, metavar="FILE", help="also write everything as JSON")
+    bench.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                       help="everything as JSON: on stdout instead of the tables, or into FILE")
     prof = commands.add_parser("profile", help="per-node and per-layer times as a Chrome trace "
                                "and a top-N table")
     prof.add_argument("model", help="hybrid model, or a plain ONNX model (converted first)")
@@ -196,14 +217,42 @@ def _add_tool_commands(commands: Any) -> None:
     comp.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (1e-4)")
     comp.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (1e-3)")
     comp.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    comp.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
+    comp.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                      help="the result as JSON: on stdout instead of the tables, or into FILE")
 
 
-def _print_report(report: Report, as_json: bool) -> None:
-    print(report.to_json() if as_json else report.render())
+def _print_result(result: Any, json_to: str | None, render: Any = None) -> None:
+    """The tables on stdout, or with ``--json`` the JSON there; ``--json FILE`` writes it too."""
+    if json_to == "-":
+        print(result.to_json())
+        return
+    print(render() if render is not None else result.render())
+    if json_to is not None:
+        _write(Path(json_to), result.to_json())
+        print(f"\nwrote {json_to}")
+
+
+def _json_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.json) if args.json not in (None, "-") else None
+
+
+def _check_precision_flags(args: argparse.Namespace) -> None:
+    """INT8-only flags given without ``--precision int8`` are a mistake, not a no-op."""
+    if args.precision == "int8":
+        return
+    given = [flag for flag, value in (("--calibration-data", args.calibration_data),
+                                      ("--calibration-cache", args.calibration_cache),
+                                      ("--int8-fp32-layers", args.int8_fp32_layers))
+             if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for "
+                          f"--precision int8 (this is --precision {args.precision}): add "
+                          "--precision int8, or drop them")
 
 
 def _convert(args: argparse.Namespace) -> int:
+    _check_precision_flags(args)
+    _writable(_json_path(args), "--json")
     config = _config(args, precision_mode=args.precision,
                      workspace_size=args.workspace_mib << 20,
                      optimization_level=args.optimization_level, strict=args.strict,
@@ -225,8 +274,8 @@ def _convert(args: argparse.Namespace) -> int:
                           "--calibration-cache FILE, or a model that already carries "
                           "QuantizeLinear/DequantizeLinear nodes") from exc
     path = hybrid.save(args.output, external_data=True if args.external_data else None)
-    _print_report(hybrid.report(), args.json)
-    if not args.json:
+    _print_result(hybrid.report(), args.json)
+    if args.json != "-":
         print(f"\nsaved {path}")
     return 0
 
@@ -236,15 +285,16 @@ def _inspect(args: argparse.Namespace) -> int:
     pictures = [p for p in (args.html, args.svg) if p is not None]
     for picture in pictures:
         picture_format(picture)  # a wrong suffix fails before any work
+    _writable(_json_path(args), "--json")
     if not pictures:
-        _print_report(load(args.model).report() if hybrid else analyze(args.model, _config(args)),
+        _print_result(load(args.model).report() if hybrid else analyze(args.model, _config(args)),
                       args.json)
         return 0
     view = view_of_hybrid(load(args.model)) if hybrid else view_of_model(args.model, _config(args))
-    _print_report(view.report, args.json)
+    _print_result(view.report, args.json)
     for picture in pictures:
         written = render_file(view, picture)
-        print(f"\nwrote {written}", file=sys.stderr if args.json else sys.stdout)
+        print(f"\nwrote {written}", file=sys.stderr if args.json == "-" else sys.stdout)
     return 0
 
 
@@ -259,19 +309,6 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_inputs(items: Sequence[str]) -> dict[str, np.ndarray]:
-    feeds = {}
-    for item in items:
-        name, sep, file = item.partition("=")
-        if not sep or not name or not file:
-            raise ConfigError(f"--input '{item}' is not NAME=FILE.npy")
-        try:
-            feeds[name] = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"--input {name}: cannot read {file} as a .npy array: {exc}") from exc
-    return feeds
-
-
 def _run(args: argparse.Namespace) -> int:
     config = Config(args.model)
     if args.gpu is not None:
@@ -281,11 +318,15 @@ def _run(args: argparse.Namespace) -> int:
     config.allow_rebuild(args.allow_rebuild)
     if args.cache_dir is not None:
         config.set_engine_cache_dir(args.cache_dir)
+    shapes, given = _tool_inputs(args)
     predictor = create_predictor(config)
-    outputs = predictor.run_dict(_read_inputs(args.input))
-    for placement in predictor.engine_status():
-        print(f"{placement.name}: {placement.runs_in}"
-              + (f" ({placement.reason})" if placement.runs_in != "tensorrt" else ""))
+    target = load_target(args.model, shapes)
+    feeds = make_feeds(target, predictor, shapes, given, args.seed)
+    outputs = predictor.run_dict(feeds)
+    for placement in predictor.engine_status():  # (the reasons were warned about once)
+        print(f"{placement.name}: {placement.runs_in}")
+    for name in sorted(set(feeds) - set(given)):
+        print(f"{name}: random {feeds[name].dtype} {list(feeds[name].shape)} (seed {args.seed})")
     for name, value in outputs.items():
         array = np.asarray(value)
         stats = (f" min {array.min():.6g} max {array.max():.6g} mean {array.mean():.6g}"
@@ -321,7 +362,7 @@ def _write(path: Path, text: str) -> None:
 
 def _tool_inputs(args: argparse.Namespace) -> tuple[dict[str, tuple[int, ...]], dict[str, np.ndarray]]:
     shapes = parse_shapes(args.shapes, "--shapes") if args.shapes else {}
-    return shapes, _read_inputs(args.input)
+    return shapes, read_inputs(args.input)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -333,12 +374,9 @@ def _bench(args: argparse.Namespace) -> int:
                              device_id=args.gpu or 0, isolate_engines=args.isolate_engines,
                              compare_ort=args.compare == "ort", segment_runs=args.segment_runs,
                              cuda_graph=args.cuda_graph)
-    _writable(args.json, "--json")
+    _writable(_json_path(args), "--json")
     result = benchmark(load_target(args.model, shapes, args.original), settings, shapes, given)
-    print(result.render())
-    if args.json is not None:
-        _write(args.json, result.to_json())
-        print(f"\nwrote {args.json}")
+    _print_result(result, args.json)
     return 0
 
 
@@ -362,14 +400,11 @@ def _profile(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     shapes, given = _tool_inputs(args)
-    _writable(args.json, "--json")
+    _writable(_json_path(args), "--json")
     target = load_target(args.model, shapes, args.original)
     result = compare(target, args.atol, args.rtol, shapes, given, args.gpu is not None,
                      args.gpu or 0, args.seed)
-    print(result.render())
-    if args.json is not None:
-        _write(args.json, result.to_json())
-        print(f"\nwrote {args.json}")
+    _print_result(result, args.json)
     return 0 if result.ok else 1
 
 
@@ -378,17 +413,16 @@ _COMMANDS = {"convert": _convert, "inspect": _inspect, "run": _run, "bench": _be
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for a user error)."""
-    args = _parser().parse_args(argv)
-    if args.quiet:
-        logging.getLogger("hybridtrt").setLevel(logging.ERROR)
-    else:
-        logging.basicConfig(level=logging.INFO, format="[hybridtrt] %(message)s", stream=sys.stderr)
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 wrong usage)."""
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # exits 2
+    setup_logging(args.verbose, args.quiet)
     try:
         return _COMMANDS[args.command](args)
     except HybridTRTError as exc:
-        print(f"hybridtrt {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"hybridtrt {args.command}: error: {cli_words(str(exc))}", file=sys.stderr)
+        return exit_status(exc, inputs_from_flags=args.command in ("convert", "inspect"))
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

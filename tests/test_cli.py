@@ -63,24 +63,25 @@ def test_static_shapes_and_options(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "status", "message"),
     [
-        (["convert", "missing.onnx", "-o", "x.onnx"], "model file not found: missing.onnx"),
+        (["convert", "missing.onnx", "-o", "x.onnx"], 1, "model file not found: missing.onnx"),
         (["convert", "{model}", "-o", "{tmp}/o.onnx", "--shapes", "x:2x4", "--min-shapes", "x:1x4"],
-         "give --shapes (static) or --min/--opt/--max-shapes, not both"),
+         2, "give --shapes (static) or --min/--opt/--max-shapes, not both"),
         (["convert", "{model}", "-o", "{tmp}/o.onnx", "--min-shapes", "x:1x4"],
-         "--min-shapes, --opt-shapes and --max-shapes go together"),
-        (["convert", "{model}", "-o", "{tmp}/o.onnx"], "need an Input"),
-        (["inspect", "{model}", "--shapes", "y:1x4"], "'y' is not a model input"),
+         2, "--min-shapes, --opt-shapes and --max-shapes go together"),
+        (["convert", "{model}", "-o", "{tmp}/o.onnx"], 2,
+         "need --min-shapes/--opt-shapes/--max-shapes (or --shapes) or Input(warmup_data=...)"),
+        (["inspect", "{model}", "--shapes", "y:1x4"], 2, "'y' is not a model input"),
     ],
 )
-def test_user_errors_exit_2_with_one_clear_line(
-    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_user_errors_exit_1_or_2_with_one_clear_line(
+    args: list[str], status: int, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(models.split_chain(), str(path))
     argv = [a.format(model=path, tmp=tmp_path) for a in args] + ["-q"]
-    assert main(argv) == 2
+    assert main(argv) == status
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
@@ -90,10 +91,10 @@ def test_module_entry_point_runs_in_a_fresh_process(tmp_path: Path) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(models.split_chain(batch=2), str(path))
     done = subprocess.run([sys.executable, "-m", "hybridtrt", "convert", str(path), "-o",
-                           str(tmp_path / "out"), "--disable-ops", "Sin"],
+                           str(tmp_path / "out"), "--disable-ops", "Sin", "-v"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "[hybridtrt] capability" in done.stderr  # progress goes to stderr
+    assert "[hybridtrt] capability" in done.stderr  # -v: the stages, on stderr
     assert "engines: 2" in done.stdout
 
 
@@ -113,7 +114,7 @@ def test_run_a_hybrid_model_on_npy_inputs(tmp_path: Path, capsys: pytest.Capture
                    "--output-dir", str(tmp_path / "out"), "--isolate-engines", "-q"])
     printed = capsys.readouterr()
     assert status == 0
-    assert "tensorrt_engine_0: onnxruntime (TensorRT is not installed" in printed.out
+    assert "tensorrt_engine_0: onnxruntime\n" in printed.out  # (the reason: a warning, once)
     assert "y: float32 [3, 4]" in printed.out
     assert printed.err == ""  # -q silences the fallback warnings
     np.testing.assert_allclose(np.load(tmp_path / "out" / "y.npy"),
@@ -121,7 +122,7 @@ def test_run_a_hybrid_model_on_npy_inputs(tmp_path: Path, capsys: pytest.Capture
     assert main(["run", str(tmp_path / "h.onnx"), "--input", "x", "-q"]) == 2
     assert "--input 'x' is not NAME=FILE.npy" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "h.onnx"), "--require-tensorrt", "--input",
-                 f"x={tmp_path / 'x.npy'}", "-q"]) == 2
+                 f"x={tmp_path / 'x.npy'}", "-q"]) == 1
     assert "TensorRT is required" in capsys.readouterr().err
     # bench with CUDA graphs but without the GPU: named, before any work
     assert main(["bench", str(tmp_path / "h.onnx"), "--cuda-graph", "-q"]) == 2
@@ -182,3 +183,53 @@ def test_int8_without_data_names_the_flags(tmp_path: Path, capsys: pytest.Captur
                    "--shapes", "x:2x4", "-q"])
     assert status == 2
     assert "--precision int8 needs --calibration-data DIR" in capsys.readouterr().err
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hybridtrt", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_cli_habits_of_trtexec_and_polygraphy_users(tmp_path: Path) -> None:
+    """Exit codes, messages, shape spellings and flags as a user meets them (one process each)."""
+    import numpy as np
+
+    onnx.save(models.split_chain(), str(tmp_path / "m.onnx"))
+    done = _cli("convert", "m.onnx", "-o", "h.onnx", "--minShapes=x:1x4", "--optShapes='x':2x4",
+                "--maxShapes", "x:[8,4]", "--disable-ops", "Sin,Resze", "--gpu", "0", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("--disable-ops: 'Resze' name no node and no op type") == 1
+    assert "[hybridtrt] capability" not in done.stderr  # stages only with -v
+    assert "in  x float32 1x4 / 2x4 / 8x4" in done.stdout
+    np.savez(tmp_path / "x.npz", x=np.ones((3, 4), np.float32))
+    cases = [  # (args, exit status, text in stderr, text in stdout)
+        (["--version"], 0, "", f"hybridtrt {hybridtrt.__version__}"),
+        (["run", "h.onnx"], 0, "runs in ONNX Runtime (inlined): TensorRT is not installed",
+         "x: random float32 [2, 4] (seed 0)"),
+        (["run", "h.onnx", "--inputs", "x=x.npz", "-q"], 0, "", "y: float32 [3, 4]"),
+        (["run", "h.onnx", "--shapes", "x:64x4", "-q"], 1,
+         "got x: [64, 4]. Convert again with a wider Input range, or add --allow-rebuild", ""),
+        (["run", "h.onnx", "--require-tensorrt", "-q"], 1, "TensorRT is required", ""),
+        (["run", "h.onnx", "--bogus"], 2, "usage: hybridtrt run", ""),
+        (["convert", "m.onnx", "-o", "o.onnx", "--shapes", "x:1,3,320,320"], 2,
+         "write x:1x3x320x320 or x:[1,3,320,320]", ""),
+        (["convert", "m.onnx", "-o", "o.onnx", "--shapes", "x:2x4", "--calibration-data", "."], 2,
+         "--calibration-data is for --precision int8 (this is --precision fp32)", ""),
+        (["convert", "m.onnx", "-o", "o.onnx"], 2, "need --min-shapes/--opt-shapes/--max-shapes", ""),
+        (["convert", "missing.onnx", "-o", "o.onnx"], 1, "model file not found", ""),
+        (["inspect", "m.onnx", "--disable-ops", "Sin", "--json", "r.json", "-q"], 0, "",
+         "in  x float32 Nx4"),
+        (["bench", "h.onnx", "--iterations", "3", "--segment-runs", "0", "--json", "-q"], 0, "",
+         '"p95_ms"'),
+        (["convert", "--help"], 0, "", "(default fp32)"),
+    ]
+    for args, status, err, out in cases:
+        done = _cli(*args, cwd=tmp_path)
+        assert done.returncode == status, (args, done.stderr)
+        assert err in done.stderr and out in done.stdout, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and "config." not in done.stderr, args
+    assert json.loads((tmp_path / "r.json").read_text())["engines"][0]["inputs"][0]["shape"] == ["N", 4]
+    assert "``" not in _cli("--help", cwd=tmp_path).stdout  # no RST markup in --help
+    helped = " ".join(_cli("convert", "--help", cwd=tmp_path).stdout.split())
+    assert "(default percentile)" in helped and "(default none)" in helped and "--device" not in helped

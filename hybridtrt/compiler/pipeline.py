@@ -89,6 +89,11 @@ def cluster(
     index.topo_order  # raises UnsupportedModelError on a cyclic graph
     with _stage("capability"):
         capability = judge_graph(index, registry, config.disable_ops)
+    known = {n.name for n in index.nodes} | {n.op_type for n in index.nodes}
+    unknown = [k for k in config.disable_ops if k not in known]
+    if unknown:
+        _LOG.warning("disable_ops: %s name no node and no op type of this model",
+                     ", ".join(repr(k) for k in unknown))
     with _stage("partition"):
         graph = index.deps
         parts = propose(graph, capability.supported)

@@ -76,9 +76,12 @@ def engine_summary(record: EngineRecord) -> EngineSummary:
         result = []
         for value in values:
             elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
+            dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
             result.append({
                 "name": value.name,
                 "dtype": dtype_name(elem or None),
+                "shape": [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                          for d in dims],
                 "profiles": [r.get(value.name) for r in ranges],
             })
         return tuple(result)
@@ -179,8 +182,8 @@ class Report:
                       f"{engine.status}" + (f" ({engine.status_reason})" if engine.status_reason else "")]
             for label, tensors in (("in ", engine.inputs), ("out", engine.outputs)):
                 for tensor in tensors:
-                    lines.append(f"  {label} {tensor['name']} {tensor['dtype']} "
-                                 f"{_profiles(tensor['profiles'])}")
+                    shape = _profiles(tensor["profiles"]) or _symbolic(tensor.get("shape"))
+                    lines.append(f"  {label} {tensor['name']} {tensor['dtype']} {shape}")
             if engine.quantization:
                 lines.append(f"  int8: {engine.quantization}")
             if engine.fp32_nodes:
@@ -198,6 +201,11 @@ class Report:
 
 def _reasons(reasons: Sequence[tuple[str, int]]) -> str:
     return "; ".join(f"{r} (x{c})" if c > 1 else r for r, c in reasons) or "-"
+
+
+def _symbolic(dims: Sequence[int | str] | None) -> str:
+    """Dims without profiles, as the model declares them (``Nx4``; ``?`` when unknown)."""
+    return "x".join(map(str, dims)) if dims else "?"
 
 
 def _profiles(ranges: Sequence[Mapping[str, list[int]] | None]) -> str:

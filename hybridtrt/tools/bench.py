@@ -78,6 +78,7 @@ class LatencyStats:
     min_ms: float
     median_ms: float
     p90_ms: float
+    p95_ms: float
     p99_ms: float
     max_ms: float
     mean_ms: float
@@ -140,11 +141,12 @@ class BenchResult:
         shapes = ", ".join(f"{k}:{'x'.join(map(str, v))}" for k, v in self.shapes.items())
         lines = [f"model: {self.model}", f"device: {self.device}", f"inputs: {shapes}", ""]
         rows = [("hybridtrt", self.hybrid)] + ([("onnxruntime", self.ort)] if self.ort else [])
-        lines += text_table(("runner", "runs", "min ms", "median ms", "p90 ms", "p99 ms",
-                             "max ms", "runs/s"),
+        lines += text_table(("runner", "runs", "min ms", "mean ms", "median ms", "p90 ms",
+                             "p95 ms", "p99 ms", "max ms", "runs/s"),
                             [(name, str(s.runs), *(f"{v:.3f}" for v in (
-                                s.min_ms, s.median_ms, s.p90_ms, s.p99_ms, s.max_ms)),
-                              f"{s.throughput:.1f}") for name, s in rows], right=range(1, 8))
+                                s.min_ms, s.mean_ms, s.median_ms, s.p90_ms, s.p95_ms, s.p99_ms,
+                                s.max_ms)),
+                              f"{s.throughput:.1f}") for name, s in rows], right=range(1, 10))
         if self.ratio is not None:
             lines.append(f"\nhybridtrt / onnxruntime (median): {self.ratio:.3f}  "
                          f"(original: {self.original_from})")
@@ -169,7 +171,8 @@ def latency_stats(seconds: Sequence[float]) -> LatencyStats:
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
     mean = float(ms.mean())
     return LatencyStats(len(ms), float(ms.min()), float(np.median(ms)),
-                        float(np.percentile(ms, 90)), float(np.percentile(ms, 99)),
+                        float(np.percentile(ms, 90)), float(np.percentile(ms, 95)),
+                        float(np.percentile(ms, 99)),
                         float(ms.max()), mean, 1e3 / mean if mean else 0.0)
 
 

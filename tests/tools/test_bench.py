@@ -19,6 +19,7 @@ def test_latency_stats_are_percentiles_of_the_runs_in_milliseconds():
     assert (stats.runs, stats.min_ms, stats.max_ms) == (100, 1.0, 100.0)
     assert stats.median_ms == pytest.approx(50.5)
     assert stats.p90_ms == pytest.approx(90.1)
+    assert stats.p95_ms == pytest.approx(95.05)
     assert stats.p99_ms == pytest.approx(99.01)
     assert stats.throughput == pytest.approx(1000 / 50.5)
 
@@ -33,7 +34,7 @@ def test_bench_times_every_segment_and_the_boundaries(two_engines):
     assert result.hybrid.runs == 5 and result.ort is None and result.ratio is None
     assert result.shapes == {"x": [2, 4]}  # the engine profile's opt shape
     text = result.render()
-    for expected in ("runner", "median ms", "p99 ms", "runs/s", "hybridtrt", "tensorrt_engine_1",
+    for expected in ("runner", "mean ms", "median ms", "p95 ms", "p99 ms", "runs/s", "hybridtrt", "tensorrt_engine_1",
                      "predictor, 2 boundaries", "peak host memory (RSS)"):
         assert expected in text
 
@@ -51,7 +52,7 @@ def test_bench_compares_with_plain_onnxruntime_and_writes_its_json_schema(two_en
     assert set(data) == {"schema", "model", "device", "shapes", "settings", "hybrid", "segments",
                          "boundary_ms", "boundaries", "memory_peak_mib", "memory_kind", "ort",
                          "original_from", "ratio"}
-    assert set(data["hybrid"]) == {"runs", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms",
+    assert set(data["hybrid"]) == {"runs", "min_ms", "median_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
                                    "mean_ms", "throughput"}
     assert set(data["segments"][0]) == {"name", "kind", "runs_in", "nodes", "median_ms"}
 

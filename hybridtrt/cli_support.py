@@ -1,0 +1,177 @@
+"""What the ``hybridtrt`` command line shares: shape and input flags, messages, exit codes, logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from hybridtrt.errors import ConfigError, HybridTRTError, InputError
+
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "cli_words", "exit_status", "parse_shapes",
+           "read_inputs", "setup_logging"]
+
+EXIT_FAILURE = 1  # the model, its inputs or a run failed
+EXIT_USAGE = 2  # the command line asked for something wrong (as argparse, trtexec, polygraphy)
+
+# Advice written for Python callers, and what the command line says instead.
+_CLI_WORDS = [
+    ("or call config.allow_rebuild()", "or add --allow-rebuild"),
+    ("call config.allow_rebuild()", "add --allow-rebuild"),
+    ("or call config.disable_gpu()", "or drop --gpu"),
+    ("call config.disable_gpu()", "drop --gpu"),
+    ("call config.enable_use_gpu() or pass a numpy array", "add --gpu N"),
+    ("call config.enable_use_gpu() too, or drop config.enable_cuda_graph()",
+     "add --gpu N, or drop --cuda-graph"),
+    ("an Input(name=..., min_input_shape=..., optim_input_shape=..., max_input_shape=...)",
+     "--min-shapes/--opt-shapes/--max-shapes (or --shapes)"),
+    ("Input(name=..., min_input_shape=...)", "--min-shapes/--opt-shapes/--max-shapes"),
+    ("disable_ops:", "--disable-ops:"),
+    ("ops_run_float:", "--ops-run-float:"),
+    ("int8_fp32_layers", "--int8-fp32-layers"),
+]
+
+
+def cli_words(text: str) -> str:
+    """``text`` with Python advice ("call config.allow_rebuild()") said as the CLI's flags."""
+    for python, flag in _CLI_WORDS:
+        text = text.replace(python, flag)
+    return text
+
+
+def exit_status(exc: HybridTRTError, inputs_from_flags: bool = False) -> int:
+    """2 for a wrong command line or setting, 1 for a failure of the model, inputs or run.
+
+    ``inputs_from_flags``: the command's inputs are only shape flags (convert, inspect), so
+    an input error is a usage error there.
+    """
+    usage = isinstance(exc, ConfigError) or (inputs_from_flags and isinstance(exc, InputError))
+    return EXIT_USAGE if usage else EXIT_FAILURE
+
+
+def _split_items(text: str) -> list[str]:
+    """Items separated by commas or spaces, commas inside ``[...]`` kept (polygraphy)."""
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if depth == 0 and (char == "," or char.isspace()):
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    return [i.strip() for i in items if i.strip()]
+
+
+def _name_and_dims(item: str, flag: str) -> tuple[str, str]:
+    if item[:1] in "'\"":  # a quoted name (trtexec): 'x':1x3x224x224
+        end = item.find(item[0], 1)
+        if end < 0 or item[end + 1:end + 2] != ":":
+            raise ConfigError(f"{flag}: '{item}' is not 'NAME':DIMS (e.g. 'x':1x3x224x224)")
+        return item[1:end], item[end + 2:]
+    if ":[" in item:  # polygraphy: x:[1,3,224,224]
+        name, _, dims = item.partition(":[")
+        return name, "[" + dims
+    name, sep, dims = item.rpartition(":")
+    if not sep or not name:
+        raise ConfigError(f"{flag}: '{item}' is not NAME:DIMS (e.g. x:1x3x224x224)")
+    return name, dims
+
+
+def _dims(dims: str, item: str, flag: str) -> tuple[int, ...]:
+    text = dims[1:-1].replace(",", "x") if dims.startswith("[") and dims.endswith("]") else dims
+    try:
+        return tuple(int(d) for d in text.split("x")) if text.strip() else ()
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: '{dims}' in '{item}' is not dims like 1x3x224x224 "
+                          "or [1,3,224,224]") from exc
+
+
+def parse_shapes(text: str, flag: str) -> dict[str, tuple[int, ...]]:
+    """Parse input shapes as trtexec writes them (``x:1x3x224x224,mask:1x224``, ``'x':1x3``;
+    ``name:`` for a scalar) or as polygraphy does (``x:[1,3,224,224]``)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    items = _split_items(text)
+    for position, item in enumerate(items):
+        if re.fullmatch(r"\d+", item) and position:  # x:1,3,224,224: commas between dims
+            start = position - 1
+            while start and re.fullmatch(r"\d+", items[start]):
+                start -= 1
+            name, _, first = items[start].rpartition(":")
+            dims = [first] + [d for d in items[start + 1:] if re.fullmatch(r"\d+", d)]
+            raise ConfigError(f"{flag}: dims go between 'x' (trtexec) or in brackets "
+                              f"(polygraphy), not after commas: write {name}:{'x'.join(dims)} "
+                              f"or {name}:[{','.join(dims)}]")
+        name, dims = _name_and_dims(item, flag)
+        shapes[name] = _dims(dims, item, flag)
+    return shapes
+
+
+def read_inputs(items: Sequence[str]) -> dict[str, np.ndarray]:
+    """``NAME=FILE.npy`` items as arrays (a one-array ``.npz`` file is read too)."""
+    feeds = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise ConfigError(f"--input '{item}' is not NAME=FILE.npy")
+        try:
+            loaded = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--input {name}: cannot read {file} as a .npy array: {exc}") from exc
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                arrays = {k: loaded[k] for k in loaded.files}
+            if name in arrays or len(arrays) == 1:
+                loaded = arrays.get(name, next(iter(arrays.values()), None))
+            else:
+                raise InputError(f"--input {name}: {file} is an .npz archive of {sorted(arrays)} "
+                                 f"and none is named '{name}'; give NAME=FILE.npy")
+        feeds[name] = loaded
+    return feeds
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return cli_words(super().format(record))
+
+
+class _Once(logging.Filter):
+    """Each warning once per process (the same engine's fallback is said by several steps)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        if text in self._seen:
+            return False
+        self._seen.add(text)
+        return True
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """Our own logger on stderr: warnings (and progress bars) by default, ``-v`` stages,
+    ``-vv`` details, ``-q`` errors only; other libraries' INFO lines stay silent."""
+    logger = logging.getLogger("hybridtrt")
+    for handler in list(logger.handlers):
+        if getattr(handler, "hybridtrt_cli", False):
+            logger.removeHandler(handler)
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    else:
+        # INFO stays enabled on the logger (progress bars follow it); the handler shows less.
+        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.hybridtrt_cli = True  # type: ignore[attr-defined]
+    handler.setLevel(logging.ERROR if quiet else
+                     (logging.DEBUG, logging.INFO, logging.WARNING)[max(0, 2 - verbose)])
+    handler.setFormatter(_Formatter("[hybridtrt] %(message)s"))
+    handler.addFilter(_Once())
+    logger.addHandler(handler)
+    logger.propagate = False

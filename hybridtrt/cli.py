@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from hybridtrt import __version__
-from hybridtrt.cli_support import (cli_words, exit_status, parse_shapes, read_inputs,
-                                   setup_logging)
+from hybridtrt.cli_support import (EXIT_FAILURE, cli_words, exit_status, missing_package,
+                                   parse_shapes, read_inputs, setup_logging)
 from hybridtrt.compiler.calibration import NEEDS_DATA
 from hybridtrt.compiler.hybrid import load
 from hybridtrt.compiler.loading import read_onnx_file
@@ -299,12 +300,15 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    result = run_demo(args.output_dir, args.model)
+    with tempfile.TemporaryDirectory(prefix="hybridtrt-demo-") as scratch:
+        result = run_demo(args.output_dir or Path(scratch), args.model)
     print(result.report)
     print("\nwhere each engine ran:")
     for line in result.placements:
         print(f"  {line}")
-    print(f"\nsaved {result.saved}")
+    print(f"\nsaved {result.saved}" if args.output_dir else
+          "\nthe hybrid model was saved in a temporary folder, removed now "
+          "(--output-dir DIR keeps it)")
     print(f"max |hybrid - ONNX Runtime on the original| = {result.max_abs_diff:.3g}")
     return 0
 
@@ -423,6 +427,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HybridTRTError as exc:
         print(f"hybridtrt {args.command}: error: {cli_words(str(exc))}", file=sys.stderr)
         return exit_status(exc, inputs_from_flags=args.command in ("convert", "inspect"))
+    except ModuleNotFoundError as exc:
+        advice = missing_package(exc)
+        if advice is None:
+            raise
+        print(f"hybridtrt {args.command}: error: {advice}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

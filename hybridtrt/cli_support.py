@@ -11,8 +11,8 @@ import numpy as np
 
 from hybridtrt.errors import ConfigError, HybridTRTError, InputError
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "cli_words", "exit_status", "parse_shapes",
-           "read_inputs", "setup_logging"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "cli_words", "exit_status", "missing_package",
+           "parse_shapes", "read_inputs", "setup_logging"]
 
 EXIT_FAILURE = 1  # the model, its inputs or a run failed
 EXIT_USAGE = 2  # the command line asked for something wrong (as argparse, trtexec, polygraphy)
@@ -33,6 +33,29 @@ _CLI_WORDS = [
     ("ops_run_float:", "--ops-run-float:"),
     ("int8_fp32_layers", "--int8-fp32-layers"),
 ]
+
+
+_GPU = "pip install 'hybridtrt[gpu-cu12]' or 'hybridtrt[gpu-cu13]' (your CUDA major)"
+# The optional packages we import, and the extra that brings each.
+_EXTRAS = {
+    "onnxruntime": ("ONNX Runtime", "pip install 'hybridtrt[cpu]' (or, on a GPU host, "
+                                    "'hybridtrt[gpu-cu12]' or 'hybridtrt[gpu-cu13]')"),
+    "rapidocr_onnxruntime": ("rapidocr-onnxruntime (the PaddleOCR models)",
+                             "pip install 'hybridtrt[cpu]'"),
+    "PIL": ("Pillow", "pip install 'hybridtrt[cpu]'"),
+    "tensorrt": ("TensorRT", _GPU),
+    "cuda": ("cuda-python", _GPU),
+    "cupy": ("CuPy", _GPU),
+}
+
+
+def missing_package(exc: ModuleNotFoundError) -> str | None:
+    """One line naming the extra that installs the missing module (None: not one of ours)."""
+    root = (exc.name or "").split(".")[0]
+    if root not in _EXTRAS:
+        return None
+    what, how = _EXTRAS[root]
+    return f"{what} is not installed: {how}"
 
 
 def cli_words(text: str) -> str:

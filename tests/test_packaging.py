@@ -1,0 +1,69 @@
+"""What pyproject.toml promises: one ONNX Runtime per extra, one CUDA major per GPU stack, and a
+clear line (not a traceback) when an extra is missing."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")
+PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+EXTRAS = PYPROJECT["project"]["optional-dependencies"]
+
+
+def _names(requirements: list[str]) -> list[str]:
+    return [re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in requirements]
+
+
+def test_build_and_metadata() -> None:
+    assert "setuptools>=77" in PYPROJECT["build-system"]["requires"][0]  # the SPDX license string
+    assert "Programming Language :: Python :: 3.10" in PYPROJECT["project"]["classifiers"]
+
+
+def test_each_extra_brings_at_most_one_onnx_runtime_and_one_cuda_major() -> None:
+    assert not {"onnxruntime", "onnxruntime-gpu"} & set(_names(EXTRAS["test"]))
+    assert "onnxruntime" in _names(EXTRAS["cpu"]) and "rapidocr-onnxruntime" in _names(EXTRAS["cpu"])
+    for major in ("12", "13"):
+        stack = EXTRAS[f"gpu-cu{major}"]
+        assert sorted(_names(stack)) == sorted(["onnxruntime-gpu", f"tensorrt-cu{major}",
+                                                "cuda-python", f"cupy-cuda{major}x"])
+        cuda_python = next(r for r in stack if r.startswith("cuda-python"))
+        assert f"<{int(major) + 1}" in cuda_python  # one major of cuda-python too
+    assert "cuda-python>=12.6.2" in " ".join(EXTRAS["gpu-cu12"])  # has cuda.bindings
+
+
+_WITHOUT_ORT = """
+import sys
+class _Gone:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "onnxruntime":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _Gone())
+from hybridtrt.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_onnx_runtime_the_demo_says_which_extra_to_install(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_ORT, "demo", "--model", "squeezenet"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("hybridtrt demo: error: ONNX Runtime is not installed: pip "
+                                   "install 'hybridtrt[cpu]' (or, on a GPU host, "
+                                   "'hybridtrt[gpu-cu12]' or 'hybridtrt[gpu-cu13]')")
+    assert not list(tmp_path.glob("hybridtrt-demo-*"))
+
+
+def test_the_demo_removes_its_temporary_folder(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "hybridtrt", "demo", "--model", "squeezenet", "-q"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "removed now (--output-dir DIR keeps it)" in done.stdout
+    assert not list(tmp_path.glob("hybridtrt-demo-*"))

@@ -22,7 +22,7 @@ from hybridtrt.compiler.calibration import NEEDS_DATA
 from hybridtrt.compiler.hybrid import load
 from hybridtrt.compiler.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import analyze, convert
-from hybridtrt.compiler.report import Report
+from hybridtrt.compiler.report import name_order
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError, HybridTRTError, InputError, SaveError
 from hybridtrt.demo import run_demo
@@ -327,7 +327,8 @@ def _run(args: argparse.Namespace) -> int:
     target = load_target(args.model, shapes)
     feeds = make_feeds(target, predictor, shapes, given, args.seed)
     outputs = predictor.run_dict(feeds)
-    for placement in predictor.engine_status():  # (the reasons were warned about once)
+    placements = sorted(predictor.engine_status(), key=lambda p: name_order(p.name))
+    for placement in placements:  # (the reasons were warned about once)
         print(f"{placement.name}: {placement.runs_in}")
     for name in sorted(set(feeds) - set(given)):
         print(f"{name}: random {feeds[name].dtype} {list(feeds[name].shape)} (seed {args.seed})")

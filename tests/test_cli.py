@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -233,3 +234,18 @@ def test_cli_habits_of_trtexec_and_polygraphy_users(tmp_path: Path) -> None:
     assert "``" not in _cli("--help", cwd=tmp_path).stdout  # no RST markup in --help
     helped = " ".join(_cli("convert", "--help", cwd=tmp_path).stdout.split())
     assert "(default percentile)" in helped and "(default none)" in helped and "--device" not in helped
+
+
+def test_engines_are_listed_in_number_order(tmp_path: Path) -> None:
+    """On PP-OCR det without Resize the graph holds engine 5 before engines 3, 4, 2 and 1."""
+    det = str(paddleocr_models()["det"])
+    assert main(["convert", det, "-o", str(tmp_path / "d.onnx"), "--shapes", "x:1x3x64x64",
+                 "--disable-ops", "Resize", "-q"]) == 0
+    names = [n.name for n in hybridtrt.load(tmp_path / "d.onnx").model.graph.node
+             if n.op_type == "tensorrt_engine"]
+    assert names != sorted(names)  # (else this test shows nothing)
+    for args, prefix in ((["inspect", "d.onnx", "-q"], "engine "), (["run", "d.onnx", "-q"], "")):
+        done = _cli(*args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        listed = re.findall(rf"^{prefix}(tensorrt_engine_\d+):", done.stdout, re.MULTILINE)
+        assert listed == [f"tensorrt_engine_{k}" for k in range(len(names))]

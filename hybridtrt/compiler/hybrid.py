@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 
 from hybridtrt.compiler.loading import read_onnx_file
-from hybridtrt.compiler.report import Report, engine_summary
+from hybridtrt.compiler.report import Report, engine_summary, name_order
 from hybridtrt.errors import FormatError, SaveError
 from hybridtrt.format import (
     FORMAT_VERSION,
@@ -59,7 +59,8 @@ class HybridModel:
             base = Report.from_dict(json.loads(stored))
         except (ValueError, KeyError, TypeError) as exc:
             raise FormatError(f"the stored report (metadata {META_REPORT}) is malformed: {exc!r}") from exc
-        engines = tuple(engine_summary(e) for e in self._engines)
+        engines = tuple(engine_summary(e) for e in sorted(self._engines,
+                                                           key=lambda e: name_order(e.name)))
         return dataclasses.replace(base, engines=engines)
 
     def save(self, path: str | os.PathLike[str], *, external_data: bool | None = None) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,7 +14,8 @@ import onnx
 from hybridtrt.converters.registry import dtype_name
 from hybridtrt.format import EngineRecord
 
-__all__ = ["EngineSummary", "OpSummary", "OutsideNode", "Report", "engine_summary", "op_table"]
+__all__ = ["EngineSummary", "OpSummary", "OutsideNode", "Report", "engine_summary", "name_order",
+           "op_table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +69,11 @@ def op_table(nodes: Sequence[onnx.NodeProto], outside: Sequence[OutsideNode]) ->
         ranked = tuple(sorted(why.items(), key=lambda item: (-item[1], item[0])))
         rows.append(OpSummary(op, count, count - sum(why.values()), ranked))
     return tuple(rows)
+
+
+def name_order(name: str) -> tuple[Any, ...]:
+    """Sort key putting ``tensorrt_engine_2`` before ``tensorrt_engine_10`` (numbers as numbers)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def engine_summary(record: EngineRecord) -> EngineSummary:

@@ -200,7 +200,7 @@ class PrecisionStage:
         if hurting < count:
             _LOG.warning("int8_fp32_layers %d: engine %s keeps %d layer(s) in FP32: it has %d "
                          "quantizable layer(s), %d of which change its outputs when quantized",
-                         count, prefix.rstrip("_"), hurting, len(ranked),
+                         count, prefix.rstrip("/"), hurting, len(ranked),
                          sum(e.error > 0 for e in ranked))
         return {e.name: f"int8 sensitivity: quantized alone it moves the engine's outputs by "
                         f"{e.error:.2e} (relative L2), rank {k + 1} of {len(ranked)}"

@@ -426,3 +426,13 @@ def test_ops_run_float_matches_slashed_names_after_folding_and_only_them(name):
                                            ops_run_float=[name]))
     kept = [k[0] for k in hybrid.engines[0].precision["fp32_nodes"]]
     assert kept == [f"{name}/MatMulAddFusion"]
+
+
+def test_int8_fp32_layers_beyond_the_quantizable_ones_says_why_fewer_stay(caplog):
+    config = dict(precision_mode="int8", calibration_method="minmax", min_subgraph_size=1)
+    with caplog.at_level("WARNING", logger="hybridtrt"):
+        mixed = convert(_outlier_cnn(), TensorRTConfig(calibration_data=_feeds(4),
+                                                       int8_fp32_layers=8, **config))
+    assert len(mixed.engines[0].precision["fp32_nodes"]) == 2
+    assert re.search(r"int8_fp32_layers 8: engine \S+ keeps 2 layer\(s\) in FP32: it has 2 "
+                     r"quantizable layer\(s\), 2 of which change its outputs", caplog.text)

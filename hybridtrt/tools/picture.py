@@ -59,7 +59,8 @@ class GraphView:
         title: Names the model (its file name, or "<ModelProto>").
         nodes: Every node of the main graph, in graph order.
         edges: ``(producer, consumer)`` node indices; sorted, no repeats.
-        engines: Engine names in graph order; every non-empty group is one of them.
+        engines: Engine names in number order (``tensorrt_engine_0, 1, ...``), which picks
+            their colours; every non-empty group is one of them.
         report: The partition report (summary, op table, engines).
     """
 
@@ -119,7 +120,7 @@ def view_of_hybrid(hybrid: HybridModel, title: str | None = None) -> GraphView:
     reasons = _reasons(report.outside)
     nodes = tuple(_node(n, owner.get(_key(n), ""), reasons) for n in plain.graph.node)
     return GraphView(title or report.source, nodes, tuple(GraphIndex(plain).edges()),
-                     tuple(r.name for r in hybrid.engines), report)
+                     tuple(e.name for e in report.engines), report)
 
 
 def _key(node: onnx.NodeProto) -> tuple[str, tuple[str, ...]]:
@@ -367,8 +368,9 @@ def _pack(wanted: Sequence[float], gaps: Sequence[float]) -> list[float]:
 
 # --- SVG ------------------------------------------------------------------------------------
 
-# Okabe & Ito's palette, told apart with every common colour-vision deficiency.
-_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442")
+# Okabe & Ito's palette, told apart with every common colour-vision deficiency, in an order
+# where neighbouring engines never get the two blues or the two oranges.
+_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 _ORT = ("#8a8a8a", "#ececec")
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 _TOOLTIP_NAMES = 40
@@ -438,6 +440,7 @@ def _svg_boxes(view: GraphView, layout: _Layout, header: float) -> list[str]:
         top_line = _fit(ops, w - len(count) * _OP_CHAR, _OP_CHAR) + count
         parts.append(
             f'<g class="node" data-group="{_esc(box.group)}" data-count="{len(box.members)}" '
+            f'data-name="{_esc(view.nodes[box.path[0]].name)}" '
             f'transform="translate({left:.1f},{top:.1f})">'
             f"<title>{_esc(_tooltip(view, box))}</title>"
             f'<rect width="{w:.1f}" height="{_BOX_H:.0f}" rx="6" fill="{fill}" stroke="{stroke}" '
@@ -690,7 +693,22 @@ _SCRIPT = """
     drag = null;
     viewport.classList.remove('dragging');
   });
+  function start() {
+    // Open where the partition is interesting: the topmost node kept in ONNX Runtime.
+    var first = null, top = Infinity;
+    svg.querySelectorAll('g.node[data-group=""]').forEach(function (g) {
+      var y = g.getBoundingClientRect().top;
+      if (y < top) { top = y; first = g; }
+    });
+    if (!first) { return; }
+    var box = first.getBoundingClientRect(), view = viewport.getBoundingClientRect();
+    viewport.scrollTop += box.top - view.top - viewport.clientHeight / 3;
+    viewport.scrollLeft += box.left - view.left + box.width / 2 - viewport.clientWidth / 2;
+    viewport.setAttribute('data-start', first.getAttribute('data-name'));
+    viewport.setAttribute('data-start-top', String(Math.round(viewport.scrollTop)));
+  }
   fit();
+  start();
 })();
 """
 

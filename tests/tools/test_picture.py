@@ -15,7 +15,7 @@ import onnx
 import onnx.helper as h
 import pytest
 
-from hybridtrt import ConfigError, SaveError, TensorRTConfig, convert
+from hybridtrt import ConfigError, Input, SaveError, TensorRTConfig, convert
 from hybridtrt.compiler.hybrid import load
 from hybridtrt.errors import InternalError
 from hybridtrt.tools.picture import (
@@ -235,3 +235,41 @@ def screenshot(page: Path, target: Path) -> None:
     browser = shutil.which("chromium")
     assert browser is not None, "chromium is not installed"
     run_chromium(browser, page, target.parent, f"--screenshot={target}", "--window-size=1400,1000")
+
+
+@pytest.fixture(scope="module")
+def det_without_resize(tmp_path_factory: pytest.TempPathFactory) -> GraphView:
+    """PP-OCR det with Resize kept out: six engines, stored out of number order, and the nodes
+    kept in ONNX Runtime low in a tall graph."""
+    from tests.suites import paddleocr_models
+
+    config = TensorRTConfig(inputs=[Input("x", [1, 3, 64, 64], [1, 3, 64, 64], [1, 3, 64, 64])],
+                            disable_ops=["Resize"])
+    saved = convert(str(paddleocr_models()["det"]), config).save(
+        tmp_path_factory.mktemp("det") / "d.onnx")
+    return view_of_hybrid(load(saved))
+
+
+def test_neighbouring_engines_get_colours_of_different_families(det_without_resize: GraphView) -> None:
+    svg = render_svg(det_without_resize)
+    stroke = {g: c for g, c in re.findall(r'data-group="(tensorrt_engine_\d+)"[^>]*>.*?<rect [^>]*'
+                                          r'stroke="(#[0-9A-Fa-f]{6})"', svg)}
+    names = [f"tensorrt_engine_{k}" for k in range(6)]
+    assert list(det_without_resize.engines) == names
+    families = ({"#0072B2", "#56B4E9"}, {"#E69F00", "#D55E00"})
+    for a, b in zip(names, names[1:]):
+        assert stroke[a] != stroke[b] and not any({stroke[a], stroke[b]} <= f for f in families)
+
+
+def test_the_page_opens_at_the_first_node_kept_in_onnx_runtime(
+    det_without_resize: GraphView, tmp_path: Path
+) -> None:
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("chromium is not installed (CI installs Debian's chromium for this test)")
+    page = render_file(det_without_resize, tmp_path / "det.html")
+    dom = run_chromium(browser, page, tmp_path, "--dump-dom", "--window-size=1400,1000")
+    start = re.search(r'id="viewport"[^>]*data-start="([^"]*)"[^>]*data-start-top="(\d+)"', dom)
+    assert start is not None, dom[:2000]
+    resize = [n.name for n in det_without_resize.nodes if n.op_type == "Resize"]
+    assert start.group(1) in resize and int(start.group(2)) > 500  # scrolled down to it

@@ -12,6 +12,7 @@ import onnx
 import pytest
 
 import hybridtrt
+import hybridtrt.examples
 from hybridtrt.cli import main, parse_shapes
 from hybridtrt.errors import ConfigError
 from tests import models
@@ -249,3 +250,22 @@ def test_engines_are_listed_in_number_order(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         listed = re.findall(rf"^{prefix}(tensorrt_engine_\d+):", done.stdout, re.MULTILINE)
         assert listed == [f"tensorrt_engine_{k}" for k in range(len(names))]
+
+
+def test_int8_convert_prints_no_lines_of_onnx_runtimes_quantizer(tmp_path: Path) -> None:
+    """ORT's quantizer logs "Created a copy of bias input" on the root logger (9 times here)."""
+    import numpy as np
+
+    calibration = tmp_path / "calib"
+    calibration.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        np.save(calibration / f"{k}.npy", rng.random((1, 3, 224, 224), dtype=np.float32))
+    squeezenet = hybridtrt.examples.onnx_light_model("squeezenet")
+    done = _cli("convert", str(squeezenet), "-o", "sq8.onnx", "--precision", "int8",
+                "--calibration-data", str(calibration), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and "saved sq8.onnx" in done.stdout
+    verbose = _cli("convert", str(squeezenet), "-o", "sq8.onnx", "--precision", "int8",
+                   "--calibration-data", str(calibration), "-v", cwd=tmp_path)
+    assert "[hybridtrt] capability" in verbose.stderr and "Created a copy" not in verbose.stderr

@@ -422,9 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = _parser().parse_known_args(argv)
     if unknown:
         args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # exits 2
-    setup_logging(args.verbose, args.quiet)
     try:
-        return _COMMANDS[args.command](args)
+        with setup_logging(args.verbose, args.quiet):
+            return _COMMANDS[args.command](args)
     except HybridTRTError as exc:
         print(f"hybridtrt {args.command}: error: {cli_words(str(exc))}", file=sys.stderr)
         return exit_status(exc, inputs_from_flags=args.command in ("convert", "inspect"))

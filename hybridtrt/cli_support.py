@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -113,6 +114,19 @@ def _dims(dims: str, item: str, flag: str) -> tuple[int, ...]:
                           "or [1,3,224,224]") from exc
 
 
+def _commas_between_dims(items: Sequence[str], start: int, flag: str) -> ConfigError:
+    """The error for ``x:1,3,224,224``, whose item ``start`` is ``x:1``, the dims after it."""
+    name, _, first = items[start].rpartition(":")
+    numbers = [first]
+    for item in items[start + 1:]:
+        if not re.fullmatch(r"\d+", item):
+            break
+        numbers.append(item)
+    return ConfigError(f"{flag}: dims go between 'x' (trtexec) or in brackets (polygraphy), not "
+                       f"after commas: write {name}:{'x'.join(numbers)} or "
+                       f"{name}:[{','.join(numbers)}]")
+
+
 def parse_shapes(text: str, flag: str) -> dict[str, tuple[int, ...]]:
     """Parse input shapes as trtexec writes them (``x:1x3x224x224,mask:1x224``, ``'x':1x3``;
     ``name:`` for a scalar) or as polygraphy does (``x:[1,3,224,224]``)."""
@@ -120,14 +134,7 @@ def parse_shapes(text: str, flag: str) -> dict[str, tuple[int, ...]]:
     items = _split_items(text)
     for position, item in enumerate(items):
         if re.fullmatch(r"\d+", item) and position:  # x:1,3,224,224: commas between dims
-            start = position - 1
-            while start and re.fullmatch(r"\d+", items[start]):
-                start -= 1
-            name, _, first = items[start].rpartition(":")
-            dims = [first] + [d for d in items[start + 1:] if re.fullmatch(r"\d+", d)]
-            raise ConfigError(f"{flag}: dims go between 'x' (trtexec) or in brackets "
-                              f"(polygraphy), not after commas: write {name}:{'x'.join(dims)} "
-                              f"or {name}:[{','.join(dims)}]")
+            raise _commas_between_dims(items, position - 1, flag)
         name, dims = _name_and_dims(item, flag)
         shapes[name] = _dims(dims, item, flag)
     return shapes
@@ -178,23 +185,26 @@ class _Once(logging.Filter):
         return True
 
 
-def setup_logging(verbose: int, quiet: bool) -> None:
-    """Our own logger on stderr: warnings (and progress bars) by default, ``-v`` stages,
-    ``-vv`` details, ``-q`` errors only; other libraries' INFO lines stay silent."""
+@contextlib.contextmanager
+def setup_logging(verbose: int, quiet: bool) -> Iterator[None]:
+    """Our own logger on stderr while the command runs: warnings (and progress bars) by
+    default, ``-v`` stages, ``-vv`` details, ``-q`` errors only; the root logger is left
+    alone, so other libraries' INFO lines (ORT's quantizer) stay silent."""
     logger = logging.getLogger("hybridtrt")
-    for handler in list(logger.handlers):
-        if getattr(handler, "hybridtrt_cli", False):
-            logger.removeHandler(handler)
-    if quiet:
-        logger.setLevel(logging.ERROR)
-    else:
-        # INFO stays enabled on the logger (progress bars follow it); the handler shows less.
-        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    level = logger.level
+    # INFO stays enabled on the logger (progress bars follow it); the handler shows less.
+    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose > 1 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
-    handler.hybridtrt_cli = True  # type: ignore[attr-defined]
     handler.setLevel(logging.ERROR if quiet else
                      (logging.DEBUG, logging.INFO, logging.WARNING)[max(0, 2 - verbose)])
     handler.setFormatter(_Formatter("[hybridtrt] %(message)s"))
     handler.addFilter(_Once())
     logger.addHandler(handler)
-    logger.propagate = False
+    # Not to the root logger: ORT's quantizer calls logging.info(), which gives it a handler.
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -27,6 +27,11 @@ def test_parse_shapes_uses_trtexec_syntax() -> None:
         parse_shapes("1x3", "--shapes")
     with pytest.raises(ConfigError, match=r"--min-shapes: '1xAx3' in 'x:1xAx3' is not dims"):
         parse_shapes("x:1xAx3", "--min-shapes")
+    # trtexec's quoted names, polygraphy's brackets (items also split on spaces)
+    assert parse_shapes("'a:b':2x2 y:[1,3,224,224]", "--shapes") == {
+        "a:b": (2, 2), "y": (1, 3, 224, 224)}
+    with pytest.raises(ConfigError, match=r"write x:1x3x320x320 or x:\[1,3,320,320\]$"):
+        parse_shapes("x:1,3,320,320,y:2x2", "--shapes")
 
 
 def test_convert_then_inspect_a_real_dynamic_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,3 +59,34 @@ def test_data_file_gets_the_model_files_permissions(hybrid, tmp_path: Path) -> N
     target = hybrid.save(tmp_path / "m.onnx", external_data=True)
     (data,) = _data_files(tmp_path)
     assert stat.S_IMODE((tmp_path / data).stat().st_mode) == stat.S_IMODE(target.stat().st_mode)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", " 1", "01", "1.0", ""])
+def test_non_canonical_format_versions_are_refused(hybrid, tmp_path: Path, value: str) -> None:
+    import onnx
+
+    from hybridtrt import FormatError
+
+    model = onnx.ModelProto()
+    model.CopyFrom(hybrid.model)
+    for prop in model.metadata_props:
+        if prop.key == "hybridtrt.format_version":
+            prop.value = value
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    with pytest.raises(FormatError, match="is not a positive integer version"):
+        load(tmp_path / "m.onnx")
+
+
+def test_duplicate_metadata_keys_are_refused(hybrid, tmp_path: Path) -> None:
+    import onnx
+
+    from hybridtrt import FormatError
+
+    model = onnx.ModelProto()
+    model.CopyFrom(hybrid.model)
+    onnx.helper.set_model_props(model, {})
+    model.metadata_props.extend(hybrid.model.metadata_props)
+    model.metadata_props.add(key="hybridtrt.format_version", value="2")
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    with pytest.raises(FormatError, match="appear more than once"):
+        load(tmp_path / "m.onnx")

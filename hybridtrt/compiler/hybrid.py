@@ -162,6 +162,11 @@ def load(path: str | os.PathLike[str]) -> HybridModel:
             embedded subgraph fails its checksum.
     """
     model = read_onnx_file(path)
+    if model.ir_version > onnx.IR_VERSION:
+        raise FormatError(
+            f"{path} has IR version {model.ir_version}; the installed onnx {onnx.__version__} "
+            f"reads up to {onnx.IR_VERSION}: upgrade onnx"
+        )
     version = format_version(model)
     if version is None:
         raise FormatError(f"{path} is a plain ONNX model, not a hybridtrt model; convert it first")

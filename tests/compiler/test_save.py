@@ -90,3 +90,16 @@ def test_duplicate_metadata_keys_are_refused(hybrid, tmp_path: Path) -> None:
     onnx.save(model, str(tmp_path / "m.onnx"))
     with pytest.raises(FormatError, match="appear more than once"):
         load(tmp_path / "m.onnx")
+
+
+def test_ir_version_newer_than_onnx_reads_is_refused(hybrid, tmp_path: Path) -> None:
+    import onnx
+
+    from hybridtrt import FormatError
+
+    model = onnx.ModelProto()
+    model.CopyFrom(hybrid.model)
+    model.ir_version = 99
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    with pytest.raises(FormatError, match="has IR version 99"):
+        load(tmp_path / "m.onnx")

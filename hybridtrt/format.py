@@ -203,12 +203,18 @@ def engine_attributes(record: EngineRecord) -> list[onnx.AttributeProto]:
 
 def format_version(model: onnx.ModelProto) -> int | None:
     """The hybrid format version written in the model's metadata, or None for a plain model."""
+    keys = [p.key for p in model.metadata_props]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise FormatError(f"metadata key(s) {duplicates} appear more than once")
     for prop in model.metadata_props:
         if prop.key == META_FORMAT:
-            try:
-                return int(prop.value)
-            except ValueError as exc:
-                raise FormatError(f"metadata {META_FORMAT}={prop.value!r} is not a number") from exc
+            value = prop.value
+            if not (value.isascii() and value.isdigit() and value == str(int(value or "0")) and int(value) > 0):
+                raise FormatError(
+                    f"metadata {META_FORMAT}={value!r} is not a positive integer version"
+                )
+            return int(value)
     return None
 
 

@@ -6,10 +6,13 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
+import filelock
 import onnx
+from google.protobuf.message import DecodeError
 
 from hybridtrt.compiler.loading import read_onnx_file
 from hybridtrt.compiler.report import Report, engine_summary, name_order
@@ -81,15 +84,21 @@ class HybridModel:
         if target.is_dir() or (not target.suffix and not target.exists()):
             target = target / _DEFAULT_NAME
         external = self.model.ByteSize() > _EXTERNAL_ABOVE if external_data is None else external_data
+        _refuse_special(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(prefix=".hybridtrt-", dir=target.parent) as tmp:
-                staged = Path(tmp) / target.name
-                data_name = self._write(staged, external)
-                if data_name:
-                    os.replace(Path(tmp) / data_name, target.parent / data_name)
-                os.replace(staged, target)  # the model file appears last, whole
-            _remove_stale_data(target, data_name)
+            with filelock.FileLock(str(target.parent / f".{target.name}.lock")):
+                _refuse_special(target)
+                stale = _data_files_of(target)
+                with tempfile.TemporaryDirectory(prefix=".hybridtrt-", dir=target.parent) as tmp:
+                    staged = Path(tmp) / target.name
+                    data_name = self._write(staged, external)
+                    if data_name:
+                        os.chmod(Path(tmp) / data_name, stat.S_IMODE(staged.stat().st_mode))
+                        os.replace(Path(tmp) / data_name, target.parent / data_name)
+                    os.replace(staged, target)  # the model file appears last, whole
+                for name in stale - {data_name}:
+                    (target.parent / name).unlink(missing_ok=True)
         except (OSError, ValueError) as exc:
             raise SaveError(f"cannot write the hybrid model to {target}: {exc}") from exc
         return target
@@ -114,11 +123,35 @@ class HybridModel:
         return data_name if (staged.parent / data_name).exists() else ""
 
 
-def _remove_stale_data(target: Path, keep: str) -> None:
-    """Delete data files of earlier saves to the same model path."""
-    for old in target.parent.glob(f"{target.name}.*.data"):
-        if old.name != keep:
-            old.unlink(missing_ok=True)
+def _refuse_special(target: Path) -> None:
+    """Refuse to replace a symlink, device, FIFO or socket with a regular file."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SaveError(f"cannot write the hybrid model to {target}: {exc}") from exc
+    if not stat.S_ISREG(mode):
+        raise SaveError(
+            f"cannot write the hybrid model to {target}: it exists and is not a regular file "
+            "(a symlink, device, FIFO or directory); give the path of a regular .onnx file"
+        )
+
+
+def _data_files_of(target: Path) -> set[str]:
+    """Names of the external data files (in the target's folder) the model now at ``target`` reads."""
+    try:
+        old = onnx.load(str(target), load_external_data=False)
+    except (OSError, ValueError, DecodeError):
+        return set()
+    names = set()
+    for tensor in onnx.external_data_helper._get_all_tensors(old):  # noqa: SLF001
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        for entry in tensor.external_data:
+            if entry.key == "location" and entry.value == Path(entry.value).name:
+                names.add(entry.value)
+    return names
 
 
 def load(path: str | os.PathLike[str]) -> HybridModel:
@@ -130,6 +163,11 @@ def load(path: str | os.PathLike[str]) -> HybridModel:
             embedded subgraph fails its checksum.
     """
     model = read_onnx_file(path)
+    if model.ir_version > onnx.IR_VERSION:
+        raise FormatError(
+            f"{path} has IR version {model.ir_version}; the installed onnx {onnx.__version__} "
+            f"reads up to {onnx.IR_VERSION}: upgrade onnx"
+        )
     version = format_version(model)
     if version is None:
         raise FormatError(f"{path} is a plain ONNX model, not a hybridtrt model; convert it first")

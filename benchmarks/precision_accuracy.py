@@ -96,6 +96,90 @@ def small_cnn(seed: int = 0) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 
 
+def _classifier(seed: int, head: tuple[np.ndarray, np.ndarray] | None,
+                vocab: int = 64, length: int = 16, dim: int = 32, classes: int = 8) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+
+    def w(name: str, value: object) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(value, np.float32), name)
+
+    weights = [
+        w("emb", rng.normal(0, 1, (vocab, dim))), w("id_scale", np.full((1, 1, dim), 0.5)),
+        w("conv_w", rng.normal(0, 12 / np.sqrt(dim * 3), (dim, dim, 3))),
+        w("conv_b", rng.normal(0, 2, dim)), w("mm_w", rng.normal(0, 8 / np.sqrt(dim), (dim, dim))),
+        w("mm_b", rng.normal(0, 1, dim)), w("two", 2.0), w("eps", 1e-3), w("n", float(dim)),
+        w("gamma", rng.uniform(0.5, 1.0, dim)), w("beta", rng.normal(0, 0.1, dim)),
+        w("center", head[1] if head else np.zeros((1, dim, 1))),
+        w("head_w", head[0] if head else np.zeros((dim, classes))),
+        numpy_helper.from_array(np.array([-1], np.int64), "last"),
+        numpy_helper.from_array(np.array([1, dim], np.int64), "flat_shape"),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Gather", ["emb", "ids"], ["e"], name="embedding"),
+        node("Cast", ["ids"], ["idf"], name="cast_ids", to=TensorProto.FLOAT),
+        node("Unsqueeze", ["idf", "last"], ["idu"], name="unsqueeze_ids"),
+        node("Mul", ["idu", "id_scale"], ["id_feature"], name="id_feature"),
+        node("Add", ["e", "id_feature"], ["x0"], name="add_ids"),
+        node("Transpose", ["x0"], ["xc"], name="to_channels", perm=[0, 2, 1]),
+        node("Conv", ["xc", "conv_w", "conv_b"], ["c"], name="conv", pads=[1, 1]),
+        node("Transpose", ["c"], ["ct"], name="to_rows", perm=[0, 2, 1]),
+        node("MatMul", ["ct", "mm_w"], ["m"], name="dense"),
+        node("Add", ["m", "mm_b"], ["hidden"], name="dense_bias"),
+        node("ReduceMean", ["hidden"], ["mean"], name="ln/mean", axes=[-1]),
+        node("Sub", ["hidden", "mean"], ["d"], name="ln/sub"),
+        node("Pow", ["d", "two"], ["sq"], name="ln/pow"),
+        node("ReduceSum", ["sq", "last"], ["ssum"], name="ln/sum"),
+        node("Div", ["ssum", "n"], ["var"], name="ln/var"),
+        node("Add", ["var", "eps"], ["var_eps"], name="ln/add_eps"),
+        node("Sqrt", ["var_eps"], ["std"], name="ln/sqrt"),
+        node("Div", ["d", "std"], ["normed"], name="ln/div"),
+        node("Mul", ["normed", "gamma"], ["scaled"], name="ln/gamma"),
+        node("Add", ["scaled", "beta"], ["ln"], name="ln/beta"),
+        node("Tanh", ["ln"], ["t"], name="tanh"),
+        node("Exp", ["t"], ["g"], name="gate"),
+        node("Mul", ["t", "g"], ["tg"], name="gated"),
+        node("Transpose", ["tg"], ["tc"], name="pool_layout", perm=[0, 2, 1]),
+        node("GlobalMaxPool", ["tc"], ["pooled"], name="pool"),
+        node("Add", ["pooled", "center"], ["centered"], name="pool_center"),
+        node("Reshape", ["centered", "flat_shape"], ["flat"], name="flatten"),
+        node("MatMul", ["flat", "head_w"], ["logits"], name="head"),
+        node("Exp", ["logits"], ["ex"], name="softmax/exp"),
+        node("ReduceSum", ["ex", "last"], ["den"], name="softmax/sum"),
+        node("Div", ["ex", "den"], ["probs"], name="softmax/div"),
+    ]
+    graph = helper.make_graph(nodes, "tf_classifier",
+                              [helper.make_tensor_value_info("ids", TensorProto.INT32, [1, length])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, classes]),
+                               helper.make_tensor_value_info("flat", TensorProto.FLOAT, [1, dim])],
+                              weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+
+def tf_classifier(seed: int = 0) -> onnx.ModelProto:
+    """The pattern of a classifier exported from TensorFlow: int32 ids -> embedding (Gather)
+    plus the ids cast to float, Conv, MatMul, LayerNorm written out (ReduceMean, Sub, Pow,
+    ReduceSum, Div, Sqrt, Div), Tanh, Exp, GlobalMaxPool, a softmax written as Exp/ReduceSum/Div.
+
+    Random weights, scaled so the LayerNorm's variance passes FP16's range (7.7e6) while every
+    other value stays small; the head is centred and scaled on 64 random inputs so FP32 picks
+    varied classes.
+    """
+    probe = ort.InferenceSession(_classifier(seed, None).SerializeToString(),
+                                 providers=["CPUExecutionProvider"])
+    pooled = np.concatenate([probe.run(["flat"], f)[0] for f in classifier_feeds(64, seed + 1)])
+    head = np.random.default_rng(seed + 2).normal(0, 1, (pooled.shape[1], 8))
+    head *= 2.5 / (pooled @ head).std(0)
+    model = _classifier(seed, (head, -pooled.mean(0).reshape(1, -1, 1)))
+    del model.graph.output[1]  # "flat" was for the probe only
+    return model
+
+
+def classifier_feeds(count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{"ids": rng.integers(0, 64, (1, 16)).astype(np.int32)} for _ in range(count)]
+
+
 def cnn_feeds(count: int, seed: int) -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     return [{"image": rng.normal(0, 1, (1, 3, 64, 64)).astype(np.float32)} for _ in range(count)]

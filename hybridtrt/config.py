@@ -174,8 +174,9 @@ class TensorRTConfig:
             FP32 at its boundary; INT8 keeps the model's Q/DQ nodes or inserts calibrated ones.
         ops_run_float: Op types or node names kept in FP32 inside FP16/BF16 engines.
         precision_guard: Also keep numerically fragile nodes in FP32: activations past FP16's
-            safe range in the warm-up runs, reductions over many elements, LayerNorm, long
-            Softmax, Pow/Exp (the report lists each with its reason).
+            safe range or below its normal range in the warm-up runs (with the nodes that read
+            them), reductions over many elements, LayerNorm, long Softmax, Pow/Exp (the report
+            lists each with its reason).
         clamp_fp16_weights: Clamp weights beyond FP16's range (with a warning) instead of
             keeping their nodes in FP32.
         calibration_data: INT8 samples: an iterable of ``{input name: array}`` feeds, or a

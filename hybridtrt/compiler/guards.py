@@ -15,10 +15,12 @@ import onnx
 
 from hybridtrt.config import PrecisionMode
 
-__all__ = ["FP16_SAFE", "TensorStats", "fp32_nodes"]
+__all__ = ["FP16_SAFE", "FP16_TINY", "TensorStats", "fp32_nodes"]
 
 # A quarter of FP16's largest value: headroom for inputs the warm-up runs did not show.
 FP16_SAFE = 16384.0
+# FP16's smallest normal value: below it a tensor keeps only a few bits, or none.
+FP16_TINY = 2.0 ** -14
 LONG_REDUCTION = 4096
 LONG_SOFTMAX = 1024
 
@@ -57,14 +59,45 @@ def fp32_nodes(
     """
     listed = set(ops_run_float)
     keep = {}
+    out_of_range = _out_of_range(nodes, stats) if guard and mode is PrecisionMode.FP16 else {}
     for node in nodes:
         if node.name in listed or node.op_type in listed or _unfused(node.name) in listed:
             keep[node.name] = "listed in ops_run_float"
         elif guard:
-            reason = _fragile(node, mode, stats)
+            reason = _fragile(node, mode, stats) or _reads_out_of_range(node, out_of_range)
             if reason:
                 keep[node.name] = reason
     return keep
+
+
+def _out_of_range(nodes: Sequence[onnx.NodeProto], stats: Mapping[str, TensorStats]) -> dict[str, str]:
+    """Tensors made inside the cluster that must never be stored in FP16, with why.
+
+    Keeping only the producer of such a tensor in FP32 is not enough: the converter casts its
+    output back to FP16 for every FP16 consumer, which then reads infinity (a Sqrt of an
+    overflowed variance turns a LayerNorm into zeros) or zero (a division by a flushed value).
+    """
+    made = {o for node in nodes for o in node.output if o}
+    found = {}
+    for name in made:
+        peak = stats[name].peak if name in stats else 0.0
+        if peak > FP16_SAFE:
+            found[name] = (f"reached {peak:.3g} in the warm-up runs, beyond FP16's safe range "
+                           f"({FP16_SAFE:.0f})")
+        elif 0.0 < peak < FP16_TINY:
+            found[name] = (f"never exceeded {peak:.3g} in the warm-up runs, below FP16's normal "
+                           f"range ({FP16_TINY:.3g}): it would flush to zero")
+    return found
+
+
+def _reads_out_of_range(node: onnx.NodeProto, out_of_range: Mapping[str, str]) -> str:
+    for name in node.input:
+        if name in out_of_range:
+            return f"reads '{name}', which {out_of_range[name]}"
+    for name in node.output:
+        if name in out_of_range:
+            return f"output '{name}' {out_of_range[name]}"
+    return ""
 
 
 def _unfused(name: str) -> str:

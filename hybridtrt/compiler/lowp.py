@@ -128,6 +128,7 @@ def lower(
         node_block_list=sorted(keep), max_finite_val=FP16_MAX,
     )
     _drop_repeated_casts(converted.graph)
+    _drop_round_trips(converted.graph, source.graph)
     if dtype == TensorProto.BFLOAT16:
         _retype_bf16(converted, source)
     elif dtype != TensorProto.FLOAT16:
@@ -161,6 +162,42 @@ def _drop_repeated_casts(graph: onnx.GraphProto) -> None:
         values = {v.name: v for v in graph.value_info}
         del graph.value_info[:]
         graph.value_info.extend(values.values())
+
+
+def _drop_round_trips(graph: onnx.GraphProto, before: onnx.GraphProto) -> None:
+    """Let FP32 nodes hand FP32 values to each other: ONNX Runtime's float16 converter casts
+    every output of a node kept in FP32 to FP16 and back to FP32 for each consumer, also for a
+    consumer kept in FP32, so a value kept FP32 for its range still overflows in between."""
+    original = {n.name for n in before.node}
+    made = {o: n for n in graph.node for o in n.output}
+    rename = {}
+    for node in graph.node:
+        first = made.get(node.input[0]) if node.op_type == "Cast" and node.input else None
+        if (node.name in original or first is None or first.op_type != "Cast"
+                or first.name in original or _cast_to(node) != TensorProto.FLOAT
+                or _cast_to(first) not in _LOW):
+            continue
+        rename[node.output[0]] = first.input[0]
+    if not rename:
+        return
+    outputs = {o.name for o in graph.output}
+    nodes = [n for n in graph.node if not (n.output and n.output[0] in rename
+                                           and n.output[0] not in outputs)]
+    for node in nodes:
+        rename_reads(node, {k: v for k, v in rename.items() if k not in outputs})
+    read = {i for n in nodes for i in n.input} | outputs
+    nodes = [n for n in nodes if n.op_type != "Cast" or n.name in original or
+             any(o in read for o in n.output)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    live = {n for node in nodes for n in (*node.input, *node.output)}
+    values = [v for v in graph.value_info if v.name in live]
+    del graph.value_info[:]
+    graph.value_info.extend(values)
+
+
+def _cast_to(node: onnx.NodeProto) -> int:
+    return next((a.i for a in node.attribute if a.name == "to"), 0)
 
 
 def _guard_weights(

@@ -87,7 +87,7 @@ class HybridModel:
         _refuse_special(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with filelock.FileLock(str(target.parent / f".{target.name}.lock")):
+            with filelock.FileLock(str(_lock_path(target))):
                 _refuse_special(target)
                 stale = _data_files_of(target)
                 with tempfile.TemporaryDirectory(prefix=".hybridtrt-", dir=target.parent) as tmp:
@@ -121,6 +121,14 @@ class HybridModel:
                         all_tensors_to_one_file=True, location=data_name, size_threshold=1024,
                         convert_attribute=True)
         return data_name if (staged.parent / data_name).exists() else ""
+
+
+def _lock_path(target: Path) -> Path:
+    """A lock file for saves to ``target``, kept out of the user's folder."""
+    digest = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:32]
+    folder = Path(tempfile.gettempdir()) / "hybridtrt-save-locks"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{digest}.lock"
 
 
 def _refuse_special(target: Path) -> None:

@@ -35,7 +35,7 @@ def _compare(model, mode, tmp_path, **settings):
                             precision_mode=mode, **settings)
     hybrid = convert(model, config)
     predictor = create_predictor(Config(hybrid.save(tmp_path / f"{mode}.onnx")))
-    got = np.concatenate([predictor.run(f)["probs"] for f in test])
+    got = np.concatenate([predictor.run_dict(f)["probs"] for f in test])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     want = np.concatenate([session.run(None, f)[0] for f in test])
     rel_l2 = float(np.linalg.norm(got - want) / np.linalg.norm(want))

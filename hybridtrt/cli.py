@@ -163,6 +163,12 @@ def _add_convert_args(conv: argparse.ArgumentParser) -> None:
                       help="GPUs the engines may run on besides the building one (default none)")
     conv.add_argument("--gpu", type=int, default=0, dest="device", metavar="N",
                       help="CUDA device that builds (default 0)")
+    conv.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "tensorrt_rtx"],
+                      help="TensorRT library that builds (default auto: TensorRT, else "
+                           "TensorRT-RTX)")
+    conv.add_argument("--target-cc", metavar="CC[,CC...]",
+                      help="TensorRT-RTX: compute capabilities to build for, e.g. 8.6,8.9 "
+                           "(default: the GPU here, or every one RTX runs on)")
     conv.add_argument("--device", type=int, dest="device", help=argparse.SUPPRESS)  # (old name)
     conv.add_argument("--external-data", action="store_true",
                       help="store weights in a .data file next to the model")
@@ -264,7 +270,9 @@ def _convert(args: argparse.Namespace) -> int:
                      calibration_data=str(args.calibration_data) if args.calibration_data else None,
                      calibration_method=args.calibration_method,
                      calibration_cache=args.calibration_cache,
-                     int8_fp32_layers=args.int8_fp32_layers)
+                     int8_fp32_layers=args.int8_fp32_layers, backend=args.backend,
+                     target_compute_capabilities=[c for c in (args.target_cc or "").split(",")
+                                                  if c])
     try:
         hybrid = convert(args.model, config)
     except ConfigError as exc:

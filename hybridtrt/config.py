@@ -14,6 +14,7 @@ import numpy as np
 
 from hybridtrt.errors import ConfigError
 from hybridtrt.trt.api import HARDWARE_COMPATIBILITY
+from hybridtrt.trt.rtx import check_targets
 
 __all__ = ["Input", "PrecisionMode", "TensorRTConfig"]
 
@@ -132,6 +133,7 @@ class Input:
 
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+BACKENDS = ("auto", "tensorrt", "tensorrt_rtx")
 
 _SHAPE_FIELDS = ("min_input_shape", "optim_input_shape", "max_input_shape")
 
@@ -200,6 +202,12 @@ class TensorRTConfig:
         hardware_compatibility: ``"none"``, ``"ampere_plus"`` (plans run on any GPU of compute
             capability 8.0 and newer) or ``"same_compute_capability"``.
         device_id: The CUDA device that builds the engines.
+        backend: The TensorRT library that builds: ``"tensorrt"``, ``"tensorrt_rtx"``
+            (TensorRT-RTX, which builds ahead of time without a GPU) or ``"auto"`` (TensorRT
+            when installed, else TensorRT-RTX).
+        target_compute_capabilities: TensorRT-RTX: the compute capabilities to build for, such
+            as ``("8.6", "8.9")`` (default: the GPU here, or every GPU TensorRT-RTX runs on
+            when there is none). TensorRT proper builds for the GPU here.
 
     Example:
         >>> TensorRTConfig(inputs=[], min_subgraph_size=1).min_subgraph_size
@@ -225,6 +233,8 @@ class TensorRTConfig:
     calibration_method: str = "percentile"
     calibration_cache: str | os.PathLike[str] | None = None
     int8_fp32_layers: int = 0
+    backend: str = "auto"
+    target_compute_capabilities: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         raw = () if self.inputs is None else self.inputs
@@ -242,6 +252,18 @@ class TensorRTConfig:
         if self.calibration_method not in CALIBRATION_METHODS:
             raise ConfigError(f"calibration_method must be one of {list(CALIBRATION_METHODS)}, "
                               f"got {self.calibration_method!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        try:
+            targets = check_targets([self.target_compute_capabilities]
+                                    if isinstance(self.target_compute_capabilities, str)
+                                    else list(self.target_compute_capabilities or ()))
+        except ValueError as exc:
+            raise ConfigError(f"target_compute_capabilities: {exc}") from exc
+        object.__setattr__(self, "target_compute_capabilities", targets)
+        if targets and self.backend == "tensorrt":
+            raise ConfigError("target_compute_capabilities applies to TensorRT-RTX "
+                              "(backend='tensorrt_rtx'); TensorRT builds for the GPU that builds")
         if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
             raise ConfigError(f"hardware_compatibility must be one of {list(HARDWARE_COMPATIBILITY)}, "
                               f"got {self.hardware_compatibility!r}")
@@ -289,6 +311,8 @@ class TensorRTConfig:
             "optimization_level": int(self.optimization_level),
             "strip_weights": self.strip_weights,
             "hardware_compatibility": self.hardware_compatibility,
+            **({"target_compute_capabilities": list(self.target_compute_capabilities)}
+               if self.target_compute_capabilities else {}),
             **self.precision_settings(),
         }
 

@@ -16,7 +16,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from hybridtrt.trt.api import BuildOutput, BuildSpec, GpuInfo, ParserVerdict, TensorRTFailure
+from hybridtrt.trt.api import (BuildOutput, BuildSpec, BuildTarget, GpuInfo, ParserVerdict,
+                               TensorRTFailure)
 from hybridtrt.trt.profiles import profile_settings
 
 _MAGIC = b"FAKEPLAN"
@@ -78,6 +79,7 @@ class FakeBackend:
         self.on_gpu = on_gpu
         self.parser_rejects = set(parser_rejects)
         self.build_fails = set(build_fails)
+        self.library = "tensorrt"
         self.version = version
         self.capability = capability
         self.data_dependent = data_dependent
@@ -88,6 +90,12 @@ class FakeBackend:
 
     def gpu(self, device_id: int) -> GpuInfo:
         return GpuInfo("Fake GPU", self.capability)
+
+    def build_unusable_reason(self, device_id: int) -> str:
+        return ""
+
+    def build_target(self, device_id: int, compute_capabilities: Sequence[str]) -> BuildTarget:
+        return BuildTarget(self.gpu(device_id))
 
     def parse_support(self, model: bytes) -> ParserVerdict:
         proto = onnx.load_from_string(model)

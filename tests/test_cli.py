@@ -212,7 +212,7 @@ def test_cli_habits_of_trtexec_and_polygraphy_users(tmp_path: Path) -> None:
     np.savez(tmp_path / "x.npz", x=np.ones((3, 4), np.float32))
     cases = [  # (args, exit status, text in stderr, text in stdout)
         (["--version"], 0, "", f"hybridtrt {hybridtrt.__version__}"),
-        (["run", "h.onnx"], 0, "runs in ONNX Runtime (inlined): TensorRT is not installed",
+        (["run", "h.onnx"], 0, "runs in ONNX Runtime (inlined): TensorRT is turned off",
          "x: random float32 [2, 4] (seed 0)"),
         (["run", "h.onnx", "--inputs", "x=x.npz", "-q"], 0, "", "y: float32 [3, 4]"),
         (["run", "h.onnx", "--shapes", "x:64x4", "-q"], 1,

@@ -35,6 +35,12 @@ def test_each_extra_brings_at_most_one_onnx_runtime_and_one_cuda_major() -> None
         cuda_python = next(r for r in stack if r.startswith("cuda-python"))
         assert f"<{int(major) + 1}" in cuda_python  # one major of cuda-python too
     assert "cuda-python>=12.6.2" in " ".join(EXTRAS["gpu-cu12"])  # has cuda.bindings
+    assert _names(EXTRAS["rtx"]) == ["tensorrt-rtx-cu13"]
+
+
+def test_ci_installs_the_tensorrt_rtx_its_tests_were_written_against() -> None:
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert "pip install -q 'tensorrt-rtx-cu13==1.7.1.116'" in ci
 
 
 _WITHOUT_ORT = """

@@ -26,7 +26,7 @@ from hybridtrt.compiler.loading import LoadedModel, load_model
 from hybridtrt.compiler.partition import DependencyGraph, Partition, check_acyclic, propose
 from hybridtrt.compiler.precision import PrecisionStage, Typed, carries_qdq, prepare_model
 from hybridtrt.compiler.report import OutsideNode, Report, engine_summary, op_table
-from hybridtrt.compiler.refine import Rejection, bisect_build, parser_split
+from hybridtrt.compiler.refine import Rejection, bisect_build, parser_resolve
 from hybridtrt.compiler.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
 from hybridtrt.compiler.shapes import RunPlan, ShapeRange, plan_runs, record_shapes, static_shape
 from hybridtrt.compiler.trt_builder import default_builder
@@ -225,7 +225,8 @@ def _convert(
         precision = PrecisionStage(index, book.plans, config)
         precision.prepare(clustering.parts)
     with _stage("engines"):
-        builder = builder or default_builder(config.cache_dir, config.device_id)
+        builder = builder or default_builder(config.cache_dir, config.device_id, None,
+                                             config.backend, config.target_compute_capabilities)
         engines = _engines(index, clustering.parts, book, config, builder, precision)
     clustering = _refined(clustering, engines)
     check_acyclic(index.deps, clustering.parts, "rewrite")
@@ -379,11 +380,9 @@ class _EngineStage:
         return self.made[part.nodes]
 
     def parser_pieces(self, part: Partition, label: str) -> list[Partition]:
-        """The part, or the pieces of it TensorRT's parser accepts (worth an engine)."""
-        verdict = self.builder.parser_support(self.submodel(part, label).model)
-        if verdict is None:
-            return [part]
-        pieces, refused = parser_split(part, verdict)
+        """The pieces of the part TensorRT's parser accepts whole (worth an engine)."""
+        pieces, refused = parser_resolve(
+            part, lambda p: self.builder.parser_support(self.submodel(p, label).model), self.worth)
         self.rejected += refused
         self.disagreements += [_outside(self.index, r) for r in refused]
         self.rejected += [Rejection(n, "left too small for min_subgraph_size after TensorRT's "

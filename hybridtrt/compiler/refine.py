@@ -11,7 +11,7 @@ from hybridtrt.compiler.partition import Partition
 from hybridtrt.errors import EngineBuildError
 from hybridtrt.trt.api import ParserVerdict
 
-__all__ = ["Rejection", "bisect_build", "parser_split"]
+__all__ = ["Rejection", "bisect_build", "parser_resolve"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,19 +42,43 @@ def _runs(nodes: Sequence[int], keep: Callable[[int], bool]) -> list[Partition]:
     return [Partition(tuple(r)) for r in runs if r]
 
 
-def parser_split(part: Partition, verdict: ParserVerdict) -> tuple[list[Partition], list[Rejection]]:
-    """Split ``part`` around the nodes TensorRT's parser rejects.
+def parser_resolve(
+    part: Partition,
+    ask: Callable[[Partition], ParserVerdict | None],
+    worth_asking: Callable[[Partition], bool],
+) -> tuple[list[Partition], list[Rejection]]:
+    """The pieces of ``part`` TensorRT's parser accepts whole, asking again node by node.
 
-    ``verdict`` indexes the cluster's subgraph, whose nodes are ``part.nodes`` in order.
+    onnx-tensorrt marks every subgraph unsupported once one node fails, so one verdict cannot
+    tell the culprit's neighbours from the culprit (ONNX Runtime's TensorRT provider re-asks
+    too). Each rejected run is asked again without the nodes the parser blamed; a run refused
+    with no node blamed is halved, down to single nodes. Pieces too small to be worth an engine
+    are returned unasked (the caller drops them).
     """
-    position = {node: k for k, node in enumerate(part.nodes)}
-    rejected = [
-        Rejection(node, "TensorRT's ONNX parser rejects it: "
-                        + verdict.reasons.get(position[node], "unsupported in this TensorRT"),
-                  by_parser=True)
-        for node in part.nodes if position[node] not in verdict.supported
-    ]
-    return _runs(part.nodes, lambda n: position[n] in verdict.supported), rejected
+    accepted: list[Partition] = []
+    rejected: list[Rejection] = []
+    pending = [part]
+    while pending:
+        current = pending.pop()
+        verdict = ask(current) if worth_asking(current) else None
+        if verdict is None or len(verdict.supported) == len(current):
+            accepted.append(current)
+            continue
+        position = {node: k for k, node in enumerate(current.nodes)}
+        blamed = {n for n in current.nodes
+                  if position[n] in verdict.reasons and position[n] not in verdict.supported}
+        if not blamed and len(current) == 1:
+            blamed = set(current.nodes)
+        if blamed:
+            rejected += [Rejection(n, "TensorRT's ONNX parser rejects it: "
+                                      + verdict.reasons.get(position[n], "unsupported in this TensorRT"),
+                                   by_parser=True) for n in current.nodes if n in blamed]
+            pending += reversed(_runs(current.nodes, lambda n: n not in blamed))
+        else:
+            middle = len(current) // 2
+            pending += [Partition(current.nodes[middle:]), Partition(current.nodes[:middle])]
+    accepted.sort(key=lambda p: p.nodes[0])
+    return accepted, rejected
 
 
 def bisect_build(

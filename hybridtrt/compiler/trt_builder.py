@@ -50,11 +50,19 @@ class TensorRTBuilder:
         device_id: The GPU that builds (plans are tied to its compute capability).
     """
 
-    def __init__(self, backend: TrtBackend, cache: EngineCache, device_id: int = 0) -> None:
+    def __init__(self, backend: TrtBackend, cache: EngineCache, device_id: int = 0,
+                 compute_capabilities: Sequence[str] = ()) -> None:
         self.backend = backend
         self.cache = cache
-        self.gpu = backend.gpu(device_id)
-        self._timing = cache.timing_cache(backend.version, self.gpu.compute_capability)
+        self.target = backend.build_target(device_id, compute_capabilities)
+        self.gpu = self.target.gpu
+        self._timing = cache.timing_cache(self._version, self.gpu.compute_capability)
+
+    @property
+    def _version(self) -> str:
+        """The library and version, as cache keys tell them apart."""
+        library = self.backend.library
+        return self.backend.version if library == "tensorrt" else f"{library}-{self.backend.version}"
 
     def parser_support(self, model: onnx.ModelProto) -> ParserVerdict | None:
         return self.backend.parse_support(_model_bytes(model))
@@ -62,10 +70,15 @@ class TensorRTBuilder:
     def build(self, name: str, model: onnx.ModelProto,
               profiles: Sequence[Mapping[str, Mapping[str, list[int]]]],
               settings: Mapping[str, Any]) -> BuildResult:
-        version, capability = self.backend.version, self.gpu.compute_capability
-        key = engine_key(model.graph, profiles, settings, version, capability)
-        fingerprint = plan_fingerprint(version, self.gpu,
-                                       str(settings.get("hardware_compatibility", "none")))
+        version, capability = self._version, self.gpu.compute_capability
+        strip = bool(settings.get("strip_weights", True)) and self.target.can_strip
+        if strip != bool(settings.get("strip_weights", True)):
+            _LOG.info("engine %s: a full plan (weight-stripped plans need a GPU at build time)", name)
+        key = engine_key(model.graph, profiles, {**settings, "strip_weights": strip}, version,
+                         capability)
+        fingerprint = plan_fingerprint(self.backend.version, self.gpu,
+                                       str(settings.get("hardware_compatibility", "none")),
+                                       self.backend.library, strip)
         with self.cache.building(key):
             cached = self.cache.get(key)
             if cached is not None:
@@ -76,10 +89,11 @@ class TensorRTBuilder:
                 workspace_size=int(settings.get("workspace_size", 1 << 30)),
                 optimization_level=int(settings.get("optimization_level", 3)),
                 hardware_compatibility=str(settings.get("hardware_compatibility", "none")),
-                strip_weights=bool(settings.get("strip_weights", True)),
+                strip_weights=strip,
                 timing_cache=self._timing,
+                compute_capabilities=self.target.compute_capabilities,
             )
-            _LOG.info("engine %s: building with TensorRT %s for %s", name, version, self.gpu.name)
+            _LOG.info("engine %s: building with %s for %s", name, version, self.gpu.name)
             try:
                 out = self.backend.build(_model_bytes(model), spec,
                                          lambda step: _LOG.info("engine %s: %s", name, step))
@@ -87,22 +101,28 @@ class TensorRTBuilder:
                 _LOG.info("engine %s: TensorRT refused it: %s", name, exc)
                 return BuildResult(error=str(exc), fingerprint=fingerprint)
             self.cache.put(key, out.plan)
-        self._timing = out.timing_cache or self._timing
-        self.cache.save_timing_cache(version, capability, self._timing)
+        if out.timing_cache:
+            self._timing = out.timing_cache
+            self.cache.save_timing_cache(version, capability, self._timing)
         _LOG.info("engine %s: built (%d bytes)", name, len(out.plan))
         return BuildResult(out.plan, fingerprint=fingerprint)
 
 
 def default_builder(cache_dir: Any = None, device_id: int = 0,
-                    backend: TrtBackend | None = None) -> EngineBuilder:
-    """TensorRT when it can build here; otherwise a builder that says why nothing is built."""
+                    backend: TrtBackend | None = None, library: str = "auto",
+                    compute_capabilities: Sequence[str] = ()) -> EngineBuilder:
+    """TensorRT when it can build here; otherwise a builder that says why nothing is built.
+
+    ``library`` picks the TensorRT library (``hybridtrt.trt.load_backend``);
+    ``compute_capabilities`` are TensorRT-RTX's build targets.
+    """
     if backend is None:
-        backend, reason = load_backend()
+        backend, reason = load_backend(library)
         if backend is None:
             return NotBuilding(f"{reason}; the engine runs through ONNX Runtime until it is built "
                                "on a TensorRT host")
-    unusable = backend.unusable_reason("cuda", device_id)
+    unusable = backend.build_unusable_reason(device_id)
     if unusable:
         return NotBuilding(f"{unusable}; the engine runs through ONNX Runtime until it is built "
                            "on a TensorRT host")
-    return TensorRTBuilder(backend, EngineCache(cache_dir), device_id)
+    return TensorRTBuilder(backend, EngineCache(cache_dir), device_id, compute_capabilities)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import onnx
 
@@ -58,10 +59,10 @@ class EngineLoader:
         """The engine for ``record`` (``model`` is its subgraph as a model), or None and why."""
         if record.status == STATUS_BUILT:
             why = incompatibility(record.fingerprint, self.backend.version,
-                                  self.backend.gpu(self.device_id))
+                                  self.backend.gpu(self.device_id), self.backend.library)
             if not why:
                 try:
-                    engine = self._deserialize(record.engine, record, model)
+                    engine = self._deserialize(record.engine, _stripped(record.fingerprint, record), model)
                     return LoadedEngine(engine, tuple(record.profiles), "the stored plan"), ""
                 except TensorRTFailure as exc:
                     why = f"TensorRT could not load the stored plan: {exc}"
@@ -78,7 +79,7 @@ class EngineLoader:
         if result.error or not result.plan:
             return None, f"{because}; building it here failed: {result.error or result.reason}"
         try:
-            engine = self._deserialize(result.plan, record, model)
+            engine = self._deserialize(result.plan, _stripped(result.fingerprint, record), model)
         except TensorRTFailure as exc:
             return None, f"{because}; the engine built here cannot be loaded: {exc}"
         origin = "the engine cache" if result.from_cache else "a build at load"
@@ -93,7 +94,11 @@ class EngineLoader:
             raise ExecutionError(f"engine {record.name}: {why}")
         return loaded.engine, loaded.profiles
 
-    def _deserialize(self, plan: bytes, record: EngineRecord, model: onnx.ModelProto) -> TrtEngine:
-        stripped = bool(record.build_settings.get("strip_weights", False))
+    def _deserialize(self, plan: bytes, stripped: bool, model: onnx.ModelProto) -> TrtEngine:
         refit = model.SerializeToString(deterministic=True) if stripped else None
         return self.backend.deserialize(plan, refit)
+
+
+def _stripped(fingerprint: Mapping[str, Any], record: EngineRecord) -> bool:
+    """Whether a plan needs a refit: its fingerprint says (older models: the build setting)."""
+    return bool(fingerprint.get("stripped", record.build_settings.get("strip_weights", False)))

@@ -8,7 +8,7 @@ The compiler and the runtime see TensorRT only through ``TrtBackend``, ``TrtEngi
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "BuildOutput",
     "BuildSpec",
+    "BuildTarget",
     "GpuInfo",
     "HARDWARE_COMPATIBILITY",
     "ParserVerdict",
@@ -58,6 +59,22 @@ class GpuInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class BuildTarget:
+    """What a build makes plans for.
+
+    Attributes:
+        gpu: The GPU the plans run on (TensorRT-RTX: its name lists the targets, and
+            ``compute_capability`` holds them joined by commas).
+        compute_capabilities: TensorRT-RTX: the compute capabilities the plans are built for.
+        can_strip: Whether weight-stripped plans can be built here.
+    """
+
+    gpu: GpuInfo
+    compute_capabilities: tuple[str, ...] = ()
+    can_strip: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class BuildSpec:
     """Everything a TensorRT build takes besides the ONNX subgraph.
 
@@ -68,6 +85,7 @@ class BuildSpec:
         hardware_compatibility: One of ``HARDWARE_COMPATIBILITY``.
         strip_weights: Build a weight-stripped plan (refitted at load from the subgraph).
         timing_cache: A serialized timing cache to start from (b"" for none).
+        compute_capabilities: TensorRT-RTX: the compute capabilities to build for.
     """
 
     profiles: tuple[Profile, ...]
@@ -76,6 +94,7 @@ class BuildSpec:
     hardware_compatibility: str = "none"
     strip_weights: bool = True
     timing_cache: bytes = b""
+    compute_capabilities: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +161,7 @@ class TrtEngine(Protocol):
 class TrtBackend(Protocol):
     """What hybridtrt needs from TensorRT."""
 
+    library: str  # "tensorrt" or "tensorrt_rtx"
     version: str
 
     def unusable_reason(self, device: str, device_id: int) -> str:
@@ -149,6 +169,14 @@ class TrtBackend(Protocol):
         ...
 
     def gpu(self, device_id: int) -> GpuInfo: ...
+
+    def build_unusable_reason(self, device_id: int) -> str:
+        """Why engines cannot be built here ("" when they can)."""
+        ...
+
+    def build_target(self, device_id: int, compute_capabilities: Sequence[str]) -> BuildTarget:
+        """What builds here make plans for (``compute_capabilities``: TensorRT-RTX targets)."""
+        ...
 
     def parse_support(self, model: bytes) -> ParserVerdict: ...
 
@@ -161,14 +189,41 @@ class TrtBackend(Protocol):
         ...
 
 
-def load_backend() -> tuple[TrtBackend | None, str]:
-    """The real TensorRT backend, or None and the reason it cannot be had."""
-    if importlib.util.find_spec("tensorrt") is None:
-        return None, "TensorRT is not installed"
+def load_backend(library: str = "auto") -> tuple[TrtBackend | None, str]:
+    """The real TensorRT backend, or None and the reason it cannot be had.
+
+    Args:
+        library: ``"tensorrt"``, ``"tensorrt_rtx"`` or ``"auto"``: ``$HYBRIDTRT_BACKEND`` when
+            set (``tensorrt``, ``tensorrt_rtx``, or ``none`` for no TensorRT at all), else the
+            library this process already uses, else TensorRT when installed, else TensorRT-RTX.
+    """
+    from hybridtrt.trt import library as libraries
+
+    name = library
+    if library == "auto":
+        chosen = os.environ.get("HYBRIDTRT_BACKEND", "").strip()
+        if chosen == "none":
+            return None, "TensorRT is turned off (HYBRIDTRT_BACKEND=none)"
+        if chosen and chosen not in libraries.LIBRARIES:
+            return None, (f"HYBRIDTRT_BACKEND={chosen} names no TensorRT library (one of "
+                          f"{', '.join(libraries.LIBRARIES)} or none)")
+        library = chosen or library
+        name = chosen
+    if library == "auto":
+        found = [n for n in libraries.LIBRARIES if libraries.installed(n)]
+        name = libraries.bound_name() or (found[0] if found else "")
+        if not name:
+            return None, ("TensorRT is not installed (pip install tensorrt-cu13, or "
+                          "tensorrt-rtx-cu13 for TensorRT-RTX)")
+    elif not libraries.installed(library):
+        return None, f"{library} is not installed"
     try:
+        libraries.bind(name)
         from hybridtrt.trt.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(), ""
+    except ValueError as exc:
+        return None, str(exc)
     except (ImportError, OSError, AttributeError) as exc:
         # A stub package or a broken install (e.g. PyPI's tensorrt-cu12 without NVIDIA's libraries)
-        return None, f"TensorRT cannot be loaded: {exc}"
+        return None, f"{name} cannot be loaded: {exc}"

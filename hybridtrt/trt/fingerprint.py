@@ -5,19 +5,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hybridtrt.trt import rtx
 from hybridtrt.trt.api import GpuInfo
+from hybridtrt.trt.library import RTX, TENSORRT
 
 __all__ = ["incompatibility", "plan_fingerprint"]
 
+_LABELS = {TENSORRT: "TensorRT", RTX: "TensorRT-RTX"}
 
-def plan_fingerprint(tensorrt_version: str, gpu: GpuInfo, hardware_compatibility: str) -> dict[str, Any]:
-    """What a plan is tied to, written next to it in the engine node."""
-    return {
+
+def plan_fingerprint(tensorrt_version: str, gpu: GpuInfo, hardware_compatibility: str,
+                     library: str = TENSORRT, stripped: bool = False) -> dict[str, Any]:
+    """What a plan is tied to, written next to it in the engine node.
+
+    ``library`` is the TensorRT library that built it; TensorRT-RTX plans carry their target
+    compute capabilities joined by commas. ``stripped``: the plan needs a refit at load.
+    """
+    found = {
         "tensorrt_version": tensorrt_version,
         "compute_capability": gpu.compute_capability,
         "gpu": gpu.name,
         "hardware_compatibility": hardware_compatibility,
+        "stripped": stripped,
     }
+    if library != TENSORRT:
+        found["library"] = library
+    return found
 
 
 def _capability(text: str) -> tuple[int, int]:
@@ -28,10 +41,12 @@ def _capability(text: str) -> tuple[int, int]:
         return (-1, -1)
 
 
-def incompatibility(fingerprint: Mapping[str, Any], tensorrt_version: str, gpu: GpuInfo) -> str:
+def incompatibility(fingerprint: Mapping[str, Any], tensorrt_version: str, gpu: GpuInfo,
+                    library: str = TENSORRT) -> str:
     """Why a plan with ``fingerprint`` cannot run with this TensorRT on ``gpu`` ("" when it can).
 
-    A plan runs only under the TensorRT version that built it. Its GPU must have the same
+    A plan runs only under the library and version that built it. A TensorRT-RTX plan runs on
+    the compute capabilities it was built for. Its GPU must have the same
     compute capability, unless it was built hardware-compatible: ``ampere_plus`` runs on any
     compute capability >= 8.0.
     """
@@ -39,8 +54,16 @@ def incompatibility(fingerprint: Mapping[str, Any], tensorrt_version: str, gpu: 
     built_for = fingerprint.get("compute_capability")
     if not built_with or not built_for:
         return "the engine carries no TensorRT fingerprint"
-    if str(built_with) != tensorrt_version:
-        return f"built with TensorRT {built_with}, this host has TensorRT {tensorrt_version}"
+    built_by = str(fingerprint.get("library", TENSORRT))
+    if built_by != library or str(built_with) != tensorrt_version:
+        return (f"built with {_LABELS.get(built_by, built_by)} {built_with}, this host has "
+                f"{_LABELS.get(library, library)} {tensorrt_version}")
+    if built_by == RTX:
+        targets = str(built_for).split(",")
+        if not rtx.runs_on(gpu.compute_capability, targets):
+            return (f"built by TensorRT-RTX for compute capability {', '.join(targets)}; this "
+                    f"GPU ({gpu.name}) has {gpu.compute_capability}")
+        return ""
     level = fingerprint.get("hardware_compatibility", "none")
     here = _capability(gpu.compute_capability)
     if level == "ampere_plus":

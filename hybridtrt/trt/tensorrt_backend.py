@@ -1,4 +1,5 @@
-"""The real ``TrtBackend``: TensorRT's logger, version and GPU query (imports ``tensorrt``)."""
+"""The real ``TrtBackend``: TensorRT's logger, version and GPU query (imports ``tensorrt``, or
+``tensorrt_rtx`` when that library is bound; see ``hybridtrt.trt.library``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import SupportsInt
+from typing import TYPE_CHECKING, SupportsInt
 
-import tensorrt as trt
+from hybridtrt.trt import library, rtx
+from hybridtrt.trt.api import (BuildOutput, BuildSpec, BuildTarget, GpuInfo, ParserVerdict,
+                               TensorRTFailure, TrtEngine)
 
-from hybridtrt.trt.api import BuildOutput, BuildSpec, GpuInfo, ParserVerdict, TensorRTFailure, TrtEngine
+if TYPE_CHECKING:
+    import tensorrt as trt
+else:
+    trt = library.bound()
 
 __all__ = ["LOGGER", "TensorRTBackend", "capture_errors", "dims"]
 
@@ -61,7 +67,12 @@ def dims(shape: trt.Dims | Sequence[SupportsInt]) -> tuple[int, ...]:
 
 
 def _gpu_info(device_id: int) -> GpuInfo:
-    from cuda.bindings import runtime as cudart
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError as exc:
+        raise TensorRTFailure("cuda-python is not installed, and hybridtrt asks it which GPU "
+                              "engines are built for (pip install 'hybridtrt[gpu]' or "
+                              "'cuda-python>=12.6.2')") from exc
 
     err, props = cudart.cudaGetDeviceProperties(device_id)
     if int(err) != 0:
@@ -74,17 +85,37 @@ class TensorRTBackend:
     """TensorRT as hybridtrt uses it (see ``hybridtrt.trt.api.TrtBackend``)."""
 
     def __init__(self) -> None:
+        self.library = library.bound_name()
         self.version = str(getattr(trt, "__version__", "unknown"))
         self._gpus: dict[int, GpuInfo] = {}
+        self._label = "TensorRT-RTX" if self.library == library.RTX else "TensorRT"
 
     def unusable_reason(self, device: str, device_id: int) -> str:
         if device != "cuda":
-            return "TensorRT needs a GPU; the predictor runs on the CPU"
+            return f"{self._label} needs a GPU; the predictor runs on the CPU"
         try:
-            self.gpu(device_id)
-        except (TensorRTFailure, ImportError) as exc:
-            return f"TensorRT cannot use CUDA device {device_id}: {exc}"
+            gpu = self.gpu(device_id)
+        except TensorRTFailure as exc:
+            return f"{self._label} cannot use CUDA device {device_id}: {exc}"
+        if self.library == library.RTX and not rtx.runs_on(gpu.compute_capability):
+            return (f"TensorRT-RTX runs on GPUs of compute capability "
+                    f"{', '.join(rtx.DEFAULT_TARGETS)}; CUDA device {device_id} ({gpu.name}) has "
+                    f"{gpu.compute_capability}")
         return ""
+
+    def build_unusable_reason(self, device_id: int) -> str:
+        if self.library == library.RTX:
+            return ""  # TensorRT-RTX builds ahead of time, without a GPU
+        return self.unusable_reason("cuda", device_id)
+
+    def build_target(self, device_id: int, compute_capabilities: Sequence[str]) -> BuildTarget:
+        if self.library != library.RTX:
+            return BuildTarget(self.gpu(device_id))
+        try:
+            gpu: GpuInfo | None = self.gpu(device_id)
+        except TensorRTFailure:
+            gpu = None
+        return rtx.target(compute_capabilities, gpu)
 
     def gpu(self, device_id: int) -> GpuInfo:
         found = self._gpus.get(device_id)

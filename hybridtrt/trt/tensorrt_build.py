@@ -1,15 +1,24 @@
-"""TensorRT build calls: the parser's support answer and strongly typed engine builds."""
+"""TensorRT build calls: the parser's support answer and strongly typed engine builds.
+
+Under TensorRT-RTX (``hybridtrt.trt.library``) the same calls build ahead of time for the
+spec's compute capabilities; RTX has no timing cache, hardware compatibility levels or
+optimization levels, and every network is strongly typed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import SupportsInt
+from typing import TYPE_CHECKING, SupportsInt
 
-import tensorrt as trt
-
+from hybridtrt.trt import library
 from hybridtrt.trt.api import BuildOutput, BuildSpec, ParserVerdict, TensorRTFailure
 from hybridtrt.trt.profiles import profile_settings
 from hybridtrt.trt.tensorrt_backend import LOGGER, capture_errors, dims
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+else:
+    trt = library.bound()
 
 __all__ = ["build", "parse_support"]
 
@@ -19,10 +28,15 @@ _HARDWARE = {
 }
 
 
+def _rtx() -> bool:
+    return library.bound_name() == library.RTX
+
+
 def _network(builder: trt.Builder) -> trt.INetworkDefinition:
-    # Strongly typed: precision comes from the ONNX graph (TensorRT 11 knows no other mode and
-    # ignores the flag; 10.x needs it).
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    # Strongly typed: precision comes from the ONNX graph (TensorRT 11 and TensorRT-RTX know no
+    # other mode and ignore the flag, which RTX deprecates; 10.x needs it).
+    flags = 0 if _rtx() else 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
     if network is None:
         raise TensorRTFailure("TensorRT could not create a network definition")
     return network
@@ -44,7 +58,8 @@ def parse_support(model: bytes) -> ParserVerdict:
     """Which of the subgraph's nodes TensorRT's ONNX parser supports, with its reasons."""
     with capture_errors():
         builder = trt.Builder(LOGGER)
-        parser = trt.OnnxParser(_network(builder), LOGGER)
+        network = _network(builder)  # the parser keeps no reference: it must outlive the parser
+        parser = trt.OnnxParser(network, LOGGER)
         parser.supports_model_v2(model)
         supported: set[int] = set()
         for k in range(parser.num_subgraphs):
@@ -80,15 +95,20 @@ def _configure(builder: trt.Builder, network: trt.INetworkDefinition, spec: Buil
                progress: Callable[[str], None]) -> tuple[trt.IBuilderConfig, _Progress]:
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec.workspace_size)
-    config.builder_optimization_level = spec.optimization_level
-    if spec.hardware_compatibility in _HARDWARE:
-        config.hardware_compatibility_level = _HARDWARE[spec.hardware_compatibility]
     if spec.strip_weights:
         config.set_flag(trt.BuilderFlag.STRIP_PLAN)
         config.set_flag(trt.BuilderFlag.REFIT_IDENTICAL)
-    cache = config.create_timing_cache(spec.timing_cache)
-    if not config.set_timing_cache(cache, False):
-        raise TensorRTFailure("TensorRT refused the timing cache")
+    if _rtx():
+        from hybridtrt.trt.tensorrt_rtx_targets import set_targets
+
+        set_targets(config, spec.compute_capabilities)
+    else:
+        config.builder_optimization_level = spec.optimization_level
+        if spec.hardware_compatibility in _HARDWARE:
+            config.hardware_compatibility_level = _HARDWARE[spec.hardware_compatibility]
+        cache = config.create_timing_cache(spec.timing_cache)
+        if not config.set_timing_cache(cache, False):
+            raise TensorRTFailure("TensorRT refused the timing cache")
     shapes = {network.get_input(k).name: dims(network.get_input(k).shape)
               for k in range(network.num_inputs)}
     for number, profile in enumerate(spec.profiles):
@@ -119,5 +139,7 @@ def build(model: bytes, spec: BuildSpec, progress: Callable[[str], None]) -> Bui
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise TensorRTFailure("; ".join(logged) or "TensorRT could not build the engine")
+        if _rtx():
+            return BuildOutput(bytes(memoryview(plan)), b"")
         timing = config.get_timing_cache().serialize()
         return BuildOutput(bytes(memoryview(plan)), bytes(memoryview(timing)))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import SupportsFloat, SupportsInt
+from typing import TYPE_CHECKING, SupportsFloat, SupportsInt
 
 import numpy as np
-import tensorrt as trt
 
+from hybridtrt.trt import library
 from hybridtrt.trt.api import TensorRTFailure, TrtContext
 from hybridtrt.trt.tensorrt_backend import LOGGER, capture_errors, dims
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+else:
+    trt = library.bound()
 
 __all__ = ["TensorRTContext", "TensorRTEngine", "deserialize"]
 

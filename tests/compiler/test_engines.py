@@ -8,7 +8,7 @@ import pytest
 
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.compiler.partition import Partition
-from hybridtrt.compiler.refine import bisect_build, parser_split
+from hybridtrt.compiler.refine import bisect_build, parser_resolve
 from hybridtrt.compiler.engine import BuildResult
 from hybridtrt.compiler.trt_builder import TensorRTBuilder, default_builder
 from hybridtrt.errors import EngineBuildError
@@ -133,18 +133,65 @@ def test_bisection_finds_the_one_failing_node_in_few_builds():
     assert all(list(p) == list(range(p[0], p[-1] + 1)) for p in calls)  # contiguous runs only
 
 
-def test_parser_split_keeps_runs_of_supported_nodes():
+def test_parser_resolve_keeps_runs_of_supported_nodes():
     verdict = ParserVerdict(frozenset({0, 1, 3, 4}), {2: "no importer"})
-    parts, rejected = parser_split(Partition((10, 11, 12, 13, 14)), verdict)
+    asked: list[tuple[int, ...]] = []
+
+    def ask(part: Partition) -> ParserVerdict:
+        asked.append(part.nodes)
+        return verdict if len(part) == 5 else ParserVerdict(frozenset(range(len(part))))
+
+    parts, rejected = parser_resolve(Partition((10, 11, 12, 13, 14)), ask, lambda p: True)
     assert [p.nodes for p in parts] == [(10, 11), (13, 14)]
     assert [(r.node, r.by_parser) for r in rejected] == [(12, True)]
     assert rejected[0].reason == "TensorRT's ONNX parser rejects it: no importer"
+    assert asked == [(10, 11, 12, 13, 14), (10, 11), (13, 14)]
+
+
+def _onnx_tensorrt_parser(bad: set[int]):
+    """Answers as onnx-tensorrt does: once one node fails, every subgraph is unsupported, and
+    only the failing node is named (``bad`` are model node numbers)."""
+    def ask(part: Partition) -> ParserVerdict:
+        blamed = {k: "plugin not found" for k, n in enumerate(part.nodes) if n in bad}
+        supported = frozenset() if blamed else frozenset(range(len(part)))
+        return ParserVerdict(supported, blamed)
+    return ask
+
+
+def test_parser_resolve_asks_again_when_one_node_spoils_every_subgraph():
+    # 3 Relu -> NonZero -> Cast -> 3 Relu: the real TensorRT-RTX parser answered like this
+    parts, rejected = parser_resolve(Partition(tuple(range(8))), _onnx_tensorrt_parser({3}),
+                                     lambda p: True)
+    assert [p.nodes for p in parts] == [(0, 1, 2), (4, 5, 6, 7)]
+    assert [r.node for r in rejected] == [3]
+
+
+def test_parser_resolve_halves_a_refusal_that_names_no_node():
+    def ask(part: Partition) -> ParserVerdict:
+        return ParserVerdict(frozenset() if 5 in part.nodes else frozenset(range(len(part))))
+
+    parts, rejected = parser_resolve(Partition(tuple(range(8))), ask, lambda p: True)
+    assert [r.node for r in rejected] == [5]
+    assert sorted(n for p in parts for n in p.nodes) == [0, 1, 2, 3, 4, 6, 7]
+    assert rejected[0].reason.endswith("unsupported in this TensorRT")
+
+
+def test_parser_resolve_does_not_ask_about_pieces_too_small_to_build():
+    asked: list[tuple[int, ...]] = []
+
+    def ask(part: Partition) -> ParserVerdict:
+        asked.append(part.nodes)
+        return _onnx_tensorrt_parser({1})(part)
+
+    parts, _ = parser_resolve(Partition(tuple(range(6))), ask, lambda p: len(p) >= 3)
+    assert asked == [tuple(range(6)), (2, 3, 4, 5)]
+    assert [p.nodes for p in parts] == [(0,), (2, 3, 4, 5)]  # (0,) is the caller's to drop
 
 
 def test_without_tensorrt_nothing_is_built_and_the_reason_is_kept(tmp_path):
     hybrid = convert(split_chain(), TensorRTConfig(RANGE, disable_ops=["Sin"]))
     assert {e.status for e in hybrid.engines} == {STATUS_NOT_BUILT}
-    assert hybrid.engines[0].status_reason.startswith("TensorRT is not installed")
+    assert hybrid.engines[0].status_reason.startswith("TensorRT is turned off")
     assert type(default_builder(tmp_path)).__name__ == "NotBuilding"
 
 

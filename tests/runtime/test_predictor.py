@@ -138,7 +138,7 @@ def test_engine_status_says_where_each_engine_runs_and_why(saved: Path, caplog: 
     status = runner.engine_status()
     assert [(s.name, s.runs_in) for s in status] == [
         ("tensorrt_engine_0", "onnxruntime"), ("tensorrt_engine_1", "onnxruntime")]
-    assert all("TensorRT is not installed" in s.reason for s in status)
+    assert all("TensorRT is turned off" in s.reason for s in status)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 2  # once per engine, not again for the clone
     assert warnings[0].startswith("engine tensorrt_engine_0 runs in ONNX Runtime (inlined): ")
@@ -149,7 +149,7 @@ def test_require_tensorrt_turns_the_fallback_into_an_error(saved: Path) -> None:
     config.require_tensorrt()
     with pytest.raises(IncompatibleEngineError,
                        match="TensorRT is required but these engines cannot use it: "
-                             "tensorrt_engine_0: TensorRT is not installed"):
+                             "tensorrt_engine_0: TensorRT is turned off"):
         create_predictor(config)
 
 

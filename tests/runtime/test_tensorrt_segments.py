@@ -131,7 +131,7 @@ def test_engines_not_built_at_conversion_are_built_at_first_load(tmp_path):
     backend = FakeBackend()
     predictor = Predictor(_config(path, tmp_path), backend=backend)
     assert {p.runs_in for p in predictor.engine_status()} == {"tensorrt"}
-    assert "TensorRT is not installed" in predictor.engine_status()[0].reason
+    assert "TensorRT is turned off" in predictor.engine_status()[0].reason
     x = np.ones((3, 4), np.float32)
     np.testing.assert_allclose(predictor.run_dict({"x": x})["y"], _reference(x), rtol=1e-6)
     second = FakeBackend()

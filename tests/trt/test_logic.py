@@ -14,7 +14,11 @@ import onnx
 import pytest
 
 from hybridtrt.compiler.trt_builder import engine_key
-from hybridtrt.trt.api import GpuInfo, TensorRTFailure
+from hybridtrt import TensorRTConfig
+from hybridtrt.errors import ConfigError
+from hybridtrt.trt import library, rtx
+from hybridtrt.trt.api import GpuInfo, TensorRTFailure, load_backend
+from hybridtrt.trt.library import RTX
 from hybridtrt.trt.cache import EngineCache, cache_key
 from hybridtrt.trt.fingerprint import incompatibility, plan_fingerprint
 from hybridtrt.trt.profiles import profile_settings, select_profile, widen
@@ -77,6 +81,42 @@ def test_fingerprint_decisions():
     assert incompatibility(portable, "10.16.1", GpuInfo("A100", "8.0")) == ""
     assert "Ampere and newer" in incompatibility(portable, "10.16.1", GpuInfo("T4", "7.5"))
     assert incompatibility({}, "10.16.1", h100) == "the engine carries no TensorRT fingerprint"
+
+
+def test_tensorrt_rtx_fingerprints_run_on_their_targets_only():
+    target = rtx.target((), None)
+    assert target.compute_capabilities == rtx.DEFAULT_TARGETS and not target.can_strip
+    fingerprint = plan_fingerprint("1.7.1.116", target.gpu, "none", RTX)
+    assert fingerprint["library"] == RTX and fingerprint["compute_capability"] == "8.0,8.6,8.9,12.0"
+    assert incompatibility(fingerprint, "1.7.1.116", GpuInfo("RTX 4090", "8.9"), RTX) == ""
+    assert "has 9.0" in incompatibility(fingerprint, "1.7.1.116", GpuInfo("NVIDIA H200", "9.0"), RTX)
+    assert ("built with TensorRT-RTX 1.7.1.116, this host has TensorRT 10.16.1"
+            in incompatibility(fingerprint, "10.16.1", GpuInfo("RTX 4090", "8.9")))
+    assert rtx.target((), GpuInfo("RTX 4090", "8.9")).compute_capabilities == ("8.9",)
+    assert rtx.target((), GpuInfo("NVIDIA H200", "9.0")).compute_capabilities == rtx.DEFAULT_TARGETS
+    assert rtx.check_targets(["12", "8.6", "8.6"]) == ("8.6", "12.0")
+    with pytest.raises(ValueError, match="'9.0' is not one TensorRT-RTX builds for"):
+        rtx.check_targets(["9.0"])
+
+
+def test_the_backend_choice_and_its_errors(monkeypatch):
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        TensorRTConfig(backend="trt")
+    with pytest.raises(ConfigError, match="target_compute_capabilities: compute capability '9.0'"):
+        TensorRTConfig(backend=RTX, target_compute_capabilities=["9.0"])
+    with pytest.raises(ConfigError, match="applies to TensorRT-RTX"):
+        TensorRTConfig(backend="tensorrt", target_compute_capabilities=["8.6"])
+    assert TensorRTConfig(target_compute_capabilities="8.6").build_settings()[
+        "target_compute_capabilities"] == ["8.6"]
+    monkeypatch.setenv("HYBRIDTRT_BACKEND", "none")
+    assert load_backend() == (None, "TensorRT is turned off (HYBRIDTRT_BACKEND=none)")
+    monkeypatch.setenv("HYBRIDTRT_BACKEND", "trt")
+    assert "HYBRIDTRT_BACKEND=trt names no TensorRT library" in load_backend()[1]
+    monkeypatch.delenv("HYBRIDTRT_BACKEND")
+    monkeypatch.setattr(library, "installed", lambda name: False)
+    monkeypatch.setattr(library, "bound_name", lambda: "")  # as in a fresh process
+    assert "TensorRT is not installed" in load_backend()[1]
+    assert load_backend(RTX) == (None, "tensorrt_rtx is not installed")
 
 
 def test_cache_key_is_stable_and_changes_with_every_input():
@@ -183,9 +223,16 @@ def test_typecheck_script_passes_and_catches_a_wrong_call(tmp_path):
     ok = subprocess.run(["bash", "tools/trt_typecheck.sh"], cwd=ROOT, capture_output=True,
                         text=True, env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.count("Success: no issues found") == 2
+    assert ok.stdout.count("Success: no issues found") == 3
+    assert "== TensorRT-RTX 1.7 API" in ok.stdout
     wrong = subprocess.run(["bash", "tools/trt_typecheck.sh", str(bad)], cwd=ROOT,
                            capture_output=True, text=True, env=env)
     assert wrong.returncode != 0
     assert '"Builder" has no attribute "build_engine"' in wrong.stdout
-    np.testing.assert_equal(wrong.stdout.count("== TensorRT"), 2)
+    np.testing.assert_equal(wrong.stdout.count("== TensorRT"), 3)
+    rtx_only = tmp_path / "rtx_only.py"  # a call TensorRT-RTX lacks, in a shared module
+    rtx_only.write_text("import tensorrt as trt\n\nconfig = trt.Builder(trt.Logger())"
+                        ".create_builder_config()\nconfig.set_flag(trt.BuilderFlag.FP16)\n")
+    third = subprocess.run(["bash", "tools/trt_typecheck.sh", str(rtx_only)], cwd=ROOT,
+                           capture_output=True, text=True, env=env)
+    assert third.returncode != 0 and "FP16" in third.stdout.split("== TensorRT-RTX")[1], third.stdout

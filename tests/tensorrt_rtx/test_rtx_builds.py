@@ -1,0 +1,120 @@
+"""Real TensorRT-RTX: its ONNX parser and ahead-of-time builder, which run without a GPU.
+
+CI installs ``tensorrt-rtx-cu13`` so these run on every push. No machine here can execute an
+RTX engine (that needs a GPU of compute capability 8.0, 8.6, 8.9 or 12.x), so the runtime part
+checks that saved RTX plans fall back to ONNX Runtime with the reason, matching plain ORT.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from hybridtrt import Input, TensorRTConfig, convert
+from hybridtrt.runtime import Config, create_predictor
+from hybridtrt.trt.api import load_backend
+from hybridtrt.trt.library import RTX, installed
+from tests.suites import onnx_light_cnns, ort_run, outputs_match, paddleocr_models
+
+BACKEND, REASON = load_backend(RTX) if installed(RTX) else (None, "tensorrt_rtx is not installed")
+pytestmark = pytest.mark.skipif(BACKEND is None, reason=f"TensorRT-RTX: {REASON} "
+                                                        "(pip install tensorrt-rtx-cu13==1.7.1.116)")
+
+SHAPES = {"det": [(1, 3, 320, 320), (1, 3, 640, 640), (1, 3, 960, 960)],
+          "rec": [(1, 3, 48, 160), (1, 3, 48, 320), (1, 3, 48, 640)],
+          "cls": [(1, 3, 48, 192), (1, 3, 48, 192), (1, 3, 48, 192)]}
+
+
+def rtx(**settings: object) -> TensorRTConfig:
+    return TensorRTConfig(backend=RTX, **settings)  # type: ignore[arg-type]
+
+
+def nonzero_chain() -> onnx.ModelProto:
+    """3 Relu -> NonZero -> Cast -> 3 Relu: RTX has no NonZero plugin."""
+    nodes, previous = [], "x"
+    for k in range(3):
+        nodes.append(helper.make_node("Relu", [previous], [f"a{k}"], name=f"relu_a{k}"))
+        previous = f"a{k}"
+    nodes.append(helper.make_node("NonZero", [previous], ["nz"], name="nonzero"))
+    nodes.append(helper.make_node("Cast", ["nz"], ["c"], name="cast", to=TensorProto.FLOAT))
+    previous = "c"
+    for k in range(3):
+        nodes.append(helper.make_node("Relu", [previous], [f"b{k}"], name=f"relu_b{k}"))
+        previous = f"b{k}"
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info(previous, TensorProto.FLOAT, [2, "n"])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+
+def test_the_parser_answers_without_crashing_and_names_the_failing_node():
+    assert BACKEND is not None
+    verdict = BACKEND.parse_support(nonzero_chain().SerializeToString())
+    assert 3 in verdict.reasons and "NonZero" in verdict.reasons[3]
+    assert verdict.supported == frozenset()  # onnx-tensorrt's all-or-nothing answer
+
+
+def test_one_node_the_parser_refuses_keeps_the_rest_of_its_cluster_in_tensorrt(tmp_path):
+    hybrid = convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path))
+    built = [(e.status, [n.op_type for n in e.subgraph.node]) for e in hybrid.engines]
+    assert built == [("built", ["Relu"] * 3), ("built", ["Cast"] + ["Relu"] * 3)]
+    outside = {o.op_type: o.reason for o in hybrid.report().outside}
+    assert list(outside) == ["NonZero"] and "plugin" in outside["NonZero"]
+    fingerprint = hybrid.engines[0].fingerprint
+    assert fingerprint["library"] == RTX and fingerprint["tensorrt_version"].startswith("1.")
+    assert fingerprint["compute_capability"] == "8.0,8.6,8.9,12.0"
+    assert fingerprint["stripped"] is False  # weight-stripped plans need a GPU to build
+
+
+def test_target_compute_capabilities_are_built_for_and_recorded(tmp_path):
+    hybrid = convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path,
+                                          target_compute_capabilities=["8.9", "8.6"]))
+    assert {e.fingerprint["compute_capability"] for e in hybrid.engines} == {"8.6,8.9"}
+    assert all(e.engine for e in hybrid.engines)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_paddleocr_models_build_whole(tmp_path, precision):
+    for kind, path in paddleocr_models().items():
+        model = onnx.load(str(path))
+        name = model.graph.input[0].name
+        hybrid = convert(model, rtx(inputs=[Input(name, *SHAPES[kind])], precision_mode=precision,
+                                    cache_dir=tmp_path))
+        report = hybrid.report()
+        assert [e.status for e in hybrid.engines] == ["built"], (kind, report.render())
+        assert report.nodes_in_tensorrt == report.nodes, (kind, report.render())
+
+
+def test_the_onnx_wheels_cnns_build_whole(tmp_path):
+    names = []
+    for case in onnx_light_cnns():
+        hybrid = convert(case.model, rtx(min_subgraph_size=1, cache_dir=tmp_path))
+        assert [e.status for e in hybrid.engines] == ["built"], case.name
+        names.append(case.name)
+    assert len(names) == 9
+
+
+def test_reconverting_takes_the_engine_cache_and_gives_the_same_bytes(tmp_path, caplog):
+    path = paddleocr_models()["cls"]
+    config = rtx(inputs=[Input("x", *SHAPES["cls"])], cache_dir=tmp_path / "cache")
+    first = convert(str(path), config).save(tmp_path / "a.onnx")
+    with caplog.at_level(logging.INFO, logger="hybridtrt"):
+        second = convert(str(path), config).save(tmp_path / "b.onnx")
+    assert "taken from the engine cache" in caplog.text
+    assert Path(first).read_bytes() == Path(second).read_bytes()
+
+
+def test_saved_rtx_plans_fall_back_to_onnx_runtime_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDTRT_BACKEND", RTX)
+    model = onnx.load(str(paddleocr_models()["cls"]))
+    saved = convert(model, rtx(inputs=[Input("x", *SHAPES["cls"])], cache_dir=tmp_path)).save(
+        tmp_path / "cls.onnx")
+    predictor = create_predictor(Config(saved))
+    assert [s.reason for s in predictor.engine_status()] == [
+        "TensorRT-RTX needs a GPU; the predictor runs on the CPU"]
+    x = np.random.default_rng(0).random((1, 3, 48, 192), dtype=np.float32)
+    assert outputs_match(predictor.run(None, {"x": x}), ort_run(model, {"x": x}), 1e-4, 1e-5)

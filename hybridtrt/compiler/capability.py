@@ -18,6 +18,7 @@ from hybridtrt.converters.registry import (
     Verdict,
     dtype_name,
 )
+from hybridtrt.trt.library import label
 
 __all__ = ["CapabilityReport", "NodeVerdict", "judge_graph", "judge_node"]
 
@@ -68,6 +69,9 @@ def judge_node(
     if found is None:
         where = f" in custom domain '{domain}'" if domain else ""
         return Verdict.no(f"TensorRT has no converter for {node.op_type}{where}")
+    absent = registry.absence(found)
+    if absent:
+        return Verdict.no(f"{label(registry.library)} lacks {node.op_type}: {absent}")
     verdict = _judge_tensor_types(ctx)
     if not verdict:
         return verdict

@@ -47,6 +47,7 @@ def fp32_nodes(
     ops_run_float: Sequence[str],
     guard: bool,
     stats: Mapping[str, TensorStats],
+    library_fp32: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Node name -> reason for every node to keep in FP32.
 
@@ -56,12 +57,16 @@ def fp32_nodes(
         ops_run_float: Op types or node names the user keeps in FP32.
         guard: Whether the automatic guard applies.
         stats: Warm-up statistics of the tensors (missing tensors are simply not judged).
+        library_fp32: Op type -> why the TensorRT library cannot build it in this precision.
     """
     listed = set(ops_run_float)
+    library_fp32 = library_fp32 or {}
     keep = {}
     out_of_range = _out_of_range(nodes, stats) if guard and mode is PrecisionMode.FP16 else {}
     for node in nodes:
-        if node.name in listed or node.op_type in listed or _unfused(node.name) in listed:
+        if node.op_type in library_fp32:
+            keep[node.name] = library_fp32[node.op_type]
+        elif node.name in listed or node.op_type in listed or _unfused(node.name) in listed:
             keep[node.name] = "listed in ops_run_float"
         elif guard:
             reason = _fragile(node, mode, stats) or _reads_out_of_range(node, out_of_range)

@@ -45,6 +45,7 @@ from hybridtrt.format import (
     subgraph_digest,
 )
 from hybridtrt.progress import bar
+from hybridtrt.trt.library import rules_library
 
 __all__ = ["Clustering", "analyze", "analyze_clusters", "cluster", "convert"]
 
@@ -87,6 +88,7 @@ def cluster(
     """
     index = GraphIndex(loaded.model, loaded.inferred)
     index.topo_order  # raises UnsupportedModelError on a cyclic graph
+    registry = registry.for_library(rules_library(config.backend))
     with _stage("capability"):
         capability = judge_graph(index, registry, config.disable_ops)
     known = {n.name for n in index.nodes} | {n.op_type for n in index.nodes}

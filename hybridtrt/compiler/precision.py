@@ -26,8 +26,10 @@ from hybridtrt.compiler.loading import LoadedModel, load_model
 from hybridtrt.compiler.partition import Partition
 from hybridtrt.compiler.shapes import RunPlan, record_stats, tensor_values
 from hybridtrt.config import PrecisionMode, TensorRTConfig
+from hybridtrt.converters.registry import REGISTRY
 from hybridtrt.errors import ConfigError, InternalError
 from hybridtrt.ort_support import first_line, runnable_bytes
+from hybridtrt.trt.library import rules_library
 
 __all__ = ["PrecisionStage", "Typed", "carries_qdq", "prepare_model", "topologically_sorted"]
 
@@ -137,6 +139,8 @@ class PrecisionStage:
         self.calibration: calibration.Calibration | None = None
         self.model_qdq = carries_qdq(index.model)
         self.examples: tuple[dict[str, Any], ...] = ()
+        self.library_fp32 = REGISTRY.for_library(rules_library(config.backend)).fp32_ops(
+            config.precision_mode.value)
 
     def prepare(self, parts: Sequence[Partition]) -> None:
         """Record what the precision decisions need for ``parts``."""
@@ -177,7 +181,7 @@ class PrecisionStage:
             model = fold_layers(model)
         if mode in (PrecisionMode.FP16, PrecisionMode.BF16):
             keep = guards.fp32_nodes(model.graph.node, mode, self.config.ops_run_float,
-                                     self.config.precision_guard, self.stats)
+                                     self.config.precision_guard, self.stats, self.library_fp32)
             dtype = TensorProto.FLOAT16 if mode is PrecisionMode.FP16 else TensorProto.BFLOAT16
             lowered = lowp.lower(model, dtype, keep, prefix, self.config.clamp_fp16_weights)
             info: dict[str, Any] = {"mode": mode.value, "fp32_nodes": [

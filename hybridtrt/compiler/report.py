@@ -13,6 +13,7 @@ import onnx
 
 from hybridtrt.converters.registry import dtype_name
 from hybridtrt.format import EngineRecord
+from hybridtrt.trt.library import RTX, TENSORRT, label
 
 __all__ = ["EngineSummary", "OpSummary", "OutsideNode", "Report", "engine_summary", "name_order",
            "op_table"]
@@ -55,6 +56,19 @@ class EngineSummary:
     precision: str
     fp32_nodes: tuple[tuple[str, str, str], ...] = ()
     quantization: str = ""
+    built_with: str = ""
+
+
+def _built_with(fingerprint: Mapping[str, Any]) -> str:
+    """The library, version and target of a built plan ("TensorRT-RTX 1.7.1 for 8.6, 8.9")."""
+    if not fingerprint.get("tensorrt_version"):
+        return ""
+    name = label(str(fingerprint.get("library", TENSORRT)))
+    if fingerprint.get("library") == RTX:
+        target = ", ".join(str(fingerprint.get("compute_capability", "")).split(","))
+    else:
+        target = f"{fingerprint.get('gpu', '?')} ({fingerprint.get('compute_capability', '?')})"
+    return f"{name} {fingerprint['tensorrt_version']} for {target}"
 
 
 def op_table(nodes: Sequence[onnx.NodeProto], outside: Sequence[OutsideNode]) -> tuple[OpSummary, ...]:
@@ -105,6 +119,7 @@ def engine_summary(record: EngineRecord) -> EngineSummary:
         precision=str(record.build_settings.get("precision_mode", "fp32")),
         fp32_nodes=tuple(tuple(k) for k in record.precision.get("fp32_nodes", ())),  # type: ignore[misc]
         quantization=str(record.precision.get("quantization", "")),
+        built_with=_built_with(record.fingerprint) if record.engine else "",
     )
 
 
@@ -186,7 +201,8 @@ class Report:
         )
         for engine in self.engines:
             lines += ["", f"engine {engine.name}: {engine.nodes} nodes, {engine.precision}, "
-                      f"{engine.status}" + (f" ({engine.status_reason})" if engine.status_reason else "")]
+                      f"{engine.status}" + (f" ({engine.status_reason})" if engine.status_reason else "")
+                      + (f" with {engine.built_with}" if engine.built_with else "")]
             for label, tensors in (("in ", engine.inputs), ("out", engine.outputs)):
                 for tensor in tensors:
                     shape = _profiles(tensor["profiles"]) or _symbolic(tensor.get("shape"))

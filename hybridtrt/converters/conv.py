@@ -14,6 +14,7 @@ from hybridtrt.converters.checks import (
     no_output,
 )
 from hybridtrt.converters.registry import Check, NodeContext, Verdict, all_of
+from hybridtrt.trt.library import RTX
 
 __all__: list[str] = []
 
@@ -59,10 +60,18 @@ def _extra_outputs_absent(*names: str) -> Check:
 _POOL_NOTES = "1D, 2D or 3D windows; dilations must all be 1."
 
 define(
-    ("Conv", "ConvTranspose"),
+    "Conv",
     dtypes=FLOATS,
     check=input_rank_in(0, "X", _SPATIAL_RANKS),
     notes="1D, 2D or 3D only (input rank 3 to 5).",
+)
+define(
+    "ConvTranspose",
+    dtypes=FLOATS,
+    check=input_rank_in(0, "X", _SPATIAL_RANKS),
+    notes="1D, 2D or 3D only (input rank 3 to 5).",
+    fp32_in=((RTX, "bf16", "TensorRT-RTX cannot build a BF16 deconvolution (its Myelin "
+                           "compiler cannot type it; measured with 1.7.1 on PP-OCR det)"),),
 )
 define(
     "DeformConv",

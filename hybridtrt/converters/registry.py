@@ -162,6 +162,10 @@ class OpRule:
         notes: Restrictions in words, for documentation.
         output_dtypes: Element types allowed for the outputs when they differ from ``dtypes``
             (comparisons give bool, Shape gives int64); None means ``dtypes``.
+        absent_in: ``(library, reason)`` pairs: TensorRT libraries (``tensorrt_rtx``) whose
+            parser or builder lacks the op, and why.
+        fp32_in: ``(library, precision, reason)``: the op stays FP32 in engines of that
+            precision (``"fp16"``, ``"bf16"``) built by that library.
     """
 
     op_type: str
@@ -176,6 +180,8 @@ class OpRule:
     trt_versions: tuple[int, ...] = (10, 11)
     notes: str = ""
     output_dtypes: frozenset[int] | None = None
+    absent_in: tuple[tuple[str, str], ...] = ()
+    fp32_in: tuple[tuple[str, str, str], ...] = ()
 
     def covers(self, opset: int) -> bool:
         return opset >= self.min_opset and (self.max_opset is None or opset <= self.max_opset)
@@ -226,10 +232,32 @@ def _names(dtypes: Iterable[int]) -> str:
 
 
 class Registry:
-    """All op rules, keyed by (domain, op type); one rule may cover several opset ranges."""
+    """All op rules, keyed by (domain, op type); one rule may cover several opset ranges.
 
-    def __init__(self) -> None:
+    ``library`` is the TensorRT library the verdicts are for (``for_library`` gives a view).
+    """
+
+    def __init__(self, library: str = "tensorrt") -> None:
         self._rules: dict[tuple[str, str], list[OpRule]] = {}
+        self.library = library
+
+    def for_library(self, library: str) -> Registry:
+        """The same rules, judged for TensorRT library ``library``."""
+        if library == self.library:
+            return self
+        view = Registry(library)
+        view._rules = self._rules
+        return view
+
+    def absence(self, rule: OpRule) -> str:
+        """Why this registry's library lacks ``rule``'s op ("" when it has it)."""
+        return dict(rule.absent_in).get(self.library, "")
+
+    def fp32_ops(self, precision: str) -> dict[str, str]:
+        """Op type -> why it stays FP32 in ``precision`` engines of this registry's library."""
+        return {rule.op_type: reason for rules in self._rules.values() for rule in rules
+                for library, mode, reason in rule.fp32_in
+                if library == self.library and mode == precision}
 
     def register(self, new: OpRule) -> OpRule:
         """Add a rule; a second rule for an overlapping opset range is a bug and raises."""

@@ -20,6 +20,7 @@ from hybridtrt.converters.checks import (
     static_dims,
 )
 from hybridtrt.converters.registry import NodeContext, Verdict, all_of, dtype_name
+from hybridtrt.trt.library import RTX
 
 __all__: list[str] = []
 
@@ -84,7 +85,8 @@ define(
     check=input_dtype(0, "condition", BOOL_ONLY),
 )
 # The operator list names fp32/fp16 only; the 10.x importer explicitly admits these too.
-define("NonZero", dtypes=NUMERIC_BOOL, output_dtypes=INT64_ONLY)
+define("NonZero", dtypes=NUMERIC_BOOL, output_dtypes=INT64_ONLY,
+       absent_in=((RTX, "its parser has no NonZero plugin (measured with 1.7.1)"),))
 define(
     "EyeLike",
     dtypes=NUMERIC_BOOL,

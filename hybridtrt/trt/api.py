@@ -8,7 +8,6 @@ The compiler and the runtime see TensorRT only through ``TrtBackend``, ``TrtEngi
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -199,24 +198,9 @@ def load_backend(library: str = "auto") -> tuple[TrtBackend | None, str]:
     """
     from hybridtrt.trt import library as libraries
 
-    name = library
-    if library == "auto":
-        chosen = os.environ.get("HYBRIDTRT_BACKEND", "").strip()
-        if chosen == "none":
-            return None, "TensorRT is turned off (HYBRIDTRT_BACKEND=none)"
-        if chosen and chosen not in libraries.LIBRARIES:
-            return None, (f"HYBRIDTRT_BACKEND={chosen} names no TensorRT library (one of "
-                          f"{', '.join(libraries.LIBRARIES)} or none)")
-        library = chosen or library
-        name = chosen
-    if library == "auto":
-        found = [n for n in libraries.LIBRARIES if libraries.installed(n)]
-        name = libraries.bound_name() or (found[0] if found else "")
-        if not name:
-            return None, ("TensorRT is not installed (pip install tensorrt-cu13, or "
-                          "tensorrt-rtx-cu13 for TensorRT-RTX)")
-    elif not libraries.installed(library):
-        return None, f"{library} is not installed"
+    name, reason = libraries.resolve(library)
+    if not name:
+        return None, reason
     try:
         libraries.bind(name)
         from hybridtrt.trt.tensorrt_backend import TensorRTBackend

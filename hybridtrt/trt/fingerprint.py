@@ -7,12 +7,9 @@ from typing import Any
 
 from hybridtrt.trt import rtx
 from hybridtrt.trt.api import GpuInfo
-from hybridtrt.trt.library import RTX, TENSORRT
+from hybridtrt.trt.library import RTX, TENSORRT, label
 
 __all__ = ["incompatibility", "plan_fingerprint"]
-
-_LABELS = {TENSORRT: "TensorRT", RTX: "TensorRT-RTX"}
-
 
 def plan_fingerprint(tensorrt_version: str, gpu: GpuInfo, hardware_compatibility: str,
                      library: str = TENSORRT, stripped: bool = False) -> dict[str, Any]:
@@ -56,8 +53,8 @@ def incompatibility(fingerprint: Mapping[str, Any], tensorrt_version: str, gpu: 
         return "the engine carries no TensorRT fingerprint"
     built_by = str(fingerprint.get("library", TENSORRT))
     if built_by != library or str(built_with) != tensorrt_version:
-        return (f"built with {_LABELS.get(built_by, built_by)} {built_with}, this host has "
-                f"{_LABELS.get(library, library)} {tensorrt_version}")
+        return (f"built with {label(built_by)} {built_with}, this host has "
+                f"{label(library)} {tensorrt_version}")
     if built_by == RTX:
         targets = str(built_for).split(",")
         if not rtx.runs_on(gpu.compute_capability, targets):

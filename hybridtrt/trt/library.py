@@ -9,20 +9,56 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import threading
 from types import ModuleType
 
 from hybridtrt.errors import InternalError
 
-__all__ = ["LIBRARIES", "RTX", "TENSORRT", "bind", "bound", "bound_name", "installed"]
+__all__ = ["LIBRARIES", "RTX", "TENSORRT", "bind", "bound", "bound_name", "installed", "label",
+           "resolve", "rules_library"]
 
 TENSORRT = "tensorrt"
 RTX = "tensorrt_rtx"
 LIBRARIES = (TENSORRT, RTX)
 """Module names, in the order ``auto`` prefers them."""
 
+_LABELS = {TENSORRT: "TensorRT", RTX: "TensorRT-RTX"}
 _LOCK = threading.Lock()
 _BOUND: list[ModuleType] = []
+
+
+def label(name: str) -> str:
+    """The library's name as people write it ("TensorRT-RTX")."""
+    return _LABELS.get(name, name)
+
+
+def resolve(backend: str) -> tuple[str, str]:
+    """The library ``backend`` means here, or "" and why there is none.
+
+    ``auto``: ``$HYBRIDTRT_BACKEND`` when set (a library, or ``none``), else the library this
+    process already uses, else TensorRT when installed, else TensorRT-RTX.
+    """
+    if backend != "auto":
+        return (backend, "") if installed(backend) else ("", f"{backend} is not installed")
+    chosen = os.environ.get("HYBRIDTRT_BACKEND", "").strip()
+    if chosen == "none":
+        return "", "TensorRT is turned off (HYBRIDTRT_BACKEND=none)"
+    if chosen:
+        if chosen not in LIBRARIES:
+            return "", (f"HYBRIDTRT_BACKEND={chosen} names no TensorRT library (one of "
+                        f"{', '.join(LIBRARIES)} or none)")
+        return resolve(chosen)
+    found = bound_name() or next((n for n in LIBRARIES if installed(n)), "")
+    if not found:
+        return "", ("TensorRT is not installed (pip install tensorrt-cu13, or tensorrt-rtx-cu13 "
+                    "for TensorRT-RTX)")
+    return found, ""
+
+
+def rules_library(backend: str) -> str:
+    """The library whose capability rules apply to ``backend`` (even when not installed)."""
+    return resolve(backend)[0] or (backend if backend != "auto" else TENSORRT)
 
 
 def installed(name: str) -> bool:

@@ -16,6 +16,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from hybridtrt import Input, TensorRTConfig, convert
+from hybridtrt.converters.registry import Registry
 from hybridtrt.runtime import Config, create_predictor
 from hybridtrt.trt.api import load_backend
 from hybridtrt.trt.library import RTX, installed
@@ -58,16 +59,29 @@ def test_the_parser_answers_without_crashing_and_names_the_failing_node():
     assert verdict.supported == frozenset()  # onnx-tensorrt's all-or-nothing answer
 
 
-def test_one_node_the_parser_refuses_keeps_the_rest_of_its_cluster_in_tensorrt(tmp_path):
+def test_one_node_the_parser_refuses_keeps_the_rest_of_its_cluster_in_tensorrt(tmp_path, monkeypatch):
+    monkeypatch.setattr(Registry, "absence", lambda self, rule: "")  # rules that miss it
     hybrid = convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path))
     built = [(e.status, [n.op_type for n in e.subgraph.node]) for e in hybrid.engines]
     assert built == [("built", ["Relu"] * 3), ("built", ["Cast"] + ["Relu"] * 3)]
     outside = {o.op_type: o.reason for o in hybrid.report().outside}
-    assert list(outside) == ["NonZero"] and "plugin" in outside["NonZero"]
+    assert list(outside) == ["NonZero"]
+    assert outside["NonZero"].startswith("TensorRT's ONNX parser rejects it: ")
+    assert "NonZero plugin" in outside["NonZero"]
     fingerprint = hybrid.engines[0].fingerprint
     assert fingerprint["library"] == RTX and fingerprint["tensorrt_version"].startswith("1.")
     assert fingerprint["compute_capability"] == "8.0,8.6,8.9,12.0"
     assert fingerprint["stripped"] is False  # weight-stripped plans need a GPU to build
+
+
+def test_the_rtx_rules_keep_what_rtx_lacks_out_and_the_report_names_the_library(tmp_path):
+    hybrid = convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path))
+    outside = {o.op_type: o.reason for o in hybrid.report().outside}
+    assert outside == {"NonZero": "TensorRT-RTX lacks NonZero: its parser has no NonZero plugin "
+                                  "(measured with 1.7.1)"}
+    assert "fp32, built with TensorRT-RTX 1.7.1.116 for 8.0, 8.6, 8.9, 12.0" in hybrid.report().render()
+    plain = convert(nonzero_chain(), TensorRTConfig(min_subgraph_size=1))  # TensorRT's rules
+    assert "NonZero" not in {o.op_type for o in plain.report().outside}
 
 
 def test_target_compute_capabilities_are_built_for_and_recorded(tmp_path):
@@ -77,7 +91,7 @@ def test_target_compute_capabilities_are_built_for_and_recorded(tmp_path):
     assert all(e.engine for e in hybrid.engines)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_paddleocr_models_build_whole(tmp_path, precision):
     for kind, path in paddleocr_models().items():
         model = onnx.load(str(path))
@@ -87,6 +101,14 @@ def test_paddleocr_models_build_whole(tmp_path, precision):
         report = hybrid.report()
         assert [e.status for e in hybrid.engines] == ["built"], (kind, report.render())
         assert report.nodes_in_tensorrt == report.nodes, (kind, report.render())
+        kept = {tuple(k[1:]) for e in hybrid.engines for k in e.precision["fp32_nodes"]}
+        deconvolutions = sum(n.op_type == "ConvTranspose" for n in model.graph.node)
+        if precision == "bf16" and deconvolutions:  # det: RTX builds no BF16 deconvolution
+            assert {k for k in kept if k[0] == "ConvTranspose"} == {
+                ("ConvTranspose", "TensorRT-RTX cannot build a BF16 deconvolution (its Myelin "
+                                  "compiler cannot type it; measured with 1.7.1 on PP-OCR det)")}
+        else:
+            assert "ConvTranspose" not in {k[0] for k in kept}
 
 
 def test_the_onnx_wheels_cnns_build_whole(tmp_path):

@@ -18,7 +18,7 @@ from hybridtrt import TensorRTConfig
 from hybridtrt.errors import ConfigError
 from hybridtrt.trt import library, rtx
 from hybridtrt.trt.api import GpuInfo, TensorRTFailure, load_backend
-from hybridtrt.trt.library import RTX
+from hybridtrt.trt.library import RTX, rules_library
 from hybridtrt.trt.cache import EngineCache, cache_key
 from hybridtrt.trt.fingerprint import incompatibility, plan_fingerprint
 from hybridtrt.trt.profiles import profile_settings, select_profile, widen
@@ -117,6 +117,8 @@ def test_the_backend_choice_and_its_errors(monkeypatch):
     monkeypatch.setattr(library, "bound_name", lambda: "")  # as in a fresh process
     assert "TensorRT is not installed" in load_backend()[1]
     assert load_backend(RTX) == (None, "tensorrt_rtx is not installed")
+    # with no TensorRT at all, an explicit backend still picks its rules
+    assert rules_library(RTX) == RTX and rules_library("auto") == "tensorrt"
 
 
 def test_cache_key_is_stable_and_changes_with_every_input():

@@ -78,6 +78,7 @@ define(
     dtypes=FP32_FP16,
     check=all_of(input_rank_in(0, "X", (3, 4)), _symmetric_pads),
     notes="1D or 2D only; pads must be equal at both ends of each axis. TensorRT 10.1+.",
+    absent_in=((RTX, "its parser finds no DeformConv plugin (measured with 1.7.1)"),),
 )
 define(
     "AveragePool",

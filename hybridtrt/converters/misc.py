@@ -19,6 +19,7 @@ from hybridtrt.converters.checks import (
     input_value,
 )
 from hybridtrt.converters.registry import NodeContext, Verdict, all_of
+from hybridtrt.trt.library import RTX
 
 __all__: list[str] = []
 
@@ -89,6 +90,7 @@ define(
     dtypes=FP32_FP16,
     typed_inputs=(0, 1),
     notes="Runs as a TensorRT plugin.",
+    absent_in=((RTX, "its parser finds no ROIAlign plugin (measured with 1.7.1)"),),
 )
 define(
     ("BlackmanWindow", "HammingWindow", "HannWindow"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx
 
 from hybridtrt.converters.registry import REGISTRY, OpRule, Registry, dtype_name
+from hybridtrt.trt.library import label
 
 __all__ = ["markdown_table", "support_table"]
 
@@ -53,6 +54,10 @@ def _row(domain: str, op_type: str, found: OpRule) -> dict[str, str]:
         restrictions = f"Static shapes only. {restrictions}".strip()
     if found.trt_versions != (10, 11):
         restrictions += f" TensorRT {', '.join(map(str, found.trt_versions))} only."
+    for library, reason in found.absent_in:
+        restrictions += f" Not in {label(library)}: {reason}."
+    for library, mode, reason in found.fp32_in:
+        restrictions += f" FP32 in {mode.upper()} engines of {label(library)}: {reason}."
     return {
         "op": op_type if not domain else f"{domain}::{op_type}",
         "opsets": _opsets(found),

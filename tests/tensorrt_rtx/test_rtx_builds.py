@@ -16,11 +16,11 @@ import pytest
 from onnx import TensorProto, helper
 
 from hybridtrt import Input, TensorRTConfig, convert
-from hybridtrt.converters.registry import Registry
+from hybridtrt.converters.registry import REGISTRY, Registry
 from hybridtrt.runtime import Config, create_predictor
 from hybridtrt.trt.api import load_backend
 from hybridtrt.trt.library import RTX, installed
-from tests.suites import onnx_light_cnns, ort_run, outputs_match, paddleocr_models
+from tests.suites import backend_node_cases, onnx_light_cnns, ort_run, outputs_match, paddleocr_models
 
 BACKEND, REASON = load_backend(RTX) if installed(RTX) else (None, "tensorrt_rtx is not installed")
 pytestmark = pytest.mark.skipif(BACKEND is None, reason=f"TensorRT-RTX: {REASON} "
@@ -140,3 +140,19 @@ def test_saved_rtx_plans_fall_back_to_onnx_runtime_with_the_reason(tmp_path, mon
         "TensorRT-RTX needs a GPU; the predictor runs on the CPU"]
     x = np.random.default_rng(0).random((1, 3, 48, 192), dtype=np.float32)
     assert outputs_match(predictor.run(None, {"x": x}), ort_run(model, {"x": x}), 1e-4, 1e-5)
+
+
+def test_what_the_rtx_rules_keep_out_the_real_parser_refuses():
+    """Each op the registry marks absent in TensorRT-RTX: its backend case really fails to parse
+    (the rule goes stale, and this fails, when RTX gains the plugin)."""
+    assert BACKEND is not None
+    absent = {rule.op_type for rules in REGISTRY.op_types().values() for rule in rules
+              if dict(rule.absent_in).get(RTX)}
+    cases = {"NonZero": "test_nonzero_example", "RoiAlign": "test_roialign_aligned_false",
+             "DeformConv": "test_deform_conv_with_mask_bias"}
+    assert absent == set(cases)
+    models = {c.name: c.model for c in backend_node_cases() if c.name in cases.values()}
+    for op, name in cases.items():
+        verdict = BACKEND.parse_support(models[name].SerializeToString())
+        assert verdict.supported == frozenset() and verdict.reasons, (op, verdict)
+        assert "plugin" in " ".join(verdict.reasons.values()).lower(), (op, verdict.reasons)

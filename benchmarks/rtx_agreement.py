@@ -124,7 +124,7 @@ def judge(model: onnx.ModelProto) -> Rules:
     except HybridTRTError as exc:
         return Rules(False, f"load_model refuses the model: {exc}")
     index = GraphIndex(loaded.model, loaded.inferred)
-    verdict = judge_graph(index, REGISTRY).verdicts[0]
+    verdict = judge_graph(index, REGISTRY.for_library(RTX)).verdicts[0]
     node = index.nodes[0]
     names = [n for n in (*node.input, *node.output) if n]
     float64 = any(index.info(n).dtype == TensorProto.DOUBLE for n in names)

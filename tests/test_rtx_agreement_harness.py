@@ -40,11 +40,12 @@ def test_a_relu_both_accept_is_an_agreement() -> None:
     assert row.category == "rules yes & RTX builds" and not row.disagrees
 
 
-def test_nonzero_is_refused_at_parse_though_the_rules_accept_it() -> None:
+def test_nonzero_is_refused_at_parse_and_the_rtx_rules_agree() -> None:
     assert BACKEND is not None
     row = agreement(one_node("nonzero", "NonZero", [("x", TensorProto.FLOAT, [2, 3])],
                              ("y", TensorProto.INT64, [2, "n"])), BACKEND)
-    assert row.category == "rules yes & RTX fails at parse" and row.disagrees
+    assert row.category == "rules no & RTX fails" and not row.disagrees
+    assert row.rules.reason.startswith("TensorRT-RTX lacks NonZero")
     assert "NonZero" in row.rtx.message and "plugin" in row.rtx.message
 
 

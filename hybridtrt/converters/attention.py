@@ -15,6 +15,7 @@ from hybridtrt.converters.checks import (
     no_output,
 )
 from hybridtrt.converters.registry import all_of
+from hybridtrt.trt.library import RTX
 
 __all__: list[str] = []
 
@@ -39,6 +40,8 @@ define(
         "Q, K, V and attn_mask must be 4D (heads in dim 1); no KV-cache inputs or outputs, "
         "no qk_matmul_output, no softcap. TensorRT 10.14+."
     ),
+    absent_in=((RTX, "its builder has no Attention kernel for the backend cases in FP32, FP16 "
+                     "or BF16, and its parser refuses a mask with causal (measured with 1.7.1)"),),
 )
 define(
     "RotaryEmbedding",

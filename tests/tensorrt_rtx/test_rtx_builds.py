@@ -18,7 +18,7 @@ from onnx import TensorProto, helper
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.converters.registry import REGISTRY, Registry
 from hybridtrt.runtime import Config, create_predictor
-from hybridtrt.trt.api import load_backend
+from hybridtrt.trt.api import BuildSpec, TensorRTFailure, load_backend
 from hybridtrt.trt.library import RTX, installed
 from tests.suites import backend_node_cases, onnx_light_cnns, ort_run, outputs_match, paddleocr_models
 
@@ -142,17 +142,26 @@ def test_saved_rtx_plans_fall_back_to_onnx_runtime_with_the_reason(tmp_path, mon
     assert outputs_match(predictor.run(None, {"x": x}), ort_run(model, {"x": x}), 1e-4, 1e-5)
 
 
-def test_what_the_rtx_rules_keep_out_the_real_parser_refuses():
-    """Each op the registry marks absent in TensorRT-RTX: its backend case really fails to parse
-    (the rule goes stale, and this fails, when RTX gains the plugin)."""
+def test_what_the_rtx_rules_keep_out_the_real_library_refuses():
+    """Each op the registry marks absent in TensorRT-RTX really fails there on its backend case
+    (the rule goes stale, and this fails, when RTX gains it). NonMaxSuppression's cases feed
+    its shape input from outside; docs/RTX_AGREEMENT.md has its build failure as a constant."""
     assert BACKEND is not None
     absent = {rule.op_type for rules in REGISTRY.op_types().values() for rule in rules
               if dict(rule.absent_in).get(RTX)}
-    cases = {"NonZero": "test_nonzero_example", "RoiAlign": "test_roialign_aligned_false",
-             "DeformConv": "test_deform_conv_with_mask_bias"}
-    assert absent == set(cases)
-    models = {c.name: c.model for c in backend_node_cases() if c.name in cases.values()}
-    for op, name in cases.items():
-        verdict = BACKEND.parse_support(models[name].SerializeToString())
+    at_parse = {"NonZero": "test_nonzero_example", "RoiAlign": "test_roialign_aligned_false",
+                "DeformConv": "test_deform_conv_with_mask_bias"}
+    at_build = {"Attention": "test_attention_4d"}
+    assert absent == set(at_parse) | set(at_build) | {"NonMaxSuppression"}
+    wanted = set(at_parse.values()) | set(at_build.values())
+    models = {c.name: c.model.SerializeToString() for c in backend_node_cases() if c.name in wanted}
+    for op, name in at_parse.items():
+        verdict = BACKEND.parse_support(models[name])
         assert verdict.supported == frozenset() and verdict.reasons, (op, verdict)
         assert "plugin" in " ".join(verdict.reasons.values()).lower(), (op, verdict.reasons)
+    spec = BuildSpec(profiles=(), workspace_size=1 << 28, optimization_level=3,
+                     strip_weights=False, compute_capabilities=("8.9",))
+    for op, name in at_build.items():
+        assert len(BACKEND.parse_support(models[name]).supported) == 1, op  # parses...
+        with pytest.raises(TensorRTFailure):  # ...and fails to build
+            BACKEND.build(models[name], spec, lambda step: None)

@@ -48,7 +48,7 @@ from hybridtrt.trt.library import RTX  # noqa: E402
 from tests.suites import Case, backend_node_cases  # noqa: E402
 
 __all__ = [
-    "BUILDS", "BUILD", "CRASH", "PARSE", "TIMEOUT",
+    "BUILDS", "BUILD", "CRASH", "KEPT_OUT", "PARSE", "TIMEOUT",
     "Row", "Rtx", "Rules", "agreement", "collect", "counts_table", "freeze", "judge", "main",
     "one_node_cases", "probe", "render", "run", "short", "write_docs",
 ]
@@ -61,6 +61,7 @@ DOCS = ROOT / "docs" / "RTX_AGREEMENT.md"
 COMMAND = "python benchmarks/rtx_agreement.py --write-docs"
 _RECYCLE = 300  # cases per worker process before a fresh one (bounds what TensorRT leaks)
 _FROZEN = " (shape inputs as constants)"
+KEPT_OUT = "rules yes, convert keeps out (shape inputs fed from outside the engine)"
 _NOISE = re.compile(r"cudaError 35|^node \d+ \([^)]*\): ")  # a CPU-only machine's CUDA error
 
 
@@ -105,11 +106,20 @@ class Row:
     frozen: Rtx | None = None
 
     @property
+    def in_tensorrt(self) -> bool:
+        """Whether ``convert`` puts the node in an engine: the rules accept it, and no declared
+        shape input comes from outside (its cluster filter keeps such a node out)."""
+        return self.rules.supported and not self.rules.shape_inputs
+
+    @property
     def disagrees(self) -> bool:
-        return self.rules.supported != (self.rtx.stage == BUILDS)
+        return self.in_tensorrt != (self.rtx.stage == BUILDS) and not (
+            self.rules.supported and self.rules.shape_inputs)
 
     @property
     def category(self) -> str:
+        if self.rules.supported and self.rules.shape_inputs:
+            return KEPT_OUT
         rules = "rules yes" if self.rules.supported else "rules no"
         if self.rules.supported or self.rtx.stage == BUILDS:
             suffix = " (float64)" if not self.rules.supported and self.rules.float64 else ""
@@ -292,12 +302,12 @@ def collect(cases: Iterable[Case], jobs: int, timeout: float) -> list[Row]:
 _ORDER = (
     f"rules yes & RTX {BUILDS}", f"rules yes & RTX {PARSE}", f"rules yes & RTX {BUILD}",
     f"rules yes & RTX {CRASH}", f"rules yes & RTX {TIMEOUT}", f"rules no & RTX {BUILDS}",
-    f"rules no & RTX {BUILDS} (float64)", "rules no & RTX fails",
+    f"rules no & RTX {BUILDS} (float64)", "rules no & RTX fails", KEPT_OUT,
 )
 
 
-_FED_BUILDS = "(of rules yes & RTX fails: shape inputs fed by graph inputs, build as constants)"
-_FED_FAILS = "(of rules yes & RTX fails: shape inputs fed by graph inputs, fail as constants too)"
+_FED_BUILDS = "(of those kept out: RTX builds them with the shape inputs as constants)"
+_FED_FAILS = "(of those kept out: RTX fails with the shape inputs as constants too)"
 
 
 def short(text: str, width: int = 150) -> str:
@@ -323,7 +333,7 @@ def counts_table(rows: Sequence[Row], markdown: bool) -> list[str]:
     """The count of cases in each category (zero rows kept for the five main ones)."""
     counts = collections.Counter(row.category for row in rows)
     shown = [c for c in _ORDER if counts[c] or CRASH not in c and TIMEOUT not in c]
-    fed = [r for r in rows if r.rules.supported and r.rtx.stage != BUILDS and r.frozen]
+    fed = [r for r in rows if r.category == KEPT_OUT and r.frozen]
     counts[_FED_BUILDS] = sum(r.frozen is not None and r.frozen.stage == BUILDS for r in fed)
     counts[_FED_FAILS] = len(fed) - counts[_FED_BUILDS]
     shown += [_FED_BUILDS, _FED_FAILS]
@@ -354,7 +364,7 @@ def _grouped(rows: Sequence[Row], key: Callable[[Row], str]) -> list[str]:
 
 def render(rows: Sequence[Row], markdown: bool = False) -> str:
     """Counts table, then the disagreements by op type."""
-    yes_fails = [r for r in rows if r.rules.supported and r.rtx.stage != BUILDS]
+    yes_fails = [r for r in rows if r.in_tensorrt and r.rtx.stage != BUILDS]
     no_builds = [r for r in rows if not r.rules.supported and r.rtx.stage == BUILDS]
     lines = counts_table(rows, markdown)
     lines += ["", "## Rules say yes, TensorRT-RTX fails", ""]

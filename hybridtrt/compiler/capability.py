@@ -75,7 +75,12 @@ def judge_node(
     verdict = _judge_tensor_types(ctx)
     if not verdict:
         return verdict
-    return found.judge(ctx)
+    verdict = found.judge(ctx)
+    for library, check in found.checks_in if verdict else ():
+        extra = check(ctx) if library == registry.library else verdict
+        if not extra:
+            return Verdict.no(f"{label(library)}: {extra.reason}")
+    return verdict
 
 
 def _judge_tensor_types(ctx: NodeContext) -> Verdict:
@@ -84,6 +89,9 @@ def _judge_tensor_types(ctx: NodeContext) -> Verdict:
                              ("output", len(node.output), ctx.output)):
         for i in range(count):
             info = get(i)
+            if info.name and info.kind not in ("", "tensor_type"):
+                return Verdict.no(f"{kind} '{info.name}' is a {info.kind.removesuffix('_type')}; "
+                                  "TensorRT takes tensors only")
             if info.name and info.dtype is not None and info.dtype not in ALL_TRT_TYPES:
                 return Verdict.no(
                     f"{kind} '{info.name}' is {dtype_name(info.dtype)}, a type TensorRT does not have"

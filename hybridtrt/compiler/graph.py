@@ -22,7 +22,7 @@ def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -
     """Turn a ValueInfoProto into a TensorInfo (dtype None for non-tensor values)."""
     kind = value.type.WhichOneof("value")
     if kind != "tensor_type":
-        return TensorInfo(value.name, None, None, constant)
+        return TensorInfo(value.name, None, None, constant, kind or "")
     tensor = value.type.tensor_type
     dtype = tensor.elem_type or None
     shape: tuple[int | str | None, ...] | None = None
@@ -32,7 +32,7 @@ def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -
             else (d.dim_param or None)
             for d in tensor.shape.dim
         )
-    return TensorInfo(value.name, dtype, shape, constant)
+    return TensorInfo(value.name, dtype, shape, constant, kind)
 
 
 def rename_reads(node: onnx.NodeProto, rename: Mapping[str, str]) -> None:

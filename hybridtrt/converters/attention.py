@@ -58,6 +58,7 @@ define(
         input_rank_in(0, "past_cache", (4,)),
         input_rank_in(1, "update", (4,)),
         attr_equals("axis", -2, -2),
+        attr_equals("mode", "linear", "linear"),
     ),
-    notes="past_cache and update must be 4D and axis must be -2. TensorRT 10.15+.",
+    notes="past_cache and update must be 4D, axis must be -2 and mode linear. TensorRT 10.15+.",
 )

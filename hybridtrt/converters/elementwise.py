@@ -23,7 +23,7 @@ _FLOAT_UNARY = (
     "Floor", "Log", "Reciprocal", "Round", "Sin", "Sinh", "Sqrt", "Tan", "Tanh",
 )  # fmt: skip
 _FLOAT_ACTIVATIONS = (
-    "Celu", "Elu", "HardSigmoid", "HardSwish", "LeakyRelu", "ParametricSoftplus", "ScaledTanh",
+    "Elu", "HardSigmoid", "HardSwish", "LeakyRelu", "ParametricSoftplus", "ScaledTanh",
     "Selu", "Sigmoid", "Softplus", "Softsign", "ThresholdedRelu", "Softmax", "LogSoftmax",
     "PRelu", "ImageScaler",
 )  # fmt: skip
@@ -31,7 +31,6 @@ _FLOAT_ACTIVATIONS = (
 _NUMERIC_UNARY = ("Abs", "Neg", "Relu", "Sign", "Shrink", "Clip")
 _NUMERIC_VARIADIC = ("Add", "Sub", "Mul", "Div", "Max", "Min", "Sum")
 _COMPARISONS = ("Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual")
-_LOGICAL = ("And", "Or", "Xor", "Not")
 
 
 def _mod_fmod(ctx: NodeContext) -> Verdict:
@@ -61,6 +60,8 @@ def _hardmax_axis_known(ctx: NodeContext) -> Verdict:
 
 define(_FLOAT_UNARY + _FLOAT_ACTIVATIONS, dtypes=FLOATS)
 define("Mish", dtypes=FP32_FP16)
+define("Celu", dtypes=frozenset({TensorProto.FLOAT}),
+       notes="FP32 only: the ONNX parser's Celu fails on FP16/BF16 inputs (rank mismatch).")
 define(_NUMERIC_UNARY + _NUMERIC_VARIADIC, dtypes=NUMERIC)
 define("Mean", dtypes=NUMERIC | {TensorProto.FLOAT8E4M3FN})
 define("Gelu", dtypes=NUMERIC | {TensorProto.INT8})
@@ -83,7 +84,10 @@ define(
     notes="The size of the reduced axis must be known when the engine is built.",
 )
 define(_COMPARISONS, dtypes=NUMERIC, output_dtypes=BOOL_ONLY)
-define(_LOGICAL, dtypes=BOOL_ONLY)
+# Older than TRT_MIN_OPSET, but unchanged since (And/Or/Xor gained broadcasting at 7, their
+# debut as defined here): the parser builds them (measured with TensorRT-RTX 1.7.1's).
+define(("And", "Or", "Xor"), min_opset=7, dtypes=BOOL_ONLY)
+define("Not", min_opset=1, dtypes=BOOL_ONLY)
 define("IsInf", dtypes=FLOATS, output_dtypes=BOOL_ONLY)
 define("IsNaN", dtypes=NUMERIC, output_dtypes=BOOL_ONLY)
 define(

@@ -23,7 +23,17 @@ def _einsum_lowercase(ctx: NodeContext) -> Verdict:
     )
 
 
-define(("MatMul", "Gemm"), dtypes=FLOATS)
+def _vector_times_batch(ctx: NodeContext) -> Verdict:
+    ranks = [ctx.input(i).rank for i in (0, 1)]
+    if 1 in ranks and any(r is not None and r > 2 for r in ranks):
+        return Verdict.no(f"MatMul of ranks {ranks[0]} and {ranks[1]}: TensorRT's parser "
+                          "reshapes a 1D operand against a batched one wrongly")
+    return Verdict.yes()
+
+
+define("MatMul", dtypes=FLOATS, check=_vector_times_batch,
+       notes="Not a 1D operand against a batched (3D+) one.")
+define("Gemm", dtypes=FLOATS)
 define(
     "Einsum",
     dtypes=FLOATS,

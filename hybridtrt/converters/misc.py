@@ -79,7 +79,13 @@ define(
     check=attr_equals("reduction", "none", "none"),
     notes="reduction must be 'none'.",
 )
-define(("ScatterElements", "Scatter"), dtypes=NUMERIC, typed_inputs=(0, 2))
+define(
+    ("ScatterElements", "Scatter"),
+    dtypes=NUMERIC,
+    typed_inputs=(0, 2),
+    checks_in=((RTX, attr_equals("reduction", "none", "none")),),
+    notes="TensorRT-RTX: reduction must be 'none' (its parser refuses the others).",
+)
 define(
     ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike"),
     dtypes=FLOATS,

@@ -61,12 +61,15 @@ class TensorInfo:
         shape: Dims (int for known, str for symbolic, None for unknown), or None when the rank
             is unknown.
         is_constant: True for initializers and outputs of ``Constant`` nodes.
+        kind: The value's type: ``"tensor_type"``, ``"sequence_type"``, ``"optional_type"``...
+            (``""`` when unknown).
     """
 
     name: str
     dtype: int | None = None
     shape: tuple[int | str | None, ...] | None = None
     is_constant: bool = False
+    kind: str = ""
 
     @property
     def rank(self) -> int | None:
@@ -166,6 +169,7 @@ class OpRule:
             parser or builder lacks the op, and why.
         fp32_in: ``(library, precision, reason)``: the op stays FP32 in engines of that
             precision (``"fp16"``, ``"bf16"``) built by that library.
+        checks_in: ``(library, check)``: extra checks for that library only.
     """
 
     op_type: str
@@ -182,6 +186,7 @@ class OpRule:
     output_dtypes: frozenset[int] | None = None
     absent_in: tuple[tuple[str, str], ...] = ()
     fp32_in: tuple[tuple[str, str, str], ...] = ()
+    checks_in: tuple[tuple[str, Check], ...] = ()
 
     def covers(self, opset: int) -> bool:
         return opset >= self.min_opset and (self.max_opset is None or opset <= self.max_opset)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from onnx import TensorProto
+
 from hybridtrt.converters.checks import (
     BOOL_ONLY,
     CAST_TYPES,
@@ -69,7 +71,8 @@ define(
     notes="All four modes (constant, reflect, edge, wrap).",
 )
 define("ConstantOfShape", dtypes=CONSTANT_TYPES, shape_inputs=(0,))
-define("Range", dtypes=NUMERIC, shape_inputs=(0, 1, 2))
+define("Range", dtypes=INTS | {TensorProto.FLOAT}, shape_inputs=(0, 1, 2),
+       notes="int32, int64 or float32 only.")
 define(
     "Constant",
     dtypes=CONSTANT_TYPES,

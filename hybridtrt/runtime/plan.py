@@ -25,6 +25,7 @@ from hybridtrt.format import COMBINE, DOMAIN, ENGINE, SPLIT, STATUS_BUILT, Engin
 from hybridtrt.runtime.config import RuntimeSettings
 from hybridtrt.runtime.engines import EngineLoader, LoadedEngine
 from hybridtrt.trt.api import TrtBackend, load_backend
+from hybridtrt.trt.library import label
 
 _LOG = logging.getLogger("hybridtrt")
 
@@ -104,7 +105,9 @@ def place_engine(record: EngineRecord, settings: RuntimeSettings, unusable: str,
     loaded, why = loader.load(record, model)
     if loaded is None:
         return EnginePlacement(record.name, ONNXRUNTIME, why, isolated), None
-    return EnginePlacement(record.name, TENSORRT, f"plan from {loaded.origin}", False), loaded
+    library = f"{label(loader.backend.library)} {loader.backend.version}"
+    return EnginePlacement(record.name, TENSORRT, f"{library}, plan from {loaded.origin}",
+                           False), loaded
 
 
 def make_plan(hybrid: HybridModel, settings: RuntimeSettings,

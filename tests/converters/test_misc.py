@@ -10,8 +10,10 @@ import pytest
 from onnx import TensorProto as T
 from onnx.helper import make_node
 
-from hybridtrt.converters.registry import Verdict
-from hybridtrt.converters.testing import verdict_of
+from hybridtrt.compiler.capability import judge_node
+from hybridtrt.converters.registry import REGISTRY, Verdict
+from hybridtrt.converters.testing import FakeContext, verdict_of
+from hybridtrt.trt.library import RTX
 
 
 @pytest.mark.parametrize(
@@ -76,6 +78,10 @@ def test_scatter_nd_has_no_reduction(reduction: str, reason: str) -> None:
 def test_scatter_elements_keeps_its_reduction() -> None:
     node = make_node("ScatterElements", ["data", "idx", "upd"], ["y"], reduction="max")
     assert verdict_of(node, dtypes={"idx": T.INT64}, opset=18) == Verdict.yes()
+    ctx = FakeContext.of(node, dtypes={"idx": T.INT64}, opset=18)
+    assert judge_node(ctx, REGISTRY) == Verdict.yes()
+    assert judge_node(ctx, REGISTRY.for_library(RTX)).reason.startswith(
+        "TensorRT-RTX: attribute reduction of ScatterElements must be 'none'")
 
 
 @pytest.mark.parametrize(

@@ -146,7 +146,8 @@ def test_global_registry_is_filled_on_import() -> None:
     assert all(r.dtypes is None or r.dtypes <= ALL_TRT_TYPES for r in rules)
     assert all(r.output_dtypes is None or r.output_dtypes <= ALL_TRT_TYPES for r in rules)
     assert all(not set(r.typed_inputs or ()) & set(r.shape_inputs) for r in rules)
-    assert all(r.min_opset >= 9 and r.trt_versions == (10, 11) for r in rules)
+    older = {"And": 7, "Or": 7, "Xor": 7, "Not": 1}  # unchanged since, measured to parse
+    assert all(r.min_opset >= older.get(r.op_type, 9) and r.trt_versions == (10, 11) for r in rules)
 
 
 @pytest.mark.parametrize("op_type", ["BitShift", "Unique", "SequenceAt", "DynamicQuantizeLinear"])

@@ -50,7 +50,7 @@ def test_engines_run_in_tensorrt_and_match_onnxruntime(tmp_path):
     predictor = Predictor(_config(path, tmp_path), backend=backend)
     assert [(p.name, p.runs_in) for p in predictor.engine_status()] == [
         ("tensorrt_engine_0", "tensorrt"), ("tensorrt_engine_1", "tensorrt")]
-    assert predictor.engine_status()[0].reason == "plan from the stored plan"
+    assert predictor.engine_status()[0].reason == "TensorRT 10.99.0, plan from the stored plan"
     assert [s.kind for s in predictor.plan.segments] == ["engine", "ort", "engine"]
     for batch in (1, 3, 8, 16, 2):
         x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
+from onnx import TensorProto
 
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.guards import TensorStats
@@ -338,12 +339,15 @@ def _recording_session(index: GraphIndex, names: Sequence[str]) -> object:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(
-            runnable_bytes(model), options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-        reason = _first_line(exc)
+    if any(v.type.tensor_type.elem_type == TensorProto.BFLOAT16 for v in model.graph.input):
+        reason = "its Python API takes no bfloat16 inputs"
+    else:
+        try:
+            return ort.InferenceSession(
+                runnable_bytes(model), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+            reason = _first_line(exc)
     _LOG.warning("ONNX Runtime cannot load the model (%s); recording shapes with onnx's "
                  "reference evaluator instead (slower)", reason)
     try:

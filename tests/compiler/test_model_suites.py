@@ -21,6 +21,7 @@ from hybridtrt import Input, TensorRTConfig
 from hybridtrt.compiler.inline import inline_engines
 from hybridtrt.format import DOMAIN
 from hybridtrt.runtime import Config, create_predictor
+from hybridtrt.trt.library import RTX, installed
 from tests.suites import (
     Case,
     backend_node_cases,
@@ -56,7 +57,7 @@ def _runnable(model: onnx.ModelProto) -> onnx.ModelProto:
     return lowered
 
 
-def _check_case(case: Case, folder: Path) -> tuple[bool, str]:
+def _check_case(case: Case, folder: Path, backend: str = "auto") -> tuple[bool, str]:
     """(plain ORT passes, problem with us or "")."""
     try:
         want = ort_run(lower_for_ort(case.model), case.inputs)
@@ -65,7 +66,8 @@ def _check_case(case: Case, folder: Path) -> tuple[bool, str]:
         ort_ok, want = False, []
     inputs = [Input(k, warmup_data=[v]) for k, v in case.inputs.items() if isinstance(v, np.ndarray)]
     model = _runnable(case.model)
-    hybrid = hybridtrt.convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1))
+    hybrid = hybridtrt.convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1,
+                                                     backend=backend, cache_dir=folder / "cache"))
     path = hybrid.save(folder / f"{case.name}.onnx")
     back = hybridtrt.load(path)
     onnx.checker.check_model(str(path))
@@ -90,8 +92,8 @@ def _check_case(case: Case, folder: Path) -> tuple[bool, str]:
     return ort_ok, ""
 
 
-@pytest.mark.slow
-def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path) -> None:
+def _backend_suite(folder: Path, backend: str = "auto") -> collections.Counter[str]:
+    """Every backend node case through convert -> save -> load -> run; asserts as it goes."""
     logging.getLogger("hybridtrt").setLevel(logging.ERROR)
     counts: collections.Counter[str] = collections.Counter()
     problems = []
@@ -99,7 +101,7 @@ def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path
     for case in backend_node_cases():
         counts["cases"] += 1
         try:
-            ort_ok, problem = _check_case(case, tmp_path)
+            ort_ok, problem = _check_case(case, folder, backend)
         except hybridtrt.HybridTRTError as exc:
             ort_ok, problem = True, f"{type(exc).__name__}: {exc}"
         counts["plain ORT passes"] += ort_ok
@@ -109,12 +111,32 @@ def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path
             isolated_failures.add(case.name)
         elif problem:
             problems.append(f"{case.name}: {problem}")
+        if (folder / f"{case.name}.onnx").exists():
+            built = [e.status == "built" for e in hybridtrt.load(folder / f"{case.name}.onnx").engines]
+            counts["engines"] += len(built)
+            counts["engines built"] += sum(built)
     counts["isolated-mode known failures"] = len(isolated_failures)
-    print(f"\nbackend node cases: {dict(counts)}")
+    print(f"\nbackend node cases ({backend}): {dict(counts)}")
     assert counts["cases"] > 1800
     assert not problems, "\n".join(problems[:40])
     assert counts["through hybridtrt"] == counts["plain ORT passes"] > 1400
     assert not isolated_failures, sorted(isolated_failures)
+    return counts
+
+
+@pytest.mark.slow
+def test_every_backend_node_case_converts_saves_loads_and_matches(tmp_path: Path) -> None:
+    assert _backend_suite(tmp_path)["engines built"] == 0  # no TensorRT here
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not installed(RTX), reason="TensorRT-RTX is not installed "
+                                               "(pip install tensorrt-rtx-cu13==1.7.1.116)")
+def test_every_backend_node_case_also_passes_with_real_tensorrt_rtx_engines(tmp_path: Path) -> None:
+    """The same with TensorRT-RTX building every engine for real; at load (no RTX GPU here)
+    the engines fall back to ONNX Runtime, so every answer must still match."""
+    counts = _backend_suite(tmp_path, RTX)
+    assert counts["engines built"] >= 0.95 * counts["engines"] > 1000, dict(counts)
 
 
 @pytest.mark.parametrize("case", list(onnx_light_cnns()), ids=lambda c: c.name)

@@ -30,10 +30,11 @@ TIMEOUT = 60  # seconds any one HTTP call may take
 
 
 class Served:
-    """The running server: its URL and the Predictor the answers must equal."""
+    """The running server: its URL, Ray's metrics URL and the Predictor the answers must equal."""
 
-    def __init__(self, url: str, predictor: Predictor) -> None:
+    def __init__(self, url: str, metrics: str, predictor: Predictor) -> None:
         self.url = url
+        self.metrics = metrics
         self.predictor = predictor
 
     def get(self, path: str) -> tuple[int, dict]:
@@ -82,15 +83,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                                           optim_input_shape=shape(4), max_input_shape=shape(8))])
     folder = tmp_path_factory.mktemp("serve")
     path = convert(str(paddleocr_model("rec")), config).save(folder / "rec.onnx")
-    port = _free_port()
+    port, metrics = _free_port(), _free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"HYBRIDTRT_BACKEND": os.environ["HYBRIDTRT_BACKEND"]}})
+             runtime_env={"env_vars": {"HYBRIDTRT_BACKEND": os.environ["HYBRIDTRT_BACKEND"]}},
+             _metrics_export_port=metrics, _system_config={"metrics_report_interval_ms": 500})
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(deployment(path, "rec", max_batch_size=8, batch_wait_ms=30,
                              max_ongoing_requests=16, max_queued_requests=16),
                   name="rec", route_prefix="/")
-        yield Served(f"http://127.0.0.1:{port}", create_predictor(Config(str(path))))
+        yield Served(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics}/metrics",
+                     create_predictor(Config(str(path))))
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -138,6 +141,39 @@ def test_concurrent_json_clients_get_the_predictors_answers_batched(served: Serv
         rows.append(int(batch))
     assert max(rows) > 2, f"no request was batched with another: batch sizes {sorted(rows)}"
     assert max(rows) <= 8  # (the profile's and --max-batch-size's maximum)
+
+
+def _batch_metrics(url: str) -> tuple[float, float, float]:
+    """Ray's export of ``hybridtrt_batch_size``: runs, runs of one row, requests answered 200."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=TIMEOUT) as answer:
+        text = answer.read().decode()
+    runs = single = ok = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("model") != "rec":
+                continue
+            if sample.name == "ray_hybridtrt_batch_size_count":
+                runs += sample.value
+            elif sample.name == "ray_hybridtrt_batch_size_bucket" and sample.labels["le"] == "1.0":
+                single += sample.value
+            elif sample.name == "ray_hybridtrt_requests_total" and sample.labels["code"] == "200":
+                ok += sample.value
+    return runs, single, ok
+
+
+def test_the_batch_size_metric_sees_batches_of_several_rows(served: Served) -> None:
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda k: served.infer(as_json(line(k)))[0], range(16), timeout=120))
+    assert codes == [200] * 16
+    deadline = time.monotonic() + 20  # (replicas report every 0.5 s here)
+    runs = single = ok = 0.0
+    while time.monotonic() < deadline and not (runs > single and ok >= 16):
+        time.sleep(0.5)
+        runs, single, ok = _batch_metrics(served.metrics)
+    assert ok >= 16, f"requests answered 200 per the metrics: {ok}"
+    assert runs > single, f"{runs} batch runs, {single} of them of one row"
 
 
 def test_tritonclient_binary_tensors_get_the_predictors_answers(served: Served) -> None:

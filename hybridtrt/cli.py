@@ -249,6 +249,9 @@ def _add_serve_command(commands: Any) -> None:
                        help="requests a replica works on at once (default 16)")
     serve.add_argument("--max-queued-requests", type=int,
                        help="requests waiting beyond those; more get 503 (default 4x ongoing)")
+    serve.add_argument("--concurrent-batches", type=int, default=1,
+                       help="batches a replica runs at once, each on its own Predictor clone "
+                            "(default 1)")
     serve.add_argument("--address", help="join this Ray cluster (ray://HOST:10001, or auto) "
                        "instead of starting a local one")
     _add_verbosity(serve)
@@ -453,7 +456,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = ServeSettings(args.name or Path(args.model).stem, args.replicas,
                              args.gpus_per_replica, args.max_batch_size, args.batch_wait_ms,
-                             args.max_ongoing_requests, args.max_queued_requests)
+                             args.max_ongoing_requests, args.max_queued_requests,
+                             args.concurrent_batches)
     serve_until_stopped(args.model, settings, args.host, args.port, args.address,
                         lambda line: print(line, flush=True))
     return 0

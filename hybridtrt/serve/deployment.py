@@ -25,6 +25,8 @@ class ServeSettings:
         max_ongoing_requests: Requests a replica works on at once (batches are formed from them).
         max_queued_requests: Requests waiting for a replica; past them the answer is 503
             (None: four times ``max_ongoing_requests``).
+        concurrent_batches: Batches a replica runs at once, each on its own Predictor (the
+            first and its clones, sharing the loaded model).
     """
 
     name: str
@@ -34,12 +36,14 @@ class ServeSettings:
     batch_wait_ms: float = 5.0
     max_ongoing_requests: int = 16
     max_queued_requests: int | None = None
+    concurrent_batches: int = 1
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
             raise ConfigError(f"the model name must be non-empty and have no '/', got "
                               f"{self.name!r}")
-        for field, low in (("replicas", 1), ("max_batch_size", 1), ("max_ongoing_requests", 1)):
+        for field, low in (("replicas", 1), ("max_batch_size", 1), ("max_ongoing_requests", 1),
+                           ("concurrent_batches", 1)):
             if getattr(self, field) < low:
                 raise ConfigError(f"{field} must be >= {low}, got {getattr(self, field)}")
         if self.gpus_per_replica < 0 or self.batch_wait_ms < 0:
@@ -58,7 +62,8 @@ class ServeSettings:
 
 def deployment(model: str | os.PathLike[str], name: str | None = None, *, replicas: int = 1,
                gpus_per_replica: float = 0.0, max_batch_size: int = 8, batch_wait_ms: float = 5.0,
-               max_ongoing_requests: int = 16, max_queued_requests: int | None = None) -> Any:
+               max_ongoing_requests: int = 16, max_queued_requests: int | None = None,
+               concurrent_batches: int = 1) -> Any:
     """A Ray Serve application serving ``model`` over the Open Inference Protocol.
 
     Run it with ``serve.run(app, route_prefix="/")`` or compose it in a larger application.
@@ -68,7 +73,7 @@ def deployment(model: str | os.PathLike[str], name: str | None = None, *, replic
             replica reads this path, so on a cluster it must be on shared storage.
         name: The model's name in the URLs (default: the file's stem).
         replicas, gpus_per_replica, max_batch_size, batch_wait_ms, max_ongoing_requests,
-            max_queued_requests: See ``ServeSettings``.
+            max_queued_requests, concurrent_batches: See ``ServeSettings``.
 
     Raises:
         ConfigError: A setting is out of range, or the model file does not exist.
@@ -78,7 +83,8 @@ def deployment(model: str | os.PathLike[str], name: str | None = None, *, replic
     if not path.is_file():
         raise ConfigError(f"no model file at {path}")
     settings = ServeSettings(name or path.stem, replicas, gpus_per_replica, max_batch_size,
-                             batch_wait_ms, max_ongoing_requests, max_queued_requests)
+                             batch_wait_ms, max_ongoing_requests, max_queued_requests,
+                             concurrent_batches)
     from ray import serve
 
     from hybridtrt.serve.server import ModelServer

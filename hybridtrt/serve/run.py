@@ -54,7 +54,8 @@ def serve_until_stopped(model: str | os.PathLike[str], settings: ServeSettings, 
                              max_batch_size=settings.max_batch_size,
                              batch_wait_ms=settings.batch_wait_ms,
                              max_ongoing_requests=settings.max_ongoing_requests,
-                             max_queued_requests=settings.max_queued_requests),
+                             max_queued_requests=settings.max_queued_requests,
+                             concurrent_batches=settings.concurrent_batches),
                   name=settings.name, route_prefix="/")
         if not stop.is_set():
             announce(f"serving {settings.name} at http://{host}:{port}/v2/models/{settings.name} "

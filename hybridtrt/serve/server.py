@@ -3,6 +3,7 @@ REST routes as thin handlers over them."""
 
 import asyncio
 import dataclasses
+import queue
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from ray import serve
 
 from hybridtrt import __version__
 from hybridtrt.errors import HybridTRTError, InputError
+from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.serve.batching import Item, concatenate, group, layout, split
 from hybridtrt.serve.deployment import ServeSettings
 from hybridtrt.serve.metrics import ServeMetrics
@@ -67,8 +69,15 @@ class ModelServer:
         self._layout = layout(self._predictor.get_inputs(), self._predictor.get_outputs(),
                               [(e.input_names, e.profiles) for e in target.hybrid.engines])
         self._metrics = ServeMetrics(settings.name)
-        self._run_batch.set_max_batch_size(settings.max_batch_size)
-        self._run_batch.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
+        # The Predictor and its clones, one per batch run at a time (they share the model).
+        self._idle: queue.SimpleQueue[Predictor] = queue.SimpleQueue()
+        self._idle.put(self._predictor)
+        for _ in range(settings.concurrent_batches - 1):
+            self._idle.put(self._predictor.clone())
+        self._batched = serve.batch(max_batch_size=settings.max_batch_size,
+                                    batch_wait_timeout_s=settings.batch_wait_ms / 1000.0,
+                                    max_concurrent_batches=settings.concurrent_batches,
+                                    batch_size_fn=_weight)(self._run_batch)
 
     # health and metadata ----------------------------------------------------------------------
 
@@ -119,8 +128,8 @@ class ModelServer:
             parsed = parse_request(body, self._inputs, self._output_names,
                                    int(header) if header is not None else None)
             item = Item(parsed.inputs, parsed.outputs)
-            answer = await self._run_batch(_Queued(item, min(item.rows,
-                                                             self.settings.max_batch_size)))
+            answer = await self._batched(_Queued(item, min(item.rows,
+                                                           self.settings.max_batch_size)))
             if answer.error is not None:
                 raise answer.error
         except InputError as exc:
@@ -135,34 +144,39 @@ class ModelServer:
         headers[HEADER_LENGTH] = str(head)
         return Response(content, media_type="application/octet-stream", headers=headers)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005, batch_size_fn=_weight)
     async def _run_batch(self, batch: list[_Queued]) -> list[_Answer]:
+        """What ``serve.batch`` calls (``self._batched``) with the requests it gathered."""
         return await asyncio.to_thread(self._run_all, [q.item for q in batch])
 
     def _run_all(self, items: Sequence[Item]) -> list[_Answer]:
         """Every item's answer: items that may run as one are concatenated (``group``)."""
-        answers: list[_Answer] = [_Answer()] * len(items)
-        for run in group(self._layout, items, self.settings.max_batch_size):
-            for index, answer in zip(run, self._run_together([items[k] for k in run])):
-                answers[index] = answer
-        return answers
+        predictor = self._idle.get()
+        try:
+            answers: list[_Answer] = [_Answer()] * len(items)
+            for run in group(self._layout, items, self.settings.max_batch_size):
+                together = self._run_together(predictor, [items[k] for k in run])
+                for index, answer in zip(run, together):
+                    answers[index] = answer
+            return answers
+        finally:
+            self._idle.put(predictor)
 
-    def _run_together(self, items: Sequence[Item]) -> list[_Answer]:
+    def _run_together(self, predictor: Predictor, items: Sequence[Item]) -> list[_Answer]:
         if len(items) > 1:
             rows = [i.rows for i in items]
             try:
-                merged = self._predictor.run_dict(concatenate(items), items[0].outputs)
+                merged = predictor.run_dict(concatenate(items), items[0].outputs)
             except HybridTRTError:
                 merged = None  # one of them is wrong, or the merged shape does not fit: alone
             parts = split(merged, rows) if merged is not None else None
             if parts is not None:
                 self._metrics.batch(sum(rows))
                 return [_Answer(p, sum(rows)) for p in parts]
-        return [self._run_alone(i) for i in items]
+        return [self._run_alone(predictor, i) for i in items]
 
-    def _run_alone(self, item: Item) -> _Answer:
+    def _run_alone(self, predictor: Predictor, item: Item) -> _Answer:
         try:
-            outputs = self._predictor.run_dict(item.feeds, item.outputs)
+            outputs = predictor.run_dict(item.feeds, item.outputs)
         except HybridTRTError as exc:
             return _Answer(error=exc)
         self._metrics.batch(item.rows)

@@ -90,7 +90,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(deployment(path, "rec", max_batch_size=8, batch_wait_ms=30,
-                             max_ongoing_requests=16, max_queued_requests=16),
+                             max_ongoing_requests=16, max_queued_requests=16,
+                             concurrent_batches=2),
                   name="rec", route_prefix="/")
         yield Served(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics}/metrics",
                      create_predictor(Config(str(path))))

@@ -74,7 +74,8 @@ def row_limit(model: Layout, item: Item, max_rows: int) -> int:
     return max(limit, 1)
 
 
-def _holds_but_rows(profile: Profile, reads: Sequence[str], feeds: Mapping[str, np.ndarray]) -> bool:
+def _holds_but_rows(profile: Profile, reads: Sequence[str],
+                    feeds: Mapping[str, np.ndarray]) -> bool:
     """Whether ``profile`` holds the feeds' shapes on every dimension but the first."""
     for name in reads:
         bounds, shape = profile.get(name), feeds[name].shape
@@ -121,7 +122,8 @@ def concatenate(items: Sequence[Item]) -> dict[str, np.ndarray]:
             for name in items[0].feeds}
 
 
-def split(outputs: Mapping[str, np.ndarray], rows: Sequence[int]) -> list[dict[str, np.ndarray]] | None:
+def split(outputs: Mapping[str, np.ndarray],
+          rows: Sequence[int]) -> list[dict[str, np.ndarray]] | None:
     """The batch's outputs cut back into one dict per request (None: an output's first
     dimension is not the batch's rows, so the model did not batch that way)."""
     total = sum(rows)

@@ -90,8 +90,8 @@ def deployment(model: str | os.PathLike[str], name: str | None = None, *, replic
     from hybridtrt.serve.server import ModelServer
 
     actor: dict[str, Any] = {"num_gpus": settings.gpus_per_replica}
-    return serve.deployment(ModelServer).options(
+    return serve.deployment(
         name=f"hybridtrt-{settings.name}", num_replicas=settings.replicas,
         ray_actor_options=actor, max_ongoing_requests=settings.max_ongoing_requests,
         max_queued_requests=settings.queue_limit,
-    ).bind(str(path), settings)
+    )(ModelServer).bind(str(path), settings)

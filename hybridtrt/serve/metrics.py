@@ -4,8 +4,9 @@ from __future__ import annotations
 
 __all__ = ["ServeMetrics"]
 
-_ROWS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-_MILLISECONDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+_ROWS = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+_MILLISECONDS = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+                 10000.0]
 
 
 class ServeMetrics:
@@ -17,7 +18,7 @@ class ServeMetrics:
         self.model = model
         self._requests = metrics.Counter(
             "hybridtrt_requests", description="Infer requests answered, by HTTP status code.",
-            tag_keys=("model", "code"))
+            tag_keys=("model", "code"))  # type: ignore[arg-type]  # (Ray types it Tuple[str])
         self._batch_rows = metrics.Histogram(
             "hybridtrt_batch_size", description="Rows of each batch run through the Predictor.",
             boundaries=_ROWS, tag_keys=("model",))

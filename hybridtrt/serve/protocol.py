@@ -175,7 +175,8 @@ def _from_json(name: str, data: Any, datatype: str, shape: list[int]) -> np.ndar
             raise InputError(f"input '{name}': 'data' is not a list of {datatype} values: "
                              f"{exc}") from exc
         integral = _DATATYPES[datatype].kind in "biu"
-        if given.size and (given.dtype.kind not in "biuf" or (given.dtype.kind == "f" and integral)):
+        kind = given.dtype.kind
+        if given.size and (kind not in "biuf" or (kind == "f" and integral)):
             raise InputError(f"input '{name}': 'data' holds {given.dtype} values, not {datatype}")
     if flat.size != count:
         raise InputError(f"input '{name}' has {flat.size} values; shape {shape} needs {count}")

@@ -72,10 +72,11 @@ def test_serve_a_plain_onnx_model_then_sigint_stops_it() -> None:
                 assert server.poll() is None, "".join(errors)[-3000:]
         assert f"at http://127.0.0.1:{port}/v2/models/squeeze" in line, "".join(errors)[-3000:]
         x = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
-        body = json.dumps({"inputs": [{"name": "data_0", "datatype": "FP32", "shape": [1, 3, 224, 224],
-                                       "data": x.ravel().tolist()}]}).encode()
+        body = json.dumps({"inputs": [{"name": "data_0", "datatype": "FP32",
+                                       "shape": [1, 3, 224, 224], "data": x.ravel().tolist()}]})
         url = f"http://127.0.0.1:{port}/v2/models/squeeze/infer"
-        with urllib.request.urlopen(urllib.request.Request(url, body), timeout=60) as answer:
+        request = urllib.request.Request(url, body.encode())
+        with urllib.request.urlopen(request, timeout=60) as answer:
             (out,) = json.loads(answer.read())["outputs"]
         session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         (expected,) = session.run([out["name"]], {"data_0": x})

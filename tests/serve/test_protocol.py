@@ -62,7 +62,8 @@ def test_json_and_binary_tensors_decode_to_the_same_arrays_and_encode_back(
     np.testing.assert_array_equal(np.array(answer["data"], dtype=dtype).reshape(2, 2), expected)
     content, length = encode_response("m", {"t": expected}, frozenset({"t"}), "id-7")
     header = json.loads(content[:length])
-    assert header["id"] == "id-7" and header["outputs"][0]["parameters"] == {"binary_data_size": len(raw)}
+    assert header["id"] == "id-7"
+    assert header["outputs"][0]["parameters"] == {"binary_data_size": len(raw)}
     assert content[length:] == raw
 
 
@@ -93,7 +94,8 @@ def test_outputs_field_picks_outputs_and_binary_ones() -> None:
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({"name": "q", "datatype": "FP32", "shape": [1], "data": [1]}, r"unknown input 'q' .*\['x', 'ids'\]"),
+    ({"name": "q", "datatype": "FP32", "shape": [1], "data": [1]},
+     r"unknown input 'q' .*\['x', 'ids'\]"),
     ({"name": "x", "datatype": "FP16", "shape": [1, 3, 1], "data": [1, 2, 3]},
      "input 'x' has datatype FP16; the model expects FP32"),
     ({"name": "x", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]},
@@ -143,7 +145,8 @@ def test_tritonclient_bodies_decode_and_our_binary_answers_read_back() -> None:
     x = np.arange(6, dtype=np.float32).reshape(2, 3, 1)
     given = http.InferInput("x", list(x.shape), "FP32")
     given.set_data_from_numpy(x)
-    wanted = [http.InferRequestedOutput("y", binary_data=True), http.InferRequestedOutput("z", binary_data=False)]
+    wanted = [http.InferRequestedOutput("y", binary_data=True),
+              http.InferRequestedOutput("z", binary_data=False)]
     raw, length = http.InferenceServerClient.generate_request_body([given], wanted, request_id="7")
     parsed = parse_request(raw, [X], OUTPUTS, length)
     np.testing.assert_array_equal(parsed.inputs["x"], x)

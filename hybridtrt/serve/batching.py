@@ -63,9 +63,9 @@ def layout(inputs: Sequence[NodeArg], outputs: Sequence[NodeArg],
 def row_limit(model: Layout, item: Item, max_rows: int) -> int:
     """How many rows a batch of requests shaped like ``item`` may hold: at most ``max_rows``,
     and never past the largest batch dim of an engine profile that holds the other dims (1:
-    run it alone)."""
-    if not model.batched:
-        return 1
+    run it alone, as when its inputs' leading dims differ)."""
+    if not model.batched or len({a.shape[0] for a in item.feeds.values()}) > 1:
+        return 1  # (inputs of unequal leading dims: that dim is not one batch dim for all)
     limit = max_rows
     for reads, profiles in model.engines:
         fits = [min(int(p[n]["max"][0]) for n in reads if n in p) for p in profiles

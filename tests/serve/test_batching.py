@@ -28,6 +28,11 @@ def test_a_model_batches_only_with_a_dynamic_leading_dim_everywhere() -> None:
     assert not layout([NodeArg("x", "tensor(float)", [2, 3, "W"], F32)], [Y]).batched
     assert not layout([NodeArg("s", "tensor(float)", [], F32)], [Y]).batched
     assert row_limit(layout([X], [fixed]), item(1), 8) == 1
+    two = layout([X, NodeArg("t", "tensor(float)", ["T"], F32)], [Y])
+    assert two.batched
+    unequal = Item({"x": np.zeros((2, 3, 8), np.float32), "t": np.zeros(5, np.float32)})
+    assert row_limit(two, unequal, 8) == 1  # (the leading dims differ: not one batch dim)
+    assert group(two, [unequal, unequal], 8) == [[0], [1]]
 
 
 def test_rows_never_pass_the_profile_maxima_of_engines_reading_the_inputs() -> None:

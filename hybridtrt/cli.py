@@ -1,5 +1,5 @@
-"""The ``hybridtrt`` command line: convert, inspect, run, bench, profile, compare and demo
-(trtexec-style shape flags)."""
+"""The ``hybridtrt`` command line: convert, inspect, run, bench, profile, compare, serve and
+demo (trtexec-style shape flags)."""
 
 from __future__ import annotations
 
@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="fail if an engine cannot run in TensorRT")
     run.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     _add_tool_commands(commands)
+    _add_serve_command(commands)
     demo = commands.add_parser("demo", help="convert, save, load and run a shipped real CNN")
     demo.add_argument("--output-dir", type=Path, help="where to keep the hybrid model")
     demo.add_argument("--model", default="resnet50",
@@ -226,6 +227,34 @@ def _add_tool_commands(commands: Any) -> None:
     comp.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     comp.add_argument("--json", nargs="?", const="-", metavar="FILE",
                       help="the result as JSON: on stdout instead of the tables, or into FILE")
+
+
+def _add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="serve a hybrid (or plain ONNX) model on Ray Serve "
+                                "over the Open Inference Protocol (KServe v2 REST)")
+    serve.add_argument("model", help="hybrid model, or a plain ONNX model (converted first)")
+    serve.add_argument("--name", help="the model's name in the URLs (default: the file's stem)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve.add_argument("--replicas", type=int, default=1, help="replicas, each with its own "
+                       "Predictor (default 1)")
+    serve.add_argument("--gpus-per-replica", type=float, default=0.0,
+                       help="GPUs Ray gives each replica (default 0: the CPU)")
+    serve.add_argument("--max-batch-size", type=int, default=8,
+                       help="most rows a batch run takes; the engines' profiles may cap it "
+                            "lower (default 8)")
+    serve.add_argument("--batch-wait-ms", type=float, default=5.0,
+                       help="how long to wait for requests to fill a batch (default 5)")
+    serve.add_argument("--max-ongoing-requests", type=int, default=16,
+                       help="requests a replica works on at once (default 16)")
+    serve.add_argument("--max-queued-requests", type=int,
+                       help="requests waiting beyond those; more get 503 (default 4x ongoing)")
+    serve.add_argument("--concurrent-batches", type=int, default=1,
+                       help="batches a replica runs at once, each on its own Predictor clone "
+                            "(default 1)")
+    serve.add_argument("--address", help="join this Ray cluster (ray://HOST:10001, or auto) "
+                       "instead of starting a local one")
+    _add_verbosity(serve)
 
 
 def _print_result(result: Any, json_to: str | None, render: Any = None) -> None:
@@ -421,8 +450,21 @@ def _compare(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from hybridtrt.serve import ServeSettings
+    from hybridtrt.serve.run import serve_until_stopped
+
+    settings = ServeSettings(args.name or Path(args.model).stem, args.replicas,
+                             args.gpus_per_replica, args.max_batch_size, args.batch_wait_ms,
+                             args.max_ongoing_requests, args.max_queued_requests,
+                             args.concurrent_batches)
+    serve_until_stopped(args.model, settings, args.host, args.port, args.address,
+                        lambda line: print(line, flush=True))
+    return 0
+
+
 _COMMANDS = {"convert": _convert, "inspect": _inspect, "run": _run, "bench": _bench,
-             "profile": _profile, "compare": _compare, "demo": _demo}
+             "profile": _profile, "compare": _compare, "serve": _serve, "demo": _demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,6 +47,8 @@ _EXTRAS = {
     "tensorrt": ("TensorRT", _GPU),
     "cuda": ("cuda-python", _GPU),
     "cupy": ("CuPy", _GPU),
+    "ray": ("Ray Serve", "pip install 'hybridtrt[serve]'"),
+    "fastapi": ("FastAPI (for Ray Serve)", "pip install 'hybridtrt[serve]'"),
 }
 
 

@@ -1,9 +1,10 @@
 """TensorRT behind a narrow interface: everything else in hybridtrt talks to ``api`` only.
 
-Only ``tensorrt_build`` and ``tensorrt_run`` import the ``tensorrt`` package; they are
-type-checked against the real TensorRT 10.x and 11.x bindings (``tools/trt_typecheck.sh``).
-The pure logic around them (profiles, fingerprints, the engine cache) lives in small modules
-tested without TensorRT.
+The ``tensorrt_*`` modules call the TensorRT library ``library`` bound for the process
+(``tensorrt``, or ``tensorrt_rtx`` for TensorRT-RTX), and are loaded only by ``load_backend``;
+they are type-checked against TensorRT 10.x, 11.x and TensorRT-RTX 1.7 stubs
+(``tools/trt_typecheck.sh``). The pure logic around them (profiles, fingerprints, the engine
+cache, TensorRT-RTX's targets in ``rtx``) lives in small modules tested without TensorRT.
 """
 
 from hybridtrt.trt.api import (

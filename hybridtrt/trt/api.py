@@ -1,8 +1,9 @@
 """The narrow interface to TensorRT: plain data in, plain data out, three small protocols.
 
 The compiler and the runtime see TensorRT only through ``TrtBackend``, ``TrtEngine`` and
-``TrtContext``. The real implementation (``tensorrt_backend``) is the only code that imports
-``tensorrt``; tests put fakes in its place.
+``TrtContext``. The real implementation (``tensorrt_backend`` and the ``tensorrt_*`` modules it
+uses) is the only code that calls TensorRT; ``load_backend`` imports it once a library is bound
+(so a process without TensorRT never does). Tests put fakes in its place.
 """
 
 from __future__ import annotations

@@ -1,69 +1,23 @@
-"""The real ``TrtBackend``: TensorRT's logger, version and GPU query (imports ``tensorrt``, or
-``tensorrt_rtx`` when that library is bound; see ``hybridtrt.trt.library``)."""
+"""The real ``TrtBackend``: the library's version, the GPU query, and the build and run calls
+of ``tensorrt_build`` / ``tensorrt_run``, for whichever library ``hybridtrt.trt.library`` bound."""
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, SupportsInt
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from hybridtrt.trt import library, rtx
 from hybridtrt.trt.api import (BuildOutput, BuildSpec, BuildTarget, GpuInfo, ParserVerdict,
                                TensorRTFailure, TrtEngine)
+from hybridtrt.trt.tensorrt_build import build, parse_support
+from hybridtrt.trt.tensorrt_run import deserialize
 
 if TYPE_CHECKING:
     import tensorrt as trt
 else:
     trt = library.bound()
 
-__all__ = ["LOGGER", "TensorRTBackend", "capture_errors", "dims"]
-
-_LOG = logging.getLogger("hybridtrt.tensorrt")
-
-
-class _Logger(trt.ILogger):
-    """Routes TensorRT's messages to Python logging and keeps this thread's errors."""
-
-    def __init__(self) -> None:
-        trt.ILogger.__init__(self)
-        self._local = threading.local()
-
-    def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-        if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-            _LOG.debug("TensorRT error: %s", msg)  # surfaced through the failure that follows
-            errors = getattr(self._local, "errors", None)
-            if errors is not None:
-                errors.append(msg)
-        elif severity == trt.ILogger.Severity.WARNING:
-            _LOG.debug("TensorRT warning: %s", msg)
-        else:
-            _LOG.debug("TensorRT: %s", msg)
-
-    @contextmanager
-    def capturing(self) -> Iterator[list[str]]:
-        previous = getattr(self._local, "errors", None)
-        self._local.errors = []
-        try:
-            yield self._local.errors
-        finally:
-            self._local.errors = previous
-
-
-LOGGER = _Logger()  # TensorRT wants one logger for the whole process
-
-
-@contextmanager
-def capture_errors() -> Iterator[list[str]]:
-    """Collect the errors TensorRT logs on this thread inside the block."""
-    with LOGGER.capturing() as errors:
-        yield errors
-
-
-def dims(shape: trt.Dims | Sequence[SupportsInt]) -> tuple[int, ...]:
-    """A TensorRT shape as a tuple of ints (-1 for dynamic dimensions)."""
-    return tuple(int(shape[k]) for k in range(len(shape)))
+__all__ = ["TensorRTBackend"]
 
 
 def _gpu_info(device_id: int) -> GpuInfo:
@@ -73,7 +27,6 @@ def _gpu_info(device_id: int) -> GpuInfo:
         raise TensorRTFailure("cuda-python is not installed, and hybridtrt asks it which GPU "
                               "engines are built for (pip install 'hybridtrt[gpu]' or "
                               "'cuda-python>=12.6.2')") from exc
-
     err, props = cudart.cudaGetDeviceProperties(device_id)
     if int(err) != 0:
         raise TensorRTFailure(f"cannot query CUDA device {device_id}: {err}")
@@ -124,16 +77,10 @@ class TensorRTBackend:
         return found
 
     def parse_support(self, model: bytes) -> ParserVerdict:
-        from hybridtrt.trt.tensorrt_build import parse_support
-
         return parse_support(model)
 
     def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None]) -> BuildOutput:
-        from hybridtrt.trt.tensorrt_build import build
-
         return build(model, spec, progress)
 
     def deserialize(self, plan: bytes, refit_model: bytes | None) -> TrtEngine:
-        from hybridtrt.trt.tensorrt_run import deserialize
-
         return deserialize(plan, refit_model)

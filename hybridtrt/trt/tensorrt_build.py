@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, SupportsInt
 from hybridtrt.trt import library
 from hybridtrt.trt.api import BuildOutput, BuildSpec, ParserVerdict, TensorRTFailure
 from hybridtrt.trt.profiles import profile_settings
-from hybridtrt.trt.tensorrt_backend import LOGGER, capture_errors, dims
+from hybridtrt.trt.tensorrt_logger import LOGGER, capture_errors, dims
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -9,7 +9,7 @@ import numpy as np
 
 from hybridtrt.trt import library
 from hybridtrt.trt.api import TensorRTFailure, TrtContext
-from hybridtrt.trt.tensorrt_backend import LOGGER, capture_errors, dims
+from hybridtrt.trt.tensorrt_logger import LOGGER, capture_errors, dims
 
 if TYPE_CHECKING:
     import tensorrt as trt

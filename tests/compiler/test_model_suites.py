@@ -136,7 +136,7 @@ def test_every_backend_node_case_also_passes_with_real_tensorrt_rtx_engines(tmp_
     """The same with TensorRT-RTX building every engine for real; at load (no RTX GPU here)
     the engines fall back to ONNX Runtime, so every answer must still match."""
     counts = _backend_suite(tmp_path, RTX)
-    assert counts["engines built"] >= 0.95 * counts["engines"] > 1000, dict(counts)
+    assert counts["engines built"] >= 0.95 * counts["engines"] and counts["engines"] > 900, dict(counts)
 
 
 @pytest.mark.parametrize("case", list(onnx_light_cnns()), ids=lambda c: c.name)

@@ -165,3 +165,37 @@ def test_what_the_rtx_rules_keep_out_the_real_library_refuses():
         assert len(BACKEND.parse_support(models[name]).supported) == 1, op  # parses...
         with pytest.raises(TensorRTFailure):  # ...and fails to build
             BACKEND.build(models[name], spec, lambda step: None)
+
+
+def attention_between_relus() -> onnx.ModelProto:
+    """Relu -> Attention -> Relu -> Relu on 4-D tensors: RTX parses Attention, cannot build it.
+
+    (Q, K and V are distinct tensors: with one tensor as all three, RTX 1.7.1's builder
+    segfaults; the RTX rules keep Attention out of its engines anyway.)"""
+    def value(name: str, seq: int) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 2, seq, 8])
+
+    nodes = [helper.make_node("Relu", [n], [f"{n}_r"], name=f"relu_{n}") for n in ("q", "k", "v")]
+    nodes += [helper.make_node("Attention", ["q_r", "k_r", "v_r"], ["a"], name="attention"),
+              helper.make_node("Relu", ["a"], ["b"], name="relu_b"),
+              helper.make_node("Relu", ["b"], ["y"], name="relu_y")]
+    graph = helper.make_graph(nodes, "attn", [value("q", 4), value("k", 6), value("v", 6)],
+                              [value("y", 4)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)], ir_version=10)
+
+
+def test_a_node_the_real_builder_refuses_is_bisected_out_and_the_rest_is_built(tmp_path, monkeypatch):
+    monkeypatch.setattr(Registry, "absence", lambda self, rule: "")  # rules that miss it
+    model = attention_between_relus()
+    hybrid = convert(model, rtx(min_subgraph_size=1, cache_dir=tmp_path))
+    assert [(e.status, [n.op_type for n in e.subgraph.node]) for e in hybrid.engines] == [
+        ("built", ["Relu"] * 3), ("built", ["Relu", "Relu"])]
+    outside = {o.op_type: o.reason for o in hybrid.report().outside}
+    assert list(outside) == ["Attention"]
+    assert outside["Attention"].startswith("TensorRT cannot build it: "), outside
+    rng = np.random.default_rng(0)
+    feeds = {n: rng.standard_normal((1, 2, seq, 8)).astype(np.float32)
+             for n, seq in (("q", 4), ("k", 6), ("v", 6))}
+    saved = hybrid.save(tmp_path / "attn.onnx")
+    got = create_predictor(Config(saved)).run(None, feeds)
+    assert outputs_match(got, ort_run(model, feeds), 1e-4, 1e-5)

@@ -1,4 +1,4 @@
-"""Every example in the README runs as written: Python blocks, and each hybridtrt command."""
+"""Every example in the README and docs/ runs as written: Python blocks, and each hybridtrt command."""
 
 from __future__ import annotations
 
@@ -10,50 +10,99 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL)
+def blocks(page: Path, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", page.read_text(), re.MULTILINE | re.DOTALL)
 
 
-def commands() -> list[str]:
-    """The README's example commands (install and test commands are run by CI itself)."""
-    return [line.strip() for block in blocks("bash") for line in block.splitlines()
+def commands(page: Path) -> list[str]:
+    """A page's example commands (install and test commands are run by CI itself)."""
+    return [line.strip() for block in blocks(page, "bash") for line in block.splitlines()
             if line.strip().startswith(("hybridtrt ", "python -c "))]
 
 
+def name(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+WITH_PYTHON = [page for page in PAGES if blocks(page, "python")]
+WITH_COMMANDS = [page for page in PAGES if commands(page)]
+
+
 def test_readme_has_the_examples_it_promises() -> None:
-    assert len(blocks("python")) >= 2
-    assert "hybridtrt demo" in commands()
-    assert "python -m pytest -q" in [line.strip() for b in blocks("bash") for line in b.splitlines()]
+    assert len(blocks(README, "python")) >= 2
+    assert "hybridtrt demo" in commands(README)
+    assert [c for c in commands(README) if c.startswith("hybridtrt convert ")]
+    assert "python -m pytest -q" in [line.strip() for b in blocks(README, "bash") for line in b.splitlines()]
+    assert len(README.read_text().splitlines()) <= 250
+    assert ROOT / "docs" / "USAGE.md" in WITH_PYTHON and ROOT / "docs" / "CLI.md" in WITH_COMMANDS
 
 
-def test_python_examples_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_between_pages_reach_their_file_and_heading() -> None:
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#:]*\.md)(?:#([^)]*))?\)", page.read_text()):
+            path, anchor = page.parent / target[0], target[1]
+            if not path.is_file():
+                broken.append(f"{name(page)} -> {target[0]}: no such file")
+            elif anchor:
+                headings = re.findall(r"^#+ (.*)$", path.read_text(), re.MULTILINE)
+                if anchor not in [slug(h) for h in headings]:
+                    broken.append(f"{name(page)} -> {target[0]}#{anchor}: no such heading")
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize("page", WITH_PYTHON, ids=name)
+def test_python_examples_run_in_order(page: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # later examples use files the earlier ones wrote, as a reader would
-    for index, block in enumerate(blocks("python")):
-        exec(compile(block, f"README.md python block {index}", "exec"), {})
+    for index, block in enumerate(blocks(page, "python")):
+        exec(compile(block, f"{name(page)} python block {index}", "exec"), {})
 
 
-def test_cli_examples_run_in_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("page", WITH_COMMANDS, ids=name)
+def test_cli_examples_run_in_order(page: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for command in commands():
+    for command in commands(page):
         done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=300)
-        assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+        assert done.returncode == 0, f"{name(page)}: {command}\n{done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr
 
 
 def user_install_line() -> str:
     """The install line the README gives users (in the comment of its install block)."""
-    found = re.search(r"users: (pip install '[^']+')", "\n".join(blocks("bash")))
+    found = re.search(r"users: (pip install '[^']+')", "\n".join(blocks(README, "bash")))
     assert found, "the README's install block names no user install line"
     return found.group(1)
 
 
+def run_page_in(page: Path, work: Path, python: Path, env: dict[str, str]) -> None:
+    """Run one page's Python blocks, then its commands, in a folder of its own."""
+    work.mkdir()
+    for index, block in enumerate(blocks(page, "python")):
+        ran = subprocess.run([str(python), "-c", block], cwd=work, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert ran.returncode == 0, f"{name(page)} python block {index}\n{ran.stderr[-2000:]}"
+    for command in commands(page):
+        ran = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert ran.returncode == 0, f"{name(page)}: {command}\n{ran.stderr[-2000:]}"
+        assert "Traceback" not in ran.stderr
+
+
 @pytest.mark.slow
 def test_examples_run_in_a_fresh_venv_with_the_users_install_line(tmp_path: Path) -> None:
-    """A new user's path: a fresh venv, the README's user install line, then every example."""
+    """A new user's path: a fresh venv, the README's user install line, then every page's examples."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
     python = venv / "bin" / "python"
@@ -63,18 +112,11 @@ def test_examples_run_in_a_fresh_venv_with_the_users_install_line(tmp_path: Path
         pytest.skip(f"no package index reachable: {reach.stderr.strip()[-200:]}")
     line = user_install_line()
     done = subprocess.run(["bash", "-c", f"{venv}/bin/{line.replace('pip ', 'pip -q ', 1)}"],
-                          cwd=README.parent, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{line}\n{done.stderr[-2000:]}"
-    work = tmp_path / "work"
-    work.mkdir()
     env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)  # the installed package, not this checkout
-    for index, block in enumerate(blocks("python")):
-        ran = subprocess.run([str(python), "-c", block], cwd=work, env=env, capture_output=True,
-                             text=True, timeout=300)
-        assert ran.returncode == 0, f"README python block {index}\n{ran.stderr[-2000:]}"
-    for command in commands():
-        ran = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True,
-                             text=True, timeout=300)
-        assert ran.returncode == 0, f"{command}\n{ran.stderr[-2000:]}"
-        assert "Traceback" not in ran.stderr
+    pages = [page for page in PAGES if page in WITH_PYTHON or page in WITH_COMMANDS]
+    assert README in pages and ROOT / "docs" / "USAGE.md" in pages
+    for page in pages:
+        run_page_in(page, tmp_path / f"work-{page.stem}", python, env)

@@ -1,7 +1,7 @@
 """Real TensorRT engines, built and run: for GPU hosts with TensorRT installed.
 
 Skipped everywhere else with the reason (TensorRT cannot be installed on this project's
-machines, so these tests have not run yet; see the README's "TensorRT status"). Run with
+machines, so these tests have not run yet; see "TensorRT status" in docs/TENSORRT.md). Run with
 ``python -m pytest tests/tensorrt -q -s`` or ``bash benchmarks/tensorrt_check.sh``.
 """
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -90,7 +92,9 @@ class HybridModel:
             with filelock.FileLock(str(_lock_path(target))):
                 _refuse_special(target)
                 stale = _data_files_of(target)
-                with tempfile.TemporaryDirectory(prefix=".hybridtrt-", dir=target.parent) as tmp:
+                prefix = f".hybridtrt-{target.name}-"
+                _remove_leftovers(target.parent, prefix)  # of saves to this path that were killed
+                with tempfile.TemporaryDirectory(prefix=prefix, dir=target.parent) as tmp:
                     staged = Path(tmp) / target.name
                     data_name = self._write(staged, external)
                     if data_name:
@@ -121,6 +125,13 @@ class HybridModel:
                         all_tensors_to_one_file=True, location=data_name, size_threshold=1024,
                         convert_attribute=True)
         return data_name if (staged.parent / data_name).exists() else ""
+
+
+def _remove_leftovers(folder: Path, prefix: str) -> None:
+    """Staging folders a killed save to the same path left behind (its lock is held now)."""
+    for left in folder.glob(f"{glob.escape(prefix)}*"):
+        if left.is_dir() and not left.is_symlink():
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def _lock_path(target: Path) -> Path:

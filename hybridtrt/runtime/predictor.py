@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -30,6 +31,11 @@ __all__ = ["ModelMetadata", "NodeArg", "Predictor", "SegmentObserver", "Tensor",
 
 _LOG = logging.getLogger("hybridtrt")
 
+
+
+def _file_part(name: str) -> str:
+    """``name`` (from a model file) made safe as part of a file name: no folders, no dots first."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
 
 class SegmentObserver(Protocol):
     """Watches each segment run (the bench, profile and compare tools implement it)."""
@@ -65,7 +71,7 @@ class _Segment:
             options.intra_op_num_threads = threads
         if profile_prefix is not None:
             options.enable_profiling = True
-            options.profile_file_prefix = f"{profile_prefix}{spec.name}"
+            options.profile_file_prefix = f"{profile_prefix}{_file_part(spec.name)}"
         graphed = graph_model(spec.model) if getattr(device, "graphs", False) else None
         self.graph = graphed is not None and graph_safe(graphed)
         if graphed is not None and self.graph:

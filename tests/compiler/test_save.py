@@ -103,3 +103,15 @@ def test_ir_version_newer_than_onnx_reads_is_refused(hybrid, tmp_path: Path) -> 
     onnx.save(model, str(tmp_path / "m.onnx"))
     with pytest.raises(FormatError, match="has IR version 99"):
         load(tmp_path / "m.onnx")
+
+
+def test_a_save_removes_what_a_killed_save_to_the_same_path_left(tmp_path: Path) -> None:
+    hybrid = convert(models.split_chain(width=64), _config(64))
+    killed = tmp_path / ".hybridtrt-m.onnx-k1ll3d"  # a save to m.onnx died while staging
+    killed.mkdir()
+    (killed / "m.onnx").write_bytes(b"half")
+    other = tmp_path / ".hybridtrt-n.onnx-busy"  # another path's save, maybe running now
+    other.mkdir()
+    hybrid.save(tmp_path / "m.onnx")
+    assert not killed.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hybridtrt-n.onnx-busy", "m.onnx"]

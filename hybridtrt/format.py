@@ -12,6 +12,7 @@ import onnx
 from onnx import numpy_helper
 
 from hybridtrt.errors import FormatError
+from hybridtrt.format_schema import check_record, check_subgraph
 
 __all__ = [
     "COMBINE",
@@ -145,8 +146,10 @@ class EngineRecord:
         settings = json.loads(_text(attrs["build_settings"]))
         fingerprint = json.loads(_text(attrs.get("fingerprint", b"{}")))
         precision = json.loads(_text(attrs.get("precision", b"{}")))
-        if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
-            raise ValueError("profiles must be a JSON list of objects")
+        for field, value in (("profiles", profiles), ("build_settings", settings),
+                             ("fingerprint", fingerprint), ("precision", precision)):
+            check_record(node.name, field, value)
+        check_subgraph(node.name, attrs["subgraph"], DOMAIN)
         return EngineRecord(
             name=node.name,
             subgraph=attrs["subgraph"],

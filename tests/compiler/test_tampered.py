@@ -1,0 +1,66 @@
+"""A tampered or malformed engine node is one FormatError at load naming the engine and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from hybridtrt import FormatError, Input, TensorRTConfig, convert, load
+from tests import models
+
+CONFIG = TensorRTConfig(inputs=[Input("x", [1, 4], [2, 4], [8, 4])], disable_ops=["Sin"])
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return convert(models.split_chain(), CONFIG).save(tmp_path_factory.mktemp("m") / "m.onnx")
+
+
+def _engine(model: onnx.ModelProto) -> onnx.NodeProto:
+    return next(n for n in model.graph.node if n.op_type == "tensorrt_engine")
+
+
+def _with_attribute(saved: Path, name: str, text: str, folder: Path) -> Path:
+    model = onnx.load(str(saved))
+    next(a for a in _engine(model).attribute if a.name == name).s = text.encode()
+    onnx.save(model, str(folder / "t.onnx"))
+    return folder / "t.onnx"
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("profiles", '[{"inputs": {"x": {"min": [1, 4], "opt": [2, 4]}}}]',
+     "attribute 'profiles'[0]['inputs']['x']: 'max' is a required property"),
+    ("profiles", '[{"inputs": ["x"]}]', "attribute 'profiles'[0]['inputs']: ['x'] is not of type 'object'"),
+    ("profiles", "null", "attribute 'profiles': None is not of type 'array'"),
+    ("profiles", '[{"inputs": {"x": 5}}]', "attribute 'profiles'[0]['inputs']['x']: 5 is not of type"),
+    ("profiles", '[{"inputs": {"x": {"min": [1, "4"], "opt": [2, 4], "max": [8, 4]}}}]',
+     "attribute 'profiles'[0]['inputs']['x']['min'][1]: '4' is not of type 'integer'"),
+    ("precision", "[1]", "attribute 'precision': [1] is not of type 'object'"),
+    ("precision", '"fp16"', "attribute 'precision': 'fp16' is not of type 'object'"),
+    ("build_settings", "[1, 2]", "attribute 'build_settings': [1, 2] is not of type 'object'"),
+    ("fingerprint", "{", "has malformed attributes"),
+])
+def test_a_malformed_attribute_is_named(saved: Path, tmp_path: Path, name: str, text: str,
+                                        message: str) -> None:
+    with pytest.raises(FormatError, match="engine node 'tensorrt_engine_0'") as caught:
+        load(_with_attribute(saved, name, text, tmp_path))
+    assert message in str(caught.value)
+
+
+def test_an_undefined_weight_type_and_a_nested_engine_are_refused(saved: Path, tmp_path: Path) -> None:
+    model = onnx.load(str(saved))
+    engine = _engine(model)
+    graph = next(a for a in engine.attribute if a.name == "subgraph").g
+    graph.initializer.add(name="odd", data_type=9999)
+    onnx.save(model, str(tmp_path / "odd.onnx"))
+    with pytest.raises(FormatError, match="weight 'odd' has data type 9999, which ONNX does not define"):
+        load(tmp_path / "odd.onnx")
+    model = onnx.load(str(saved))
+    graph = next(a for a in _engine(model).attribute if a.name == "subgraph").g
+    graph.node.append(onnx.helper.make_node("tensorrt_engine", [], [], name="inner",
+                                            domain=_engine(model).domain))
+    onnx.save(model, str(tmp_path / "nested.onnx"))
+    with pytest.raises(FormatError, match=r"holds hybridtrt node\(s\) \['inner'\]; engines do not nest"):
+        load(tmp_path / "nested.onnx")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -54,6 +55,7 @@ def read_onnx_file(path: str | os.PathLike[str], *, load_weights: bool = True) -
     if not model.HasField("graph") or not model.opset_import:
         raise ModelLoadError(f"{file} is not a valid ONNX model: it has no graph or no opset")
     if load_weights:
+        _refuse_outside_data(model, file)
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(file.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
@@ -61,6 +63,33 @@ def read_onnx_file(path: str | os.PathLike[str], *, load_weights: bool = True) -
                 f"{file}: cannot read its external weight data next to it: {exc}"
             ) from exc
     return model
+
+
+def _external_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Initializers and tensor attributes (subgraphs included) that keep data outside."""
+    for tensor in graph.initializer:
+        if onnx.external_data_helper.uses_external_data(tensor):
+            yield tensor
+    for node in graph.node:
+        for attr in node.attribute:
+            tensors = [attr.t] if attr.HasField("t") else list(attr.tensors)
+            yield from (t for t in tensors if onnx.external_data_helper.uses_external_data(t))
+            for body in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _external_tensors(body)
+
+
+def _refuse_outside_data(model: onnx.ModelProto, file: Path) -> None:
+    """External weight files must be regular files in the model's folder (or below it): a
+    symlink or a path out of it could make a saved model carry any file of this machine."""
+    for tensor in _external_tensors(model.graph):
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        parts = Path(location).parts
+        escapes = not parts or Path(location).is_absolute() or ".." in parts
+        steps = [file.parent.joinpath(*parts[:k]) for k in range(1, len(parts) + 1)]
+        if escapes or any(step.is_symlink() for step in steps):
+            raise ModelLoadError(f"{file}: weight '{tensor.name}' reads external data "
+                                 f"{location!r}, which is not a file inside the model's folder "
+                                 "(symlinks and paths out of it are refused)")
 
 
 def load_model(model: onnx.ModelProto | str | os.PathLike[str]) -> LoadedModel:

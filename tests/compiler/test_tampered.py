@@ -7,7 +7,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from hybridtrt import FormatError, Input, TensorRTConfig, convert, load
+from hybridtrt import FormatError, Input, ModelLoadError, TensorRTConfig, convert, load
 from tests import models
 
 CONFIG = TensorRTConfig(inputs=[Input("x", [1, 4], [2, 4], [8, 4])], disable_ops=["Sin"])
@@ -64,3 +64,37 @@ def test_an_undefined_weight_type_and_a_nested_engine_are_refused(saved: Path, t
     onnx.save(model, str(tmp_path / "nested.onnx"))
     with pytest.raises(FormatError, match=r"holds hybridtrt node\(s\) \['inner'\]; engines do not nest"):
         load(tmp_path / "nested.onnx")
+
+
+def _external_model(folder: Path) -> Path:
+    """A model whose weight lives in ``w.data`` next to it."""
+    import numpy as np
+
+    weight = onnx.numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 4])], [weight])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)],
+                                   ir_version=9)
+    onnx.save(model, str(folder / "m.onnx"), save_as_external_data=True, location="w.data",
+              size_threshold=0)
+    return folder / "m.onnx"
+
+
+def test_external_data_must_be_a_file_inside_the_models_folder(tmp_path: Path) -> None:
+    path = _external_model(tmp_path)
+    convert(str(path), TensorRTConfig())  # as written: fine
+    secret = tmp_path.parent / f"{tmp_path.name}-secret.bin"
+    secret.write_bytes((tmp_path / "w.data").read_bytes())
+    (tmp_path / "w.data").unlink()
+    (tmp_path / "w.data").symlink_to(secret)
+    with pytest.raises(ModelLoadError, match=r"weight 'w' reads external data 'w.data', which is "
+                                             r"not a file inside the model's folder"):
+        convert(str(path), TensorRTConfig())
+    model = onnx.load(str(path), load_external_data=False)
+    location = next(e for e in model.graph.initializer[0].external_data if e.key == "location")
+    location.value = f"../{secret.name}"
+    onnx.save(model, str(tmp_path / "out.onnx"))
+    with pytest.raises(ModelLoadError, match=r"reads external data '\.\./"):
+        convert(str(tmp_path / "out.onnx"), TensorRTConfig())

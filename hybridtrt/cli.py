@@ -375,9 +375,12 @@ def _run(args: argparse.Namespace) -> int:
                  if array.size and array.dtype.kind in "fiu" else "")
         print(f"{name}: {array.dtype} {list(array.shape)}{stats}")
         if args.output_dir is not None:
-            args.output_dir.mkdir(parents=True, exist_ok=True)
             target = args.output_dir / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".npy")
-            np.save(target, array)
+            try:
+                args.output_dir.mkdir(parents=True, exist_ok=True)
+                np.save(target, array)
+            except OSError as exc:
+                raise SaveError(f"--output-dir: cannot write {target}: {exc.strerror or exc}") from exc
             print(f"  saved {target}")
     return 0
 

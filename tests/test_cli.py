@@ -274,3 +274,30 @@ def test_int8_convert_prints_no_lines_of_onnx_runtimes_quantizer(tmp_path: Path)
     verbose = _cli("convert", str(squeezenet), "-o", "sq8.onnx", "--precision", "int8",
                    "--calibration-data", str(calibration), "-v", cwd=tmp_path)
     assert "[hybridtrt] capability" in verbose.stderr and "Created a copy" not in verbose.stderr
+
+
+def test_bad_calibration_files_and_output_folders_are_one_clear_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    path = tmp_path / "m.onnx"
+    onnx.save(models.conv_classifier(), str(path))
+    shapes: list[str] = []
+    for name, content in (("pickled.npy", None), ("broken.npz", b"PK\x03\x04 not a zip")):
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        if content is None:
+            np.save(folder / name, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        else:
+            (folder / name).write_bytes(content)
+        argv = ["convert", str(path), "-o", str(tmp_path / "o.onnx"), *shapes, "--precision",
+                "int8", "--calibration-data", str(folder), "-q"]
+        assert main(argv) == 2, name
+        err = capsys.readouterr().err
+        assert f"calibration_data file '{folder / name}' cannot be read as NumPy data" in err, err
+        assert "Traceback" not in err
+    hybrid = tmp_path / "h.onnx"
+    assert main(["convert", str(path), "-o", str(hybrid), *shapes, "-q"]) == 0
+    assert main(["run", str(hybrid), "--output-dir", "/proc/nope", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "--output-dir: cannot write /proc/nope/" in err and "Traceback" not in err

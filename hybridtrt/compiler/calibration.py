@@ -16,7 +16,8 @@ import itertools
 import json
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -103,15 +104,23 @@ def _directory(folder: Path, index: GraphIndex) -> Iterator[dict[str, np.ndarray
     if not archives and not arrays:
         raise ConfigError(f"calibration_data directory '{folder}' holds no .npz or .npy files")
     for path in archives:
-        with np.load(path) as archive:
-            yield {name: archive[name] for name in archive.files}
+        yield _read(path, lambda f: dict(np.load(f, allow_pickle=False)))
     if arrays:
         names = [n for n in index.graph_inputs if index.is_tensor_input(n)]
         if len(names) != 1:
             raise ConfigError(f"calibration_data '{folder}': .npy files feed single-input models "
                               f"only; this model has inputs {names}, use .npz files")
         for path in arrays:
-            yield {names[0]: np.load(path)}
+            yield {names[0]: _read(path, lambda f: np.load(f, allow_pickle=False))}
+
+
+def _read(path: Path, read: Callable[[Path], Any]) -> Any:
+    """One calibration file, or a ConfigError naming it (pickles are never loaded)."""
+    try:
+        return read(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"calibration_data file '{path}' cannot be read as NumPy data "
+                          f"(pickled arrays are refused): {exc}") from exc
 
 
 def _checked(k: int, feed: Any, expected: Sequence[str], index: GraphIndex) -> dict[str, np.ndarray]:

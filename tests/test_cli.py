@@ -274,3 +274,25 @@ def test_int8_convert_prints_no_lines_of_onnx_runtimes_quantizer(tmp_path: Path)
     verbose = _cli("convert", str(squeezenet), "-o", "sq8.onnx", "--precision", "int8",
                    "--calibration-data", str(calibration), "-v", cwd=tmp_path)
     assert "[hybridtrt] capability" in verbose.stderr and "Created a copy" not in verbose.stderr
+
+
+def test_convert_says_what_the_accuracy_guard_kept_in_fp32(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(models.fp16_overflow(), str(path))
+    out = str(tmp_path / "h.onnx")
+    common = ["convert", str(path), "-o", out, "--precision", "fp16", "--no-precision-guard",
+              "--min-subgraph-size", "1", "-q"]
+    assert main(common) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^accuracy guard: tensorrt_engine_0 keeps 2 more node\(s\) in FP32 "
+                     r"\(scale_up, scale_down\): output 'y' relative L2 inf -> \S+ \(tolerance "
+                     r"0.01\), \d+ runs$", printed, re.M), printed
+    assert re.search(r"^accuracy guard: \d+\.\d\d s in all$", printed, re.M)
+    assert main([*common, "--no-accuracy-check"]) == 0
+    assert "accuracy guard" not in capsys.readouterr().out
+    assert main([*common, "--strict-accuracy"]) == 2 - 1  # a failure of the model, not of usage
+    assert "engine tensorrt_engine_0: output 'y' errs by inf" in capsys.readouterr().err
+    assert main([*common, "--accuracy-tolerance", "y=1e-3,z=0.1"]) == 0
+    assert "(tolerance 0.001)" in capsys.readouterr().out
+    assert main([*common, "--accuracy-tolerance", "tight"]) == 2
+    assert "--accuracy-tolerance takes a number (1e-2) or NAME=TOL pairs" in capsys.readouterr().err

@@ -16,21 +16,10 @@ from onnx import numpy_helper
 from hybridtrt import AccuracyError, ConfigError, Input, TensorRTConfig, convert
 from hybridtrt.compiler.report import Report
 from hybridtrt.runtime import Config, create_predictor
+from tests import models
 from tests.models import f32, make
 
-BIG = 60000.0  # within FP16's range as a weight; (x + bias) * BIG is not, for x + bias > 1.09
-
-
-def _overflowing() -> onnx.ModelProto:
-    """A Mul by a large constant undone by a Div: exact in FP32, infinite in FP16."""
-    nodes = [h.make_node("Add", ["x", "bias"], ["a"], name="add"),
-             h.make_node("Mul", ["a", "big"], ["m"], name="scale_up"),
-             h.make_node("Div", ["m", "big"], ["d"], name="scale_down"),
-             h.make_node("Relu", ["d"], ["r"], name="relu"),
-             h.make_node("Add", ["r", "bias"], ["y"], name="shift")]
-    weights = [numpy_helper.from_array(np.linspace(-1, 1, 16).astype(np.float32), "bias"),
-               numpy_helper.from_array(np.array(BIG, np.float32), "big")]
-    return make(nodes, [f32("x", [2, 16])], [f32("y", [2, 16])], weights)
+_overflowing = models.fp16_overflow  # a Mul by 60000 undone by a Div: infinite in FP16
 
 
 def _fp16(**settings: object) -> TensorRTConfig:

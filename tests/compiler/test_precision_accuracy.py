@@ -49,8 +49,11 @@ def test_precision_stays_close_to_fp32(model: str, mode: str) -> None:
 
 
 def test_the_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--models", "cnn", "--modes", "fp16", "--samples", "2"]) == 0
+    assert bench.main(["--models", "cnn", "--modes", "fp16", "--samples", "2", "--unguarded"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1].split() == ["model", "mode", "max_abs", "rel_l2", "agreement", "fp32_nodes",
-                                "q_nodes", "metric"]
-    assert lines[2].split()[:2] == ["cnn", "fp16"]
+                                "q_nodes", "guard_before", "guard_after", "demoted", "guard_s",
+                                "metric"]
+    assert lines[2].split()[:2] == ["cnn", "fp16-"] and lines[2].split()[7:9] == ["nan", "nan"]
+    assert lines[3].split()[:2] == ["cnn", "fp16"]
+    assert float(lines[3].split()[8]) <= 1e-2  # the guard checked the engine

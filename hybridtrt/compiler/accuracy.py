@@ -21,7 +21,7 @@ import onnx
 
 from hybridtrt.compiler.lowp import Lowered, as_fp32
 from hybridtrt.errors import AccuracyError
-from hybridtrt.ort_support import runnable_bytes
+from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.progress import Bar, bar
 
 __all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "output_errors"]
@@ -138,10 +138,18 @@ def _run(model: onnx.ModelProto, feeds: Feeds) -> Outputs:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(runnable_bytes(model), options,
-                                   providers=["CPUExecutionProvider"])
-    wanted = [i.name for i in session.get_inputs()]
-    return [[np.asarray(v) for v in session.run(None, {n: f[n] for n in wanted})] for f in feeds]
+    try:
+        session = ort.InferenceSession(runnable_bytes(model), options,
+                                       providers=["CPUExecutionProvider"])
+        wanted = [i.name for i in session.get_inputs()]
+        return [[np.asarray(v) for v in session.run(None, {n: f[n] for n in wanted})]
+                for f in feeds]
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+        raise _Unrunnable(first_line(exc)) from exc
+
+
+class _Unrunnable(Exception):
+    """ONNX Runtime cannot run the engine's subgraph on the CPU (the guard is skipped)."""
 
 
 class _Search:
@@ -169,7 +177,7 @@ class _Search:
 
     def with_low(self, keep: Mapping[str, str], low: Sequence[str],
                  lowered: Sequence[str]) -> tuple[OutputError, ...]:
-        """The errors when of the nodes ``low`` only ``lowered`` are in low precision."""
+        """The errors when, of the nodes ``low``, only ``lowered`` are in low precision."""
         chosen = set(lowered)
         return self.errors(self.lower({**keep, **{n: "" for n in low if n not in chosen}}))
 
@@ -210,10 +218,11 @@ class _Search:
             else:
                 lo, failing = mid, errors
         worst = _worst(failing)
-        reason = (f"accuracy guard: one of the first {hi} low-precision node(s) in topological "
-                  f"order, the fewest that kept in FP32 bring the engine within tolerance (with "
-                  f"{lo} output '{worst.output}' errs by {worst.rel_l2:.3g}, relative L2; "
-                  f"tolerance {worst.tolerance:g})")
+        fewer = f"the first {lo} only" if lo else "none of them"
+        reason = (f"accuracy guard: of the first {hi} low-precision nodes in topological order, "
+                  f"the fewest that, kept in FP32, bring the engine within tolerance (with "
+                  f"{fewer} kept, output '{worst.output}' errs by {worst.rel_l2:.3g}, relative "
+                  f"L2; tolerance {worst.tolerance:g})")
         return [Demotion(n, "", worst.output, worst.rel_l2, reason) for n in low[:hi]]
 
 
@@ -223,8 +232,9 @@ def _worst(errors: Sequence[OutputError]) -> OutputError:
 
 def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
           keep: Mapping[str, str], feeds: Feeds, types: set[int],
-          tolerance: Callable[[str], float], engine: str, strict: bool) -> Checked:
-    """Check an engine, and keep in FP32 the nodes that put it beyond tolerance.
+          tolerance: Callable[[str], float], engine: str, strict: bool) -> Checked | None:
+    """Check an engine, and keep in FP32 the nodes that put it beyond tolerance (None, with a
+    warning, when ONNX Runtime cannot run it on the CPU).
 
     Args:
         reference: The engine's FP32 subgraph as a model.
@@ -239,8 +249,18 @@ def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lower
     Raises:
         AccuracyError: ``strict`` and an output beyond tolerance.
     """
+    try:
+        return _check(reference, lower, dict(keep), feeds, types, tolerance, engine, strict)
+    except _Unrunnable as exc:
+        _LOG.warning("engine %s is not checked against FP32: ONNX Runtime cannot run it on the "
+                     "CPU (%s)", engine, exc)
+        return None
+
+
+def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
+           keep: dict[str, str], feeds: Feeds, types: set[int],
+           tolerance: Callable[[str], float], engine: str, strict: bool) -> Checked:
     start = time.perf_counter()
-    keep = dict(keep)
     with bar(total=None, desc=f"accuracy guard {engine}", unit="run") as shown:
         search = _Search(reference, lower, feeds, types, tolerance, shown)
         lowered = lower(keep)

@@ -194,13 +194,12 @@ class PrecisionStage:
         feeds = [f for plan in self.plans for f in plan.feeds]
         if missing and feeds:
             try:
-                for name, values in zip(missing, zip(*(
-                        [v[n] for n in missing] for v in tensor_values(self.index, missing, feeds)))):
-                    self.values[name] = list(values)
+                found = tensor_values(self.index, missing, feeds)
             except (InputError, KeyError) as exc:
                 _LOG.warning("accuracy guard: cannot record the warm-up values of %s (%s)",
                              ", ".join(missing), exc)
                 return None
+            self.values.update({n: [run[n] for run in found] for n in missing})
         if not feeds or any(n not in self.values for n in names):
             return None
         return [{n: self.values[n][r] for n in names} for r in range(len(feeds))]
@@ -256,7 +255,7 @@ class PrecisionStage:
             return None
         checked = accuracy.check(original, lower, keep, feeds, {dtype}, self.config.tolerance,
                                  engine, self.config.strict_accuracy)
-        self.guard_seconds += checked.seconds
+        self.guard_seconds += checked.seconds if checked is not None else 0.0
         return checked
 
     def _sensitive(self, model: onnx.ModelProto, prefix: str) -> dict[str, str]:

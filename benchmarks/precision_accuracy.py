@@ -3,12 +3,17 @@
 Every engine's typed subgraph (casts for FP16/BF16, Q/DQ for INT8) runs in ONNX Runtime on
 the CPU, so these numbers measure the graph transformation hybridtrt writes for TensorRT, not
 TensorRT's kernels (BF16 is emulated: FP32 compute with every BF16 value rounded). Models: the
-PaddleOCR recognizer and detector from the rapidocr wheel on text rendered with Pillow, and a
-small CNN built in code.
+PaddleOCR recognizer and detector from the rapidocr wheel on text rendered with Pillow, a
+small CNN and the pattern of a classifier exported from TensorFlow (``clf``), built in code.
 
-    python benchmarks/precision_accuracy.py [--modes fp16 bf16 int8 int8:8] [--models rec det cnn]
+    python benchmarks/precision_accuracy.py [--modes fp16 bf16 int8 int8:8] [--models rec det cnn clf]
+        [--unguarded]
 
-``int8:N`` is INT8 with ``int8_fp32_layers=N`` (the N most sensitive layers kept FP32).
+``int8:N`` is INT8 with ``int8_fp32_layers=N`` (the N most sensitive layers kept FP32). For
+FP16/BF16 the accuracy guard's columns give the worst engine output's relative L2 error on the
+warm-up inputs before and after it, the nodes it kept FP32 and its time; ``--unguarded`` adds
+rows converted with ``accuracy_check=False`` (mode ``fp16-`` / ``bf16-``), the error on the test
+inputs without the guard.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class Row:
     metric: str
     fp32_nodes: int
     quantize_nodes: int
+    guard_before: float = float("nan")  # worst engine output's relative L2, warm-up inputs
+    guard_after: float = float("nan")
+    demoted: int = 0  # nodes the accuracy guard kept FP32
+    guard_seconds: float = 0.0
 
 
 def sentences(count: int, seed: int) -> list[str]:
@@ -215,6 +224,7 @@ CASES: dict[str, Case] = {
                 _text_agreement(str(paddleocr_model("rec")))),
     "det": Case(lambda: str(paddleocr_model("det")), det_feeds, _mask_iou),
     "cnn": Case(small_cnn, cnn_feeds, _top1),
+    "clf": Case(tf_classifier, classifier_feeds, _top1),  # the TensorFlow classifier pattern
 }
 
 
@@ -226,6 +236,7 @@ def measure(name: str, mode: str, samples: int = 40, calibration: int = 16,
     nodes compute in FP16 for real (no emulation; BF16 stays emulated).
     """
     case = CASES[name]
+    mode, unguarded = mode.rstrip("-"), mode.endswith("-")  # "fp16-": the accuracy guard off
     model = case.model()
     feeds = case.feeds(samples, 1000)
     samples_seen = case.feeds(calibration, 0)  # warm-up and calibration: not the test inputs
@@ -236,6 +247,7 @@ def measure(name: str, mode: str, samples: int = 40, calibration: int = 16,
         precision_mode=precision,
         calibration_data=samples_seen if precision == "int8" else None,
         int8_fp32_layers=int(kept or 0),
+        accuracy_check=not unguarded,
     )
     hybrid = convert(model, config)
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(model)
@@ -253,9 +265,18 @@ def measure(name: str, mode: str, samples: int = 40, calibration: int = 16,
                            / sum(np.sum(a ** 2) for a in ref)))
     agreement, metric = case.compare(ref, got)
     engines = hybrid.report().engines
-    return Row(name, mode, max_abs, rel_l2, agreement, metric,
+    checked = [e for e in engines if e.accuracy_after]
+    return Row(name, mode + "-" * unguarded, max_abs, rel_l2, agreement, metric,
                sum(len(e.fp32_nodes) for e in engines),
-               sum(_quantize_nodes(hybrid, e.name) for e in engines))
+               sum(_quantize_nodes(hybrid, e.name) for e in engines),
+               _worst(checked, "accuracy_before"), _worst(checked, "accuracy_after"),
+               sum(len(e.accuracy_demoted) for e in engines),
+               hybrid.stage_seconds.get("accuracy guard", 0.0))
+
+
+def _worst(engines: Sequence[object], field: str) -> float:
+    errors = [o["rel_l2"] for e in engines for o in getattr(e, field)]
+    return max(errors) if errors else float("nan")
 
 
 def _quantize_nodes(hybrid: object, engine: str) -> int:
@@ -265,10 +286,13 @@ def _quantize_nodes(hybrid: object, engine: str) -> int:
 
 def table(rows: Sequence[Row]) -> str:
     lines = [f"{'model':<6}{'mode':<8}{'max_abs':>10}{'rel_l2':>10}{'agreement':>11}  "
-             f"{'fp32_nodes':>10}{'q_nodes':>9}  metric"]
+             f"{'fp32_nodes':>10}{'q_nodes':>9}{'guard_before':>14}{'guard_after':>13}"
+             f"{'demoted':>9}{'guard_s':>9}  metric"]
     for r in rows:
         lines.append(f"{r.model:<6}{r.mode:<8}{r.max_abs:>10.2e}{r.rel_l2:>10.2e}"
-                     f"{r.agreement:>11.3f}  {r.fp32_nodes:>10}{r.quantize_nodes:>9}  {r.metric}")
+                     f"{r.agreement:>11.3f}  {r.fp32_nodes:>10}{r.quantize_nodes:>9}"
+                     f"{r.guard_before:>14.2e}{r.guard_after:>13.2e}{r.demoted:>9}"
+                     f"{r.guard_seconds:>9.1f}  {r.metric}")
     return "\n".join(lines)
 
 
@@ -277,12 +301,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["fp16", "bf16", "int8", "int8:8"])
     parser.add_argument("--models", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--samples", type=int, default=40, help="test inputs per model")
+    parser.add_argument("--unguarded", action="store_true",
+                        help="also convert FP16/BF16 with the accuracy guard off")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="where the hybrid model runs (the FP32 reference runs on the CPU)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    modes = [m for mode in args.modes
+             for m in ([mode + "-", mode] if args.unguarded and mode in ("fp16", "bf16") else [mode])]
     rows = [measure(m, mode, args.samples, device=args.device)
-            for m in args.models for mode in args.modes]
+            for m in args.models for mode in modes]
     print(f"{args.samples} test inputs per model; reference: FP32 ONNX Runtime (CPU) on the "
           f"original model; typed engines run through ONNX Runtime on {args.device} (BF16 "
           "emulated" + (", FP16 emulated by rounding after every node)" if args.device == "cpu"

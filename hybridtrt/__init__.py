@@ -8,6 +8,7 @@ from hybridtrt.compiler.hybrid import HybridModel, load
 from hybridtrt.compiler.pipeline import convert
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import (
+    AccuracyError,
     ConfigError,
     EngineBuildError,
     ExecutionError,
@@ -22,6 +23,7 @@ from hybridtrt.errors import (
 )
 
 __all__ = [
+    "AccuracyError",
     "ConfigError",
     "EngineBuildError",
     "ExecutionError",

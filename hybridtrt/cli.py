@@ -22,7 +22,7 @@ from hybridtrt.compiler.calibration import NEEDS_DATA
 from hybridtrt.compiler.hybrid import load
 from hybridtrt.compiler.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import analyze, convert
-from hybridtrt.compiler.report import name_order
+from hybridtrt.compiler.report import accuracy_line, name_order
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError, HybridTRTError, InputError, SaveError
 from hybridtrt.demo import run_demo
@@ -143,6 +143,15 @@ def _add_convert_args(conv: argparse.ArgumentParser) -> None:
     conv.add_argument("--ops-run-float", help="op types or node names kept FP32 in FP16/BF16, A,B")
     conv.add_argument("--no-precision-guard", action="store_true",
                       help="do not keep fragile nodes (overflow, long reductions) in FP32")
+    conv.add_argument("--accuracy-tolerance", metavar="TOL|NAME=TOL[,NAME=TOL...]",
+                      help="FP16/BF16: relative L2 error each engine output may have against "
+                           "FP32 on the warm-up inputs (default 1e-2), or per output")
+    conv.add_argument("--no-accuracy-check", action="store_true",
+                      help="FP16/BF16: do not check engines against FP32 (nor keep the nodes "
+                           "that break them in FP32)")
+    conv.add_argument("--strict-accuracy", action="store_true",
+                      help="FP16/BF16: fail when an engine errs beyond the tolerance instead "
+                           "of keeping the nodes responsible in FP32")
     conv.add_argument("--calibration-data", type=Path,
                       help="INT8: directory of .npz feeds (or .npy for one-input models)")
     conv.add_argument("--calibration-method", default="percentile",
@@ -296,6 +305,9 @@ def _convert(args: argparse.Namespace) -> int:
                      hardware_compatibility=args.hardware_compatibility, device_id=args.device,
                      ops_run_float=[s for s in (args.ops_run_float or "").split(",") if s],
                      precision_guard=not args.no_precision_guard,
+                     accuracy_check=not args.no_accuracy_check,
+                     accuracy_tolerance=_tolerance_flag(args.accuracy_tolerance),
+                     strict_accuracy=args.strict_accuracy,
                      calibration_data=str(args.calibration_data) if args.calibration_data else None,
                      calibration_method=args.calibration_method,
                      calibration_cache=args.calibration_cache,
@@ -312,10 +324,30 @@ def _convert(args: argparse.Namespace) -> int:
                           "--calibration-cache FILE, or a model that already carries "
                           "QuantizeLinear/DequantizeLinear nodes") from exc
     path = hybrid.save(args.output, external_data=True if args.external_data else None)
-    _print_result(hybrid.report(), args.json)
+    report = hybrid.report()
+    _print_result(report, args.json)
+    guarded = [accuracy_line(e) for e in report.engines if e.accuracy_demoted]
+    if guarded:  # one line per engine the accuracy guard changed, and its time
+        seconds = hybrid.stage_seconds.get("accuracy guard", 0.0)
+        print("\n" + "\n".join(guarded) + f"\naccuracy guard: {seconds:.2f} s in all",
+              file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json != "-":
         print(f"\nsaved {path}")
     return 0
+
+
+def _tolerance_flag(text: str | None) -> float | dict[str, float] | None:
+    """``--accuracy-tolerance``: one number, or NAME=TOL pairs separated by commas."""
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = [item.rpartition("=") for item in text.split(",") if item]
+        return {name: float(value) for name, _, value in pairs}
+    except ValueError as exc:
+        raise ConfigError(f"--accuracy-tolerance takes a number (1e-2) or NAME=TOL pairs "
+                          f"separated by commas (probs=1e-2,boxes=5e-2), got {text!r}") from exc
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import enum
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -133,6 +133,8 @@ class Input:
 
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# The accuracy guard's default bound on each engine output's relative L2 error against FP32.
+DEFAULT_ACCURACY_TOLERANCE = {"fp16": 1e-2, "bf16": 1e-2}
 BACKENDS = ("auto", "tensorrt", "tensorrt_rtx")
 
 _SHAPE_FIELDS = ("min_input_shape", "optim_input_shape", "max_input_shape")
@@ -147,6 +149,14 @@ def _samples(data: Any, label: str) -> tuple[np.ndarray, ...]:
     if len(ranks) != 1:
         raise ConfigError(f"{label}.warmup_data arrays have different ranks: {sorted(ranks)}")
     return arrays
+
+
+def _tolerance(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0 < float(value) < float("inf"):
+        raise ConfigError(f"{what} must be a positive number (a relative L2 error such as "
+                          f"1e-2), got {value!r}")
+    return float(value)
 
 
 def _check_order(label: str, lo: Shape, opt: Shape, hi: Shape) -> None:
@@ -181,6 +191,15 @@ class TensorRTConfig:
             lists each with its reason).
         clamp_fp16_weights: Clamp weights beyond FP16's range (with a warning) instead of
             keeping their nodes in FP32.
+        accuracy_check: FP16/BF16: run each lowered engine and its FP32 original in ONNX
+            Runtime on the warm-up inputs and, where an output errs beyond
+            ``accuracy_tolerance``, keep the nodes responsible in FP32 (found by bisection).
+        accuracy_tolerance: The relative L2 error each engine output may have against FP32
+            (an output also passes when its largest absolute error is within a tenth of this
+            times the output's range): a number, or ``{tensor name: number}`` for some engine
+            outputs (the others keep the default: 1e-2 for FP16 and BF16).
+        strict_accuracy: Raise ``AccuracyError`` for an engine beyond tolerance instead of
+            keeping nodes in FP32.
         calibration_data: INT8 samples: an iterable of ``{input name: array}`` feeds, or a
             directory of ``.npz`` files (one feed each) or ``.npy`` files (single-input models).
         calibration_method: ``"percentile"`` (default: 99.999th percentile, robust to
@@ -229,6 +248,9 @@ class TensorRTConfig:
     ops_run_float: Sequence[str] = ()
     precision_guard: bool = True
     clamp_fp16_weights: bool = False
+    accuracy_check: bool = True
+    accuracy_tolerance: float | Mapping[str, float] | None = None
+    strict_accuracy: bool = False
     calibration_data: Any = None
     calibration_method: str = "percentile"
     calibration_cache: str | os.PathLike[str] | None = None
@@ -271,7 +293,8 @@ class TensorRTConfig:
                 or self.int8_fp32_layers < 0:
             raise ConfigError(f"int8_fp32_layers must be an integer >= 0, got "
                               f"{self.int8_fp32_layers!r}")
-        for flag in ("strict", "strip_weights", "precision_guard", "clamp_fp16_weights"):
+        for flag in ("strict", "strip_weights", "precision_guard", "clamp_fp16_weights",
+                     "accuracy_check", "strict_accuracy"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         for name in ("min_subgraph_size", "workspace_size", "optimization_level", "device_id"):
@@ -295,6 +318,7 @@ class TensorRTConfig:
         if self.int8_fp32_layers and self.precision_mode is not PrecisionMode.INT8:
             raise ConfigError(f"int8_fp32_layers applies to precision_mode INT8, not "
                               f"{self.precision_mode.value}")
+        self._check_accuracy_settings()
         if int(self.workspace_size) <= 0:
             raise ConfigError(f"workspace_size must be a positive byte count, got {self.workspace_size}")
         if not 0 <= int(self.optimization_level) <= 5:
@@ -302,6 +326,32 @@ class TensorRTConfig:
                 f"optimization_level must be 0..5 (TensorRT builder levels), got "
                 f"{self.optimization_level}"
             )
+
+    def _check_accuracy_settings(self) -> None:
+        tolerance = self.accuracy_tolerance
+        if isinstance(tolerance, Mapping):
+            object.__setattr__(self, "accuracy_tolerance", {
+                str(k): _tolerance(v, f"accuracy_tolerance[{k!r}]") for k, v in tolerance.items()})
+        elif tolerance is not None:
+            object.__setattr__(self, "accuracy_tolerance",
+                               _tolerance(tolerance, "accuracy_tolerance"))
+        if self.strict_accuracy and not self.accuracy_check:
+            raise ConfigError("strict_accuracy=True needs accuracy_check=True (it raises when "
+                              "the accuracy check fails)")
+        given = [n for n, v in (("accuracy_tolerance", tolerance is not None),
+                                ("strict_accuracy", self.strict_accuracy)) if v]
+        if given and self.precision_mode.value not in DEFAULT_ACCURACY_TOLERANCE:
+            raise ConfigError(f"{' and '.join(given)} apply to precision_mode FP16 or BF16 (the "
+                              f"accuracy guard checks their engines), not "
+                              f"{self.precision_mode.value}")
+
+    def tolerance(self, output: str) -> float:
+        """The accuracy guard's relative L2 bound for the engine output ``output``."""
+        default = DEFAULT_ACCURACY_TOLERANCE.get(self.precision_mode.value, 0.0)
+        tolerance = self.accuracy_tolerance
+        if isinstance(tolerance, Mapping):
+            return float(tolerance.get(output, default))
+        return float(tolerance) if tolerance is not None else default
 
     def build_settings(self) -> dict[str, Any]:
         """The settings that change an engine (and so its cache key and fingerprint)."""
@@ -325,6 +375,13 @@ class TensorRTConfig:
                         "precision_guard": self.precision_guard}
             if mode is PrecisionMode.FP16:
                 settings["clamp_fp16_weights"] = self.clamp_fp16_weights
+            settings["accuracy_check"] = self.accuracy_check
+            if self.accuracy_check:
+                tolerance = self.accuracy_tolerance
+                settings["accuracy_tolerance"] = (
+                    dict(sorted(tolerance.items())) if isinstance(tolerance, Mapping)
+                    else self.tolerance(""))
+                settings["strict_accuracy"] = self.strict_accuracy
         elif mode is PrecisionMode.INT8:
             settings = {"calibration_method": self.calibration_method}
             if self.int8_fp32_layers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AccuracyError",
     "ConfigError",
     "EngineBuildError",
     "ExecutionError",
@@ -39,6 +40,10 @@ class UnsupportedModelError(HybridTRTError):
 
 class EngineBuildError(HybridTRTError):
     """TensorRT could not build an engine and strict mode was asked for."""
+
+
+class AccuracyError(EngineBuildError):
+    """A low-precision engine errs beyond ``accuracy_tolerance`` and strict_accuracy was asked for."""
 
 
 class IncompatibleEngineError(HybridTRTError):

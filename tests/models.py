@@ -96,3 +96,16 @@ def conv_classifier(channels: int = 8, size: int = 16) -> onnx.ModelProto:
              h.make_node("Flatten", ["p"], ["f"], name="flatten"),
              h.make_node("MatMul", ["f", "fc"], ["y"], name="fc")]
     return make(nodes, [f32("x", [1, 3, size, size])], [f32("y", [1, 5])], [w, fc])
+
+
+def fp16_overflow(big: float = 60000.0) -> onnx.ModelProto:
+    """x (2x16) -> Add -> Mul by ``big`` -> Div by ``big`` -> Relu -> Add -> y: exact in FP32,
+    infinite in FP16 where x + bias > 65504 / big (a weight within FP16's range)."""
+    nodes = [h.make_node("Add", ["x", "bias"], ["a"], name="add"),
+             h.make_node("Mul", ["a", "big"], ["m"], name="scale_up"),
+             h.make_node("Div", ["m", "big"], ["d"], name="scale_down"),
+             h.make_node("Relu", ["d"], ["r"], name="relu"),
+             h.make_node("Add", ["r", "bias"], ["y"], name="shift")]
+    weights = [numpy_helper.from_array(np.linspace(-1, 1, 16).astype(np.float32), "bias"),
+               numpy_helper.from_array(np.array(big, np.float32), "big")]
+    return make(nodes, [f32("x", [2, 16])], [f32("y", [2, 16])], weights)

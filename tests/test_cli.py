@@ -301,3 +301,25 @@ def test_bad_calibration_files_and_output_folders_are_one_clear_line(
     assert main(["run", str(hybrid), "--output-dir", "/proc/nope", "-q"]) == 1
     err = capsys.readouterr().err
     assert "--output-dir: cannot write /proc/nope/" in err and "Traceback" not in err
+
+
+def test_convert_says_what_the_accuracy_guard_kept_in_fp32(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(models.fp16_overflow(), str(path))
+    out = str(tmp_path / "h.onnx")
+    common = ["convert", str(path), "-o", out, "--precision", "fp16", "--no-precision-guard",
+              "--min-subgraph-size", "1", "-q"]
+    assert main(common) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^accuracy guard: tensorrt_engine_0 keeps 2 more node\(s\) in FP32 "
+                     r"\(scale_up, scale_down\): output 'y' relative L2 inf -> \S+ \(tolerance "
+                     r"0.01\), \d+ runs$", printed, re.M), printed
+    assert re.search(r"^accuracy guard: \d+\.\d\d s in all$", printed, re.M)
+    assert main([*common, "--no-accuracy-check"]) == 0
+    assert "accuracy guard" not in capsys.readouterr().out
+    assert main([*common, "--strict-accuracy"]) == 2 - 1  # a failure of the model, not of usage
+    assert "engine tensorrt_engine_0: output 'y' errs by inf" in capsys.readouterr().err
+    assert main([*common, "--accuracy-tolerance", "y=1e-3,z=0.1"]) == 0
+    assert "(tolerance 0.001)" in capsys.readouterr().out
+    assert main([*common, "--accuracy-tolerance", "tight"]) == 2
+    assert "--accuracy-tolerance takes a number (1e-2) or NAME=TOL pairs" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from hybridtrt.compiler.graph import rename_reads
+from hybridtrt.compiler.graph import GraphIndex, rename_reads
 from hybridtrt.errors import ConfigError
 
 __all__ = ["FP16_MAX", "KeptNode", "Lowered", "as_fp32", "big_weights",
@@ -49,11 +49,13 @@ class Lowered:
         model: The typed model; its inputs and outputs keep their FP32 types.
         kept: Nodes left in FP32 with the reason, in graph order.
         clamped: Weights whose values were clamped to FP16's range.
+        low: The nodes left in low precision, in topological order.
     """
 
     model: onnx.ModelProto
     kept: tuple[KeptNode, ...]
     clamped: tuple[str, ...]
+    low: tuple[str, ...] = ()
 
 
 def constants_as_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -143,7 +145,10 @@ def lower(
         elif node.op_type in blocked_ops and any(n in floats for n in (*node.input, *node.output)):
             kept.append(KeptNode(node.name, node.op_type,
                                  "ONNX Runtime's float16 converter keeps this op in FP32"))
-    return Lowered(converted, tuple(kept), clamped)
+    fp32 = {k.name for k in kept}
+    nodes = source.graph.node
+    low = tuple(nodes[k].name for k in GraphIndex(source).topo_order if nodes[k].name not in fp32)
+    return Lowered(converted, tuple(kept), clamped, low)
 
 
 def _drop_repeated_casts(graph: onnx.GraphProto) -> None:
@@ -170,21 +175,25 @@ def _drop_round_trips(graph: onnx.GraphProto, before: onnx.GraphProto) -> None:
     consumer kept in FP32, so a value kept FP32 for its range still overflows in between."""
     original = {n.name for n in before.node}
     made = {o: n for n in graph.node for o in n.output}
+    outputs = {o.name for o in graph.output}
     rename = {}
+    direct = False
     for node in graph.node:
         first = made.get(node.input[0]) if node.op_type == "Cast" and node.input else None
         if (node.name in original or first is None or first.op_type != "Cast"
                 or first.name in original or _cast_to(node) != TensorProto.FLOAT
                 or _cast_to(first) not in _LOW):
             continue
-        rename[node.output[0]] = first.input[0]
-    if not rename:
+        if node.output[0] in outputs:
+            node.input[0] = first.input[0]  # a graph output: FP32 cast to FP32, no rounding
+            direct = True
+        else:
+            rename[node.output[0]] = first.input[0]
+    if not rename and not direct:
         return
-    outputs = {o.name for o in graph.output}
-    nodes = [n for n in graph.node if not (n.output and n.output[0] in rename
-                                           and n.output[0] not in outputs)]
+    nodes = [n for n in graph.node if not (n.output and n.output[0] in rename)]
     for node in nodes:
-        rename_reads(node, {k: v for k, v in rename.items() if k not in outputs})
+        rename_reads(node, rename)
     read = {i for n in nodes for i in n.input} | outputs
     nodes = [n for n in nodes if n.op_type != "Cast" or n.name in original or
              any(o in read for o in n.output)]

@@ -230,6 +230,8 @@ def _convert(
         builder = builder or default_builder(config.cache_dir, config.device_id, None,
                                              config.backend, config.target_compute_capabilities)
         engines = _engines(index, clustering.parts, book, config, builder, precision)
+    if precision.guard_seconds:
+        _TIMES["accuracy guard"] = precision.guard_seconds  # within "engines"
     clustering = _refined(clustering, engines)
     check_acyclic(index.deps, clustering.parts, "rewrite")
     report = _report(loaded, clustering, engines.records, engines.disagreements)
@@ -375,7 +377,7 @@ class _EngineStage:
             ins, outs = self.book.profiles(io.inputs), self.book.profiles(io.outputs)
             graph = extract_subgraph(index, part, io, name, ins, outs)
             model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
-            typed = (self.precision.apply(model, f"{name}_{part.nodes[0]}/")
+            typed = (self.precision.apply(model, f"{name}_{part.nodes[0]}/", name)
                      if self.precision is not None
                      else Typed(model, {"mode": self.config.precision_mode.value, "fp32_nodes": []}))
             self.made[part.nodes] = _Sub(model, typed, io, ins, outs)

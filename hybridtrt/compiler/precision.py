@@ -13,21 +13,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import TensorProto
 
-from hybridtrt.compiler import calibration, guards, int8, lowp, sensitivity
+from hybridtrt.compiler import accuracy, calibration, guards, int8, lowp, sensitivity
 from hybridtrt.compiler.graph import GraphIndex
 from hybridtrt.compiler.loading import LoadedModel, load_model
 from hybridtrt.compiler.partition import Partition
 from hybridtrt.compiler.shapes import RunPlan, record_stats, tensor_values
 from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.converters.registry import REGISTRY
-from hybridtrt.errors import ConfigError, InternalError
+from hybridtrt.errors import ConfigError, InputError, InternalError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.trt.library import rules_library
 
@@ -139,21 +140,15 @@ class PrecisionStage:
         self.calibration: calibration.Calibration | None = None
         self.model_qdq = carries_qdq(index.model)
         self.examples: tuple[dict[str, Any], ...] = ()
+        self.values: dict[str, list[np.ndarray]] = {}  # warm-up values of engine inputs
+        self.guard_seconds = 0.0
         self.library_fp32 = REGISTRY.for_library(rules_library(config.backend)).fp32_ops(
             config.precision_mode.value)
 
     def prepare(self, parts: Sequence[Partition]) -> None:
         """Record what the precision decisions need for ``parts``."""
-        known = {n.name for n in self.index.nodes} | {n.op_type for n in self.index.nodes}
-        unknown = [k for k in self.config.ops_run_float if k not in known]
-        if unknown and self.mode in (PrecisionMode.FP16, PrecisionMode.BF16):
-            _LOG.warning("ops_run_float: %s name no node and no op type of this model",
-                         ", ".join(repr(k) for k in unknown))
-        if self.mode in (PrecisionMode.FP16, PrecisionMode.BF16) and self.config.precision_guard:
-            tensors = list(dict.fromkeys(
-                n for p in parts for node in p.nodes
-                for n in (*self.index.node_inputs[node], *self.index.nodes[node].output) if n))
-            self.stats = record_stats(self.index, tensors, self.plans)
+        if self.mode in (PrecisionMode.FP16, PrecisionMode.BF16):
+            self._prepare_16_bit(parts)
         elif self.mode is PrecisionMode.INT8 and self.model_qdq and self.config.int8_fp32_layers:
             _LOG.warning("int8_fp32_layers is ignored: the model carries its own Q/DQ nodes, "
                          "which are built as they are")
@@ -166,32 +161,102 @@ class PrecisionStage:
                 self.examples = self.calibration.examples or calibration.examples(
                     self.config.calibration_data, self.index)
 
-    def apply(self, model: onnx.ModelProto, prefix: str) -> Typed:
-        """``model`` (a cluster) in the engine precision; new names start with ``prefix``.
+    def _prepare_16_bit(self, parts: Sequence[Partition]) -> None:
+        index = self.index
+        known = {n.name for n in index.nodes} | {n.op_type for n in index.nodes}
+        unknown = [k for k in self.config.ops_run_float if k not in known]
+        if unknown:
+            _LOG.warning("ops_run_float: %s name no node and no op type of this model",
+                         ", ".join(repr(k) for k in unknown))
+        if self.config.precision_guard:
+            tensors = list(dict.fromkeys(
+                n for p in parts for node in p.nodes
+                for n in (*index.node_inputs[node], *index.nodes[node].output) if n))
+            self.stats = record_stats(index, tensors, self.plans)
+        tolerance = self.config.accuracy_tolerance
+        if isinstance(tolerance, dict):
+            unknown = [k for k in tolerance if k not in index.producer]
+            if unknown:
+                _LOG.warning("accuracy_tolerance: %s name no tensor a node of this model makes",
+                             ", ".join(repr(k) for k in unknown))
+        if self.config.accuracy_check and parts:
+            inputs = []
+            for part in parts:
+                made = {o for n in part.nodes for o in index.nodes[n].output}
+                inputs += [t for n in part.nodes for t in index.node_inputs[n]
+                           if t not in made and (t in index.producer or t in index.graph_inputs)]
+            self._warm_values(list(dict.fromkeys(inputs)))
+
+    def _warm_values(self, names: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
+        """The warm-up values of ``names``, one dict per run (one run of the model records
+        those not recorded yet); None when they cannot be had."""
+        missing = [n for n in names if n not in self.values]
+        feeds = [f for plan in self.plans for f in plan.feeds]
+        if missing and feeds:
+            try:
+                found = tensor_values(self.index, missing, feeds)
+            except (InputError, KeyError) as exc:
+                _LOG.warning("accuracy guard: cannot record the warm-up values of %s (%s)",
+                             ", ".join(missing), exc)
+                return None
+            self.values.update({n: [run[n] for run in found] for n in missing})
+        if not feeds or any(n not in self.values for n in names):
+            return None
+        return [{n: self.values[n][r] for n in names} for r in range(len(feeds))]
+
+    def apply(self, model: onnx.ModelProto, prefix: str, engine: str = "") -> Typed:
+        """``model`` (a cluster of engine ``engine``) in the engine precision; new names start
+        with ``prefix``.
 
         The result's nodes are in topological order (the converters append their casts and
         Q/DQ nodes at the end; TensorRT's parser reads nodes in order).
+
+        Raises:
+            AccuracyError: ``strict_accuracy`` and a lowered output beyond tolerance.
         """
-        typed = self._typed(model, prefix)
+        typed = self._typed(model, prefix, engine or prefix.rstrip("/"))
         return Typed(topologically_sorted(typed.model), typed.info)
 
-    def _typed(self, model: onnx.ModelProto, prefix: str) -> Typed:
+    def _typed(self, model: onnx.ModelProto, prefix: str, engine: str) -> Typed:
         mode = self.mode
+        original = model
         if mode is not PrecisionMode.FP32 and not self.model_qdq:
             model = fold_layers(model)
         if mode in (PrecisionMode.FP16, PrecisionMode.BF16):
             keep = guards.fp32_nodes(model.graph.node, mode, self.config.ops_run_float,
                                      self.config.precision_guard, self.stats, self.library_fp32)
             dtype = TensorProto.FLOAT16 if mode is PrecisionMode.FP16 else TensorProto.BFLOAT16
-            lowered = lowp.lower(model, dtype, keep, prefix, self.config.clamp_fp16_weights)
+
+            def lower(chosen: Mapping[str, str]) -> lowp.Lowered:
+                return lowp.lower(model, dtype, chosen, prefix, self.config.clamp_fp16_weights)
+
+            checked = self._checked(original, lower, keep, dtype, engine)
+            lowered = checked.lowered if checked is not None else lower(keep)
             info: dict[str, Any] = {"mode": mode.value, "fp32_nodes": [
                 [k.name, k.op_type, k.reason] for k in lowered.kept]}
             if lowered.clamped:
                 info["clamped_weights"] = list(lowered.clamped)
+            if checked is not None:
+                info["accuracy"] = checked.info()
             return Typed(lowered.model, info)
         if mode is PrecisionMode.INT8:
             return self._int8(model, prefix)
         return Typed(model, {"mode": mode.value, "fp32_nodes": []})
+
+    def _checked(self, original: onnx.ModelProto,
+                 lower: Callable[[Mapping[str, str]], lowp.Lowered], keep: Mapping[str, str],
+                 dtype: int, engine: str) -> accuracy.Checked | None:
+        """The accuracy guard's outcome for one engine (None when it is off or cannot run)."""
+        if not self.config.accuracy_check:
+            return None
+        weights = {t.name for t in original.graph.initializer}
+        feeds = self._warm_values([i.name for i in original.graph.input if i.name not in weights])
+        if feeds is None:
+            return None
+        checked = accuracy.check(original, lower, keep, feeds, {dtype}, self.config.tolerance,
+                                 engine, self.config.strict_accuracy)
+        self.guard_seconds += checked.seconds if checked is not None else 0.0
+        return checked
 
     def _sensitive(self, model: onnx.ModelProto, prefix: str) -> dict[str, str]:
         """The ``int8_fp32_layers`` layers of ``model`` most hurt by quantization, with why."""

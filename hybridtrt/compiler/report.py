@@ -15,8 +15,8 @@ from hybridtrt.converters.registry import dtype_name
 from hybridtrt.format import EngineRecord
 from hybridtrt.trt.library import RTX, TENSORRT, label
 
-__all__ = ["EngineSummary", "OpSummary", "OutsideNode", "Report", "engine_summary", "name_order",
-           "op_table"]
+__all__ = ["EngineSummary", "OpSummary", "OutsideNode", "Report", "accuracy_line",
+           "engine_summary", "name_order", "op_table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,11 @@ class EngineSummary:
     """One ``tensorrt_engine`` node: size, I/O with their shape ranges, build status, precision.
 
     ``fp32_nodes`` lists ``(name, op type, reason)`` of the nodes kept in FP32 in an FP16/BF16
-    engine; ``quantization`` says where an INT8 engine's Q/DQ scales came from.
+    engine; ``quantization`` says where an INT8 engine's Q/DQ scales came from. The accuracy
+    guard's outcome: ``accuracy_before`` and ``accuracy_after`` hold one ``{"output", "rel_l2",
+    "max_abs", "tolerance"}`` per output (empty when unchecked), ``accuracy_demoted`` the
+    ``(name, op type, output, relative L2)`` of each node it kept in FP32, ``accuracy_runs`` its
+    ONNX Runtime runs (its time is ``HybridModel.stage_seconds["accuracy guard"]``).
     """
 
     name: str
@@ -57,6 +61,10 @@ class EngineSummary:
     fp32_nodes: tuple[tuple[str, str, str], ...] = ()
     quantization: str = ""
     built_with: str = ""
+    accuracy_before: tuple[dict[str, Any], ...] = ()
+    accuracy_after: tuple[dict[str, Any], ...] = ()
+    accuracy_demoted: tuple[tuple[str, str, str, float], ...] = ()
+    accuracy_runs: int = 0
 
 
 def _built_with(fingerprint: Mapping[str, Any]) -> str:
@@ -108,6 +116,7 @@ def engine_summary(record: EngineRecord) -> EngineSummary:
         return tuple(result)
 
     ops = Counter(n.op_type for n in record.subgraph.node)
+    checked = record.precision.get("accuracy", {})
     return EngineSummary(
         name=record.name,
         nodes=len(record.subgraph.node),
@@ -120,6 +129,10 @@ def engine_summary(record: EngineRecord) -> EngineSummary:
         fp32_nodes=tuple(tuple(k) for k in record.precision.get("fp32_nodes", ())),  # type: ignore[misc]
         quantization=str(record.precision.get("quantization", "")),
         built_with=_built_with(record.fingerprint) if record.engine else "",
+        accuracy_before=tuple(checked.get("before", ())),
+        accuracy_after=tuple(checked.get("after", ())),
+        accuracy_demoted=tuple(tuple(d) for d in checked.get("demoted", ())),  # type: ignore[misc]
+        accuracy_runs=int(checked.get("runs", 0)),
     )
 
 
@@ -156,6 +169,9 @@ class Report:
                      "reasons": [list(r) for r in o.reasons]} for o in self.ops],
             "engines": [{**vars(e), "op_types": [list(t) for t in e.op_types],
                          "fp32_nodes": [list(k) for k in e.fp32_nodes],
+                         "accuracy_before": list(e.accuracy_before),
+                         "accuracy_after": list(e.accuracy_after),
+                         "accuracy_demoted": [list(d) for d in e.accuracy_demoted],
                          "inputs": list(e.inputs), "outputs": list(e.outputs)}
                         for e in self.engines],
             "outside": [vars(o) for o in self.outside],
@@ -179,6 +195,10 @@ class Report:
             engines=tuple(
                 EngineSummary(**{**e, "op_types": tuple(tuple(x) for x in e["op_types"]),
                                  "fp32_nodes": tuple(tuple(k) for k in e.get("fp32_nodes", ())),
+                                 "accuracy_before": tuple(e.get("accuracy_before", ())),
+                                 "accuracy_after": tuple(e.get("accuracy_after", ())),
+                                 "accuracy_demoted": tuple(
+                                     tuple(d) for d in e.get("accuracy_demoted", ())),
                                  "inputs": tuple(e["inputs"]), "outputs": tuple(e["outputs"])})
                 for e in data["engines"]
             ),
@@ -212,6 +232,7 @@ class Report:
             if engine.fp32_nodes:
                 lines.append(f"  kept in FP32 ({len(engine.fp32_nodes)}):")
                 lines += [f"    {name} ({op}): {why}" for name, op, why in engine.fp32_nodes]
+            lines += _accuracy_lines(engine)
         if self.disagreements:
             lines += ["", f"TensorRT's ONNX parser rejected {len(self.disagreements)} node(s) our "
                           "rules accept:"]
@@ -220,6 +241,35 @@ class Report:
 
     def __str__(self) -> str:
         return self.render()
+
+
+def accuracy_line(engine: EngineSummary) -> str:
+    """One line on what the accuracy guard did to ``engine`` (empty when it was not checked)."""
+    text = _accuracy_text(engine)
+    return f"accuracy guard: {engine.name} {text}" if text else ""
+
+
+def _accuracy_text(engine: EngineSummary) -> str:
+    if not engine.accuracy_after:
+        return ""
+    worst = [max(errors, key=lambda e: e["rel_l2"] / e["tolerance"])
+             for errors in (engine.accuracy_before, engine.accuracy_after)]
+    change = (f"output '{worst[0]['output']}' relative L2 {worst[0]['rel_l2']:.3g} -> "
+              f"{worst[1]['rel_l2']:.3g} (tolerance {worst[1]['tolerance']:g}), "
+              f"{engine.accuracy_runs} runs")
+    if not engine.accuracy_demoted:
+        return f"within tolerance: {change}"
+    names = ", ".join(d[0] for d in engine.accuracy_demoted)
+    return (f"keeps {len(engine.accuracy_demoted)} more node(s) in FP32 ({names}): {change}")
+
+
+def _accuracy_lines(engine: EngineSummary) -> list[str]:
+    text = _accuracy_text(engine)
+    if not text:
+        return []
+    return [f"  accuracy guard: {text}"] + [
+        f"    {name} ({op}): moved '{output}' by {error:.3g}"
+        for name, op, output, error in engine.accuracy_demoted]
 
 
 def _reasons(reasons: Sequence[tuple[str, int]]) -> str:

@@ -100,7 +100,9 @@ def test_guard_keeps_nodes_whose_warmup_activations_pass_fp16_safe_range():
 
 def test_weights_beyond_fp16_keep_their_node_fp32_or_are_clamped(tmp_path, caplog):
     model = _scaled_model(1e6)
-    config = TensorRTConfig(precision_mode="fp16", min_subgraph_size=1, precision_guard=False)
+    # the weight rule alone: random warm-up inputs overflow 'a', which the accuracy guard would catch
+    config = TensorRTConfig(precision_mode="fp16", min_subgraph_size=1, precision_guard=False,
+                            accuracy_check=False)
     hybrid = convert(model, config)
     kept = hybrid.report().engines[0].fp32_nodes
     assert kept == (("scale", "Mul", "weight 'k' reaches 1e+06, beyond FP16's range (65504)"),)

@@ -96,8 +96,10 @@ def test_paddleocr_models_build_whole(tmp_path, precision):
     for kind, path in paddleocr_models().items():
         model = onnx.load(str(path))
         name = model.graph.input[0].name
+        # accuracy_check=False: the engines as the rules type them (on these random warm-up
+        # inputs the accuracy guard keeps more FP32, which would hide what RTX builds in 16 bit)
         hybrid = convert(model, rtx(inputs=[Input(name, *SHAPES[kind])], precision_mode=precision,
-                                    cache_dir=tmp_path))
+                                    cache_dir=tmp_path, accuracy_check=False))
         report = hybrid.report()
         assert [e.status for e in hybrid.engines] == ["built"], (kind, report.render())
         assert report.nodes_in_tensorrt == report.nodes, (kind, report.render())

@@ -1,0 +1,297 @@
+"""The accuracy guard: a lowered FP16/BF16 engine against its FP32 original, on warm-up inputs.
+
+Both run in ONNX Runtime on the CPU (16-bit values emulated by rounding, as the runtime does
+without TensorRT). When an output errs beyond its tolerance, the node responsible is found by
+bisecting the low-precision nodes in topological order (lowering only a prefix of them), kept
+in FP32, and the engine checked again, until it is within tolerance or entirely FP32. When
+single nodes stop paying off (an error made of many small ones), the fewest first nodes that
+bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+
+from hybridtrt.compiler.lowp import Lowered, as_fp32
+from hybridtrt.errors import AccuracyError
+from hybridtrt.ort_support import first_line, runnable_bytes
+from hybridtrt.progress import Bar, bar
+
+__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "output_errors"]
+
+_LOG = logging.getLogger("hybridtrt")
+# Nodes found one at a time (log2 of the node count runs each) before a whole prefix is kept.
+PINPOINTED = 8
+Feeds = Sequence[Mapping[str, np.ndarray]]
+Outputs = list[list[np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputError:
+    """How far one engine output moved from FP32 over the warm-up inputs.
+
+    Attributes:
+        output: The tensor's name.
+        rel_l2: ``||low - fp32|| / ||fp32||`` over every run (non-float outputs: the share of
+            elements that differ).
+        max_abs: The largest absolute error divided by the output's range in FP32.
+        tolerance: The bound on ``rel_l2``; the output also passes when ``max_abs`` is within a
+            tenth of it.
+    """
+
+    output: str
+    rel_l2: float
+    max_abs: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.rel_l2 <= self.tolerance or self.max_abs <= self.tolerance / 10
+
+    def to_json(self) -> dict[str, Any]:
+        return {"output": self.output, "rel_l2": self.rel_l2, "max_abs": self.max_abs,
+                "tolerance": self.tolerance}
+
+
+@dataclasses.dataclass(frozen=True)
+class Demotion:
+    """A node the guard kept in FP32: the output its lowering moved most, and by how much."""
+
+    name: str
+    op_type: str
+    output: str
+    error: float
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """The guard's outcome for one engine.
+
+    Attributes:
+        lowered: The engine as it ships (the demoted nodes in FP32).
+        before: Each output's error with only the rules' FP32 nodes.
+        after: Each output's error as it ships.
+        demoted: The nodes the guard kept in FP32, in the order found.
+        runs: ONNX Runtime evaluations of the engine, the FP32 reference included.
+        seconds: Time spent (not part of ``info``, which is saved with the model).
+    """
+
+    lowered: Lowered
+    before: tuple[OutputError, ...]
+    after: tuple[OutputError, ...]
+    demoted: tuple[Demotion, ...]
+    runs: int
+    seconds: float
+
+    def info(self) -> dict[str, Any]:
+        """JSON-ready, deterministic facts for the engine's record and the report."""
+        return {"before": [e.to_json() for e in self.before],
+                "after": [e.to_json() for e in self.after],
+                "demoted": [[d.name, d.op_type, d.output, d.error] for d in self.demoted],
+                "runs": self.runs}
+
+
+def output_errors(got: Outputs, want: Outputs, names: Sequence[str],
+                  tolerance: Callable[[str], float]) -> tuple[OutputError, ...]:
+    """Each output's error over all runs (``got[run][output]`` against ``want``)."""
+    found = []
+    for k, name in enumerate(names):
+        a = np.concatenate([np.ravel(run[k]) for run in got]) if got else np.zeros(0)
+        b = np.concatenate([np.ravel(run[k]) for run in want]) if want else np.zeros(0)
+        rel_l2, max_abs = _error(a, b)
+        found.append(OutputError(name, rel_l2, max_abs, tolerance(name)))
+    return tuple(found)
+
+
+def _error(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    if got.shape != want.shape:
+        return float("inf"), float("inf")
+    if want.dtype.kind != "f":
+        share = float(np.mean(got != want)) if want.size else 0.0
+        return share, share
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    finite = np.isfinite(want)
+    same_special = np.all((got[~finite] == want[~finite]) | (np.isnan(got[~finite])
+                                                             & np.isnan(want[~finite])))
+    if not same_special or not np.all(np.isfinite(got[finite])):
+        return float("inf"), float("inf")
+    diff = got[finite] - want[finite]
+    if not diff.size:
+        return 0.0, 0.0
+    norm, spread, worst = float(np.linalg.norm(want[finite])), float(np.ptp(want[finite])), \
+        float(np.max(np.abs(diff)))
+    rel_l2 = float(np.linalg.norm(diff)) / norm if norm else (0.0 if worst == 0 else float("inf"))
+    max_abs = worst / spread if spread else (0.0 if worst == 0 else float("inf"))
+    return rel_l2, max_abs
+
+
+def _run(model: onnx.ModelProto, feeds: Feeds) -> Outputs:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(runnable_bytes(model), options,
+                                       providers=["CPUExecutionProvider"])
+        wanted = [i.name for i in session.get_inputs()]
+        return [[np.asarray(v) for v in session.run(None, {n: f[n] for n in wanted})]
+                for f in feeds]
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+        raise _Unrunnable(first_line(exc)) from exc
+
+
+class _Unrunnable(Exception):
+    """ONNX Runtime cannot run the engine's subgraph on the CPU (the guard is skipped)."""
+
+
+class _Search:
+    """Runs of one engine with chosen nodes kept in FP32, against the FP32 reference."""
+
+    def __init__(self, reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
+                 feeds: Feeds, types: set[int], tolerance: Callable[[str], float],
+                 shown: Bar) -> None:
+        self.lower, self.feeds, self.types, self.tolerance = lower, feeds, types, tolerance
+        self.shown = shown
+        self.names = [o.name for o in reference.graph.output]
+        self.want = _run(reference, feeds)
+        self.runs = 1
+        shown.advance()
+
+    def errors(self, lowered: Lowered) -> tuple[OutputError, ...]:
+        model = lowered.model
+        emulated = onnx.helper.make_model(as_fp32(model.graph, self.types),
+                                          opset_imports=list(model.opset_import))
+        emulated.ir_version = model.ir_version
+        got = _run(emulated, self.feeds)
+        self.runs += 1
+        self.shown.advance()
+        return output_errors(got, self.want, self.names, self.tolerance)
+
+    def with_low(self, keep: Mapping[str, str], low: Sequence[str],
+                 lowered: Sequence[str]) -> tuple[OutputError, ...]:
+        """The errors when, of the nodes ``low``, only ``lowered`` are in low precision."""
+        chosen = set(lowered)
+        return self.errors(self.lower({**keep, **{n: "" for n in low if n not in chosen}}))
+
+    def responsible(self, keep: Mapping[str, str], low: Sequence[str],
+                    failing: tuple[OutputError, ...]) -> Demotion:
+        """The first node of ``low`` whose lowering (with the ones before it) fails."""
+        lo, hi = 0, len(low)  # lowering low[:lo] passes (nothing lowered), low[:hi] fails
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            errors = self.with_low(keep, low, low[:mid])
+            if all(e.passed for e in errors):
+                lo = mid
+            else:
+                hi, failing = mid, errors
+        name = low[hi - 1]
+        alone = self.with_low(keep, low, [name])
+        if not all(e.passed for e in alone):
+            worst = _worst(alone)
+            reason = (f"accuracy guard: lowering it alone moved output '{worst.output}' by "
+                      f"{worst.rel_l2:.3g} (relative L2; tolerance {worst.tolerance:g})")
+        else:
+            worst = _worst(failing)
+            reason = (f"accuracy guard: lowering it after the {hi - 1} low-precision node(s) "
+                      f"before it moved output '{worst.output}' by {worst.rel_l2:.3g} (relative "
+                      f"L2; tolerance {worst.tolerance:g}; alone {_worst(alone).rel_l2:.3g})")
+        return Demotion(name, "", worst.output, worst.rel_l2, reason)
+
+    def prefix(self, keep: Mapping[str, str], low: Sequence[str],
+               failing: tuple[OutputError, ...]) -> list[Demotion]:
+        """The fewest first nodes of ``low`` that, kept in FP32, bring every output within
+        tolerance (all of them at most)."""
+        lo, hi = 0, len(low)  # keeping low[:lo] fails, keeping low[:hi] (all) passes
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            errors = self.with_low(keep, low, low[mid:])
+            if all(e.passed for e in errors):
+                hi = mid
+            else:
+                lo, failing = mid, errors
+        worst = _worst(failing)
+        fewer = f"the first {lo} only" if lo else "none of them"
+        reason = (f"accuracy guard: of the first {hi} low-precision nodes in topological order, "
+                  f"the fewest that, kept in FP32, bring the engine within tolerance (with "
+                  f"{fewer} kept, output '{worst.output}' errs by {worst.rel_l2:.3g}, relative "
+                  f"L2; tolerance {worst.tolerance:g})")
+        return [Demotion(n, "", worst.output, worst.rel_l2, reason) for n in low[:hi]]
+
+
+def _worst(errors: Sequence[OutputError]) -> OutputError:
+    return max(errors, key=lambda e: (e.rel_l2 / e.tolerance if e.tolerance else e.rel_l2))
+
+
+def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
+          keep: Mapping[str, str], feeds: Feeds, types: set[int],
+          tolerance: Callable[[str], float], engine: str, strict: bool) -> Checked | None:
+    """Check an engine, and keep in FP32 the nodes that put it beyond tolerance (None, with a
+    warning, when ONNX Runtime cannot run it on the CPU).
+
+    Args:
+        reference: The engine's FP32 subgraph as a model.
+        lower: Lowers the engine with the given ``{node name: reason}`` kept in FP32.
+        keep: The nodes the rules keep in FP32.
+        feeds: Warm-up values of the engine's inputs, one ``{name: array}`` per run.
+        types: The 16-bit types the lowered engine computes in.
+        tolerance: Output name -> its relative L2 bound.
+        engine: The engine's name, for messages.
+        strict: Raise instead of keeping nodes in FP32.
+
+    Raises:
+        AccuracyError: ``strict`` and an output beyond tolerance.
+    """
+    try:
+        return _check(reference, lower, dict(keep), feeds, types, tolerance, engine, strict)
+    except _Unrunnable as exc:
+        _LOG.warning("engine %s is not checked against FP32: ONNX Runtime cannot run it on the "
+                     "CPU (%s)", engine, exc)
+        return None
+
+
+def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
+           keep: dict[str, str], feeds: Feeds, types: set[int],
+           tolerance: Callable[[str], float], engine: str, strict: bool) -> Checked:
+    start = time.perf_counter()
+    with bar(total=None, desc=f"accuracy guard {engine}", unit="run") as shown:
+        search = _Search(reference, lower, feeds, types, tolerance, shown)
+        lowered = lower(keep)
+        before = errors = search.errors(lowered)
+        if strict and not all(e.passed for e in errors):
+            worst = _worst([e for e in errors if not e.passed])
+            raise AccuracyError(
+                f"engine {engine}: output '{worst.output}' errs by {worst.rel_l2:.3g} (relative "
+                f"L2; max abs {worst.max_abs:.3g} of its range) against FP32 on the warm-up "
+                f"inputs, beyond accuracy_tolerance {worst.tolerance:g}; raise "
+                "accuracy_tolerance, or drop strict_accuracy to keep the nodes responsible in FP32")
+        demoted: list[Demotion] = []
+        history = [_worst(errors).rel_l2]
+        while not all(e.passed for e in errors) and lowered.low:
+            if len(demoted) < PINPOINTED and (len(history) < 2 or history[-1] <= history[-2] / 2):
+                found = [search.responsible(keep, lowered.low, errors)]
+            else:  # many small errors adding up: keep a prefix FP32, the way polygraphy does
+                found = search.prefix(keep, lowered.low, errors)
+            for one in found:
+                one = dataclasses.replace(one, op_type=_op_type(lowered, one.name))
+                _LOG.info("engine %s keeps %s (%s) in FP32: %s", engine, one.name, one.op_type,
+                          one.reason)
+                demoted.append(one)
+                keep[one.name] = one.reason
+            shown.note(f"{len(demoted)} node(s) kept in FP32")
+            lowered = lower(keep)
+            errors = search.errors(lowered)
+            history.append(_worst(errors).rel_l2)
+    return Checked(lowered, before, errors, tuple(demoted), search.runs,
+                   time.perf_counter() - start)
+
+
+def _op_type(lowered: Lowered, name: str) -> str:
+    return next((n.op_type for n in lowered.model.graph.node if n.name == name), "")

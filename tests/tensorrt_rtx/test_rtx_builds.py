@@ -201,3 +201,23 @@ def test_a_node_the_real_builder_refuses_is_bisected_out_and_the_rest_is_built(t
     saved = hybrid.save(tmp_path / "attn.onnx")
     got = create_predictor(Config(saved)).run(None, feeds)
     assert outputs_match(got, ort_run(model, feeds), 1e-4, 1e-5)
+
+
+def test_rtx_builds_write_no_timing_cache_and_name_a_missing_cuda_python(tmp_path, monkeypatch):
+    convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path))
+    assert len(list((tmp_path / "engines").iterdir())) == 2  # both plans were cached...
+    assert not list(tmp_path.glob("timing/*"))  # ...and no timing cache: RTX has none
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_cuda_python(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name.startswith("cuda"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_cuda_python)
+    assert BACKEND is not None
+    reason = type(BACKEND)().unusable_reason("cuda", 0)  # a fresh backend: no cached GPU answer
+    assert "cuda-python is not installed" in reason and "pip install" in reason, reason
+    assert BACKEND.build_unusable_reason(0) == ""  # RTX still builds, for its default targets

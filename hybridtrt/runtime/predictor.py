@@ -20,6 +20,7 @@ from hybridtrt.runtime.description import ModelMetadata, NodeArg, model_metadata
 from hybridtrt.runtime.device import Device, dtype_of, open_device
 from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, graph_model, graph_safe, single_graph,
                                       unsynced_safe)
+from hybridtrt.runtime.iobinding import IOBinding
 from hybridtrt.runtime.placement import kept_on_host, output_places
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
@@ -267,6 +268,16 @@ class Predictor:
         wanted = list(output_names)
         found = self.run_dict(input_feed, wanted)
         return [found[name] for name in wanted]
+
+    def io_binding(self) -> IOBinding:
+        """Bound inputs and outputs, as ``InferenceSession.io_binding()``; run them with
+        ``run_with_iobinding``."""
+        return IOBinding([i.name for i in self.get_inputs()], self._output_names,
+                         self.settings.use_gpu)
+
+    def run_with_iobinding(self, iobinding: IOBinding, run_options: Any = None) -> None:
+        """Run on ``iobinding``'s inputs; read its outputs (``run_options`` is unused)."""
+        iobinding.run(self.run_dict)
 
     def __call__(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """``run_dict(feeds)``: every output as ``{name: array}``."""

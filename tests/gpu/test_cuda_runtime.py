@@ -328,3 +328,23 @@ def test_cuda_graphs_replay_with_new_inputs_and_match_plain_onnx_runtime(
                 assert not device._bound._graphless, label  # no capture failed
         print(f"{label}: {device._bound.graph_runs} bound runs went with a graph, "
               f"{replays} runs were replays")
+
+
+def test_io_binding_takes_device_pointers_and_gives_device_outputs(tmp_path: Path) -> None:
+    import cupy
+
+    model = models.split_chain()
+    path = convert(model, DYNAMIC).save(tmp_path / "m.onnx")
+    predictor = gpu_predictor(path, isolated=False)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    on_gpu = cupy.asarray(x)
+    binding = predictor.io_binding()
+    binding.bind_input("x", "cuda", 0, np.float32, list(x.shape), on_gpu.data.ptr)
+    name = predictor.get_outputs()[0].name
+    binding.bind_output(name, "cuda")
+    predictor.run_with_iobinding(binding)
+    (device,) = binding.get_outputs()
+    assert hasattr(device, "__cuda_array_interface__")
+    (host,) = binding.copy_outputs_to_cpu()
+    expected = ort_run(model, {"x": x})[0]
+    np.testing.assert_allclose(host, expected, rtol=1e-5, atol=1e-5)

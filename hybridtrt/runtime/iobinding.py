@@ -23,7 +23,8 @@ class _DeviceArray:
     """Device memory at ``pointer``, seen through ``__cuda_array_interface__`` (not owned)."""
 
     def __init__(self, pointer: int, shape: Sequence[int], dtype: np.dtype) -> None:
-        self.__cuda_array_interface__ = {"shape": tuple(int(d) for d in shape),
+        self.shape, self.dtype = tuple(int(d) for d in shape), dtype
+        self.__cuda_array_interface__ = {"shape": self.shape,
                                          "typestr": dtype.str, "data": (int(pointer), False),
                                          "version": 3}
 

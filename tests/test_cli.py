@@ -323,3 +323,14 @@ def test_convert_says_what_the_accuracy_guard_kept_in_fp32(tmp_path: Path, capsy
     assert "(tolerance 0.001)" in capsys.readouterr().out
     assert main([*common, "--accuracy-tolerance", "tight"]) == 2
     assert "--accuracy-tolerance takes a number (1e-2) or NAME=TOL pairs" in capsys.readouterr().err
+
+
+def test_fp16_convert_with_ops_run_float_prints_nothing_but_the_result(tmp_path: Path) -> None:
+    """Issue 20 saw ~80 lines of protobuf NodeProto text on stderr for this command."""
+    squeezenet = hybridtrt.examples.onnx_light_model("squeezenet")
+    done = _cli("convert", str(squeezenet), "-o", "sq16.onnx", "--precision", "fp16",
+                "--ops-run-float", "Softmax,conv1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "NodeProto" not in done.stderr and "input:" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") <= 2, done.stderr  # at most the guard's own warnings
+    assert "saved sq16.onnx" in done.stdout

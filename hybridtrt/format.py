@@ -20,6 +20,7 @@ __all__ = [
     "ENGINE",
     "FORMAT_VERSION",
     "META_FORMAT",
+    "META_GRAPH_SHA256",
     "META_REPORT",
     "META_VERSION",
     "SPLIT",
@@ -37,6 +38,7 @@ SPLIT = "split"
 META_FORMAT = "hybridtrt.format_version"
 META_VERSION = "hybridtrt.version"
 META_REPORT = "hybridtrt.report"
+META_GRAPH_SHA256 = "hybridtrt.graph_sha256"
 
 STATUS_NOT_BUILT = "not_built"
 STATUS_BUILT = "built"
@@ -219,6 +221,49 @@ def format_version(model: onnx.ModelProto) -> int | None:
                 )
             return int(value)
     return None
+
+
+def graph_digest(graph: onnx.GraphProto) -> str:
+    """SHA-256 of the main graph: its structure, then each initializer's name, type, dims and
+    bytes. An engine node counts by its ``subgraph_sha256`` and ``engine_sha256`` attributes
+    (``EngineRecord.verify`` checks its subgraph and plan against them)."""
+    digest = hashlib.sha256()
+    structure = onnx.GraphProto()
+    structure.name, structure.doc_string = graph.name, graph.doc_string
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(structure, field).extend(getattr(graph, field))
+    for node in structure.node:
+        if node.domain == DOMAIN and node.op_type == ENGINE:  # these carry their own checksums
+            kept = [a for a in node.attribute if a.name not in ("subgraph", "engine")]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+    _canonical_tensors(structure)  # attribute tensors, whether stored inline or outside
+    digest.update(structure.SerializeToString(deterministic=True))
+    for tensor in sorted(graph.initializer, key=lambda t: t.name):
+        digest.update(f"|{tensor.name}|{tensor.data_type}|{list(tensor.dims)}|".encode())
+        digest.update(tensor.raw_data if tensor.HasField("raw_data")
+                      else numpy_helper.to_array(tensor).tobytes())
+    return digest.hexdigest()
+
+
+def stamp_graph_digest(model: onnx.ModelProto) -> None:
+    """Write ``subgraph_digest`` of the whole main graph (every weight, every engine) into the
+    model's metadata, replacing an older one."""
+    digest = graph_digest(model.graph)
+    kept = [p for p in model.metadata_props if p.key != META_GRAPH_SHA256]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=META_GRAPH_SHA256, value=digest)
+
+
+def verify_graph_digest(model: onnx.ModelProto, source: str) -> None:
+    """Raise FormatError when the main graph no longer matches the digest saved with it (files
+    written before it was recorded carry none and pass)."""
+    stored = metadata(model).get(META_GRAPH_SHA256)
+    if stored is not None and graph_digest(model.graph) != stored:
+        raise FormatError(f"{source}: its graph or weights do not match the checksum saved with "
+                          "them (the file was modified or corrupted); convert the original "
+                          "model again, or load(..., verify=False) to read it anyway")
 
 
 def metadata(model: onnx.ModelProto) -> Mapping[str, str]:

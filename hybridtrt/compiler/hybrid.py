@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import hashlib
@@ -10,6 +11,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import filelock
@@ -26,6 +28,8 @@ from hybridtrt.format import (
     engine_nodes,
     format_version,
     metadata,
+    stamp_graph_digest,
+    verify_graph_digest,
 )
 
 __all__ = ["HybridModel", "load"]
@@ -94,7 +98,8 @@ class HybridModel:
                 stale = _data_files_of(target)
                 prefix = f".hybridtrt-{target.name}-"
                 _remove_leftovers(target.parent, prefix)  # of saves to this path that were killed
-                with tempfile.TemporaryDirectory(prefix=prefix, dir=target.parent) as tmp:
+                with tempfile.TemporaryDirectory(prefix=prefix, dir=target.parent) as tmp, \
+                        _stamped(self.model):  # load verifies every weight against the digest
                     staged = Path(tmp) / target.name
                     data_name = self._write(staged, external)
                     if data_name:
@@ -125,6 +130,19 @@ class HybridModel:
                         all_tensors_to_one_file=True, location=data_name, size_threshold=1024,
                         convert_attribute=True)
         return data_name if (staged.parent / data_name).exists() else ""
+
+
+@contextlib.contextmanager
+def _stamped(model: onnx.ModelProto) -> Iterator[None]:
+    """``model`` with its graph digest in the metadata while it is written; as before after."""
+    before = [(p.key, p.value) for p in model.metadata_props]
+    stamp_graph_digest(model)
+    try:
+        yield
+    finally:
+        del model.metadata_props[:]
+        for key, value in before:
+            model.metadata_props.add(key=key, value=value)
 
 
 def _remove_leftovers(folder: Path, prefix: str) -> None:
@@ -173,8 +191,13 @@ def _data_files_of(target: Path) -> set[str]:
     return names
 
 
-def load(path: str | os.PathLike[str]) -> HybridModel:
+def load(path: str | os.PathLike[str], *, verify: bool = True) -> HybridModel:
     """Read a saved hybrid model and verify it.
+
+    Args:
+        path: The ``.onnx`` file (its external data is read from next to it).
+        verify: Check the whole graph and every weight against the checksum saved with them
+            (False: trust the file; engine subgraphs and plans are still checked).
 
     Raises:
         ModelLoadError: The file is missing or not ONNX.
@@ -195,7 +218,9 @@ def load(path: str | os.PathLike[str]) -> HybridModel:
             f"{path} uses hybrid format version {version}; this hybridtrt reads up to "
             f"{FORMAT_VERSION}: upgrade hybridtrt"
         )
-    hybrid = HybridModel(model)
+    hybrid = HybridModel(model)  # engine records first: their errors name the field
     for engine in hybrid.engines:
         engine.verify()
+    if verify:
+        verify_graph_digest(model, str(path))
     return hybrid

@@ -98,3 +98,39 @@ def test_external_data_must_be_a_file_inside_the_models_folder(tmp_path: Path) -
     onnx.save(model, str(tmp_path / "out.onnx"))
     with pytest.raises(ModelLoadError, match=r"reads external data '\.\./"):
         convert(str(tmp_path / "out.onnx"), TensorRTConfig())
+
+
+def test_a_flipped_bit_in_a_weight_onnx_runtime_runs_fails_the_load(tmp_path: Path) -> None:
+    config = TensorRTConfig(inputs=[], disable_ops=["MatMul"])  # fc stays in the main graph
+    saved = convert(models.conv_classifier(), config).save(tmp_path / "m.onnx")
+    assert load(saved).model.graph.initializer  # the weight ONNX Runtime runs is there
+    model = onnx.load(str(saved))
+    weight = next(t for t in model.graph.initializer if t.name == "fc")
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values.view("uint32").flat[3] ^= 1 << 30  # one bit
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, "fc"))
+    onnx.save(model, str(tmp_path / "flipped.onnx"))
+    with pytest.raises(FormatError, match="its graph or weights do not match the checksum saved"):
+        load(tmp_path / "flipped.onnx")
+    assert load(tmp_path / "flipped.onnx", verify=False).engines  # trusted: read anyway
+    again = load(saved).save(tmp_path / "again.onnx")  # a save stamps the digest afresh
+    assert Path(again).read_bytes() == Path(saved).read_bytes()
+
+
+def test_the_checksum_holds_for_weights_inside_and_outside_engines_in_external_data(tmp_path: Path) -> None:
+    import numpy as np
+
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), f"w{k}")
+               for k in range(3)]
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["a"]), helper.make_node("MatMul", ["a", "w1"], ["b"]),
+             helper.make_node("Sin", ["b"], ["c"]), helper.make_node("MatMul", ["c", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    config = TensorRTConfig(inputs=[], disable_ops=["Sin"], min_subgraph_size=2)
+    saved = convert(model, config).save(tmp_path / "m.onnx", external_data=True)
+    assert len(list(tmp_path.glob("m.onnx.*.data"))) == 1  # engine and main-graph weights outside
+    again = load(saved)  # verifies
+    assert load(again.save(tmp_path / "inline.onnx", external_data=False)).engines

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from hybridtrt import Input, TensorRTConfig, convert
+from hybridtrt.format import stamp_graph_digest
 from hybridtrt.runtime import Config, create_predictor
 from tests import models
 
@@ -19,6 +20,7 @@ def test_an_engine_named_like_a_path_profiles_inside_the_profile_folder(tmp_path
     model = onnx.load(str(convert(models.split_chain(), CONFIG).save(tmp_path / "m.onnx")))
     engine = next(n for n in model.graph.node if n.op_type == "tensorrt_engine")
     engine.name = "../escaped/pwned"
+    stamp_graph_digest(model)  # a crafted file, not a corrupted one: its checksum fits
     onnx.save(model, str(tmp_path / "evil.onnx"))
     (tmp_path / "escaped").mkdir()
     profiles = tmp_path / "profiles"

@@ -1,5 +1,5 @@
 """``hybridtrt serve`` as a user runs it: a plain ONNX model converted and served, answers equal to
-ONNX Runtime on the original, SIGINT stops it; bad settings fail before Ray starts."""
+ONNX Runtime on the original, SIGINT or SIGTERM stops it; bad settings fail before Ray starts."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def _lines(stream: object, into: queue.Queue) -> None:
         into.put(line)
 
 
-def test_serve_a_plain_onnx_model_then_sigint_stops_it() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_a_plain_onnx_model_then_a_signal_stops_it(stop: signal.Signals) -> None:
     model = onnx_light_model("squeezenet")
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -82,8 +83,8 @@ def test_serve_a_plain_onnx_model_then_sigint_stops_it() -> None:
         (expected,) = session.run([out["name"]], {"data_0": x})
         np.testing.assert_allclose(np.array(out["data"], np.float32).reshape(out["shape"]),
                                    expected, rtol=1e-4, atol=1e-5)
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=60) == 0
+        server.send_signal(stop)
+        assert server.wait(timeout=60) == 0  # drained and stopped within 60 s
     finally:
         if server.poll() is None:
             server.kill()

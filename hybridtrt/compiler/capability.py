@@ -76,8 +76,8 @@ def judge_node(
     if not verdict:
         return verdict
     verdict = found.judge(ctx)
-    for library, check in found.checks_in if verdict else ():
-        extra = check(ctx) if library == registry.library else verdict
+    for library, check in found.checks_in:
+        extra = check(ctx) if verdict and library == registry.library else Verdict.yes()
         if not extra:
             return Verdict.no(f"{label(library)}: {extra.reason}")
     return verdict

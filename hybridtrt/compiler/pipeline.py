@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import hashlib
 import logging
@@ -323,15 +324,20 @@ class _Engines:
     disagreements: tuple[OutsideNode, ...]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Sub:
-    """One cluster as a model: FP32 (for the parser) and typed (for the build and the record)."""
+    """One cluster as a model: FP32 (for the parser) and typed (for the build and the record,
+    made on first use: pieces the parser refuses are never lowered or accuracy-checked)."""
 
     model: onnx.ModelProto
-    typed: Typed
+    make_typed: Callable[[], Typed]
     io: ClusterIO
     ins: tuple[Any, ...]
     outs: tuple[Any, ...]
+
+    @functools.cached_property
+    def typed(self) -> Typed:
+        return self.make_typed()
 
 
 def _engines(
@@ -377,9 +383,11 @@ class _EngineStage:
             ins, outs = self.book.profiles(io.inputs), self.book.profiles(io.outputs)
             graph = extract_subgraph(index, part, io, name, ins, outs)
             model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
-            typed = (self.precision.apply(model, f"{name}_{part.nodes[0]}/", name)
-                     if self.precision is not None
-                     else Typed(model, {"mode": self.config.precision_mode.value, "fp32_nodes": []}))
+            precision, prefix = self.precision, f"{name}_{part.nodes[0]}/"
+            typed: Callable[[], Typed] = (
+                (lambda: precision.apply(model, prefix, name)) if precision is not None
+                else (lambda: Typed(model, {"mode": self.config.precision_mode.value,
+                                            "fp32_nodes": []})))
             self.made[part.nodes] = _Sub(model, typed, io, ins, outs)
         return self.made[part.nodes]
 

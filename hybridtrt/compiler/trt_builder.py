@@ -13,6 +13,7 @@ from hybridtrt.format import subgraph_digest
 from hybridtrt.trt.api import BuildSpec, ParserVerdict, TensorRTFailure, TrtBackend, load_backend
 from hybridtrt.trt.cache import EngineCache, cache_key
 from hybridtrt.trt.fingerprint import plan_fingerprint
+from hybridtrt.trt.library import TENSORRT
 
 __all__ = ["TensorRTBuilder", "content_digest", "default_builder", "engine_key"]
 
@@ -62,7 +63,7 @@ class TensorRTBuilder:
     def _version(self) -> str:
         """The library and version, as cache keys tell them apart."""
         library = self.backend.library
-        return self.backend.version if library == "tensorrt" else f"{library}-{self.backend.version}"
+        return self.backend.version if library == TENSORRT else f"{library}-{self.backend.version}"
 
     def parser_support(self, model: onnx.ModelProto) -> ParserVerdict | None:
         return self.backend.parse_support(_model_bytes(model))
@@ -71,8 +72,9 @@ class TensorRTBuilder:
               profiles: Sequence[Mapping[str, Mapping[str, list[int]]]],
               settings: Mapping[str, Any]) -> BuildResult:
         version, capability = self._version, self.gpu.compute_capability
-        strip = bool(settings.get("strip_weights", True)) and self.target.can_strip
-        if strip != bool(settings.get("strip_weights", True)):
+        requested = bool(settings.get("strip_weights", True))
+        strip = requested and self.target.can_strip
+        if strip != requested:
             _LOG.info("engine %s: a full plan (weight-stripped plans need a GPU at build time)", name)
         key = engine_key(model.graph, profiles, {**settings, "strip_weights": strip}, version,
                          capability)

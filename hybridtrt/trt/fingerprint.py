@@ -11,6 +11,7 @@ from hybridtrt.trt.library import RTX, TENSORRT, label
 
 __all__ = ["incompatibility", "plan_fingerprint"]
 
+
 def plan_fingerprint(tensorrt_version: str, gpu: GpuInfo, hardware_compatibility: str,
                      library: str = TENSORRT, stripped: bool = False) -> dict[str, Any]:
     """What a plan is tied to, written next to it in the engine node.
@@ -43,9 +44,9 @@ def incompatibility(fingerprint: Mapping[str, Any], tensorrt_version: str, gpu: 
     """Why a plan with ``fingerprint`` cannot run with this TensorRT on ``gpu`` ("" when it can).
 
     A plan runs only under the library and version that built it. A TensorRT-RTX plan runs on
-    the compute capabilities it was built for. Its GPU must have the same
-    compute capability, unless it was built hardware-compatible: ``ampere_plus`` runs on any
-    compute capability >= 8.0.
+    the compute capabilities it was built for; a TensorRT plan on a GPU of the compute
+    capability that built it, unless it was built hardware-compatible: ``ampere_plus`` runs
+    on any compute capability >= 8.0.
     """
     built_with = fingerprint.get("tensorrt_version")
     built_for = fingerprint.get("compute_capability")

@@ -45,8 +45,8 @@ def target(requested: Sequence[str], gpu: GpuInfo | None) -> BuildTarget:
     """The build target: the requested capabilities, else this GPU's when RTX runs on it, else
     ``DEFAULT_TARGETS``. Weight-stripped plans need a GPU at build time."""
     chosen = check_targets(requested)
-    if not chosen:
-        usable = gpu is not None and runs_on(gpu.compute_capability, BUILDABLE)
-        chosen = (_canonical(gpu.compute_capability),) if usable and gpu else DEFAULT_TARGETS
+    if not chosen and gpu is not None and runs_on(gpu.compute_capability, BUILDABLE):
+        chosen = (_canonical(gpu.compute_capability),)
+    chosen = chosen or DEFAULT_TARGETS
     name = f"TensorRT-RTX targets {', '.join(chosen)}"
     return BuildTarget(GpuInfo(name, ",".join(chosen)), chosen, can_strip=gpu is not None)

@@ -61,11 +61,28 @@ def missing_package(exc: ModuleNotFoundError) -> str | None:
     return f"{what} is not installed: {how}"
 
 
+# The same advice as a client of `hybridtrt serve` can act on it.
+_CLIENT_WORDS = [
+    ("Convert again with a wider Input range, or call config.allow_rebuild()",
+     "send shapes within these ranges (the model was converted for them)"),
+]
+
+
+def reworded(text: str, table: Sequence[tuple[str, str]]) -> str:
+    """``text`` with each phrase of ``table`` replaced by its counterpart."""
+    for said, instead in table:
+        text = text.replace(said, instead)
+    return text
+
+
 def cli_words(text: str) -> str:
     """``text`` with Python advice ("call config.allow_rebuild()") said as the CLI's flags."""
-    for python, flag in _CLI_WORDS:
-        text = text.replace(python, flag)
-    return text
+    return reworded(text, _CLI_WORDS)
+
+
+def client_words(text: str) -> str:
+    """``text`` with Python advice said as what a serving client may do instead."""
+    return reworded(text, _CLIENT_WORDS)
 
 
 def exit_status(exc: HybridTRTError, inputs_from_flags: bool = False) -> int:

@@ -10,7 +10,10 @@ ORT_MAX_IR = 13  # the newest IR version ONNX Runtime (1.31) reads
 
 
 def runnable_bytes(model: onnx.ModelProto) -> bytes:
-    """``model`` serialized with its IR version capped at what ONNX Runtime reads (a copy)."""
+    """``model`` serialized with its IR version capped at what ONNX Runtime reads (the model
+    itself is left as it is)."""
+    if model.ir_version <= ORT_MAX_IR:
+        return model.SerializeToString()
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     copy.ir_version = min(copy.ir_version, ORT_MAX_IR)

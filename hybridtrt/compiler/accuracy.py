@@ -193,7 +193,7 @@ class _Search:
             else:
                 hi, failing = mid, errors
         name = low[hi - 1]
-        alone = self.with_low(keep, low, [name])
+        alone = failing if hi == 1 else self.with_low(keep, low, [name])  # hi == 1: just run
         if not all(e.passed for e in alone):
             worst = _worst(alone)
             reason = (f"accuracy guard: lowering it alone moved output '{worst.output}' by "

@@ -99,18 +99,18 @@ def group(model: Layout, items: Sequence[Item], max_rows: int) -> list[list[int]
     """Split ``items`` (by index) into runs: items of one key, in arrival order, while their
     rows fit ``row_limit``; an unbatched model or a too-large item runs alone."""
     runs: list[list[int]] = []
-    open_runs: dict[Hashable, tuple[list[int], int, int]] = {}  # key -> (run, rows, limit)
+    open_runs: dict[Hashable, tuple[list[int], int]] = {}  # key -> (run, rows)
     for index, item in enumerate(items):
         key = _key(item)
         limit = row_limit(model, item, max_rows)
-        run, rows, _ = open_runs.get(key, ([], 0, limit))
+        run, rows = open_runs.get(key, ([], 0))
         if run and rows + item.rows <= limit:
             run.append(index)
-            open_runs[key] = (run, rows + item.rows, limit)
+            open_runs[key] = (run, rows + item.rows)
             continue
         run = [index]
         runs.append(run)
-        open_runs[key] = (run, item.rows, limit)
+        open_runs[key] = (run, item.rows)
     return runs
 
 

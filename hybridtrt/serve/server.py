@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 
 from hybridtrt import __version__
+from hybridtrt.cli_support import client_words
 from hybridtrt.errors import HybridTRTError, InputError
 from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.serve.batching import Item, concatenate, group, layout, split
@@ -48,13 +49,6 @@ class _Answer:
 
 def _weight(batch: list[_Queued]) -> int:
     return sum(q.weight for q in batch)
-
-
-def _for_clients(text: str) -> str:
-    """An error as a client can act on it: advice to the model's owner (``config.*()`` calls)
-    said as what the request may do."""
-    return text.replace("Convert again with a wider Input range, or call config.allow_rebuild()",
-                        "send shapes within these ranges (the model was converted for them)")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -140,7 +134,7 @@ class ModelServer:
             if answer.error is not None:
                 raise answer.error
         except InputError as exc:
-            return _error(400, _for_clients(str(exc)))
+            return _error(400, client_words(str(exc)))
         except HybridTRTError as exc:
             return _error(500, str(exc))
         content, head = encode_response(self.settings.name, answer.outputs or {}, parsed.binary,

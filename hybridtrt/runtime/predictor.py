@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import re
@@ -15,18 +14,18 @@ import onnx
 from hybridtrt.compiler.hybrid import HybridModel, load
 from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputError, InternalError
 from hybridtrt.ort_support import first_line, runnable_bytes
+from hybridtrt.runtime.checks import InputChecks, Signature, host_signature
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.description import ModelMetadata, NodeArg, model_metadata, node_arg
-from hybridtrt.runtime.device import Device, dtype_of, open_device
+from hybridtrt.runtime.device import Device, open_device
 from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, graph_model, graph_safe, single_graph,
                                       unsynced_safe)
 from hybridtrt.runtime.iobinding import IOBinding
 from hybridtrt.runtime.placement import kept_on_host, output_places
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
-from hybridtrt.runtime.trt_segment import EngineSegment, outside_profiles
+from hybridtrt.runtime.trt_segment import EngineSegment
 from hybridtrt.trt.api import TrtBackend
-from hybridtrt.trt.profiles import select_profile
 
 __all__ = ["ModelMetadata", "NodeArg", "Predictor", "SegmentObserver", "Tensor", "create_predictor"]
 
@@ -149,10 +148,12 @@ class Predictor:
         self._inputs = [node_arg(v) for v in graph.input if v.name not in initializers]
         self._outputs = [node_arg(v) for v in graph.output]
         self._constants = {t.name: t for t in graph.initializer}
-        # inputs several segments read: staged once per run (``_check_feeds``)
-        self._shared_inputs = [i.name for i in self._inputs
-                               if sum(i.name in s.inputs for s in self.plan.segments) > 1]
-        self._stage = getattr(self.device, "staged", None)
+        # inputs several segments read: staged once per run (``InputChecks.accepted``)
+        shared = [i.name for i in self._inputs
+                  if sum(i.name in s.inputs for s in self.plan.segments) > 1]
+        self.input_checks = InputChecks(
+            self._inputs, [(r.name, r.input_names, r.profiles) for r in self.hybrid.engines],
+            self.device, self.settings.allow_rebuild, shared, getattr(self.device, "staged", None))
         read_later: set[str] = set()
         self._caller_only: list[frozenset[str]] = []
         for spec in reversed(self.plan.segments):  # outputs no later segment reads
@@ -161,14 +162,10 @@ class Predictor:
         self._caller_only.reverse()
         self._handles: dict[str, Tensor] = {}
         self._results: dict[str, Any] = {}
-        # the replay key of the last usual run and its arrays' ``_host_signature``: ``_run_hot``
-        self._hot: tuple[Any, _Signature] | None = None
+        # the replay key of the last usual run and its arrays' ``host_signature``: ``_run_hot``
+        self._hot: tuple[Any, Signature] | None = None
         self._observer: SegmentObserver | None = None
-        self._fitting: set[tuple[tuple[str, tuple[int, ...]], ...]] = set()  # input shapes known to fit
-        self._checked: set[_Signature] = set()  # (dtype, shape) per input, all checks passed
-        self._fitting_segments: set[tuple[str, tuple[tuple[int, ...], ...]]] = set()
         self._input_names = [i.name for i in self._inputs]
-        self._input_set = frozenset(self._input_names)
         self._output_names = [o.name for o in self._outputs]
         self._output_set = frozenset(self._output_names)
         only = self._segments[0] if len(self._segments) == 1 else None
@@ -314,7 +311,7 @@ class Predictor:
             unknown = [n for n in wanted if n not in self._output_set]
             raise InputError(f"unknown outputs {unknown} (the model's outputs are "
                              f"{self._output_names})")
-        values = self._execute(self._check_feeds(given), wanted, host=not device_outputs,
+        values = self._execute(self.input_checks.accepted(given), wanted, host=not device_outputs,
                                usual=given if usual else None)
         if paddle_style:
             self._results = values
@@ -330,7 +327,7 @@ class Predictor:
         (Right after a GPU run the host's caches are cold, and each Python step costs several
         times more than in a tight loop.)"""
         to_host = self.device.to_host
-        if _host_signature(feeds, self._input_names) in self._checked:
+        if self.input_checks.known(feeds):
             # What the device's run does for host in, host out (a plain ORT run), without the
             # checks and steps around it.
             try:
@@ -339,7 +336,7 @@ class Predictor:
                 raise _failed(segment.spec, exc) from exc
             self.device.count_copies(len(feeds) + len(values))  # type: ignore[attr-defined]
             return {name: to_host(v) for name, v in zip(self._output_names, values)}
-        accepted = self._check_feeds(feeds)
+        accepted = self.input_checks.accepted(feeds)
         try:
             values = segment.run(self.device, accepted, self._one_host)
         except HybridTRTError:
@@ -349,63 +346,13 @@ class Predictor:
         found = dict(zip(segment.spec.outputs, values))
         return {name: to_host(found[name]) for name in self._output_names}
 
-    def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
-        names = self._input_names
-        if feeds.keys() != self._input_set:
-            missing = [n for n in names if n not in feeds]
-            extra = sorted(set(feeds) - set(names))
-            parts = ([f"missing inputs {missing}"] if missing else []) + (
-                [f"unknown inputs {extra} (the model's inputs are {names})"] if extra else [])
-            raise InputError("; ".join(parts))
-        accept = self.device.accept
-        accepted = {name: accept(name, feeds[name]) for name in names}
-        # Arrays of a dtype and shape seen before passed every check: skip them (hot path).
-        signature = tuple([(getattr(v, "dtype", None), getattr(v, "shape", None))
-                           for v in accepted.values()])
-        if signature not in self._checked:
-            for spec in self._inputs:
-                value = accepted[spec.name]
-                if spec.dtype is not None:
-                    _check_value(spec, value, self.device.shape_of(value))
-            self._check_profiles(accepted)
-            if len(self._checked) < 64 and all(isinstance(v, np.ndarray) for v in accepted.values()):
-                self._checked.add(signature)
-        # Only now, once the inputs passed: host arrays that several segments read go to the
-        # device once, into buffers kept per shape (a refused call must not take one).
-        if self._stage is not None:
-            for name in self._shared_inputs:
-                accepted[name] = self._stage(name, accepted[name])
-        return accepted
-
-    def _check_profiles(self, feeds: Mapping[str, Any]) -> None:
-        """Model inputs that feed an engine directly must fit one of its profiles.
-
-        Checked for every engine, inlined fallback ones included, so a shape that TensorRT
-        would refuse is refused everywhere, not only on a TensorRT host (unless rebuilds for
-        new shapes are allowed).
-        """
-        if self.settings.allow_rebuild:
-            return
-        shapes = tuple((n, self.device.shape_of(v)) for n, v in feeds.items())
-        if shapes in self._fitting:
-            return  # these input shapes were checked already
-        for record in self.hybrid.engines:
-            if not record.profiles:
-                continue
-            direct = [n for n in record.input_names if n in feeds]
-            if direct:
-                _require_fit(record.name, {n: self.device.shape_of(feeds[n]) for n in direct},
-                             record.profiles)
-        if len(self._fitting) < 64:
-            self._fitting.add(shapes)
-
     def _run_hot(self, feeds: dict[str, Any]) -> dict[str, Any] | None:
         """``run`` of every output to the host on host arrays (C order) of the dtypes and shapes
         that the last such run replayed or recorded with: they passed every input check then,
         so the replay runs at once. None: other arrays, or the replay is gone (``run`` goes the
         usual way, which checks them and reports any error)."""
         key, known = self._hot  # type: ignore[misc]
-        if _host_signature(feeds, self._input_names) != known:
+        if host_signature(feeds, self._input_names) != known:
             return None
         done = self._replays.run(key, feeds)  # type: ignore[union-attr]
         if done is None:
@@ -432,7 +379,7 @@ class Predictor:
                 trace = replays.device.end_trace()
             if not replays.record(key, feeds, done, trace):
                 return done
-        known = _host_signature(usual, self._input_names) if usual is not None else None
+        known = host_signature(usual, self._input_names) if usual is not None else None
         if known is not None:
             self._hot = (key, known)
         return done
@@ -443,9 +390,8 @@ class Predictor:
         for position, segment in enumerate(self._segments):
             spec = segment.spec
             inputs = {n: env[n] if n in env else self._constant(n) for n in spec.inputs}
-            if (isinstance(segment, _Segment) and spec.engine is not None and spec.engine.profiles
-                    and not self.settings.allow_rebuild):
-                self._require_segment_fit(spec, inputs)
+            if isinstance(segment, _Segment):
+                self.input_checks.segment_fits(spec, inputs)
             observer = self._observer
             try:
                 to_host = self._caller_only[position] & keep if host else frozenset()
@@ -463,16 +409,6 @@ class Predictor:
                 if self.plan.last_use.get(name) == position and name not in keep:
                     env.pop(name, None)
         return {n: env[n] if n in env else self._constant(n) for n in wanted}
-
-    def _require_segment_fit(self, spec: SegmentSpec, inputs: Mapping[str, Any]) -> None:
-        """An isolated fallback engine's inputs must fit its profiles, as in TensorRT."""
-        shapes = {n: self.device.shape_of(v) for n, v in inputs.items()}
-        key = (spec.name, tuple(shapes.values()))
-        if key in self._fitting_segments:
-            return
-        _require_fit(spec.name, shapes, spec.engine.profiles if spec.engine else [])
-        if len(self._fitting_segments) < 256:
-            self._fitting_segments.add(key)
 
     def _constant(self, name: str) -> Any:
         tensor = self._constants.get(name)
@@ -560,43 +496,6 @@ class Tensor:
         return list(self.copy_to_cpu().shape)
 
 
-def _check_value(spec: NodeArg, value: Any, shape: tuple[int, ...]) -> None:
-    dtype = dtype_of(value)
-    if spec.dtype is not None and dtype is not None and dtype != spec.dtype:
-        raise InputError(f"input '{spec.name}' has dtype {dtype}; the model expects {spec.dtype}")
-    if spec.shape and len(shape) != len(spec.shape):
-        raise InputError(f"input '{spec.name}' has rank {len(shape)} (shape {list(shape)}); the "
-                         f"model expects rank {len(spec.shape)} {spec.shape}")
-    for axis, (got, want) in enumerate(zip(shape, spec.shape)):
-        if isinstance(want, int) and want > 0 and got != want:
-            raise InputError(f"input '{spec.name}' dimension {axis} is {got}; the model fixes it "
-                             f"to {want}")
-
-
-_Signature = tuple[tuple[Any, Any], ...]  # (dtype, shape) per model input, in their order
-
-
-def _host_signature(feeds: Mapping[str, Any], names: Sequence[str]) -> _Signature | None:
-    """``(dtype, shape)`` per input in ``names`` order (as ``_check_feeds`` keeps those that
-    passed) when ``feeds`` holds exactly these inputs as C-order numpy arrays; else None."""
-    if len(feeds) != len(names):
-        return None
-    found = []
-    for name in names:
-        array = feeds.get(name)
-        if type(array) is not np.ndarray or not array.flags.c_contiguous:
-            return None
-        found.append((array.dtype, array.shape))
-    return tuple(found)
-
-
 def _failed(spec: SegmentSpec, exc: Exception) -> ExecutionError:
     """The error for a segment whose run raised ``exc`` (ORT's own, untyped)."""
     return ExecutionError(f"segment {spec.name} failed: {first_line(exc)}")
-
-
-def _require_fit(engine: str, shapes: Mapping[str, tuple[int, ...]],
-                 profiles: Sequence[Mapping[str, Mapping[str, list[int]]]]) -> None:
-    """Raise InputError naming the engine and its ranges unless one profile holds ``shapes``."""
-    if select_profile(shapes, profiles) is None:
-        raise InputError(outside_profiles(engine, shapes, profiles))

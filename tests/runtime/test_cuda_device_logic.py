@@ -107,8 +107,9 @@ def test_the_usual_call_replays_without_checking_again_what_passed_before(
     anything else goes the usual way, checks and errors included."""
     runner = isolated(models.split_chain(), CHAIN, tmp_path)
     checked: list[int] = []
-    check = runner._check_feeds  # type: ignore[attr-defined]
-    monkeypatch.setattr(runner, "_check_feeds", lambda feeds: checked.append(1) or check(feeds))
+    check = runner.input_checks.accepted
+    monkeypatch.setattr(runner.input_checks, "accepted",
+                        lambda feeds: checked.append(1) or check(feeds))
     rng = np.random.default_rng(3)
 
     def run(x: Any, **kwargs: Any) -> np.ndarray:

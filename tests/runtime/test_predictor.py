@@ -17,6 +17,7 @@ from hybridtrt import Input, InputError, TensorRTConfig, convert
 from hybridtrt.errors import FormatError, IncompatibleEngineError
 from hybridtrt.examples import onnx_light_model
 from hybridtrt.runtime import Config, Predictor, create_predictor
+from hybridtrt.runtime import checks
 from tests import models
 from tests.suites import ort_run, paddleocr_models
 
@@ -248,14 +249,19 @@ def test_a_model_without_engines_runs_too(tmp_path: Path) -> None:
     assert hybridtrt.load(tmp_path / "m.onnx").engines == ()
 
 
-def test_profile_checks_are_remembered_per_input_shapes_and_still_refuse_new_ones(saved: Path) -> None:
+def test_profile_checks_are_remembered_per_input_shapes_and_still_refuse_new_ones(
+        saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = predictor(saved)
+    fits: list[int] = []
+    select = checks.select_profile
+    monkeypatch.setattr(checks, "select_profile", lambda *a: fits.append(1) or select(*a))
     runner.run_dict({"x": np.ones((2, 4), np.float32)})
     runner.run_dict({"x": np.ones((2, 4), np.float32)})
-    assert len(runner._fitting) == 1  # the same shapes are checked once
-    with pytest.raises(InputError, match="engine tensorrt_engine_0 was built for"):
-        runner.run_dict({"x": np.ones((64, 4), np.float32)})
-    assert len(runner._fitting) == 1  # a refused shape is not remembered
+    assert fits == [1]  # the same shapes are checked once
+    for _ in range(2):  # a refused shape is not remembered: refused again
+        with pytest.raises(InputError, match="engine tensorrt_engine_0 was built for"):
+            runner.run_dict({"x": np.ones((64, 4), np.float32)})
+    assert fits == [1, 1, 1]
 
 
 def test_checks_skipped_for_known_inputs_still_catch_new_ones(saved: Path) -> None:
@@ -314,8 +320,9 @@ def test_the_short_way_checks_only_arrays_unlike_those_that_passed_before(
                         [models.f32("y", [2, 4])])
     runner = predictor(convert(model, TensorRTConfig()).save(tmp_path / "m.onnx"))
     checked: list[int] = []
-    check = runner._check_feeds  # type: ignore[attr-defined]
-    monkeypatch.setattr(runner, "_check_feeds", lambda feeds: checked.append(1) or check(feeds))
+    check = runner.input_checks.accepted
+    monkeypatch.setattr(runner.input_checks, "accepted",
+                        lambda feeds: checked.append(1) or check(feeds))
     rng = np.random.default_rng(1)
     for _ in range(3):
         x = rng.standard_normal((2, 4)).astype(np.float32)

@@ -39,8 +39,14 @@ class Device(Protocol):
     """Runs ORT sessions on values of one kind and moves values to and from the host."""
 
     name: str
+    graphs: bool  # some sessions capture CUDA graphs
+    may_skip_sync: bool  # runs may skip ORT's stream sync (``graphs.unsynced_safe``)
 
     def providers(self, graph: bool = False) -> list[Any]: ...
+
+    def limit_graphs(self, session: Any) -> None:
+        """Let a graph session hold one CUDA graph only (``graphs.single_graph``)."""
+        ...
 
     def accept(self, name: str, value: Any) -> Any:
         """A caller's input as a value this device runs on (no copy when already there; a host
@@ -70,12 +76,17 @@ class CpuDevice:
     """Values are numpy arrays; sessions use ONNX Runtime's CPU provider."""
 
     name = "cpu"
+    graphs = False
+    may_skip_sync = False
 
     def __init__(self, threads: int = 0) -> None:
         self.threads = threads
 
     def providers(self, graph: bool = False) -> list[Any]:
         return ["CPUExecutionProvider"]
+
+    def limit_graphs(self, session: Any) -> None:
+        """No CUDA graphs on the host."""
 
     def accept(self, name: str, value: Any) -> Any:
         if type(value) is np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -13,17 +12,17 @@ import onnx
 
 from hybridtrt.compiler.hybrid import HybridModel, load
 from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputError, InternalError
-from hybridtrt.ort_support import first_line, runnable_bytes
+from hybridtrt.ort_support import first_line
 from hybridtrt.runtime.checks import InputChecks, Signature, host_signature
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.description import ModelMetadata, NodeArg, model_metadata, node_arg
 from hybridtrt.runtime.device import Device, open_device
-from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, graph_model, graph_safe, single_graph,
-                                      unsynced_safe)
+from hybridtrt.runtime.graphs import unsynced_safe
 from hybridtrt.runtime.iobinding import IOBinding
 from hybridtrt.runtime.placement import kept_on_host, output_places
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
+from hybridtrt.runtime.segments import EngineStep, OrtSegment, Segment, open_session
 from hybridtrt.runtime.trt_segment import EngineSegment
 from hybridtrt.trt.api import TrtBackend
 
@@ -32,10 +31,6 @@ __all__ = ["ModelMetadata", "NodeArg", "Predictor", "SegmentObserver", "Tensor",
 _LOG = logging.getLogger("hybridtrt")
 
 
-
-def _file_part(name: str) -> str:
-    """``name`` (from a model file) made safe as part of a file name: no folders, no dots first."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
 
 class SegmentObserver(Protocol):
     """Watches each segment run (the bench, profile and compare tools implement it)."""
@@ -46,61 +41,6 @@ class SegmentObserver(Protocol):
     def after(self, position: int, spec: SegmentSpec, inputs: Mapping[str, Any],
               outputs: Sequence[Any]) -> None:
         """Called just after it ran, with its inputs and outputs as the device holds them."""
-
-
-class _Segment:
-    """One ORT session over a segment's model, run through the predictor's device."""
-
-    sync = True  # False: its runs may skip ORT's stream sync (set by the predictor)
-    host_values: frozenset[str] = frozenset()  # outputs bound in host memory (set by the predictor)
-
-    def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
-        return device.run(self.session, inputs, self.spec.outputs, to_host, self.graph, self.sync,
-                          self.host_values)
-
-    def __init__(self, spec: SegmentSpec, device: Device, threads: int,
-                 profile_prefix: str | None = None) -> None:
-        import onnxruntime as ort
-
-        self.spec = spec
-        options = ort.SessionOptions()
-        # Fatal only: errors come back as exceptions, which the predictor reports; a bound run
-        # that fails and is made again fresh (see ``bound``) should not print an error.
-        options.log_severity_level = 4
-        if threads:
-            options.intra_op_num_threads = threads
-        if profile_prefix is not None:
-            options.enable_profiling = True
-            options.profile_file_prefix = f"{profile_prefix}{_file_part(spec.name)}"
-        graphed = graph_model(spec.model) if getattr(device, "graphs", False) else None
-        self.graph = graphed is not None and graph_safe(graphed)
-        if graphed is not None and self.graph:
-            try:  # ORT refuses when a node would run on the CPU: then no graph
-                self.session = ort.InferenceSession(
-                    runnable_bytes(graphed), options, providers=device.providers(True),
-                    disabled_optimizers=DISABLED_FUSIONS)
-            except Exception:  # noqa: BLE001 - ORT raises its own untyped errors
-                self.graph = False
-            if self.graph and single_graph(spec.model):
-                device.limit_graphs(self.session)  # type: ignore[attr-defined]
-        if not self.graph:
-            try:
-                self.session = ort.InferenceSession(runnable_bytes(spec.model), options,
-                                                    providers=device.providers())
-            except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-                raise ConfigError(
-                    f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc
-
-
-class _EngineStep:
-    """A TensorRT engine segment in the predictor's run loop."""
-
-    def __init__(self, spec: SegmentSpec, engine: EngineSegment) -> None:
-        self.spec = spec
-        self.engine = engine
-
-    def run(self, device: Device, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
-        return self.engine.run(inputs, self.spec.outputs)
 
 
 def create_predictor(config: Config) -> Predictor:
@@ -131,16 +71,7 @@ class Predictor:
         self.device = open_device(self.settings.use_gpu, self.settings.device_id,
                                   self.settings.gpu_memory_mb, self.settings.intra_op_threads,
                                   share, self.settings.cuda_graph)
-        self._segments = [self._segment(s) for s in self.plan.segments]
-        if getattr(self.device, "may_skip_sync", False):
-            # Segments followed by others on the stream need not wait for their work
-            # (``graphs.unsynced_safe``); the last ORT segment does, and reading any value on
-            # the host or handing it to the caller waits for the stream (``to_host``).
-            for segment in self._segments[:-1]:
-                if isinstance(segment, _Segment) and unsynced_safe(segment.spec.model):
-                    segment.sync = False
-        if self.device.name == "cuda" and len(self._segments) > 1:
-            self._keep_host_values()
+        self._segments = self._make_segments()
         self._replays = (Replays(self.device, len(self._segments))  # type: ignore[arg-type]
                          if hasattr(self.device, "begin_trace") and len(self._segments) > 1 else None)
         graph = self.hybrid.model.graph
@@ -170,7 +101,7 @@ class Predictor:
         self._output_set = frozenset(self._output_names)
         only = self._segments[0] if len(self._segments) == 1 else None
         # ``run``'s short way: one ORT segment that reads exactly the inputs and gives the outputs
-        self._one = only if (isinstance(only, _Segment) and not only.graph
+        self._one = only if (isinstance(only, OrtSegment) and not only.graph
                              and only.spec.engine is None
                              and set(only.spec.inputs) == set(self._input_names)
                              and set(only.spec.outputs) == set(self._output_names)) else None
@@ -178,21 +109,41 @@ class Predictor:
         if hybrid is None:
             self._announce()
 
-    def _keep_host_values(self) -> None:
-        """Values that ORT writes in host memory and only ORT segments read stay there
-        (``placement``): no copy to the device and back, which would wait for the stream."""
-        places = [output_places(s.session) if isinstance(s, _Segment) and not s.graph else None
-                  for s in self._segments]
-        outputs = {o.name for o in self.hybrid.model.graph.output}
-        for segment, kept in zip(self._segments, kept_on_host(self.plan.segments, places, outputs)):
-            if kept:
-                segment.host_values = kept  # type: ignore[union-attr]  # (ORT segments only)
+    def _make_segments(self) -> list[Segment]:
+        """The plan's segments: engines that run in TensorRT, ORT sessions for the rest."""
+        specs = self.plan.segments
+        engines = {s.name: self._engine(s) for s in specs if s.kind == "engine"}
+        sessions = {s.name: open_session(s, self.device, self.settings.intra_op_threads,
+                                         self.settings.ort_profile_prefix)
+                    for s in specs if engines.get(s.name) is None}
+        kept: list[frozenset[str]] = [frozenset()] * len(specs)
+        if self.device.name == "cuda" and len(specs) > 1:
+            # Values that ORT writes in host memory and only ORT segments read stay there
+            # (``placement``): no copy to the device and back, which would wait for the stream.
+            places = [output_places(sessions[s.name][0])
+                      if s.name in sessions and not sessions[s.name][1] else None for s in specs]
+            outputs = {o.name for o in self.hybrid.model.graph.output}
+            kept = kept_on_host(specs, places, outputs)
+        made: list[Segment] = []
+        for position, spec in enumerate(specs):
+            engine = engines.get(spec.name)
+            if engine is not None:
+                made.append(EngineStep(spec, engine))
+                continue
+            # Segments followed by others on the stream need not wait for their work
+            # (``graphs.unsynced_safe``); the last does, and reading any value on the host or
+            # handing it to the caller waits for the stream (``to_host``).
+            sync = not (self.device.may_skip_sync and position < len(specs) - 1
+                        and unsynced_safe(spec.model))
+            session, graph = sessions[spec.name]
+            made.append(OrtSegment(spec, session, graph, self.device, sync, kept[position]))
+        return made
 
-    def _segment(self, spec: SegmentSpec) -> _Segment | _EngineStep:
-        loaded = self.plan.engines.get(spec.name) if spec.kind == "engine" else None
+    def _engine(self, spec: SegmentSpec) -> EngineSegment | None:
+        """The engine of an engine segment that runs in TensorRT (None: it runs in ORT)."""
+        loaded = self.plan.engines.get(spec.name)
         if loaded is None:
-            return _Segment(spec, self.device, self.settings.intra_op_threads,
-                            self.settings.ort_profile_prefix)
+            return None
         record, loader = spec.engine, self.plan.loader
         rebuild = None
         if self.settings.allow_rebuild and loader is not None and record is not None:
@@ -202,8 +153,8 @@ class Predictor:
         memory = self.device
         if not hasattr(memory, "allocate"):
             raise InternalError(f"device {self.device.name} cannot hold TensorRT tensors")
-        return _EngineStep(spec, EngineSegment(spec.name, loaded.engine, loaded.profiles,
-                                               memory, rebuild, report))  # type: ignore[arg-type]
+        return EngineSegment(spec.name, loaded.engine, loaded.profiles,
+                             memory, rebuild, report)  # type: ignore[arg-type]
 
     def _announce(self) -> None:
         for placement in self.plan.placements:
@@ -319,7 +270,7 @@ class Predictor:
         convert = self.device.to_device_array if device_outputs and hasattr(self.device, "to_device_array") else self.device.to_host  # type: ignore[attr-defined]
         return {name: convert(values[name]) for name in wanted}
 
-    def _run_one(self, segment: _Segment, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    def _run_one(self, segment: OrtSegment, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """``run`` of a plan that is one ORT segment reading every input and giving every
         output (a model with no engine in TensorRT), all outputs wanted on the host: the same
         checks and run, with none of the bookkeeping between segments; host arrays of dtypes
@@ -338,7 +289,7 @@ class Predictor:
             return {name: to_host(v) for name, v in zip(self._output_names, values)}
         accepted = self.input_checks.accepted(feeds)
         try:
-            values = segment.run(self.device, accepted, self._one_host)
+            values = segment.run(accepted, self._one_host)
         except HybridTRTError:
             raise
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
@@ -390,14 +341,14 @@ class Predictor:
         for position, segment in enumerate(self._segments):
             spec = segment.spec
             inputs = {n: env[n] if n in env else self._constant(n) for n in spec.inputs}
-            if isinstance(segment, _Segment):
+            if isinstance(segment, OrtSegment):
                 self.input_checks.segment_fits(spec, inputs)
             observer = self._observer
             try:
                 to_host = self._caller_only[position] & keep if host else frozenset()
                 if observer is not None:
                     observer.before(position, spec)
-                outputs = segment.run(self.device, inputs, to_host)
+                outputs = segment.run(inputs, to_host)
                 if observer is not None:
                     observer.after(position, spec, inputs, outputs)
             except HybridTRTError:
@@ -460,7 +411,7 @@ class Predictor:
             raise ConfigError("profiling is off: call config.enable_profile() before "
                               "create_predictor()")
         return {s.spec.name: s.session.end_profiling() for s in self._segments
-                if isinstance(s, _Segment)}
+                if isinstance(s, OrtSegment)}
 
 
 class Tensor:

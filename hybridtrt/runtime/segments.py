@@ -1,0 +1,103 @@
+"""The ``Segment`` protocol and its two kinds: an ORT session and a TensorRT engine."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from hybridtrt.errors import ConfigError
+from hybridtrt.ort_support import first_line, runnable_bytes
+from hybridtrt.runtime.device import Device
+from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_model, graph_safe, single_graph
+from hybridtrt.runtime.plan import SegmentSpec
+from hybridtrt.runtime.trt_segment import EngineSegment
+
+__all__ = ["EngineStep", "OrtSegment", "Segment", "open_session"]
+
+
+class Segment(Protocol):
+    """One step of the evaluator loop: reads ``spec.inputs``, gives ``spec.outputs`` in order."""
+
+    spec: SegmentSpec
+
+    def run(self, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
+        """The outputs of one run; those in ``to_host`` are only read by the caller (they may
+        land in host memory)."""
+        ...
+
+
+class OrtSegment:
+    """One ORT session over a segment's model, run through the predictor's device.
+
+    Args:
+        spec: The segment.
+        session: Its session (``open_session``).
+        graph: The session captures CUDA graphs.
+        device: The predictor's device.
+        sync: False: its runs may skip ORT's stream sync (``graphs.unsynced_safe``).
+        host_values: Outputs bound in host memory (``placement.kept_on_host``).
+    """
+
+    def __init__(self, spec: SegmentSpec, session: Any, graph: bool, device: Device,
+                 sync: bool = True, host_values: frozenset[str] = frozenset()) -> None:
+        self.spec = spec
+        self.session = session
+        self.graph = graph
+        self.device = device
+        self.sync = sync
+        self.host_values = host_values
+
+    def run(self, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
+        return self.device.run(self.session, inputs, self.spec.outputs, to_host, self.graph,
+                               self.sync, self.host_values)
+
+
+class EngineStep:
+    """A TensorRT engine segment in the evaluator loop."""
+
+    def __init__(self, spec: SegmentSpec, engine: EngineSegment) -> None:
+        self.spec = spec
+        self.engine = engine
+
+    def run(self, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
+        return self.engine.run(inputs, self.spec.outputs)
+
+
+def open_session(spec: SegmentSpec, device: Device, threads: int,
+                 profile_prefix: str | None = None) -> tuple[Any, bool]:
+    """An ORT session over ``spec``'s model, and whether it captures CUDA graphs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # Fatal only: errors come back as exceptions, which the predictor reports; a bound run
+    # that fails and is made again fresh (see ``bound``) should not print an error.
+    options.log_severity_level = 4
+    if threads:
+        options.intra_op_num_threads = threads
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = f"{profile_prefix}{_file_part(spec.name)}"
+    graphed = graph_model(spec.model) if device.graphs else None
+    if graphed is not None and graph_safe(graphed):
+        try:  # ORT refuses when a node would run on the CPU: then no graph
+            session = ort.InferenceSession(runnable_bytes(graphed), options,
+                                           providers=device.providers(True),
+                                           disabled_optimizers=DISABLED_FUSIONS)
+        except Exception:  # noqa: BLE001 - ORT raises its own untyped errors
+            pass
+        else:
+            if single_graph(spec.model):
+                device.limit_graphs(session)
+            return session, True
+    try:
+        return ort.InferenceSession(runnable_bytes(spec.model), options,
+                                    providers=device.providers()), False
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+        raise ConfigError(
+            f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc
+
+
+def _file_part(name: str) -> str:
+    """``name`` (from a model file) made safe as part of a file name: no folders, no dots first."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"

@@ -69,6 +69,10 @@ class Device(Protocol):
 
     def to_host(self, value: Any) -> np.ndarray: ...
 
+    def count_copies(self, count: int) -> None:
+        """Count host<->device copies made without ``accept`` or ``to_host``."""
+        ...
+
     def shape_of(self, value: Any) -> tuple[int, ...]: ...
 
 
@@ -364,7 +368,7 @@ class CudaDevice:
 
     def count_copies(self, count: int) -> None:
         """Count host<->device copies made without ``accept`` or ``to_host``: the predictor's
-        usual call on arrays that passed ``accept`` before (see ``Predictor._run_hot``)."""
+        usual call on arrays that passed ``accept`` before (``executors``: the fast paths)."""
         self.host_copies += count
 
     def to_host(self, value: Any) -> np.ndarray:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import onnx
 
 from hybridtrt.compiler.hybrid import HybridModel, load
-from hybridtrt.errors import ConfigError, ExecutionError, HybridTRTError, InputError, InternalError
-from hybridtrt.ort_support import first_line
-from hybridtrt.runtime.checks import InputChecks, Signature, host_signature
+from hybridtrt.errors import ConfigError, InputError, InternalError
+from hybridtrt.runtime.checks import InputChecks
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.description import ModelMetadata, NodeArg, model_metadata, node_arg
-from hybridtrt.runtime.device import Device, open_device
+from hybridtrt.runtime.device import CudaDevice, open_device
+from hybridtrt.runtime.executors import Executor, Loop, Replaying, SegmentObserver, SingleSession
 from hybridtrt.runtime.graphs import unsynced_safe
 from hybridtrt.runtime.iobinding import IOBinding
 from hybridtrt.runtime.placement import kept_on_host, output_places
@@ -30,17 +30,6 @@ __all__ = ["ModelMetadata", "NodeArg", "Predictor", "SegmentObserver", "Tensor",
 
 _LOG = logging.getLogger("hybridtrt")
 
-
-
-class SegmentObserver(Protocol):
-    """Watches each segment run (the bench, profile and compare tools implement it)."""
-
-    def before(self, position: int, spec: SegmentSpec) -> None:
-        """Called just before segment ``position`` runs."""
-
-    def after(self, position: int, spec: SegmentSpec, inputs: Mapping[str, Any],
-              outputs: Sequence[Any]) -> None:
-        """Called just after it ran, with its inputs and outputs as the device holds them."""
 
 
 def create_predictor(config: Config) -> Predictor:
@@ -72,40 +61,28 @@ class Predictor:
                                   self.settings.gpu_memory_mb, self.settings.intra_op_threads,
                                   share, self.settings.cuda_graph)
         self._segments = self._make_segments()
-        self._replays = (Replays(self.device, len(self._segments))  # type: ignore[arg-type]
-                         if hasattr(self.device, "begin_trace") and len(self._segments) > 1 else None)
         graph = self.hybrid.model.graph
         initializers = {t.name for t in graph.initializer}
         self._inputs = [node_arg(v) for v in graph.input if v.name not in initializers]
         self._outputs = [node_arg(v) for v in graph.output]
         self._constants = {t.name: t for t in graph.initializer}
-        # inputs several segments read: staged once per run (``InputChecks.accepted``)
-        shared = [i.name for i in self._inputs
-                  if sum(i.name in s.inputs for s in self.plan.segments) > 1]
-        self.input_checks = InputChecks(
-            self._inputs, [(r.name, r.input_names, r.profiles) for r in self.hybrid.engines],
-            self.device, self.settings.allow_rebuild, shared, getattr(self.device, "staged", None))
-        read_later: set[str] = set()
-        self._caller_only: list[frozenset[str]] = []
-        for spec in reversed(self.plan.segments):  # outputs no later segment reads
-            self._caller_only.append(frozenset(o for o in spec.outputs if o not in read_later))
-            read_later.update(spec.inputs)
-        self._caller_only.reverse()
-        self._handles: dict[str, Tensor] = {}
-        self._results: dict[str, Any] = {}
-        # the replay key of the last usual run and its arrays' ``host_signature``: ``_run_hot``
-        self._hot: tuple[Any, Signature] | None = None
-        self._observer: SegmentObserver | None = None
         self._input_names = [i.name for i in self._inputs]
         self._output_names = [o.name for o in self._outputs]
         self._output_set = frozenset(self._output_names)
-        only = self._segments[0] if len(self._segments) == 1 else None
-        # ``run``'s short way: one ORT segment that reads exactly the inputs and gives the outputs
-        self._one = only if (isinstance(only, OrtSegment) and not only.graph
-                             and only.spec.engine is None
-                             and set(only.spec.inputs) == set(self._input_names)
-                             and set(only.spec.outputs) == set(self._output_names)) else None
-        self._one_host = frozenset(self._output_names)  # (its outputs all go to the caller)
+        # inputs several segments read: staged once per run (``InputChecks.accepted``)
+        shared = [i.name for i in self._inputs
+                  if sum(i.name in s.inputs for s in self.plan.segments) > 1]
+        cuda = self.device if isinstance(self.device, CudaDevice) else None
+        self.input_checks = InputChecks(
+            self._inputs, [(r.name, r.input_names, r.profiles) for r in self.hybrid.engines],
+            self.device, self.settings.allow_rebuild, shared, cuda.staged if cuda is not None else None)
+        self._loop = Loop(self._segments, self.plan.last_use, self._constant, self.input_checks)
+        several = len(self._segments) > 1
+        self._replays = Replays(cuda, len(self._segments)) if cuda is not None and several else None
+        self._chosen = self._executor()
+        self._run_path: Executor = self._chosen
+        self._handles: dict[str, Tensor] = {}
+        self._results: dict[str, Any] = {}
         if hybrid is None:
             self._announce()
 
@@ -155,6 +132,19 @@ class Predictor:
             raise InternalError(f"device {self.device.name} cannot hold TensorRT tensors")
         return EngineSegment(spec.name, loaded.engine, loaded.profiles,
                              memory, rebuild, report)  # type: ignore[arg-type]
+
+    def _executor(self) -> Executor:
+        """The run path for this plan and device (``executors`` names them)."""
+        if self._replays is not None and isinstance(self.device, CudaDevice):
+            return Replaying(self._loop, self._replays, self.device, self._input_names,
+                             self._output_names)
+        only = self._segments[0] if len(self._segments) == 1 else None
+        if (isinstance(only, OrtSegment) and not only.graph and only.spec.engine is None
+                and set(only.spec.inputs) == set(self._input_names)
+                and set(only.spec.outputs) == set(self._output_names)):
+            return SingleSession(self._loop, only, self._output_names, self.input_checks,
+                                 self.device)
+        return self._loop
 
     def _announce(self) -> None:
         for placement in self.plan.placements:
@@ -246,120 +236,28 @@ class Predictor:
         Returns:
             ``{output name: array}`` (empty when called Paddle-style; read the output handles).
         """
-        one = self._one
-        usual = (feeds is not None and output_names is None and not device_outputs
-                 and self._observer is None)  # every output, to the host
-        if usual and one is not None:
-            return self._run_one(one, feeds if type(feeds) is dict else dict(feeds))  # type: ignore[arg-type]
-        if usual and self._hot is not None and type(feeds) is dict:
-            done = self._run_hot(feeds)
+        if feeds is not None and output_names is None and not device_outputs:
+            done = self._run_path.run_usual(feeds)  # every output, to the host
             if done is not None:
                 return done
         paddle_style = feeds is None
-        given = {n: h.value for n, h in self._handles.items() if h.value is not None} if paddle_style else dict(feeds)  # type: ignore[arg-type]
+        given = ({n: h.value for n, h in self._handles.items() if h.value is not None}
+                 if feeds is None else dict(feeds))
         wanted = list(output_names) if output_names is not None else list(self._output_names)
         if output_names is not None and not self._output_set.issuperset(wanted):
             unknown = [n for n in wanted if n not in self._output_set]
             raise InputError(f"unknown outputs {unknown} (the model's outputs are "
                              f"{self._output_names})")
-        values = self._execute(self.input_checks.accepted(given), wanted, host=not device_outputs,
-                               usual=given if usual else None)
+        usual = given if output_names is None and not device_outputs and not paddle_style else None
+        values = self._run_path.run(self.input_checks.accepted(given), wanted,
+                                    not device_outputs, usual)
         if paddle_style:
             self._results = values
             return {}
-        convert = self.device.to_device_array if device_outputs and hasattr(self.device, "to_device_array") else self.device.to_host  # type: ignore[attr-defined]
+        device = self.device
+        convert = (device.to_device_array if device_outputs and isinstance(device, CudaDevice)
+                   else device.to_host)
         return {name: convert(values[name]) for name in wanted}
-
-    def _run_one(self, segment: OrtSegment, feeds: Mapping[str, Any]) -> dict[str, Any]:
-        """``run`` of a plan that is one ORT segment reading every input and giving every
-        output (a model with no engine in TensorRT), all outputs wanted on the host: the same
-        checks and run, with none of the bookkeeping between segments; host arrays of dtypes
-        and shapes that passed the checks before (``_checked``) go straight to the session.
-        (Right after a GPU run the host's caches are cold, and each Python step costs several
-        times more than in a tight loop.)"""
-        to_host = self.device.to_host
-        if self.input_checks.known(feeds):
-            # What the device's run does for host in, host out (a plain ORT run), without the
-            # checks and steps around it.
-            try:
-                values = segment.session.run(self._output_names, feeds)
-            except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-                raise _failed(segment.spec, exc) from exc
-            self.device.count_copies(len(feeds) + len(values))  # type: ignore[attr-defined]
-            return {name: to_host(v) for name, v in zip(self._output_names, values)}
-        accepted = self.input_checks.accepted(feeds)
-        try:
-            values = segment.run(accepted, self._one_host)
-        except HybridTRTError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-            raise _failed(segment.spec, exc) from exc
-        found = dict(zip(segment.spec.outputs, values))
-        return {name: to_host(found[name]) for name in self._output_names}
-
-    def _run_hot(self, feeds: dict[str, Any]) -> dict[str, Any] | None:
-        """``run`` of every output to the host on host arrays (C order) of the dtypes and shapes
-        that the last such run replayed or recorded with: they passed every input check then,
-        so the replay runs at once. None: other arrays, or the replay is gone (``run`` goes the
-        usual way, which checks them and reports any error)."""
-        key, known = self._hot  # type: ignore[misc]
-        if host_signature(feeds, self._input_names) != known:
-            return None
-        done = self._replays.run(key, feeds)  # type: ignore[union-attr]
-        if done is None:
-            return None
-        self.device.count_copies(len(feeds))  # type: ignore[attr-defined]  # (as ``accept``)
-        to_host = self.device.to_host
-        return {name: to_host(done[name]) for name in self._output_names}
-
-    def _execute(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool = True,
-                 usual: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The wanted outputs: by replay when one fits, else segment by segment (recorded for
-        replays when every segment ran bound). ``usual``: the caller's feeds when every output
-        goes to the host (the call ``_run_hot`` serves)."""
-        replays = self._replays if self._observer is None else None
-        key = replays.key(feeds, wanted, host) if replays is not None else None
-        if replays is None or key is None:
-            return self._run_segments(feeds, wanted, host)
-        done = replays.run(key, feeds)
-        if done is None:
-            replays.device.begin_trace()
-            try:
-                done = self._run_segments(feeds, wanted, host)
-            finally:
-                trace = replays.device.end_trace()
-            if not replays.record(key, feeds, done, trace):
-                return done
-        known = host_signature(usual, self._input_names) if usual is not None else None
-        if known is not None:
-            self._hot = (key, known)
-        return done
-
-    def _run_segments(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool) -> dict[str, Any]:
-        env = dict(feeds)
-        keep = frozenset(wanted)
-        for position, segment in enumerate(self._segments):
-            spec = segment.spec
-            inputs = {n: env[n] if n in env else self._constant(n) for n in spec.inputs}
-            if isinstance(segment, OrtSegment):
-                self.input_checks.segment_fits(spec, inputs)
-            observer = self._observer
-            try:
-                to_host = self._caller_only[position] & keep if host else frozenset()
-                if observer is not None:
-                    observer.before(position, spec)
-                outputs = segment.run(inputs, to_host)
-                if observer is not None:
-                    observer.after(position, spec, inputs, outputs)
-            except HybridTRTError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-                raise _failed(spec, exc) from exc
-            env.update(zip(spec.outputs, outputs))
-            for name in spec.inputs:
-                if self.plan.last_use.get(name) == position and name not in keep:
-                    env.pop(name, None)
-        return {n: env[n] if n in env else self._constant(n) for n in wanted}
 
     def _constant(self, name: str) -> Any:
         tensor = self._constants.get(name)
@@ -398,8 +296,10 @@ class Predictor:
         return list(self.plan.segments)
 
     def set_segment_observer(self, observer: SegmentObserver | None) -> None:
-        """Call ``observer.before``/``after`` around every segment run (None: stop)."""
-        self._observer = observer
+        """Call ``observer.before``/``after`` around every segment run (None: stop); observed
+        runs take the plain loop (``executors.Loop``)."""
+        self._loop.observer = observer
+        self._run_path = self._chosen if observer is None else self._loop
 
     def end_profiling(self) -> dict[str, str]:
         """Stop ONNX Runtime's profiler (``Config.enable_profile``) in every ORT segment.
@@ -445,8 +345,3 @@ class Tensor:
         if self._is_input:
             return list(self.value.shape) if self.value is not None else list(self._shape or [])
         return list(self.copy_to_cpu().shape)
-
-
-def _failed(spec: SegmentSpec, exc: Exception) -> ExecutionError:
-    """The error for a segment whose run raised ``exc`` (ORT's own, untyped)."""
-    return ExecutionError(f"segment {spec.name} failed: {first_line(exc)}")

@@ -119,10 +119,10 @@ def test_the_usual_call_replays_without_checking_again_what_passed_before(
         x = rng.standard_normal((rows, 4)).astype(np.float32)
         np.testing.assert_allclose(run(x), expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
     assert len(checked) == 2 and runner._replays is not None and runner._replays.runs == 2
-    counts = []  # host copies counted by a run the hot way, then by one the usual way
-    for hot in (runner._hot, None):  # type: ignore[attr-defined]
-        runner._hot, copies = hot, runner.device.host_copies  # type: ignore[attr-defined]
-        run(x)
+    counts = []  # host copies counted by a run the hot way, then by one the checked way
+    for names in (None, ["y"]):  # (naming the outputs takes the checked way)
+        copies = runner.device.host_copies  # type: ignore[attr-defined]
+        runner.run_dict({"x": x}, names)
         counts.append(runner.device.host_copies - copies)  # type: ignore[attr-defined]
     assert counts[0] == counts[1] > 0 and len(checked) == 3
     x = rng.standard_normal((5, 4)).astype(np.float32)

@@ -300,7 +300,7 @@ def test_a_one_segment_plan_runs_the_short_way_with_the_same_results_and_errors(
     model = models.make(nodes, [models.f32("x", [2, 4]), h.make_tensor_value_info(
         "s", onnx.TensorProto.INT64, [2])], [models.f32("y", ["a", "b"])])
     runner = predictor(convert(model, TensorRTConfig()).save(tmp_path / "m.onnx"))
-    assert runner._one is not None  # type: ignore[attr-defined]  # one ORT segment
+    assert [s.kind for s in runner.segments()] == ["ort"]  # one ORT segment
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
     feeds = {"x": x, "s": np.array([4, 2], np.int64)}
     short, general = runner.run_dict(feeds), runner.run_dict(feeds, ["y"])  # (names given: the usual way)

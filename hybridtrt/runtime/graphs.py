@@ -58,8 +58,8 @@ import onnx
 from hybridtrt.compiler.filters import SHAPE_SOURCES
 from hybridtrt.compiler.graph import tensor_info_from_value
 
-__all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_safe",
-           "single_graph", "unsynced_safe"]
+__all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_refusal",
+           "graph_safe", "single_graph", "unsynced_safe"]
 
 CAPTURE_LOCK = threading.Lock()  # held by graph sessions' runs: ORT captures in global mode
 DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
@@ -87,6 +87,12 @@ _Dims = list[int | str | None]  # a tensor's dims: sizes, symbols, or None where
 
 def graph_safe(model: onnx.ModelProto) -> bool:
     """Whether a segment's model may be captured as a CUDA graph (see the module's notes)."""
+    return graph_refusal(model) is None
+
+
+def graph_refusal(model: onnx.ModelProto) -> str | None:
+    """Why a segment's model may not be captured as a CUDA graph, naming the node or value
+    (None: it may be; see the module's notes)."""
     graph = model.graph
     constants = {t.name for t in graph.initializer}
     constants.update(o for n in graph.node if n.op_type == "Constant" for o in n.output)
@@ -95,7 +101,7 @@ def graph_safe(model: onnx.ModelProto) -> bool:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             continue
         if node.domain not in ("", "ai.onnx") or not _node_safe(node):
-            return False
+            return f"node {node.name or node.output[0]!r} ({node.op_type}) cannot be captured"
         read = [i for i in node.input if i]
         if read and all(i in constants for i in read) and node.op_type not in SHAPE_SOURCES:
             constants.update(node.output)  # folded by ORT when the session is made
@@ -106,12 +112,17 @@ def graph_safe(model: onnx.ModelProto) -> bool:
             continue
         allowed = _HOST_INPUTS.get(node.op_type, ())
         for index, name in enumerate(node.input):
-            if name in host and index not in allowed:
-                return False  # a shape value read on the device: a copy every run
+            if name in host and index not in allowed:  # a copy every run
+                return (f"node {node.name or node.output[0]!r} ({node.op_type}) reads shape "
+                        f"value {name!r} on the device")
             if index in allowed and name and name not in constants and name not in host:
-                return False  # a device value read on the host
+                return (f"node {node.name or node.output[0]!r} ({node.op_type}) reads device "
+                        f"value {name!r} on the host")
     passthrough = constants | host | {i.name for i in graph.input}
-    return not any(o.name in passthrough for o in graph.output)
+    for output in graph.output:
+        if output.name in passthrough:
+            return f"output {output.name!r} is a constant, a shape value or an input passed through"
+    return None
 
 
 def _node_safe(node: onnx.NodeProto) -> bool:

@@ -22,7 +22,7 @@ from hybridtrt.runtime.iobinding import IOBinding
 from hybridtrt.runtime.placement import kept_on_host, output_places
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
-from hybridtrt.runtime.segments import EngineStep, OrtSegment, Segment, open_session
+from hybridtrt.runtime.segments import EngineStep, GraphStatus, OrtSegment, Segment, open_session
 from hybridtrt.runtime.trt_segment import EngineSegment
 from hybridtrt.trt.api import TrtBackend
 
@@ -98,7 +98,8 @@ class Predictor:
             # Values that ORT writes in host memory and only ORT segments read stay there
             # (``placement``): no copy to the device and back, which would wait for the stream.
             places = [output_places(sessions[s.name][0])
-                      if s.name in sessions and not sessions[s.name][1] else None for s in specs]
+                      if s.name in sessions and not sessions[s.name][1].captured else None
+                      for s in specs]
             outputs = {o.name for o in self.hybrid.model.graph.output}
             kept = kept_on_host(specs, places, outputs)
         made: list[Segment] = []
@@ -113,7 +114,8 @@ class Predictor:
             sync = not (self.device.may_skip_sync and position < len(specs) - 1
                         and unsynced_safe(spec.model))
             session, graph = sessions[spec.name]
-            made.append(OrtSegment(spec, session, graph, self.device, sync, kept[position]))
+            made.append(OrtSegment(spec, session, graph.captured, self.device, sync,
+                                   kept[position], graph))
         return made
 
     def _engine(self, spec: SegmentSpec) -> EngineSegment | None:
@@ -290,6 +292,12 @@ class Predictor:
     def engine_status(self) -> list[EnginePlacement]:
         """Where each engine runs (``tensorrt`` or ``onnxruntime``) and why."""
         return list(self.plan.placements)
+
+    def graph_status(self) -> list[GraphStatus]:
+        """Per segment, whether its runs are captured as a CUDA graph and if not, why."""
+        return [s.graph_status if isinstance(s, OrtSegment) else
+                GraphStatus(s.spec.name, False, "a TensorRT engine (runs in TensorRT, not ORT)")
+                for s in self._segments]
 
     def segments(self) -> list[SegmentSpec]:
         """The plan's segments in run order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -9,11 +10,22 @@ from typing import Any, Protocol
 from hybridtrt.errors import ConfigError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.runtime.device import Device
-from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_model, graph_safe, single_graph
+from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_model, graph_refusal, single_graph
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.trt_segment import EngineSegment
 
-__all__ = ["EngineStep", "OrtSegment", "Segment", "open_session"]
+__all__ = ["EngineStep", "GraphStatus", "OrtSegment", "Segment", "open_session"]
+
+GRAPHS_OFF = "CUDA graphs are off (config.enable_cuda_graph())"
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphStatus:
+    """Whether a segment's runs are captured as a CUDA graph, and if not, why."""
+
+    segment: str
+    captured: bool
+    reason: str  # what prevents it ("" when captured)
 
 
 class Segment(Protocol):
@@ -37,13 +49,16 @@ class OrtSegment:
         device: The predictor's device.
         sync: False: its runs may skip ORT's stream sync (``graphs.unsynced_safe``).
         host_values: Outputs bound in host memory (``placement.kept_on_host``).
+        graph_status: Why it is not captured, if not (``open_session``).
     """
 
     def __init__(self, spec: SegmentSpec, session: Any, graph: bool, device: Device,
-                 sync: bool = True, host_values: frozenset[str] = frozenset()) -> None:
+                 sync: bool = True, host_values: frozenset[str] = frozenset(),
+                 graph_status: GraphStatus | None = None) -> None:
         self.spec = spec
         self.session = session
         self.graph = graph
+        self.graph_status = graph_status or GraphStatus(spec.name, graph, "" if graph else GRAPHS_OFF)
         self.device = device
         self.sync = sync
         self.host_values = host_values
@@ -65,7 +80,7 @@ class EngineStep:
 
 
 def open_session(spec: SegmentSpec, device: Device, threads: int,
-                 profile_prefix: str | None = None) -> tuple[Any, bool]:
+                 profile_prefix: str | None = None) -> tuple[Any, GraphStatus]:
     """An ORT session over ``spec``'s model, and whether it captures CUDA graphs."""
     import onnxruntime as ort
 
@@ -79,20 +94,22 @@ def open_session(spec: SegmentSpec, device: Device, threads: int,
         options.enable_profiling = True
         options.profile_file_prefix = f"{profile_prefix}{_file_part(spec.name)}"
     graphed = graph_model(spec.model) if device.graphs else None
-    if graphed is not None and graph_safe(graphed):
+    why = graph_refusal(graphed) if graphed is not None else GRAPHS_OFF
+    if graphed is not None and why is None:
         try:  # ORT refuses when a node would run on the CPU: then no graph
             session = ort.InferenceSession(runnable_bytes(graphed), options,
                                            providers=device.providers(True),
                                            disabled_optimizers=DISABLED_FUSIONS)
-        except Exception:  # noqa: BLE001 - ORT raises its own untyped errors
-            pass
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+            why = f"ONNX Runtime refused to capture it: {first_line(exc)}"
         else:
             if single_graph(spec.model):
                 device.limit_graphs(session)
-            return session, True
+            return session, GraphStatus(spec.name, True, "")
     try:
         return ort.InferenceSession(runnable_bytes(spec.model), options,
-                                    providers=device.providers()), False
+                                    providers=device.providers()), GraphStatus(spec.name, False,
+                                                                               why or GRAPHS_OFF)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
         raise ConfigError(
             f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc

@@ -340,8 +340,9 @@ def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path) -> None:
     """Which run options each segment run gets with CUDA graphs on (host memory cannot capture,
     so this checks the choice; tests/gpu checks the results on a GPU)."""
     runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
-    segments = runner._segments  # type: ignore[attr-defined]
-    assert [s.graph for s in segments] == [True, False, True]  # Sin cannot be captured
+    status = runner.graph_status()
+    assert [(s.captured, s.reason) for s in status] == [
+        (True, ""), (False, "node 'sin' (Sin) cannot be captured"), (True, "")]
     no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
     used = log_run_options(runner)
     x = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)

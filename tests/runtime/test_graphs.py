@@ -217,3 +217,15 @@ def test_a_concat_allows_one_graph_only_before_onnxruntime_1_31(
     assert graph_safe(model) and single_graph(model)
     monkeypatch.setattr(graphs, "_concat_staged", lambda: False)
     assert not single_graph(model)
+
+
+def test_graph_refusals_name_the_node_or_value() -> None:
+    from hybridtrt.runtime.graphs import graph_refusal
+
+    nodes = [h.make_node("Shape", ["x"], ["s"], name="shape"),
+             h.make_node("Add", ["x", "s"], ["y"], name="add")]
+    model = models.make(nodes, [models.f32("x", [2])], [models.f32("y", [2])])
+    assert graph_refusal(model) == "node 'add' (Add) reads shape value 's' on the device"
+    passthrough = models.make([], [models.f32("x", [2])], [models.f32("x", [2])])
+    assert graph_refusal(passthrough) == ("output 'x' is a constant, a shape value or an input "
+                                          "passed through")

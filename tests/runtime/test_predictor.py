@@ -337,3 +337,10 @@ def test_the_short_way_checks_only_arrays_unlike_those_that_passed_before(
         else:
             np.testing.assert_array_equal(runner.run_dict({"x": other})["y"], np.maximum(other, 0))
         assert checked == [1]
+
+
+def test_graph_status_says_why_no_segment_is_captured_on_the_cpu(saved: Path) -> None:
+    runner = predictor(saved, isolated=True)
+    status = runner.graph_status()
+    assert [s.segment for s in status] == [s.name for s in runner.segments()]
+    assert all(not s.captured and "CUDA graphs are off" in s.reason for s in status)

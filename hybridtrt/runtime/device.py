@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -11,28 +10,10 @@ import numpy as np
 from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.runtime.bound import BOUND_SIGNATURES, BoundRuns
 from hybridtrt.runtime.graphs import CAPTURE_LOCK
+from hybridtrt.runtime.interop import DeviceTensor, cuda_view, dtype_of
+from hybridtrt.runtime.run_options import graph_run_options, unsynced_run_options
 
 __all__ = ["CpuDevice", "CudaDevice", "Device", "DeviceTensor", "dtype_of", "open_device"]
-
-
-@dataclasses.dataclass(frozen=True)
-class DeviceTensor:
-    """A CUDA buffer with its shape and dtype; ``owner`` keeps the memory alive.
-
-    It implements ``__cuda_array_interface__``, so ``cupy.asarray(t)`` and
-    ``torch.as_tensor(t, device="cuda")`` view it without a copy.
-    """
-
-    ptr: int
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    owner: Any
-    device_id: int = 0
-
-    @property
-    def __cuda_array_interface__(self) -> dict[str, Any]:
-        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
-                "version": 3, "strides": None, "stream": None}
 
 
 class Device(Protocol):
@@ -171,10 +152,10 @@ class CudaDevice:
         self._staging: dict[tuple[str, tuple[int, ...], str], Any] = {}
         self._bindings: dict[int, Any] = {}  # one IOBinding per session, rebound each run
         self._tensor_names: dict[int, frozenset[str]] = {}  # tensor-typed inputs per session
-        self._graph_options = _graph_run_options(BOUND_SIGNATURES) if graphs else []
+        self._graph_options = graph_run_options(BOUND_SIGNATURES) if graphs else []
         # Runs may skip ORT's stream sync only where one stream orders every segment; with
         # graphs the stream is non-blocking (host copies on the legacy stream would not wait).
-        self._unsynced = _unsynced_run_options() if share_stream and not graphs else None
+        self._unsynced = unsynced_run_options() if share_stream and not graphs else None
         self.may_skip_sync = self._unsynced is not None
         self._bound = BoundRuns(self.memory, device_id, graph_options=self._graph_options)
 
@@ -342,7 +323,7 @@ class CudaDevice:
         elif isinstance(value, np.ndarray):
             binding.bind_cpu_input(name, value)  # ORT copies it to the device as it binds
         else:
-            shape, dtype, ptr = _cuda_view(value)
+            shape, dtype, ptr = cuda_view(value)
             binding.bind_input(name, self.memory, self.device_id, dtype, list(shape), ptr)
 
     def _tensor_inputs(self, session: Any) -> frozenset[str]:
@@ -389,7 +370,7 @@ class CudaDevice:
         self.host_copies += 1
         import cupy
 
-        shape, dtype, ptr = _cuda_view(value)
+        shape, dtype, ptr = cuda_view(value)
         if 0 in shape:
             return np.empty(shape, dtype)  # nothing to copy (and no buffer to read)
         view = cupy.asarray(DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id))
@@ -411,7 +392,7 @@ class CudaDevice:
         elif callable(getattr(value, "data_ptr", None)) or isinstance(value, DeviceTensor):
             value = self._device_copy(value)  # an ORT value, or an engine's output
         self.synchronize()
-        shape, dtype, ptr = _cuda_view(value)
+        shape, dtype, ptr = cuda_view(value)
         tensor = DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id)
         try:
             import cupy
@@ -423,7 +404,7 @@ class CudaDevice:
         """A new ORT CUDA value holding a copy of ``value`` (copied on the predictor's stream)."""
         from cuda.bindings import runtime as cudart
 
-        shape, dtype, ptr = _cuda_view(value)
+        shape, dtype, ptr = cuda_view(value)
         copy, target = self.allocate(shape, dtype)
         size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if size:
@@ -451,7 +432,7 @@ class CudaDevice:
             # (``accept`` counted this copy already: host arrays pass through it first)
             value = ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), self.memory,
                                                      self.device_id)
-        _, _, pointer = _cuda_view(value)
+        _, _, pointer = cuda_view(value)
         return pointer, value
 
     def host_pointer(self, name: str, value: Any) -> tuple[int, Any]:
@@ -475,76 +456,6 @@ class CudaDevice:
             # shared stream is non-blocking, so ORT's host copies (on the legacy stream) would
             # not wait for the engine, which may still read an upload about to be freed.
             self.synchronize()
-
-
-def _cuda_view(value: Any) -> tuple[tuple[int, ...], np.dtype, int]:
-    if hasattr(value, "data_ptr") and callable(getattr(value, "shape", None)):  # OrtValue
-        return tuple(value.shape()), _ort_dtype(value.data_type()), int(value.data_ptr())
-    interface = value.__cuda_array_interface__
-    if interface.get("strides") not in (None, ()) and not _contiguous(interface):
-        raise InputError("device inputs must be C-contiguous")
-    return tuple(interface["shape"]), np.dtype(interface["typestr"]), int(interface["data"][0])
-
-
-def _contiguous(interface: Mapping[str, Any]) -> bool:
-    shape, strides = interface["shape"], interface["strides"]
-    expected, size = [], np.dtype(interface["typestr"]).itemsize
-    for dim in reversed(shape):
-        expected.append(size)
-        size *= dim
-    return tuple(reversed(expected)) == tuple(strides)
-
-
-_ORT_TYPES = {
-    f"tensor({name})": np.dtype(dtype) for name, dtype in (
-        ("float", "float32"), ("float16", "float16"), ("double", "float64"), ("bool", "bool"),
-        ("int8", "int8"), ("int16", "int16"), ("int32", "int32"), ("int64", "int64"),
-        ("uint8", "uint8"), ("uint16", "uint16"), ("uint32", "uint32"), ("uint64", "uint64"),
-    )
-}
-_ORT_NAMES = {dtype: name for name, dtype in _ORT_TYPES.items()}
-
-
-def _ort_dtype(name: str) -> np.dtype:
-    found = _ORT_TYPES.get(name)
-    if found is None:
-        raise InputError(f"values of type {name} cannot leave the GPU as arrays")
-    return found
-
-
-def _ort_type_name(dtype: np.dtype) -> str:
-    return _ORT_NAMES.get(np.dtype(dtype), "")
-
-
-def dtype_of(value: Any) -> np.dtype | None:
-    """The numpy dtype of a numpy array, a CUDA array (cupy, torch) or an OrtValue."""
-    interface = getattr(value, "__cuda_array_interface__", None)
-    if interface is not None:
-        return np.dtype(interface["typestr"])
-    if callable(getattr(value, "data_type", None)):
-        return _ORT_TYPES.get(value.data_type())
-    return np.asarray(value).dtype if value is not None else None
-
-
-def _run_options(**entries: str) -> Any:
-    """ORT RunOptions with these config entries (each must name ``gpu_graph_id``: see
-    ``_run_fresh``)."""
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    for key, value in entries.items():
-        options.add_run_config_entry(key, value)
-    return options
-
-
-def _graph_run_options(graphs: int) -> list[Any]:
-    """RunOptions for CUDA graph sessions: ``[no capture, graph 0, ..., graph graphs-1]``."""
-    return [_run_options(gpu_graph_id=str(graph_id)) for graph_id in range(-1, graphs)]
-
-
-def _unsynced_run_options() -> Any:
-    """RunOptions for a run that skips ORT's stream sync at its end (``graphs.unsynced_safe``)."""
-    return _run_options(gpu_graph_id="-1", disable_synchronize_execution_providers="1")
 
 
 def _create_stream(device_id: int, blocking: bool = True) -> int:

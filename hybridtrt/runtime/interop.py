@@ -1,0 +1,83 @@
+"""Device arrays across libraries: ``__cuda_array_interface__`` views, OrtValue dtypes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from hybridtrt.errors import InputError
+
+__all__ = ["DeviceTensor", "cuda_view", "dtype_of"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceTensor:
+    """A CUDA buffer with its shape and dtype; ``owner`` keeps the memory alive.
+
+    It implements ``__cuda_array_interface__``, so ``cupy.asarray(t)`` and
+    ``torch.as_tensor(t, device="cuda")`` view it without a copy.
+    """
+
+    ptr: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    owner: Any
+    device_id: int = 0
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
+                "version": 3, "strides": None, "stream": None}
+
+
+def cuda_view(value: Any) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and device address of an OrtValue or a ``__cuda_array_interface__`` array."""
+    if hasattr(value, "data_ptr") and callable(getattr(value, "shape", None)):  # OrtValue
+        return tuple(value.shape()), _ort_dtype(value.data_type()), int(value.data_ptr())
+    interface = value.__cuda_array_interface__
+    if interface.get("strides") not in (None, ()) and not _contiguous(interface):
+        raise InputError("device inputs must be C-contiguous")
+    return tuple(interface["shape"]), np.dtype(interface["typestr"]), int(interface["data"][0])
+
+
+def _contiguous(interface: Mapping[str, Any]) -> bool:
+    shape, strides = interface["shape"], interface["strides"]
+    expected, size = [], np.dtype(interface["typestr"]).itemsize
+    for dim in reversed(shape):
+        expected.append(size)
+        size *= dim
+    return tuple(reversed(expected)) == tuple(strides)
+
+
+_ORT_TYPES = {
+    f"tensor({name})": np.dtype(dtype) for name, dtype in (
+        ("float", "float32"), ("float16", "float16"), ("double", "float64"), ("bool", "bool"),
+        ("int8", "int8"), ("int16", "int16"), ("int32", "int32"), ("int64", "int64"),
+        ("uint8", "uint8"), ("uint16", "uint16"), ("uint32", "uint32"), ("uint64", "uint64"),
+    )
+}
+_ORT_NAMES = {dtype: name for name, dtype in _ORT_TYPES.items()}
+
+
+def _ort_dtype(name: str) -> np.dtype:
+    found = _ORT_TYPES.get(name)
+    if found is None:
+        raise InputError(f"values of type {name} cannot leave the GPU as arrays")
+    return found
+
+
+def _ort_type_name(dtype: np.dtype) -> str:
+    return _ORT_NAMES.get(np.dtype(dtype), "")
+
+
+def dtype_of(value: Any) -> np.dtype | None:
+    """The numpy dtype of a numpy array, a CUDA array (cupy, torch) or an OrtValue."""
+    interface = getattr(value, "__cuda_array_interface__", None)
+    if interface is not None:
+        return np.dtype(interface["typestr"])
+    if callable(getattr(value, "data_type", None)):
+        return _ORT_TYPES.get(value.data_type())
+    return np.asarray(value).dtype if value is not None else None

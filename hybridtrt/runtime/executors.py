@@ -15,6 +15,7 @@ The run paths, all behind ``Executor``; the predictor picks one when it is made:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -26,7 +27,28 @@ from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.replay import Key, Replays
 from hybridtrt.runtime.segments import OrtSegment, Segment
 
-__all__ = ["Executor", "Loop", "Replaying", "SegmentObserver", "SingleSession", "failed"]
+__all__ = ["Executor", "Loop", "Replaying", "RunStats", "SegmentObserver", "SingleSession",
+           "failed", "run_stats"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStats:
+    """What a predictor's runs did so far (a snapshot; all 0 on the CPU but ``replays``)."""
+
+    replays: int = 0  # runs made by replaying a recorded run (``Replaying``)
+    bound_runs: int = 0  # segment runs into buffers bound on an earlier run
+    unsynced_runs: int = 0  # segment runs that skipped ORT's stream sync at their end
+    host_copies: int = 0  # host<->device copies (inputs in, outputs out)
+    foreign_outputs: int = 0  # segment outputs ORT left outside the GPU (should stay 0)
+
+
+def run_stats(device: Device, replays: Replays | None) -> RunStats:
+    """The counters of ``device`` and ``replays`` now."""
+    done = replays.runs if replays is not None else 0
+    if not isinstance(device, CudaDevice):
+        return RunStats(done)
+    return RunStats(done, device.bound_runs, device.unsynced_runs, device.host_copies,
+                    device.foreign_outputs)
 
 
 class SegmentObserver(Protocol):

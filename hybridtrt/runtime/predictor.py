@@ -16,7 +16,8 @@ from hybridtrt.runtime.checks import InputChecks
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.description import ModelMetadata, NodeArg, model_metadata, node_arg
 from hybridtrt.runtime.device import CudaDevice, open_device
-from hybridtrt.runtime.executors import Executor, Loop, Replaying, SegmentObserver, SingleSession
+from hybridtrt.runtime.executors import (Executor, Loop, Replaying, RunStats, SegmentObserver,
+                                         SingleSession, run_stats)
 from hybridtrt.runtime.graphs import unsynced_safe
 from hybridtrt.runtime.iobinding import IOBinding
 from hybridtrt.runtime.placement import kept_on_host, output_places
@@ -292,6 +293,10 @@ class Predictor:
     def engine_status(self) -> list[EnginePlacement]:
         """Where each engine runs (``tensorrt`` or ``onnxruntime``) and why."""
         return list(self.plan.placements)
+
+    def run_stats(self) -> RunStats:
+        """What this predictor's runs did so far: replays, bound runs, host copies..."""
+        return run_stats(self.device, self._replays)
 
     def graph_status(self) -> list[GraphStatus]:
         """Per segment, whether its runs are captured as a CUDA graph and if not, why."""

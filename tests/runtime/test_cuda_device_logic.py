@@ -88,14 +88,15 @@ def expected(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[Any]:
 
 def test_runs_go_fresh_then_bound_then_replayed_with_right_results(tmp_path: Path) -> None:
     runner = isolated(models.split_chain(), CHAIN, tmp_path)
-    assert len(runner.segments()) == 3 and runner._replays is not None
+    assert len(runner.segments()) == 3
     rng = np.random.default_rng(0)
     steps = []
     for _ in range(4):
         x = rng.standard_normal((5, 4)).astype(np.float32)
-        bound, replayed = runner.device.bound_runs, runner._replays.runs  # type: ignore[attr-defined]
+        before = runner.run_stats()
         y = runner.run_dict({"x": x})["y"]
-        steps.append((runner.device.bound_runs - bound, runner._replays.runs - replayed))  # type: ignore[attr-defined]
+        after = runner.run_stats()
+        steps.append((after.bound_runs - before.bound_runs, after.replays - before.replays))
         np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
     assert steps == [(0, 0), (3, 0), (0, 1), (0, 1)]
 
@@ -118,13 +119,13 @@ def test_the_usual_call_replays_without_checking_again_what_passed_before(
     for rows in (5, 5, 5, 5):  # fresh, bound (recorded), then the hot way twice
         x = rng.standard_normal((rows, 4)).astype(np.float32)
         np.testing.assert_allclose(run(x), expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
-    assert len(checked) == 2 and runner._replays is not None and runner._replays.runs == 2
+    assert len(checked) == 2 and runner.run_stats().replays == 2
     counts = []  # host copies counted by a run the hot way, then by one the checked way
     for names in (None, ["y"]):  # (naming the outputs takes the checked way)
-        copies = runner.device.host_copies  # type: ignore[attr-defined]
+        copies = runner.run_stats().host_copies
         runner.run_dict({"x": x}, names)
-        counts.append(runner.device.host_copies - copies)  # type: ignore[attr-defined]
-    assert counts[0] == counts[1] > 0 and len(checked) == 3
+        counts.append(runner.run_stats().host_copies - copies)
+    assert counts[0] == counts[1] > 0 and len(checked) == 3  # (on a GPU: 2, tests/gpu)
     x = rng.standard_normal((5, 4)).astype(np.float32)
     for other in (x.astype(np.float64), x[:4], np.asfortranarray(rng.standard_normal((4, 5)).T.astype(np.float32))):
         checked.clear()
@@ -135,9 +136,9 @@ def test_the_usual_call_replays_without_checking_again_what_passed_before(
         assert checked == [1]
         # the other arrays never reached the replay: the next usual call still takes it
         checked.clear()
-        replayed = runner._replays.runs
+        replayed = runner.run_stats().replays
         np.testing.assert_allclose(run(x), expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
-        assert checked == [] and runner._replays.runs == replayed + 1
+        assert checked == [] and runner.run_stats().replays == replayed + 1
     with pytest.raises(hybridtrt.InputError, match="unknown inputs"):
         runner.run_dict({"x": x, "z": x})
     checked.clear()
@@ -153,7 +154,7 @@ def test_host_and_device_inputs_mixed_never_give_stale_results(tmp_path: Path) -
         x = rng.standard_normal((5, 4)).astype(np.float32)
         y = runner.run_dict({"x": x if kind == "host" else DeviceArray(x)})["y"]
         np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
-    assert runner._replays is not None and runner._replays.runs > 0
+    assert runner.run_stats().replays > 0
 
 
 def test_data_dependent_shapes_fall_back_to_fresh_runs_with_right_results(tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_device_outputs_handed_out_are_not_overwritten_by_later_runs(tmp_path: P
     rng = np.random.default_rng(2)
     xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(4)]
     kept = [runner.run_dict({"x": x}, device_outputs=True)["y"] for x in xs]  # fresh, bound, replays
-    assert runner._replays is not None and runner._replays.runs == 2
+    assert runner.run_stats().replays == 2
     for x, out in zip(xs, kept):  # (without cupy, a DeviceTensor whose owner holds the value)
         np.testing.assert_allclose(out.owner.numpy(), expected(models.split_chain(), {"x": x})[0],
                                    rtol=1e-6)
@@ -196,7 +197,7 @@ def test_host_arrays_handed_out_are_not_overwritten_by_later_runs(tmp_path: Path
     rng = np.random.default_rng(4)
     xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(4)]
     kept = [runner.run_dict({"x": x})["y"] for x in xs]  # fresh, bound, replays
-    assert runner._replays is not None and runner._replays.runs == 2
+    assert runner.run_stats().replays == 2
     for x, y in zip(xs, kept):
         np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
 
@@ -234,7 +235,7 @@ def test_segments_but_the_last_skip_the_stream_sync_where_nothing_stages_host_me
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-6)
         assert [unsynced(o) for o in used] == [True, False, False]
-    assert runner._replays is not None and runner._replays.runs == 1
+    assert runner.run_stats().replays == 1
     assert runner.device.unsynced_runs == 2  # type: ignore[attr-defined]  # (replays not counted)
 
 
@@ -310,7 +311,7 @@ def test_values_ort_writes_on_the_host_are_handed_over_there(
         x = np.random.default_rng(rows).standard_normal((rows, 2, 3)).astype(np.float32)
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-6)
-    assert runner._replays is not None and runner._replays.runs == 1
+    assert runner.run_stats().replays == 1
     # fresh runs (shapes 2 and 3) bind t to the host and m to the device; so do the buffers
     # made per shape: x's staging buffer, then t and m, then the next segments' outputs
     assert placed["t"] == ["bind cpu:0"] * 2 and placed["m"] == ["bind cpu:7"] * 2
@@ -440,7 +441,7 @@ def test_a_failed_capture_drops_the_graph_but_keeps_the_bound_buffers(tmp_path: 
     assert used == [no_capture, graph_0, no_capture, no_capture, no_capture]
     device = runner.device  # type: ignore[attr-defined]
     assert any(key[0] == id(first) for key in device._bound._bound)  # its buffers stay bound
-    assert runner._replays is not None and runner._replays.runs == 1  # the 4th run: a replay
+    assert runner.run_stats().replays == 1  # the 4th run: a replay
     # The last engine still goes with its graph: from the 3rd run, when its input is in the
     # first engine's bound buffer (its 4th run is part of the replay).
     assert device._bound.graph_runs == 1
@@ -542,7 +543,7 @@ def test_replays_of_graph_sessions_hold_the_capture_lock(tmp_path: Path,
     x = np.ones((5, 4), np.float32)
     for _ in range(3):  # fresh, bound, replayed
         runner.run_dict({"x": x})
-    assert runner._replays is not None and runner._replays.runs == 1
+    assert runner.run_stats().replays == 1
     assert CountingLock.entered == 1  # a replayed step may be the run in which ORT captures
 
 

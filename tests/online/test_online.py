@@ -153,7 +153,9 @@ def test_int8_calibrates_on_traffic_then_matches_offline_int8(tmp_path, caplog):
     assert len(table) == 1 and json.loads(table[0].read_text())
     offline = convert(str(path), TensorRTConfig(min_subgraph_size=1, precision_mode="int8",
                                                 workspace_size=1 << 28,
-                                                calibration_data=[{"x": x} for x in feeds]))
+                                                calibration_data=[{"x": x} for x in feeds],
+                                                calibration_cache=str(tmp_path / "table.json")))
+    assert json.loads((tmp_path / "table.json").read_text()) == json.loads(table[0].read_text())
     offline_predictor = create_predictor(Config(offline.save(tmp_path / "offline.onnx")))
     x = images(13)[-1]
     assert outputs_match(predictor.run(None, {"x": x}), offline_predictor.run(None, {"x": x}), 0, 0)
@@ -198,6 +200,11 @@ def test_shape_collection_then_tuned_dynamic_shape_gives_the_offline_profile(tmp
     assert next((path.parent / "_opt_cache").glob("hybrid-*.onnx")).read_bytes() == offline.read_bytes()
     x = batches(1, sizes=(7,))[0]  # outside the collected range: allow_build_at_runtime
     assert outputs_match(predictor.run(None, {"x": x}), ort_run(split_chain(), {"x": x}), 1e-6, 1e-6)
+    fixed = Config(str(path))
+    fixed.enable_tensorrt_engine(min_subgraph_size=1)
+    fixed.enable_tuned_tensorrt_dynamic_shape(str(shapes), allow_build_at_runtime=False)
+    with pytest.raises(HybridTRTError, match="was built for x: \\[1, 4\\]..\\[5, 4\\]; got x: \\[7, 4\\]"):
+        create_predictor(fixed).run(None, {"x": x})
 
 
 @pytest.mark.skipif(not installed(RTX), reason="tensorrt_rtx is not installed")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridtrt.errors import InputError
+from hybridtrt.errors import InputError, InternalError
 from hybridtrt.online.build import OnlineBuild
 from hybridtrt.online.shapes import ShapeRecorder
 from hybridtrt.runtime.config import RuntimeSettings
@@ -69,7 +69,8 @@ class OnlinePredictor:
 
     def __init__(self, settings: RuntimeSettings) -> None:
         online = settings.tensorrt
-        assert online is not None
+        if online is None:
+            raise InternalError("OnlinePredictor made for settings without enable_tensorrt_engine")
         self._settings = dataclasses.replace(
             settings, tensorrt=None, allow_rebuild=settings.allow_rebuild or online.allow_build_at_runtime)
         self.build = OnlineBuild(Path(settings.model_path), online)
@@ -127,7 +128,10 @@ class OnlinePredictor:
             self._shapes.write(Path(self.build.online.collect_shape_path))  # type: ignore[arg-type]
         if self._feeds is not None:
             self._feeds.append({k: np.array(v, copy=True) for k, v in feeds.items()})
-            if len(self._feeds) >= self.build.online.calibration_runs:
+            runs, wanted = len(self._feeds), self.build.online.calibration_runs
+            if runs % max(1, wanted // 10) == 0:
+                _LOG.info("online TensorRT: %d of %d calibration runs collected", runs, wanted)
+            if runs >= wanted:
                 self.finish_calibration()
 
     def run(self, output_names: Sequence[str] | None = None,

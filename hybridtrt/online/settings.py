@@ -88,11 +88,11 @@ class OnlineTensorRT:
         if self.use_calib_mode and self.precision is not PrecisionType.Int8:
             raise ConfigError("use_calib_mode=True calibrates INT8: give "
                               "precision_mode=PrecisionType.Int8, or use_calib_mode=False")
-        names = [{n for n, _ in t} for t in (self.min_shapes, self.max_shapes, self.opt_shapes)]
-        if names[0] != names[1] or names[0] != names[2]:
+        named = [{n for n, _ in t} for t in (self.min_shapes, self.max_shapes, self.opt_shapes)]
+        if named[0] != named[1] or named[0] != named[2]:
             raise ConfigError("set_trt_dynamic_shape_info: min, max and opt must name the same "
-                              f"inputs, got {sorted(names[0])}, {sorted(names[1])}, "
-                              f"{sorted(names[2])}")
+                              f"inputs, got {sorted(named[0])}, {sorted(named[1])}, "
+                              f"{sorted(named[2])}")
         if self.min_shapes and self.tuned_shape_path:
             raise ConfigError("give either set_trt_dynamic_shape_info or "
                               "enable_tuned_tensorrt_dynamic_shape, not both")

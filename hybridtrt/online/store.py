@@ -57,17 +57,18 @@ class OptCache:
         """The INT8 calibration table (ranges of every calibrated tensor)."""
         return self.directory / f"calibration-{self.calibration_key}.json"
 
-    def check_writable(self) -> None:
-        """Fail clearly when the model folder cannot hold ``_opt_cache/``."""
+    def check_writable(self, needs: str, instead: str) -> None:
+        """Fail clearly when the model folder cannot hold ``_opt_cache/`` (``needs``: the
+        setting that writes there; ``instead``: what the user can do otherwise)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             probe = self.directory / f".probe-{threading.get_ident()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise ConfigError(f"use_static=True keeps the built model in {self.directory}, "
-                              f"which cannot be written ({exc.strerror}): make the model folder "
-                              "writable or use use_static=False") from exc
+            raise ConfigError(f"{needs} in {self.directory}, which cannot be written "
+                              f"({exc.strerror or exc}): make the model folder writable, or "
+                              f"{instead}") from exc
 
     @contextmanager
     def building(self, across_processes: bool) -> Iterator[None]:

@@ -253,5 +253,8 @@ def test_every_wrong_combination_says_what_to_change(tmp_path):
     (path.parent / "_opt_cache").write_text("in the way")
     static = Config(str(path))
     static.enable_tensorrt_engine(use_static=True)
-    with pytest.raises(ConfigError, match="cannot be written .* use_static=False"):
+    with pytest.raises(ConfigError, match="keeps the built model in .*cannot be written.*, or use "
+                                          "use_static=False"):
         create_predictor(static)
+    with pytest.raises(ConfigError, match="keeps the calibration table in .*cannot be written"):
+        create_predictor(int8_config(path, runs=5))

@@ -71,6 +71,7 @@ class OnlinePredictor:
         online = settings.tensorrt
         if online is None:
             raise InternalError("OnlinePredictor made for settings without enable_tensorrt_engine")
+        self._given = settings
         self._settings = dataclasses.replace(
             settings, tensorrt=None, allow_rebuild=settings.allow_rebuild or online.allow_build_at_runtime)
         self.build = OnlineBuild(Path(settings.model_path), online)
@@ -165,6 +166,10 @@ class OnlinePredictor:
             raise InputError(f"no {'input' if is_input else 'output'} named {name!r}; the "
                              f"model has {names}")
         return self._handles.setdefault(name, _Handle(self, name, is_input))
+
+    def clone(self) -> OnlinePredictor:
+        """Another predictor of the same settings, for another thread (the build is shared)."""
+        return OnlinePredictor(self._given)
 
     def engine_status(self) -> list[EnginePlacement]:
         """Where each engine made at load runs (empty while collecting or calibrating)."""

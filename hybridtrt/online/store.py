@@ -23,7 +23,7 @@ _GUARD = threading.Lock()
 
 # Settings that do not change what is built (only how the predictor gets there).
 _NOT_KEYED = ("use_static", "collect_shape_path", "tuned_shape_path", "calibration_runs",
-              "use_calib_mode", "allow_build_at_runtime")
+              "allow_build_at_runtime")
 
 
 class OptCache:

@@ -122,7 +122,10 @@ def test_two_threads_creating_predictors_at_once_build_once(tmp_path, caplog):
         for t in threads:
             t.join()
     assert len(made) == 2
+    made.append(made[0].clone())  # type: ignore[attr-defined]
     assert caplog.text.count("converting model.onnx") == 1
+    x = batches(1)[0]
+    assert outputs_match(made[2].run(None, {"x": x}), made[1].run(None, {"x": x}), 0, 0)  # type: ignore[attr-defined]
 
 
 def int8_config(path: Path, runs: int) -> Config:

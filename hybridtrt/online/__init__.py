@@ -1,4 +1,4 @@
-"""Paddle 2.x-style online TensorRT: convert a plain ONNX model at load, cache it in ``_opt_cache/``.
+"""Paddle 2.x-style online TensorRT: convert a plain ONNX model at load, cache in ``_opt_cache/``.
 
 Importing this package loads no compiler code; ``hybridtrt.online.predictor`` does (lazily,
 from ``create_predictor``).

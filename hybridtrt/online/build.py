@@ -71,7 +71,8 @@ class OnlineBuild:
         self.inputs = _profile(online, self.ranks)
         self.cache = OptCache(model_path, online, [i.shapes() for i in self.inputs])
         if online.use_static:
-            self.cache.check_writable("use_static=True keeps the built model", "use use_static=False")
+            self.cache.check_writable("use_static=True keeps the built model",
+                                      "use use_static=False")
         if self.int8 and online.use_calib_mode:
             self.cache.check_writable("use_calib_mode=True keeps the calibration table",
                                       "copy the model to a writable folder")

@@ -73,7 +73,8 @@ class OnlinePredictor:
             raise InternalError("OnlinePredictor made for settings without enable_tensorrt_engine")
         self._given = settings
         self._settings = dataclasses.replace(
-            settings, tensorrt=None, allow_rebuild=settings.allow_rebuild or online.allow_build_at_runtime)
+            settings, tensorrt=None,
+            allow_rebuild=settings.allow_rebuild or online.allow_build_at_runtime)
         self.build = OnlineBuild(Path(settings.model_path), online)
         self._results: dict[str, Any] = {}
         self._handles: dict[str, _Handle] = {}
@@ -114,7 +115,8 @@ class OnlinePredictor:
                  output_names: Sequence[str] | None = None) -> dict[str, Any]:
         """As ``Predictor.run_dict``; None runs on the input handles' values (Paddle style)."""
         paddle_style = feeds is None
-        given = ({n: h.value for n, h in self._handles.items() if h._is_input and h.value is not None}
+        given = ({n: h.value for n, h in self._handles.items()
+                  if h._is_input and h.value is not None}
                  if paddle_style else dict(feeds))  # type: ignore[arg-type]
         out = self._inner.run_dict(given, output_names)
         self._observe(given)

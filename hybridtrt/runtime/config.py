@@ -153,7 +153,7 @@ class Config:
                                precision_mode: PrecisionType = PrecisionType.Float32,
                                use_static: bool = False, use_calib_mode: bool = False,
                                calibration_runs: int | None = None) -> None:
-        """Convert this plain ONNX model at load (Paddle 2.x's online TensorRT; see docs/USAGE.md)."""
+        """Convert this plain ONNX model at load (Paddle 2.x's online TensorRT, docs/USAGE.md)."""
         previous = self._settings.tensorrt or OnlineTensorRT()
         self._update(tensorrt=dataclasses.replace(
             previous, workspace_size=workspace_size, max_batch_size=max_batch_size,

@@ -261,3 +261,29 @@ def test_every_wrong_combination_says_what_to_change(tmp_path):
         create_predictor(static)
     with pytest.raises(ConfigError, match="keeps the calibration table in .*cannot be written"):
         create_predictor(int8_config(path, runs=5))
+
+
+def test_int8_without_calibration_builds_a_q_dq_model_as_it_is(tmp_path):
+    from tests.compiler.test_precision import _qdq_model
+
+    path = saved(tmp_path, _qdq_model())
+    config = Config(str(path))
+    config.enable_tensorrt_engine(min_subgraph_size=1, precision_mode=PrecisionType.Int8,
+                                  use_static=True, use_calib_mode=False)
+    predictor = create_predictor(config)
+    offline = convert(str(path), TensorRTConfig(min_subgraph_size=1, precision_mode="int8"))
+    cached = next((path.parent / "_opt_cache").glob("hybrid-*.onnx"))
+    assert cached.read_bytes() == offline.save(tmp_path / "offline.onnx").read_bytes()
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    assert outputs_match(predictor.run(None, {"x": x}), ort_run(_qdq_model(), {"x": x}), 1e-6, 1e-6)
+    assert not list((path.parent / "_opt_cache").glob("calibration-*.json"))
+
+
+def test_another_setting_builds_anew_next_to_the_first(tmp_path):
+    path = saved(tmp_path, split_chain())
+    create_predictor(fp16_config(path))
+    other = fp16_config(path)
+    other.enable_tensorrt_engine(min_subgraph_size=1, precision_mode=PrecisionType.Bfloat16,
+                                 use_static=True)
+    create_predictor(other)
+    assert len(list((path.parent / "_opt_cache").glob("hybrid-*.onnx"))) == 2

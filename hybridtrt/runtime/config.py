@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hybridtrt.errors import ConfigError
+from hybridtrt.online.settings import OnlineTensorRT, PrecisionType, shape_table
 
-__all__ = ["Config", "RuntimeSettings"]
+__all__ = ["Config", "PrecisionType", "RuntimeSettings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class RuntimeSettings:
             ``<prefix><segment>_<time>.json`` (None: off).
         cuda_graph: Capture the repeated runs of GPU segments as CUDA graphs (ORT's
             ``enable_cuda_graph``) where that is safe (see ``runtime.graphs``).
+        tensorrt: Online TensorRT for a plain ONNX model (``enable_tensorrt_engine``; None: off).
     """
 
     model_path: Path
@@ -54,6 +56,7 @@ class RuntimeSettings:
     tensorrt_profiler: Callable[[str, str, float], None] | None = None
     ort_profile_prefix: str | None = None
     cuda_graph: bool = False
+    tensorrt: OnlineTensorRT | None = None
 
 
 class Config:
@@ -144,6 +147,49 @@ class Config:
         if int(threads) < 0:
             raise ConfigError(f"threads must be >= 0, got {threads}")
         self._update(intra_op_threads=int(threads))
+
+    def enable_tensorrt_engine(self, workspace_size: int = 1 << 30, max_batch_size: int = 1,
+                               min_subgraph_size: int = 3,
+                               precision_mode: PrecisionType = PrecisionType.Float32,
+                               use_static: bool = False, use_calib_mode: bool = False,
+                               calibration_runs: int | None = None) -> None:
+        """Convert this plain ONNX model at load (Paddle 2.x's online TensorRT, docs/USAGE.md)."""
+        previous = self._settings.tensorrt or OnlineTensorRT()
+        self._update(tensorrt=dataclasses.replace(
+            previous, workspace_size=workspace_size, max_batch_size=max_batch_size,
+            min_subgraph_size=min_subgraph_size, precision=precision_mode,
+            use_static=bool(use_static), use_calib_mode=bool(use_calib_mode),
+            calibration_runs=calibration_runs or previous.calibration_runs))
+
+    def _online(self, call: str, **changes: object) -> None:
+        if self._settings.tensorrt is None:
+            raise ConfigError(f"{call} configures online TensorRT: call "
+                              "config.enable_tensorrt_engine(...) first")
+        self._update(tensorrt=dataclasses.replace(self._settings.tensorrt, **changes))  # type: ignore[arg-type]
+
+    def set_trt_dynamic_shape_info(self, min_input_shape: dict, max_input_shape: dict,
+                                   opt_input_shape: dict) -> None:
+        """Engine profiles as ``{input: shape}`` dicts, in Paddle's order: min, max, opt."""
+        self._online("set_trt_dynamic_shape_info",
+                     min_shapes=shape_table(min_input_shape, "min_input_shape"),
+                     max_shapes=shape_table(max_input_shape, "max_input_shape"),
+                     opt_shapes=shape_table(opt_input_shape, "opt_input_shape"))
+
+    def exp_disable_tensorrt_ops(self, ops: list[str]) -> None:
+        """Keep these op types or node names out of TensorRT."""
+        self._online("exp_disable_tensorrt_ops",
+                     disabled_ops=tuple([ops] if isinstance(ops, str) else (str(o) for o in ops)))
+
+    def collect_shape_range_info(self, path: str | os.PathLike[str]) -> None:
+        """Run in ONNX Runtime and record every input's shape range to ``path`` (JSON)."""
+        self._online("collect_shape_range_info", collect_shape_path=str(path))
+
+    def enable_tuned_tensorrt_dynamic_shape(self, path: str | os.PathLike[str],
+                                            allow_build_at_runtime: bool = False) -> None:
+        """Take the profiles from a ``collect_shape_range_info`` file; ``allow_build_at_runtime``
+        widens them and rebuilds when a shape falls outside."""
+        self._online("enable_tuned_tensorrt_dynamic_shape", tuned_shape_path=str(path),
+                     allow_build_at_runtime=bool(allow_build_at_runtime))
 
     def model_path(self) -> Path:
         return self._settings.model_path

@@ -34,8 +34,16 @@ _LOG = logging.getLogger("hybridtrt")
 
 
 def create_predictor(config: Config) -> Predictor:
-    """Load the hybrid model named by ``config`` and plan its segments (Paddle style)."""
-    return Predictor(config.settings())
+    """Load the hybrid model named by ``config`` and plan its segments (Paddle style).
+
+    With ``config.enable_tensorrt_engine(...)`` the model is a plain ONNX model, converted at
+    load by ``hybridtrt.online`` (which returns an ``OnlinePredictor``).
+    """
+    settings = config.settings()
+    if settings.tensorrt is not None:
+        from hybridtrt.online.predictor import create_online_predictor  # the compiler, lazily
+        return create_online_predictor(settings)  # type: ignore[return-value]
+    return Predictor(settings)
 
 
 class Predictor:

@@ -17,6 +17,7 @@ import numpy as np
 from hybridtrt.errors import ConfigError, ExecutionError
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.predictor import Predictor
+from hybridtrt.runtime.segments import GraphStatus
 from hybridtrt.tools.tables import text_table
 from hybridtrt.tools.target import Target, make_feeds
 from hybridtrt.ort_support import first_line, runnable_bytes
@@ -121,6 +122,7 @@ class BenchResult:
     memory_kind: str
     ort: LatencyStats | None = None
     original_from: str = ""
+    graphs: tuple[GraphStatus, ...] = ()  # with --cuda-graph: per segment, captured or why not
 
     @property
     def ratio(self) -> float | None:
@@ -161,6 +163,11 @@ class BenchResult:
             lines += ["", "time per segment (median of a pass synchronized after every segment):"]
             lines += text_table(("segment", "runs in", "nodes", "median ms", "%"), seg_rows,
                                 right=(2, 3, 4))
+        if self.graphs:
+            lines += ["", "CUDA graphs:"]
+            lines += text_table(("segment", "captured", "why not"),
+                                [(g.segment, "yes" if g.captured else "no", g.reason or "-")
+                                 for g in self.graphs])
         return "\n".join(lines)
 
 
@@ -206,7 +213,8 @@ def benchmark(target: Target, settings: BenchSettings = BenchSettings(),
                        {k: [int(d) for d in np.shape(v)] for k, v in feeds.items()},
                        settings, hybrid, segments, boundary, max(len(segments) - 1, 0),
                        memory.peak_mib(), memory.kind, ort,
-                       target.original_from if settings.compare_ort else "")
+                       target.original_from if settings.compare_ort else "",
+                       tuple(predictor.graph_status()) if settings.cuda_graph else ())
 
 
 def _time(calls: Mapping[str, Callable[[], object]], sync: Callable[[], None],

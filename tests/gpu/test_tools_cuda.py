@@ -44,9 +44,13 @@ def test_bench_with_cuda_graphs(resnet, tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
     assert main(["bench", str(hybrid), "--gpu", "0", "--cuda-graph", "--iterations", "30",
                  "--compare", "ort", "--json", str(out), "-q"]) == 0
-    print(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    print(printed)
     data = json.loads(out.read_text())
     assert data["device"] == "cuda:0, CUDA graphs" and data["settings"]["cuda_graph"]
+    # every segment says whether it is captured, and why not when it is not
+    assert [g["segment"] for g in data["graphs"]] == [s["name"] for s in data["segments"]]
+    assert all(g["captured"] or g["reason"] for g in data["graphs"]) and "CUDA graphs:" in printed
     assert 0.2 < data["ratio"] < 3
 
 

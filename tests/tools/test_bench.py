@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from hybridtrt.errors import ConfigError, InputError
+from hybridtrt.runtime.segments import GraphStatus
 from hybridtrt.tools.bench import BenchSettings, benchmark, latency_stats
 from hybridtrt.tools.target import load_target
 
@@ -51,10 +53,24 @@ def test_bench_compares_with_plain_onnxruntime_and_writes_its_json_schema(two_en
     assert data["schema"] == 1 and data["shapes"] == {"x": [4, 4]}
     assert set(data) == {"schema", "model", "device", "shapes", "settings", "hybrid", "segments",
                          "boundary_ms", "boundaries", "memory_peak_mib", "memory_kind", "ort",
-                         "original_from", "ratio"}
+                         "original_from", "ratio", "graphs"}
+    assert data["graphs"] == [] and "CUDA graphs" not in result.render()  # only with --cuda-graph
     assert set(data["hybrid"]) == {"runs", "min_ms", "median_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
                                    "mean_ms", "throughput"}
     assert set(data["segments"][0]) == {"name", "kind", "runs_in", "nodes", "median_ms"}
+
+
+def test_bench_with_cuda_graphs_says_which_segments_are_captured_and_why_not(two_engines):
+    _, hybrid = two_engines
+    result = benchmark(load_target(hybrid), BenchSettings(isolate_engines=True, **QUICK))
+    graphs = (GraphStatus("tensorrt_engine_0", True, ""),
+              GraphStatus("ort_segment_1", False, "node 'sin' (Sin) cannot be captured"))
+    lines = dataclasses.replace(result, graphs=graphs).render().splitlines()
+    table = lines[lines.index("CUDA graphs:") + 1:]
+    assert table[0].split() == ["segment", "captured", "why", "not"]
+    assert table[2].split() == ["tensorrt_engine_0", "yes", "-"]
+    assert table[3].split()[:2] == ["ort_segment_1", "no"]
+    assert table[3].endswith("node 'sin' (Sin) cannot be captured")
 
 
 def test_bench_by_duration_runs_at_least_the_minimum(two_engines):

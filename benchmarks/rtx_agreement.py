@@ -37,13 +37,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.suites, and this checkout's hybridtrt
 
 from hybridtrt.compiler.capability import judge_graph  # noqa: E402
-from hybridtrt.compiler.graph import GraphIndex  # noqa: E402
-from hybridtrt.compiler.loading import load_model  # noqa: E402
+from hybridtrt.core.graph import GraphIndex  # noqa: E402
+from hybridtrt.core.loading import load_model  # noqa: E402
 from hybridtrt.compiler.precision import prepare_model  # noqa: E402
 from hybridtrt.config import TensorRTConfig  # noqa: E402
 from hybridtrt.converters.registry import REGISTRY  # noqa: E402
 from hybridtrt.errors import HybridTRTError  # noqa: E402
-from hybridtrt.trt.api import BuildSpec, TensorRTFailure, TrtBackend, load_backend  # noqa: E402
+from hybridtrt.trt.api import BuildSpec, TensorRTFailure, TrtBackend  # noqa: E402
+from hybridtrt.trt.backends import load_backend  # noqa: E402
 from hybridtrt.trt.library import RTX  # noqa: E402
 from tests.suites import Case, backend_node_cases  # noqa: E402
 

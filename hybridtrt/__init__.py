@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from hybridtrt.compiler.hybrid import HybridModel, load
+from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.compiler.pipeline import convert
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import (

@@ -19,21 +19,21 @@ from hybridtrt import __version__
 from hybridtrt.cli_support import (EXIT_FAILURE, cli_words, exit_status, missing_package,
                                    parse_shapes, read_inputs, setup_logging)
 from hybridtrt.compiler.calibration import NEEDS_DATA
-from hybridtrt.compiler.hybrid import load
-from hybridtrt.compiler.loading import read_onnx_file
+from hybridtrt.core.hybrid import load
+from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import analyze, convert
-from hybridtrt.compiler.report import accuracy_line, name_order
+from hybridtrt.core.report import accuracy_line, name_order
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError, HybridTRTError, InputError, SaveError
 from hybridtrt.demo import run_demo
 from hybridtrt.runtime import Config, create_predictor
-from hybridtrt.format import format_version
+from hybridtrt.core.format import format_version
 from hybridtrt.tools.bench import BenchSettings, benchmark
 from hybridtrt.tools.compare import compare
 from hybridtrt.tools.picture import picture_format, render_file, view_of_hybrid, view_of_model
 from hybridtrt.tools.profile import ProfileSettings, profile
 from hybridtrt.tools.target import load_target, make_feeds
-from hybridtrt.trt.cache import write_atomically
+from hybridtrt.core.files import write_atomically
 
 __all__ = ["main", "parse_shapes"]
 

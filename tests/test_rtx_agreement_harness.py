@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 from benchmarks.rtx_agreement import (BUILDS, COMMAND, DOCS, KEPT_OUT, agreement, collect, freeze, one_node_cases,
                                      probe, write_docs)
-from hybridtrt.trt.api import load_backend
+from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.library import RTX, installed
 from tests.suites import Case
 

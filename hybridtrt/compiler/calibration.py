@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.graph import GraphIndex
+from hybridtrt.core.graph import GraphIndex
 from hybridtrt.errors import ConfigError, InputError
-from hybridtrt.format import subgraph_digest
+from hybridtrt.core.format import subgraph_digest
 from hybridtrt.progress import progress
-from hybridtrt.trt.cache import write_atomically
+from hybridtrt.core.files import write_atomically
 
 __all__ = ["CACHE_FORMAT", "EXAMPLES", "NEEDS_DATA", "Calibration", "calibrate", "examples",
            "model_key", "samples"]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 
 import onnx
 
-from hybridtrt.compiler.graph import GraphIndex
+from hybridtrt.core.graph import GraphIndex
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
 from hybridtrt.converters.registry import REGISTRY
 from hybridtrt.converters.registry import (

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from hybridtrt.compiler.partition import DependencyGraph, Partition, SearchBudget, reaches
+from hybridtrt.core.graph import SHAPE_SOURCES
+from hybridtrt.core.partition import DependencyGraph, Partition, SearchBudget, reaches
 
 __all__ = [
-    "SHAPE_SOURCES",
     "ClusterFacts",
     "compute_nodes",
     "drop_small",
@@ -23,7 +23,6 @@ __all__ = [
 # Nodes that move or describe data without computing on it.
 _NO_COMPUTE = frozenset({"Identity", "Constant", "Shape", "Size", "Reshape", "Squeeze",
                          "Unsqueeze", "Flatten"})
-SHAPE_SOURCES = frozenset({"Shape", "Size"})  # ops whose output is an input's shape
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,22 +20,22 @@ from hybridtrt import __version__
 from hybridtrt.compiler import filters
 from hybridtrt.compiler.calibration import NEEDS_DATA
 from hybridtrt.compiler.capability import CapabilityReport, judge_graph
-from hybridtrt.compiler.engine import BuildResult, EngineBuilder, NotBuilding
-from hybridtrt.compiler.graph import GraphIndex
-from hybridtrt.compiler.hybrid import HybridModel
-from hybridtrt.compiler.loading import LoadedModel, load_model
-from hybridtrt.compiler.partition import DependencyGraph, Partition, check_acyclic, propose
+from hybridtrt.trt.engine import BuildResult, EngineBuilder, NotBuilding
+from hybridtrt.core.graph import GraphIndex
+from hybridtrt.core.hybrid import HybridModel
+from hybridtrt.core.loading import LoadedModel, load_model
+from hybridtrt.core.partition import DependencyGraph, Partition, check_acyclic, propose
 from hybridtrt.compiler.precision import PrecisionStage, Typed, carries_qdq, prepare_model
-from hybridtrt.compiler.report import OutsideNode, Report, engine_summary, op_table
+from hybridtrt.core.report import OutsideNode, Report, engine_summary, op_table
 from hybridtrt.compiler.refine import Rejection, bisect_build, parser_resolve
-from hybridtrt.compiler.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
+from hybridtrt.core.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
 from hybridtrt.compiler.shapes import RunPlan, ShapeRange, plan_runs, record_shapes, static_shape
-from hybridtrt.compiler.trt_builder import default_builder
+from hybridtrt.trt.builder import default_builder
 from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
 from hybridtrt.converters.registry import REGISTRY, Registry
-from hybridtrt.format import (
+from hybridtrt.core.format import (
     FORMAT_VERSION,
     META_FORMAT,
     META_REPORT,

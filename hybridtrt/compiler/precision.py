@@ -22,9 +22,9 @@ import onnx
 from onnx import TensorProto
 
 from hybridtrt.compiler import accuracy, calibration, guards, int8, lowp, sensitivity
-from hybridtrt.compiler.graph import GraphIndex
-from hybridtrt.compiler.loading import LoadedModel, load_model
-from hybridtrt.compiler.partition import Partition
+from hybridtrt.core.graph import GraphIndex
+from hybridtrt.core.loading import LoadedModel, load_model
+from hybridtrt.core.partition import Partition
 from hybridtrt.compiler.shapes import RunPlan, record_stats, tensor_values
 from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.converters.registry import REGISTRY

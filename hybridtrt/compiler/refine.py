@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from hybridtrt.compiler.engine import BuildResult
-from hybridtrt.compiler.partition import Partition
+from hybridtrt.trt.engine import BuildResult
+from hybridtrt.core.partition import Partition
 from hybridtrt.errors import EngineBuildError
 from hybridtrt.trt.api import ParserVerdict
 

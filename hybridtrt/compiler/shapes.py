@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from hybridtrt.compiler.graph import GraphIndex
+from hybridtrt.core.graph import GraphIndex
 from hybridtrt.compiler.guards import TensorStats
 from hybridtrt.config import Input
 from hybridtrt.converters.registry import TensorInfo, dtype_name

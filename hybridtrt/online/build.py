@@ -9,7 +9,7 @@ from typing import Any
 
 import onnx
 
-from hybridtrt.compiler.hybrid import HybridModel, load
+from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.compiler.pipeline import convert
 from hybridtrt.compiler.precision import carries_qdq
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig

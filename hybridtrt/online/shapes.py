@@ -11,7 +11,7 @@ import numpy as np
 
 from hybridtrt.config import Input
 from hybridtrt.errors import ConfigError
-from hybridtrt.trt.cache import write_atomically
+from hybridtrt.core.files import write_atomically
 
 __all__ = ["ShapeRecorder", "profile_inputs", "read_ranges"]
 

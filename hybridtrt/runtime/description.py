@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.graph import tensor_info_from_value
-from hybridtrt.format import DOMAIN
+from hybridtrt.core.graph import tensor_info_from_value
+from hybridtrt.core.format import DOMAIN
 
 __all__ = ["ModelMetadata", "NodeArg", "model_metadata", "node_arg"]
 

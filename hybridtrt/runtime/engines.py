@@ -10,9 +10,9 @@ from typing import Any
 
 import onnx
 
-from hybridtrt.compiler.trt_builder import TensorRTBuilder
+from hybridtrt.trt.builder import TensorRTBuilder
 from hybridtrt.errors import ExecutionError
-from hybridtrt.format import STATUS_BUILT, EngineRecord
+from hybridtrt.core.format import STATUS_BUILT, EngineRecord
 from hybridtrt.trt.api import Profile, TensorRTFailure, TrtBackend, TrtEngine
 from hybridtrt.trt.cache import EngineCache
 from hybridtrt.trt.fingerprint import incompatibility

@@ -55,8 +55,8 @@ import threading
 
 import onnx
 
-from hybridtrt.compiler.filters import SHAPE_SOURCES
-from hybridtrt.compiler.graph import tensor_info_from_value
+from hybridtrt.core.graph import SHAPE_SOURCES
+from hybridtrt.core.graph import tensor_info_from_value
 
 __all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_refusal",
            "graph_safe", "single_graph", "unsynced_safe"]

@@ -14,17 +14,18 @@ from collections.abc import Sequence
 import onnx
 from onnx import TensorProto
 
-from hybridtrt.compiler.graph import GraphIndex
-from hybridtrt.compiler.hybrid import HybridModel
-from hybridtrt.compiler.inline import inline_engines
-from hybridtrt.compiler.lowp import as_fp32, low_precision_types
-from hybridtrt.compiler.partition import check_acyclic, contracted_order, propose
-from hybridtrt.compiler.rewrite import cluster_io, extract_subgraph
+from hybridtrt.core.graph import GraphIndex
+from hybridtrt.core.hybrid import HybridModel
+from hybridtrt.core.inline import inline_engines
+from hybridtrt.core.fp32 import as_fp32, low_precision_types
+from hybridtrt.core.partition import check_acyclic, contracted_order, propose
+from hybridtrt.core.rewrite import cluster_io, extract_subgraph
 from hybridtrt.errors import IncompatibleEngineError, InternalError
-from hybridtrt.format import COMBINE, DOMAIN, ENGINE, SPLIT, STATUS_BUILT, EngineRecord
+from hybridtrt.core.format import COMBINE, DOMAIN, ENGINE, SPLIT, STATUS_BUILT, EngineRecord
 from hybridtrt.runtime.config import RuntimeSettings
 from hybridtrt.runtime.engines import EngineLoader, LoadedEngine
-from hybridtrt.trt.api import TrtBackend, load_backend
+from hybridtrt.trt.api import TrtBackend
+from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.library import label
 
 _LOG = logging.getLogger("hybridtrt")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.hybrid import HybridModel, load
+from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.errors import ConfigError, InputError, InternalError
 from hybridtrt.runtime.checks import InputChecks
 from hybridtrt.runtime.config import Config, RuntimeSettings
@@ -27,23 +27,10 @@ from hybridtrt.runtime.segments import EngineStep, GraphStatus, OrtSegment, Segm
 from hybridtrt.runtime.trt_segment import EngineSegment
 from hybridtrt.trt.api import TrtBackend
 
-__all__ = ["ModelMetadata", "NodeArg", "Predictor", "SegmentObserver", "Tensor", "create_predictor"]
+__all__ = ["ModelMetadata", "NodeArg", "Predictor", "SegmentObserver", "Tensor"]
 
 _LOG = logging.getLogger("hybridtrt")
 
-
-
-def create_predictor(config: Config) -> Predictor:
-    """Load the hybrid model named by ``config`` and plan its segments (Paddle style).
-
-    With ``config.enable_tensorrt_engine(...)`` the model is a plain ONNX model, converted at
-    load by ``hybridtrt.online`` (which returns an ``OnlinePredictor``).
-    """
-    settings = config.settings()
-    if settings.tensorrt is not None:
-        from hybridtrt.online.predictor import create_online_predictor  # the compiler, lazily
-        return create_online_predictor(settings)  # type: ignore[return-value]
-    return Predictor(settings)
 
 
 class Predictor:

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from hybridtrt.compiler.loading import read_onnx_file
+from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.errors import ConfigError
-from hybridtrt.serve.deployment import ServeSettings, deployment
+from hybridtrt.serve.deployment import application
+from hybridtrt.serve.settings import ServeSettings
 
 __all__ = ["serve_until_stopped"]
 
@@ -49,13 +50,7 @@ def serve_until_stopped(model: str | os.PathLike[str], settings: ServeSettings, 
     previous = {s: signal.signal(s, _setter(stop)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         serve.start(http_options={"host": host, "port": port})
-        serve.run(deployment(Path(model), settings.name, replicas=settings.replicas,
-                             gpus_per_replica=settings.gpus_per_replica,
-                             max_batch_size=settings.max_batch_size,
-                             batch_wait_ms=settings.batch_wait_ms,
-                             max_ongoing_requests=settings.max_ongoing_requests,
-                             max_queued_requests=settings.max_queued_requests,
-                             concurrent_batches=settings.concurrent_batches),
+        serve.run(application(Path(model), settings),
                   name=settings.name, route_prefix="/")
         if not stop.is_set():
             announce(f"serving {settings.name} at http://{host}:{port}/v2/models/{settings.name} "

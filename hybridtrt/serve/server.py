@@ -17,7 +17,7 @@ from hybridtrt.cli_support import client_words
 from hybridtrt.errors import HybridTRTError, InputError
 from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.serve.batching import Item, concatenate, group, layout, split
-from hybridtrt.serve.deployment import ServeSettings
+from hybridtrt.serve.settings import ServeSettings
 from hybridtrt.serve.metrics import ServeMetrics
 from hybridtrt.serve.protocol import (HEADER_LENGTH, encode_response, model_metadata,
                                       parse_request, tensor_spec)

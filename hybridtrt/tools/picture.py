@@ -12,14 +12,14 @@ from pathlib import Path
 import networkx as nx
 import onnx
 
-from hybridtrt.compiler.graph import GraphIndex
-from hybridtrt.compiler.hybrid import HybridModel
-from hybridtrt.compiler.inline import inline_engines
+from hybridtrt.core.graph import GraphIndex
+from hybridtrt.core.hybrid import HybridModel
+from hybridtrt.core.inline import inline_engines
 from hybridtrt.compiler.pipeline import analyze_clusters
-from hybridtrt.compiler.report import OutsideNode, Report
+from hybridtrt.core.report import OutsideNode, Report
 from hybridtrt.config import TensorRTConfig
 from hybridtrt.errors import ConfigError, InternalError, SaveError
-from hybridtrt.trt.cache import write_atomically
+from hybridtrt.core.files import write_atomically
 
 __all__ = [
     "GraphView",

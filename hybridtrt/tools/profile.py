@@ -26,7 +26,7 @@ from hybridtrt.errors import ConfigError
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.tools.tables import text_table
 from hybridtrt.tools.target import Target, make_feeds
-from hybridtrt.trt.cache import write_atomically
+from hybridtrt.core.files import write_atomically
 
 __all__ = ["NodeTime", "ProfileResult", "ProfileSettings", "profile"]
 

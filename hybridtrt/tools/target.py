@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.hybrid import HybridModel, load
-from hybridtrt.compiler.inline import inline_engines
-from hybridtrt.compiler.loading import read_onnx_file
+from hybridtrt.core.hybrid import HybridModel, load
+from hybridtrt.core.inline import inline_engines
+from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import convert
 from hybridtrt.compiler.shapes import random_value
 from hybridtrt.config import Input, TensorRTConfig
 from hybridtrt.errors import InputError
-from hybridtrt.format import format_version
+from hybridtrt.core.format import format_version
 from hybridtrt.runtime.config import RuntimeSettings
 from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.trt.api import TrtBackend

@@ -1,7 +1,8 @@
-"""TensorRT behind a narrow interface: everything else in hybridtrt talks to ``api`` only.
+"""TensorRT behind a narrow interface: everything else in hybridtrt talks to ``api``
+(the protocols) and ``backends`` (loading one) only.
 
 The ``tensorrt_*`` modules call the TensorRT library ``library`` bound for the process
-(``tensorrt``, or ``tensorrt_rtx`` for TensorRT-RTX), and are loaded only by ``load_backend``;
+(``tensorrt``, or ``tensorrt_rtx`` for TensorRT-RTX), and are loaded only by ``backends.load_backend``;
 they are type-checked against TensorRT 10.x, 11.x and TensorRT-RTX 1.7 stubs
 (``tools/trt_typecheck.sh``). The pure logic around them (profiles, fingerprints, the engine
 cache, TensorRT-RTX's targets in ``rtx``) lives in small modules tested without TensorRT.
@@ -16,8 +17,8 @@ from hybridtrt.trt.api import (
     TrtBackend,
     TrtContext,
     TrtEngine,
-    load_backend,
 )
+from hybridtrt.trt.backends import load_backend
 
 __all__ = [
     "BuildOutput",

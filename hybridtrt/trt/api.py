@@ -2,7 +2,7 @@
 
 The compiler and the runtime see TensorRT only through ``TrtBackend``, ``TrtEngine`` and
 ``TrtContext``. The real implementation (``tensorrt_backend`` and the ``tensorrt_*`` modules it
-uses) is the only code that calls TensorRT; ``load_backend`` imports it once a library is bound
+uses) is the only code that calls TensorRT; ``backends.load_backend`` imports it once a library is bound
 (so a process without TensorRT never does). Tests put fakes in its place.
 """
 
@@ -26,7 +26,6 @@ __all__ = [
     "TrtBackend",
     "TrtContext",
     "TrtEngine",
-    "load_backend",
 ]
 
 Profile = Mapping[str, Mapping[str, Sequence[int]]]
@@ -187,28 +186,3 @@ class TrtBackend(Protocol):
     def deserialize(self, plan: bytes, refit_model: bytes | None) -> TrtEngine:
         """Load a plan; ``refit_model`` (the subgraph with its weights) refits a stripped one."""
         ...
-
-
-def load_backend(library: str = "auto") -> tuple[TrtBackend | None, str]:
-    """The real TensorRT backend, or None and the reason it cannot be had.
-
-    Args:
-        library: ``"tensorrt"``, ``"tensorrt_rtx"`` or ``"auto"``: ``$HYBRIDTRT_BACKEND`` when
-            set (``tensorrt``, ``tensorrt_rtx``, or ``none`` for no TensorRT at all), else the
-            library this process already uses, else TensorRT when installed, else TensorRT-RTX.
-    """
-    from hybridtrt.trt import library as libraries
-
-    name, reason = libraries.resolve(library)
-    if not name:
-        return None, reason
-    try:
-        libraries.bind(name)
-        from hybridtrt.trt.tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(), ""
-    except ValueError as exc:
-        return None, str(exc)
-    except (ImportError, OSError, AttributeError) as exc:
-        # A stub package or a broken install (e.g. PyPI's tensorrt-cu12 without NVIDIA's libraries)
-        return None, f"{name} cannot be loaded: {exc}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,9 @@ from typing import Any
 
 import filelock
 
-__all__ = ["EngineCache", "cache_key", "default_cache_dir", "write_atomically"]
+from hybridtrt.core.files import write_atomically
+
+__all__ = ["EngineCache", "cache_key", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
@@ -45,22 +46,6 @@ def cache_key(
         sort_keys=True, separators=(",", ":"),
     )
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(staged, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open would not
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staged, path)  # readers see the old file or the whole new one
-    except BaseException:
-        Path(staged).unlink(missing_ok=True)
-        raise
 
 
 class EngineCache:
@@ -116,9 +101,3 @@ class EngineCache:
         it was started from, so the newest build's cache is a superset)."""
         if data:
             write_atomically(self._timing_path(tensorrt_version, compute_capability), data)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return mask

@@ -14,7 +14,7 @@ from onnx import helper as h
 from onnx import numpy_helper
 
 from hybridtrt import AccuracyError, ConfigError, Input, TensorRTConfig, convert
-from hybridtrt.compiler.report import Report
+from hybridtrt.core.report import Report
 from hybridtrt.runtime import Config, create_predictor
 from tests import models
 from tests.models import f32, make

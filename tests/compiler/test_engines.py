@@ -7,12 +7,12 @@ import hashlib
 import pytest
 
 from hybridtrt import Input, TensorRTConfig, convert
-from hybridtrt.compiler.partition import Partition
+from hybridtrt.core.partition import Partition
 from hybridtrt.compiler.refine import bisect_build, parser_resolve
-from hybridtrt.compiler.engine import BuildResult
-from hybridtrt.compiler.trt_builder import TensorRTBuilder, default_builder
+from hybridtrt.trt.engine import BuildResult
+from hybridtrt.trt.builder import TensorRTBuilder, default_builder
 from hybridtrt.errors import EngineBuildError
-from hybridtrt.format import STATUS_BUILT, STATUS_NOT_BUILT
+from hybridtrt.core.format import STATUS_BUILT, STATUS_NOT_BUILT
 from hybridtrt.trt.api import ParserVerdict
 from hybridtrt.trt.cache import EngineCache
 from tests.fake_tensorrt import FakeBackend

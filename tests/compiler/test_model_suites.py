@@ -18,8 +18,8 @@ import pytest
 
 import hybridtrt
 from hybridtrt import Input, TensorRTConfig
-from hybridtrt.compiler.inline import inline_engines
-from hybridtrt.format import DOMAIN
+from hybridtrt.core.inline import inline_engines
+from hybridtrt.core.format import DOMAIN
 from hybridtrt.runtime import Config, create_predictor
 from hybridtrt.trt.library import RTX, installed
 from tests.suites import (

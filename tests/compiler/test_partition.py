@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from hybridtrt.compiler.partition import DependencyGraph, Partition, check_acyclic, propose
+from hybridtrt.core.partition import DependencyGraph, Partition, check_acyclic, propose
 from hybridtrt.errors import InternalError
 
 

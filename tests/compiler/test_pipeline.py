@@ -13,10 +13,10 @@ import pytest
 import hybridtrt
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.compiler import partition, pipeline, shapes
-from hybridtrt.compiler.inline import inline_engines
-from hybridtrt.compiler.partition import Partition
+from hybridtrt.core.inline import inline_engines
+from hybridtrt.core.partition import Partition
 from hybridtrt.errors import FormatError, InternalError, SaveError
-from hybridtrt.format import DOMAIN
+from hybridtrt.core.format import DOMAIN
 from hybridtrt.runtime import Config, create_predictor
 from tests import models
 from tests.suites import ort_run
@@ -363,7 +363,7 @@ def test_report_table_and_json_agree() -> None:
 
 
 def test_cluster_with_a_fake_rule_set_where_only_add_is_supported() -> None:
-    from hybridtrt.compiler.loading import load_model
+    from hybridtrt.core.loading import load_model
     from hybridtrt.converters.registry import OpRule, Registry
 
     only_add = Registry()

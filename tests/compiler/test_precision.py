@@ -14,8 +14,8 @@ from onnx import TensorProto, numpy_helper
 
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.compiler.filters import keep_qdq_pairs
-from hybridtrt.compiler.inline import inline_engines
-from hybridtrt.compiler.partition import Partition
+from hybridtrt.core.inline import inline_engines
+from hybridtrt.core.partition import Partition
 from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.runtime import Config, create_predictor
 from tests.models import conv_classifier, f32, make, split_chain
@@ -162,7 +162,7 @@ def test_a_q_dq_pair_is_never_split_by_a_cluster_boundary():
 
 
 def test_keep_qdq_pairs_splits_the_cluster_around_the_removed_member():
-    from hybridtrt.compiler.graph import GraphIndex
+    from hybridtrt.core.graph import GraphIndex
     from hybridtrt.compiler.pipeline import _facts
     from hybridtrt.compiler.capability import judge_graph
     from hybridtrt.converters.registry import REGISTRY

@@ -258,7 +258,7 @@ def test_engine_segments_keep_values_on_the_gpu(tmp_path: Path, data_dependent: 
     device's engine memory (input addresses, ORT CUDA output buffers, allocator outputs, the
     shared stream), not TensorRT itself."""
     pytest.importorskip("cupy")
-    from hybridtrt.compiler.trt_builder import TensorRTBuilder
+    from hybridtrt.trt.builder import TensorRTBuilder
     from hybridtrt.trt.cache import EngineCache
     from tests.fake_tensorrt import FakeBackend
 

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 
 from hybridtrt import Input, TensorRTConfig, convert
-from hybridtrt.format import stamp_graph_digest
+from hybridtrt.core.format import stamp_graph_digest
 from hybridtrt.runtime import Config, create_predictor
 from tests import models
 

@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from hybridtrt import Input, TensorRTConfig, convert
-from hybridtrt.compiler.trt_builder import TensorRTBuilder
+from hybridtrt.trt.builder import TensorRTBuilder
 from hybridtrt.errors import IncompatibleEngineError, InputError
 from hybridtrt.runtime import Config, Predictor
 from hybridtrt.trt.cache import EngineCache

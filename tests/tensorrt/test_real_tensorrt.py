@@ -16,7 +16,7 @@ import pytest
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.demo import gpu_usable
 from hybridtrt.runtime import Config, Predictor
-from hybridtrt.trt.api import load_backend
+from hybridtrt.trt.backends import load_backend
 from tests.suites import backend_node_cases, lower_for_ort, onnx_light_cnns, ort_run, outputs_match, paddleocr_models
 
 

@@ -18,7 +18,8 @@ from onnx import TensorProto, helper
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.converters.registry import REGISTRY, Registry
 from hybridtrt.runtime import Config, create_predictor
-from hybridtrt.trt.api import BuildSpec, TensorRTFailure, load_backend
+from hybridtrt.trt.api import BuildSpec, TensorRTFailure
+from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.library import RTX, installed
 from tests.suites import backend_node_cases, onnx_light_cnns, ort_run, outputs_match, paddleocr_models
 

@@ -16,7 +16,7 @@ import onnx.helper as h
 import pytest
 
 from hybridtrt import ConfigError, Input, SaveError, TensorRTConfig, convert
-from hybridtrt.compiler.hybrid import load
+from hybridtrt.core.hybrid import load
 from hybridtrt.errors import InternalError
 from hybridtrt.tools.picture import (
     GraphView,

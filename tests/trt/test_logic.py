@@ -13,11 +13,12 @@ import numpy as np
 import onnx
 import pytest
 
-from hybridtrt.compiler.trt_builder import engine_key
+from hybridtrt.trt.builder import engine_key
 from hybridtrt import TensorRTConfig
 from hybridtrt.errors import ConfigError
 from hybridtrt.trt import library, rtx
-from hybridtrt.trt.api import GpuInfo, TensorRTFailure, load_backend
+from hybridtrt.trt.api import GpuInfo, TensorRTFailure
+from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.library import RTX, rules_library
 from hybridtrt.trt.cache import EngineCache, cache_key
 from hybridtrt.trt.fingerprint import incompatibility, plan_fingerprint

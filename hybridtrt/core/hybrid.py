@@ -18,10 +18,10 @@ import filelock
 import onnx
 from google.protobuf.message import DecodeError
 
-from hybridtrt.compiler.loading import read_onnx_file
-from hybridtrt.compiler.report import Report, engine_summary, name_order
+from hybridtrt.core.loading import read_onnx_file
+from hybridtrt.core.report import Report, engine_summary, name_order
 from hybridtrt.errors import FormatError, SaveError
-from hybridtrt.format import (
+from hybridtrt.core.format import (
     FORMAT_VERSION,
     META_REPORT,
     EngineRecord,

@@ -8,9 +8,10 @@ from typing import Any
 
 import onnx
 
-from hybridtrt.compiler.engine import BuildResult, EngineBuilder, NotBuilding
-from hybridtrt.format import subgraph_digest
-from hybridtrt.trt.api import BuildSpec, ParserVerdict, TensorRTFailure, TrtBackend, load_backend
+from hybridtrt.trt.engine import BuildResult, EngineBuilder, NotBuilding
+from hybridtrt.core.format import subgraph_digest
+from hybridtrt.trt.api import BuildSpec, ParserVerdict, TensorRTFailure, TrtBackend
+from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.cache import EngineCache, cache_key
 from hybridtrt.trt.fingerprint import plan_fingerprint
 from hybridtrt.trt.library import TENSORRT

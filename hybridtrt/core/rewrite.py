@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from hybridtrt.compiler.filters import SHAPE_SOURCES
-from hybridtrt.compiler.graph import GraphIndex, outer_scope_inputs
-from hybridtrt.compiler.partition import Partition, contracted_order
+from hybridtrt.core.graph import SHAPE_SOURCES
+from hybridtrt.core.graph import GraphIndex, outer_scope_inputs
+from hybridtrt.core.partition import Partition, contracted_order
 from hybridtrt.converters.registry import TensorInfo
 from hybridtrt.errors import InternalError
-from hybridtrt.format import COMBINE, DOMAIN, ENGINE, FORMAT_VERSION, SPLIT, EngineRecord, engine_attributes
+from hybridtrt.core.format import COMBINE, DOMAIN, ENGINE, FORMAT_VERSION, SPLIT, EngineRecord, engine_attributes
 
 __all__ = ["ClusterIO", "cluster_io", "extract_subgraph", "rewrite"]
 

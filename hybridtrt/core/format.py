@@ -12,7 +12,7 @@ import onnx
 from onnx import numpy_helper
 
 from hybridtrt.errors import FormatError
-from hybridtrt.format_schema import check_record, check_subgraph
+from hybridtrt.core.format_schema import check_record, check_subgraph
 
 __all__ = [
     "COMBINE",

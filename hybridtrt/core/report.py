@@ -12,7 +12,7 @@ from typing import Any
 import onnx
 
 from hybridtrt.converters.registry import dtype_name
-from hybridtrt.format import EngineRecord
+from hybridtrt.core.format import EngineRecord
 from hybridtrt.trt.library import RTX, TENSORRT, label
 
 __all__ = ["EngineSummary", "OpSummary", "OutsideNode", "Report", "accuracy_line",

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import onnx
 
-from hybridtrt.compiler.graph import rename_reads
+from hybridtrt.core.graph import rename_reads
 from hybridtrt.errors import FormatError
-from hybridtrt.format import COMBINE, DOMAIN, ENGINE, SPLIT, EngineRecord
+from hybridtrt.core.format import COMBINE, DOMAIN, ENGINE, SPLIT, EngineRecord
 
 __all__ = ["inline_engines"]
 

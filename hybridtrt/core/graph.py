@@ -11,11 +11,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from hybridtrt.compiler.partition import DependencyGraph
+from hybridtrt.core.partition import DependencyGraph
 from hybridtrt.converters.registry import TensorInfo, Verdict, attribute_value
 from hybridtrt.errors import UnsupportedModelError
 
-__all__ = ["GraphIndex", "outer_scope_inputs", "rename_reads", "tensor_info_from_value"]
+__all__ = ["SHAPE_SOURCES", "GraphIndex", "outer_scope_inputs", "rename_reads", "tensor_info_from_value"]
+
+SHAPE_SOURCES = frozenset({"Shape", "Size"})  # ops whose output is an input's shape
+
 
 
 def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -> TensorInfo:

@@ -33,6 +33,8 @@ _CLI_WORDS = [
     ("disable_ops:", "--disable-ops:"),
     ("ops_run_float:", "--ops-run-float:"),
     ("int8_fp32_layers", "--int8-fp32-layers"),
+    ("(backend='tensorrt_rtx')", "(--backend tensorrt_rtx)"),
+    ("target_compute_capabilities", "--target-cc"),
 ]
 
 

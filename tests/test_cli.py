@@ -334,3 +334,15 @@ def test_fp16_convert_with_ops_run_float_prints_nothing_but_the_result(tmp_path:
     assert "NodeProto" not in done.stderr and "input:" not in done.stderr, done.stderr
     assert done.stderr.count("\n") <= 2, done.stderr  # at most the guard's own warnings
     assert "saved sq16.onnx" in done.stdout
+
+
+def test_a_bad_target_cc_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(models.split_chain(), str(path))
+    assert main(["convert", str(path), "-o", str(tmp_path / "out"), "--target-cc", "banana"]) == 2
+    said = capsys.readouterr().err
+    assert "--target-cc" in said and "target_compute_capabilities" not in said
+    assert main(["convert", str(path), "-o", str(tmp_path / "out"), "--backend", "tensorrt",
+                 "--target-cc", "8.6"]) == 2
+    said = capsys.readouterr().err
+    assert "--backend tensorrt_rtx" in said and "target_compute_capabilities" not in said

@@ -12,7 +12,8 @@ import pytest
 
 import hybridtrt
 from hybridtrt import Input, TensorRTConfig, convert
-from hybridtrt.compiler import partition, pipeline, shapes
+from hybridtrt.compiler import pipeline, shapes
+from hybridtrt.core import partition
 from hybridtrt.core.inline import inline_engines
 from hybridtrt.core.partition import Partition
 from hybridtrt.errors import FormatError, InternalError, SaveError

@@ -280,8 +280,9 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
                 found = [search.responsible(keep, lowered.low, errors)]
             else:  # many small errors adding up: keep a prefix FP32, the way polygraphy does
                 found = search.prefix(keep, lowered.low, errors)
+            op_types = {n.name: n.op_type for n in lowered.model.graph.node}
             for one in found:
-                one = dataclasses.replace(one, op_type=_op_type(lowered, one.name))
+                one = dataclasses.replace(one, op_type=op_types.get(one.name, ""))
                 _LOG.info("engine %s keeps %s (%s) in FP32: %s", engine, one.name, one.op_type,
                           one.reason)
                 demoted.append(one)
@@ -293,6 +294,3 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
     return Checked(lowered, before, errors, tuple(demoted), search.runs,
                    time.perf_counter() - start)
 
-
-def _op_type(lowered: Lowered, name: str) -> str:
-    return next((n.op_type for n in lowered.model.graph.node if n.name == name), "")

@@ -37,7 +37,10 @@ class Item:
 
     @property
     def rows(self) -> int:
-        return int(next(iter(self.feeds.values())).shape[0]) if self.feeds else 1
+        """The first feed's leading dim; 1 for a request without one (no feeds, or a 0-d
+        first input), which then runs alone."""
+        first = np.shape(next(iter(self.feeds.values()))) if self.feeds else ()
+        return int(first[0]) if first else 1
 
 
 def layout(inputs: Sequence[NodeArg], outputs: Sequence[NodeArg],
@@ -64,8 +67,9 @@ def row_limit(model: Layout, item: Item, max_rows: int) -> int:
     """How many rows a batch of requests shaped like ``item`` may hold: at most ``max_rows``,
     and never past the largest batch dim of an engine profile that holds the other dims (1:
     run it alone, as when its inputs' leading dims differ)."""
-    if not model.batched or len({a.shape[0] for a in item.feeds.values()}) > 1:
-        return 1  # (inputs of unequal leading dims: that dim is not one batch dim for all)
+    if (not model.batched or any(np.ndim(a) == 0 for a in item.feeds.values())
+            or len({a.shape[0] for a in item.feeds.values()}) > 1):
+        return 1  # (a 0-d feed, or unequal leading dims: that dim is not one batch dim for all)
     limit = max_rows
     for reads, profiles in model.engines:
         fits = [min(int(p[n]["max"][0]) for n in reads if n in p) for p in profiles

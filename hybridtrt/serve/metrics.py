@@ -25,12 +25,16 @@ class ServeMetrics:
         self._latency = metrics.Histogram(
             "hybridtrt_request_latency_ms", description="Infer request latency in the replica.",
             boundaries=_MILLISECONDS, tag_keys=("model",))
+        for metric in (self._requests, self._batch_rows, self._latency):
+            metric.set_default_tags({"model": model})  # (once, not a dict per request)
+        self._codes = {code: {"code": str(code)} for code in (200, 400, 404, 500, 503)}
 
     def request(self, code: int, seconds: float) -> None:
         """Count one answered request and its latency."""
-        self._requests.inc(tags={"model": self.model, "code": str(code)})
-        self._latency.observe(seconds * 1000.0, tags={"model": self.model})
+        tags = self._codes.get(code) or self._codes.setdefault(code, {"code": str(code)})
+        self._requests.inc(tags=tags)
+        self._latency.observe(seconds * 1000.0)
 
     def batch(self, rows: int) -> None:
         """Record one run of ``rows`` rows."""
-        self._batch_rows.observe(rows, tags={"model": self.model})
+        self._batch_rows.observe(rows)

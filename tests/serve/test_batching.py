@@ -73,3 +73,11 @@ def test_split_undoes_concatenate_and_notices_outputs_that_did_not_batch() -> No
 @pytest.mark.parametrize("rows", [1, 4])
 def test_item_rows_is_the_leading_dim(rows: int) -> None:
     assert item(rows).rows == rows
+
+
+def test_a_0d_feed_counts_one_row_and_runs_alone() -> None:
+    scalar_first = Item({"s": np.float32(2.0), "x": np.zeros((3, 3, 8), np.float32)})
+    assert scalar_first.rows == 1 and Item({}).rows == 1
+    model = layout([NodeArg("s", "tensor(float)", ["N"], F32), X], [Y])  # (the feed is wrong)
+    assert row_limit(model, scalar_first, 8) == 1
+    assert group(model, [scalar_first, scalar_first], 8) == [[0], [1]]

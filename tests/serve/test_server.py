@@ -268,6 +268,7 @@ def test_a_replica_killed_under_load_fails_its_requests_cleanly_and_comes_back(
             break
         time.sleep(0.5)
     assert status == 200, body
-    assert [a["name"] for a in replicas()] != [killed["name"]]  # Ray Serve made a new one
+    names = [a["name"] for a in replicas()]
+    assert names and names != [killed["name"]], names  # Ray Serve made a new one
     got = np.array(body["outputs"][0]["data"], np.float32).reshape(expected.shape)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -25,7 +25,7 @@ def serve_until_stopped(model: str | os.PathLike[str], settings: ServeSettings, 
     """Serve ``model`` at ``http://host:port/v2/models/{name}`` until SIGINT or SIGTERM.
 
     Args:
-        model: A hybrid model, or a plain ONNX model (converted by each replica).
+        model: A hybrid model, or a plain ONNX model (converted once, before the replicas start).
         settings: How the model is served.
         host, port: Where Ray Serve's HTTP proxy listens.
         address: A running Ray cluster to join (``ray://...`` or ``auto``); None starts a

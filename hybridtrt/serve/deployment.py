@@ -73,5 +73,6 @@ def _converted(path: Path) -> bytes | None:
     try:
         return model.SerializeToString()
     except ValueError as exc:  # (protobuf's 2 GiB limit)
-        raise ConfigError(f"{path} converted is too large to hand to the replicas ({exc}): "
-                          "convert it first (hybridtrt convert) and serve the hybrid model") from exc
+        raise ConfigError(f"{path}: the converted model is too large to hand to the replicas "
+                          f"({exc}): convert it first (hybridtrt convert) and serve the hybrid "
+                          "model") from exc

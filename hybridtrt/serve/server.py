@@ -129,7 +129,7 @@ class ModelServer:
     @app.post("/v2/models/{model}/versions/{version}/infer")
     async def infer(self, model: str, request: Request) -> Response:
         started = time.perf_counter()
-        response = self._unknown(model)
+        response: Response | None = self._unknown(model)
         if response is None:
             async with self._admission.admitted() as taken:
                 response = await self._answer(request) if taken else self._overloaded()

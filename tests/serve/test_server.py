@@ -293,7 +293,8 @@ class _Records(logging.Handler):
 def _scalar_model(path: str) -> None:
     """y = 2x + 1 on a 0-d float input."""
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "two"], ["t"]), helper.make_node("Add", ["t", "one"], ["y"])],
+        [helper.make_node("Mul", ["x", "two"], ["t"]),
+         helper.make_node("Add", ["t", "one"], ["y"])],
         "scalar", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
         [helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
@@ -302,7 +303,8 @@ def _scalar_model(path: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def scalar(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str], Predictor]]:
+def scalar(served: Served, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[str, list[str], Predictor]]:
     """A plain model with a 0-d input served by two replicas on the same cluster; the plain file
     is gone before they start (they get the model converted here); the log of the conversion."""
     plain = tmp_path_factory.mktemp("scalar") / "scalar.onnx"

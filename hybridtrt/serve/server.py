@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 
 from hybridtrt import __version__
-from hybridtrt.cli_support import client_words
+from hybridtrt.cli.common import client_words
 from hybridtrt.errors import HybridTRTError, InputError
 from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.serve.batching import Item, concatenate, group, layout, split

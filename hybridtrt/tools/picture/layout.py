@@ -14,8 +14,19 @@ __all__ = ["BOX_H", "LAYER_GAP", "MARGIN", "NAME_CHAR", "OP_CHAR", "Box", "Layou
            "lay_out"]
 
 
-_CONSTANT_OPS = frozenset({"Constant", "ConstantOfShape"})
-_MIN_CHAIN = 3
+_CONSTANT_OPS = frozenset({"Constant", "ConstantOfShape"})  # folded into their only reader
+_MIN_CHAIN = 3  # nodes a chain needs to become one box
+
+BOX_H = 40.0  # height of a box, and of a layer
+LAYER_GAP = 46.0
+MARGIN = 24.0
+OP_CHAR = 7.0  # width of one character of the op line, and of the name line
+NAME_CHAR = 6.0
+_GAP = 18.0  # between two boxes of a layer
+_DUMMY_W = 4.0  # a bend of a long edge
+_DUMMY_GAP = 6.0
+_MAX_W = 270.0
+_SWEEPS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,20 +82,6 @@ def _chains(view: GraphView, graph: nx.DiGraph) -> list[list[int]]:
     return chains
 
 
-# Layers, crossing reduction, coordinates.
-
-BOX_H = 40.0
-LAYER_GAP = 46.0
-_GAP = 18.0
-_DUMMY_W = 4.0
-_DUMMY_GAP = 6.0
-MARGIN = 24.0
-_MAX_W = 270.0
-OP_CHAR = 7.0
-NAME_CHAR = 6.0
-_SWEEPS = 3
-
-
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Boxes placed on layers; items past the boxes are the bends of long edges.
@@ -107,11 +104,13 @@ class Layout:
 
     @property
     def size(self) -> tuple[float, float]:
+        """(width, height) of the drawing, margins included."""
         right = max((x + w / 2 for x, w in zip(self.x, self.width)), default=0.0)
         return right + MARGIN, len(self.rows) * (BOX_H + LAYER_GAP) - LAYER_GAP + 2 * MARGIN
 
 
 def lay_out(view: GraphView) -> Layout:
+    """The view's boxes, on layers, ordered and placed."""
     boxes, edges = _boxes(view)
     layer = _layers(len(boxes), edges)
     routes, up, down = _bends(layer, edges)
@@ -235,7 +234,6 @@ def _pack(wanted: Sequence[float], gaps: Sequence[float]) -> list[float]:
             blocks[-1][1] += count
     base = [s / c for s, c in blocks for _ in range(int(c))]
     return [b + o for b, o in zip(base, offset)]
-
 
 
 def labels(view: GraphView, box: Box) -> tuple[str, str, str]:

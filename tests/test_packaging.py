@@ -73,3 +73,57 @@ def test_the_demo_removes_its_temporary_folder(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "removed now (--output-dir DIR keeps it)" in done.stdout
     assert not list(tmp_path.glob("hybridtrt-demo-*"))
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hybridtrt"
+
+
+def _data_files() -> set[str]:
+    """The files of the package that are not Python, as ``package.name/file``."""
+    return {f"{'.'.join(p.parent.relative_to(PACKAGE.parent).parts)}/{p.name}"
+            for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            and p.suffix not in (".py", ".pyc")}
+
+
+def test_every_file_the_package_reads_is_declared_as_package_data() -> None:
+    declared = PYPROJECT["tool"]["setuptools"]["package-data"]
+    assert {f"{package}/{name}" for package, names in declared.items() for name in names} \
+        == _data_files() >= {"hybridtrt.tools.picture/viewer.js"}
+
+
+def test_the_html_picture_embeds_the_shipped_viewer_script_and_style() -> None:
+    from importlib import resources
+
+    from hybridtrt.tools.picture import render_html, view_of_model
+    from tests.models import split_chain
+
+    page = render_html(view_of_model(split_chain()))
+    shipped = resources.files("hybridtrt.tools.picture")
+    script, style = (shipped.joinpath(n).read_text(encoding="utf-8")
+                     for n in ("viewer.js", "viewer.css"))
+    assert "document.getElementById('engine-count')" in script and "#viewport" in style
+    assert f"<script>\n{script}</script>" in page and f"<style>\n{style}</style>" in page
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_picture_viewer(tmp_path: Path) -> None:
+    """Build the wheel from a copy of the sources (setuptools from the index, as pip does)."""
+    import shutil
+    import zipfile
+
+    source = tmp_path / "src"
+    shutil.copytree(PACKAGE, source / "hybridtrt", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PACKAGE.parent / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(tmp_path / "dist"), str(source)],
+                           capture_output=True, text=True, timeout=300)
+    if built.returncode != 0 and "etuptools" in built.stderr and "No matching" in built.stderr:
+        pytest.skip(f"setuptools>=77 is not reachable: {built.stderr.strip()[-200:]}")
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("hybridtrt-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        script = archive.read("hybridtrt/tools/picture/viewer.js").decode("utf-8")
+    assert {f"{p.split('/')[0].replace('.', '/')}/{p.split('/')[1]}" for p in _data_files()} <= names
+    assert script == (PACKAGE / "tools" / "picture" / "viewer.js").read_text(encoding="utf-8")

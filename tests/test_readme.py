@@ -120,3 +120,48 @@ def test_examples_run_in_a_fresh_venv_with_the_users_install_line(tmp_path: Path
     assert README in pages and ROOT / "docs" / "USAGE.md" in pages
     for page in pages:
         run_page_in(page, tmp_path / f"work-{page.stem}", python, env)
+
+
+def regen_samples():
+    """``tools/regen_samples.py`` as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("regen_samples", ROOT / "tools" / "regen_samples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What the sample commands print now."""
+    return regen_samples().run_samples(tmp_path_factory.mktemp("samples"))
+
+
+def test_every_sample_output_in_the_docs_is_what_the_commands_print_now(
+    samples: dict[str, str],
+) -> None:
+    tool = regen_samples()
+    shown = {name for page in PAGES for name in tool.marked_blocks(page.read_text())}
+    assert shown == set(tool.SAMPLES) and "compare" in shown  # each sample shown, none unknown
+    assert tool.stale(PAGES, samples) == [], "run python tools/regen_samples.py"
+
+
+def test_the_sample_check_notices_a_stale_block_but_not_new_timings(
+    samples: dict[str, str], tmp_path: Path,
+) -> None:
+    tool = regen_samples()
+    page = tmp_path / "page.md"
+    retimed = {n: re.sub(r"\d+\.\d{3}", lambda m: f"{float(m.group()) * 3:.3f}", text)
+               for n, text in samples.items()}
+    for name in samples:
+        page.write_text(tool.rewrite(f"<!-- sample:{name} -->\n```\nold\n```\n"
+                                     f"<!-- /sample:{name} -->\n", retimed))
+        assert tool.stale([page], samples) == []
+    compare = samples["compare"]
+    without_a_row = re.sub(r"^ort_segment_1 .*\n", "", compare, flags=re.M)
+    for stale in (compare.replace("max rel", "max relative"), without_a_row,
+                  compare.replace("PASSED", "FAILED"), compare.split("\n\n")[0] + "\n"):
+        page.write_text(f"<!-- sample:compare -->\n```\n{stale}```\n<!-- /sample:compare -->\n")
+        assert tool.stale([page], samples) == ["page.md: compare"]

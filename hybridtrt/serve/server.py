@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 
 from hybridtrt import __version__
-from hybridtrt.cli_support import client_words
+from hybridtrt.cli.common import client_words
 from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.errors import HybridTRTError, InputError
 from hybridtrt.runtime.config import RuntimeSettings

@@ -1,4 +1,4 @@
-"""What the ``hybridtrt`` command line shares: shape and input flags, messages, exit codes, logs."""
+"""What the ``hybridtrt`` command line shares: shape and input parsing, messages, exit codes, logs."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ from hybridtrt.errors import ConfigError
 from hybridtrt.online.settings import OnlineTensorRT, PrecisionType
 from hybridtrt.online.shapes import profile_inputs, read_ranges
 from hybridtrt.online.store import OptCache
+from hybridtrt.trt.api import TrtBackend
+from hybridtrt.trt.builder import default_builder
 
 __all__ = ["INT8_NEEDS", "OnlineBuild", "model_ranks", "tensorrt_config"]
 
@@ -61,11 +64,14 @@ class OnlineBuild:
     Args:
         model_path: The plain ONNX model.
         online: The online settings.
+        backend: TensorRT behind its narrow interface (default: the installed one, if any).
     """
 
-    def __init__(self, model_path: Path, online: OnlineTensorRT) -> None:
+    def __init__(self, model_path: Path, online: OnlineTensorRT,
+                 backend: TrtBackend | None = None) -> None:
         self.model_path = model_path
         self.online = online
+        self.backend = backend
         self.model = onnx.load(str(model_path), load_external_data=False)
         self.ranks = model_ranks(self.model)
         self.inputs = _profile(online, self.ranks)
@@ -119,4 +125,8 @@ class OnlineBuild:
         _LOG.info("online TensorRT: converting %s (%s)", self.model_path.name,
                   self.online.precision.name)
         config = tensorrt_config(self.online, self.inputs, calibration, table)
-        return convert(str(self.model_path), config)
+        if self.online.use_static:
+            config = dataclasses.replace(config, cache_dir=str(self.cache.engine_cache))
+        builder = (None if self.backend is None else
+                   default_builder(config.cache_dir, config.device_id, self.backend))
+        return convert(str(self.model_path), config, builder=builder)

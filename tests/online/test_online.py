@@ -287,3 +287,68 @@ def test_another_setting_builds_anew_next_to_the_first(tmp_path):
                                  use_static=True)
     create_predictor(other)
     assert len(list((path.parent / "_opt_cache").glob("hybrid-*.onnx"))) == 2
+
+
+def _tuned(path: Path, shapes: Path, allow: bool) -> Config:
+    config = Config(str(path))
+    config.enable_tensorrt_engine(min_subgraph_size=1, use_static=True)
+    config.exp_disable_tensorrt_ops(["Sin"])
+    config.enable_tuned_tensorrt_dynamic_shape(str(shapes), allow_build_at_runtime=allow)
+    config.disable_gpu()
+    return config
+
+
+def test_allow_build_at_runtime_rebuilds_a_wider_engine_kept_in_opt_cache(tmp_path):
+    """With TensorRT (the fake, at its narrow interface): a shape outside the collected range
+    rebuilds the engines once; the wider plans land in _opt_cache/ and a new predictor takes
+    them from there instead of building again."""
+    from hybridtrt.online.predictor import OnlinePredictor
+    from tests.fake_tensorrt import FakeBackend
+
+    path, shapes = saved(tmp_path, split_chain()), tmp_path / "shapes.json"
+    collect = Config(str(path))
+    collect.enable_tensorrt_engine(min_subgraph_size=1)
+    collect.collect_shape_range_info(str(shapes))
+    collecting = OnlinePredictor(collect.settings(), backend=FakeBackend())
+    for x in batches(3, sizes=(1, 2, 4)):
+        collecting.run(None, {"x": x})
+    backend = FakeBackend()
+    fixed = OnlinePredictor(_tuned(path, shapes, False).settings(), backend=backend)
+    assert [p.runs_in for p in fixed.engine_status()] == ["tensorrt", "tensorrt"]
+    assert [c[0] for c in backend.calls].count("build") == 2  # at convert, into _opt_cache
+    x = batches(1, sizes=(9,))[0]
+    with pytest.raises(HybridTRTError, match=r"was built for x: \[1, 4\]\.\.\[4, 4\]; got x: \[9, 4\]"):
+        fixed.run(None, {"x": x})
+    wider = OnlinePredictor(_tuned(path, shapes, True).settings(), backend=backend)
+    start = len(backend.calls)
+    assert outputs_match(wider.run(None, {"x": x}), ort_run(split_chain(), {"x": x}), 1e-6, 1e-6)
+    assert [c[0] for c in backend.calls[start:]].count("build") == 2  # both engines, widened
+    plans = sorted((path.parent / "_opt_cache" / "engines").glob("*.plan"))
+    assert len(plans) == 4  # the collected-range pair and the widened pair
+    again = FakeBackend()
+    later = OnlinePredictor(_tuned(path, shapes, True).settings(), backend=again)
+    assert outputs_match(later.run(None, {"x": x}), ort_run(split_chain(), {"x": x}), 1e-6, 1e-6)
+    assert [c[0] for c in again.calls].count("build") == 0  # every plan from _opt_cache
+
+
+def test_online_predictor_answers_what_a_predictor_answers(tmp_path):
+    path = saved(tmp_path, split_chain())
+    config = fp16_config(path, use_static=False)
+    config.enable_profile(str(tmp_path / "prof_"))
+    predictor = create_predictor(config)
+    x = batches(1, sizes=(2,))[0]
+    binding = predictor.io_binding()
+    binding.bind_cpu_input("x", x)
+    binding.bind_output("y")
+    predictor.run_with_iobinding(binding)
+    assert outputs_match(binding.copy_outputs_to_cpu(), predictor.run(None, {"x": x}), 0, 0)
+    assert predictor.get_providers()[-1] == "CPUExecutionProvider"
+    assert predictor.run_stats().host_copies == 0  # the CPU predictor's stats
+    assert predictor.graph_status() and all(g.captured or g.reason for g in predictor.graph_status())
+    profiles = predictor.end_profiling()
+    assert profiles and all(Path(p).is_file() for p in profiles.values())
+    handle = predictor.get_input_handle("x")
+    handle.reshape([3, 4])
+    with pytest.raises(HybridTRTError, match=r"input 'x' was reshaped to \[3, 4\] \(12 values\), "
+                                             r"but copy_from_cpu got an array of shape \[2, 4\]"):
+        handle.copy_from_cpu(x)

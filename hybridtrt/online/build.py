@@ -13,10 +13,10 @@ import onnx
 from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.compiler.pipeline import convert
 from hybridtrt.compiler.precision import carries_qdq
+from hybridtrt.compiler.shape_info import read_shape_range_info
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError
 from hybridtrt.online.settings import OnlineTensorRT, PrecisionType
-from hybridtrt.online.shapes import profile_inputs, read_ranges
 from hybridtrt.online.store import OptCache
 from hybridtrt.trt.api import TrtBackend
 from hybridtrt.trt.builder import default_builder
@@ -36,9 +36,10 @@ def model_ranks(model: onnx.ModelProto) -> dict[str, int]:
             if i.name not in weights}
 
 
-def _profile(online: OnlineTensorRT, ranks: Mapping[str, int]) -> list[Input]:
+def _profile(online: OnlineTensorRT, model: onnx.ModelProto,
+             ranks: Mapping[str, int]) -> list[Input]:
     if online.tuned_shape_path:
-        return profile_inputs(read_ranges(Path(online.tuned_shape_path), ranks))
+        return read_shape_range_info(Path(online.tuned_shape_path), model).profile_inputs()
     low, high, opt = (dict(t) for t in (online.min_shapes, online.max_shapes, online.opt_shapes))
     for name in low:
         if name not in ranks:
@@ -74,7 +75,7 @@ class OnlineBuild:
         self.backend = backend
         self.model = onnx.load(str(model_path), load_external_data=False)
         self.ranks = model_ranks(self.model)
-        self.inputs = _profile(online, self.ranks)
+        self.inputs = _profile(online, self.model, self.ranks)
         self.cache = OptCache(model_path, online, [i.shapes() for i in self.inputs])
         if online.use_static:
             self.cache.check_writable("use_static=True keeps the built model",

@@ -108,10 +108,11 @@ class OnlinePredictor:
         self._shapes: ShapeRecorder | None = None
         self._feeds: list[dict[str, np.ndarray]] | None = None
         if online.collect_shape_path:
-            self._shapes = ShapeRecorder(self.build.ranks)
-            _LOG.info("online TensorRT: collecting input shapes to %s (running ONNX Runtime)",
+            plain = self.build.plain()
+            self._shapes = ShapeRecorder(plain.model, self.build.ranks)
+            _LOG.info("online TensorRT: collecting tensor shapes to %s (running ONNX Runtime)",
                       online.collect_shape_path)
-            self._inner = self._predictor(self.build.plain())
+            self._inner = self._predictor(plain)
         elif self.build.needs_calibration():
             self._feeds = []
             _LOG.info("online TensorRT: calibrating INT8 on the first %d runs (FP32 in ONNX "

@@ -191,8 +191,10 @@ def test_shape_collection_then_tuned_dynamic_shape_gives_the_offline_profile(tmp
     collecting = create_predictor(config)
     for x in batches(5, sizes=(2, 1, 2, 5, 2)):
         assert outputs_match(collecting.run(None, {"x": x}), ort_run(split_chain(), {"x": x}), 1e-6, 1e-6)
-    assert json.loads(shapes.read_text())["inputs"] == {"x": {"min": [1, 4], "max": [5, 4],
-                                                              "opt": [2, 4]}}
+    recorded = json.loads(shapes.read_text())
+    assert recorded["inputs"] == {"x": {"min": [1, 4], "max": [5, 4], "opt": [2, 4]}}
+    assert sorted(recorded["tensors"]) == ["a", "b", "c", "d", "e", "f", "y"]  # every tensor
+    assert recorded["tensors"]["d"] == {"min": [1, 4], "max": [5, 4], "opt": [2, 4]}
     tuned = Config(str(path))
     tuned.enable_tensorrt_engine(min_subgraph_size=1, precision_mode=PrecisionType.Float32,
                                  use_static=True)
@@ -249,6 +251,11 @@ def test_every_wrong_combination_says_what_to_change(tmp_path):
     tuned.enable_tensorrt_engine()
     tuned.enable_tuned_tensorrt_dynamic_shape(str(bad))
     with pytest.raises(ConfigError, match="tensor 'x' has min shape \\[1, 3\\].*rank 4"):
+        create_predictor(tuned)
+    bad.write_text(json.dumps({"format": "hybridtrt.shape_range_info/1", "inputs": {},
+                               "tensors": {"logits": {"min": [1], "max": [1], "opt": [1]}}}))
+    with pytest.raises(ConfigError, match="names tensor 'logits', which no node of this model "
+                                          "computes: the file was recorded on another model"):
         create_predictor(tuned)
     with pytest.raises(ConfigError, match="does not exist: run once with"):
         tuned.enable_tuned_tensorrt_dynamic_shape(str(tmp_path / "none.json"))

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 
 from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.core.report import Report, engine_summary, name_order
+from hybridtrt.core.side_plans import embed_side_plans
 from hybridtrt.errors import FormatError, SaveError
 from hybridtrt.core.format import (
     FORMAT_VERSION,
@@ -201,8 +202,9 @@ def load(path: str | os.PathLike[str], *, verify: bool = True) -> HybridModel:
 
     Raises:
         ModelLoadError: The file is missing or not ONNX.
-        FormatError: It is not a hybrid model, it was written by a newer format version, or an
-            embedded subgraph fails its checksum.
+        FormatError: It is not a hybrid model, it was written by a newer format version, an
+            embedded subgraph or a plan fails its checksum, or a plan's side file
+            (``engine_file``) is missing or outside the model's folder.
     """
     model = read_onnx_file(path)
     if model.ir_version > onnx.IR_VERSION:
@@ -223,4 +225,6 @@ def load(path: str | os.PathLike[str], *, verify: bool = True) -> HybridModel:
         engine.verify()
     if verify:
         verify_graph_digest(model, str(path))
+    if embed_side_plans(model, hybrid.engines, Path(path).parent):
+        hybrid = HybridModel(model)  # (the records again, now with those plans)
     return hybrid

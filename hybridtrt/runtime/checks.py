@@ -72,6 +72,8 @@ class InputChecks:
         self._inputs = list(inputs)
         self._names = [i.name for i in self._inputs]
         self._name_set = frozenset(self._names)
+        self._specs = {i.name: i for i in self._inputs}
+        self._tensors = [i.name for i in self._inputs if i.type.startswith("tensor(")]
         self._allow_rebuild = allow_rebuild
         self._engines = [] if allow_rebuild else [e for e in engines if e[2]]
         self._device = device
@@ -93,6 +95,9 @@ class InputChecks:
             parts = ([f"missing inputs {missing}"] if missing else []) + (
                 [f"unknown inputs {extra} (the model's inputs are {names})"] if extra else [])
             raise InputError("; ".join(parts))
+        odd = [n for n in self._tensors if feeds[n] is None or type(feeds[n]) is tuple]
+        if odd:
+            raise InputError(_not_a_tensor(self._specs[odd[0]], feeds[odd[0]]))
         accept = self._device.accept
         accepted = {name: accept(name, feeds[name]) for name in names}
         key = signature(accepted)
@@ -126,6 +131,12 @@ class InputChecks:
         require_fit(spec.name, {n: shape_of(v) for n, v in inputs.items()}, spec.engine.profiles)
         if key[1] is not None:
             self._passed.add(key)
+
+
+def _not_a_tensor(spec: NodeArg, value: Any) -> str:
+    got = "None" if value is None else type(value).__name__
+    return (f"input '{spec.name}' is a tensor ({spec.type}, shape {spec.shape}); got {got}: "
+            "pass a numpy array")
 
 
 def _check_value(spec: NodeArg, value: Any, shape: tuple[int, ...]) -> None:

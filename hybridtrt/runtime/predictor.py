@@ -340,7 +340,13 @@ class Tensor:
             raise InputError(f"'{self.name}' is an output handle")
         array = np.asarray(data)
         if self._shape is not None and array.shape != self._shape:
-            array = array.reshape(self._shape)
+            try:
+                array = array.reshape(self._shape)
+            except ValueError:
+                raise InputError(
+                    f"input '{self.name}' was reshaped to {list(self._shape)}, but copy_from_cpu "
+                    f"got an array of shape {list(array.shape)} ({array.size} values): reshape "
+                    "the handle to the array's shape, or pass an array of that size") from None
         self.value = array
 
     def copy_to_cpu(self) -> np.ndarray:

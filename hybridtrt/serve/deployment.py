@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hybridtrt.core.format import format_version
+from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.errors import ConfigError
 from hybridtrt.serve.settings import ServeSettings
 
@@ -21,14 +23,16 @@ def deployment(model: str | os.PathLike[str], name: str | None = None, *, replic
     Run it with ``serve.run(app, route_prefix="/")`` or compose it in a larger application.
 
     Args:
-        model: A hybrid model, or a plain ONNX model (each replica converts it first). Every
-            replica reads this path, so on a cluster it must be on shared storage.
+        model: A hybrid model, or a plain ONNX model (converted here, once, and handed to the
+            replicas). Every replica reads a hybrid model's path, so on a cluster it must be
+            on shared storage.
         name: The model's name in the URLs (default: the file's stem).
         replicas, gpus_per_replica, max_batch_size, batch_wait_ms, max_ongoing_requests,
             max_queued_requests, concurrent_batches: See ``ServeSettings``.
 
     Raises:
         ConfigError: A setting is out of range, or the model file does not exist.
+        HybridTRTError: A plain model cannot be converted (the subclass says why).
         ModuleNotFoundError: Ray Serve is not installed (``pip install 'hybridtrt[serve]'``).
     """
     settings = ServeSettings(name or Path(model).stem, replicas, gpus_per_replica,
@@ -42,13 +46,33 @@ def application(model: str | os.PathLike[str], settings: ServeSettings) -> Any:
     path = Path(model).resolve()
     if not path.is_file():
         raise ConfigError(f"no model file at {path}")
+    hybrid = _converted(path)
     from ray import serve
 
     from hybridtrt.serve.server import ModelServer
 
     actor: dict[str, Any] = {"num_gpus": settings.gpus_per_replica}
+    # The replica refuses requests past its limits itself (a 503 in the protocol's JSON), so
+    # Ray may send it more than it takes (room for the quick refusals) and queues none itself.
+    taken = settings.max_ongoing_requests + settings.queue_limit
     return serve.deployment(
         name=f"hybridtrt-{settings.name}", num_replicas=settings.replicas,
-        ray_actor_options=actor, max_ongoing_requests=settings.max_ongoing_requests,
-        max_queued_requests=settings.queue_limit,
-    )(ModelServer).bind(str(path), settings)
+        ray_actor_options=actor, max_ongoing_requests=taken + settings.max_ongoing_requests,
+        max_queued_requests=-1,
+    )(ModelServer).bind(str(path), settings, hybrid)
+
+
+def _converted(path: Path) -> bytes | None:
+    """A plain ONNX model converted (once, here, not in every replica) and serialized; None for
+    a hybrid model, which the replicas read themselves."""
+    if format_version(read_onnx_file(path, load_weights=False)) is not None:
+        return None
+    from hybridtrt.tools.target import load_target
+
+    model = load_target(path).hybrid.model
+    try:
+        return model.SerializeToString()
+    except ValueError as exc:  # (protobuf's 2 GiB limit)
+        raise ConfigError(f"{path}: the converted model is too large to hand to the replicas "
+                          f"({exc}): convert it first (hybridtrt convert) and serve the hybrid "
+                          "model") from exc

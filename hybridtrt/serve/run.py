@@ -25,7 +25,7 @@ def serve_until_stopped(model: str | os.PathLike[str], settings: ServeSettings, 
     """Serve ``model`` at ``http://host:port/v2/models/{name}`` until SIGINT or SIGTERM.
 
     Args:
-        model: A hybrid model, or a plain ONNX model (converted by each replica).
+        model: A hybrid model, or a plain ONNX model (converted once, before the replicas start).
         settings: How the model is served.
         host, port: Where Ray Serve's HTTP proxy listens.
         address: A running Ray cluster to join (``ray://...`` or ``auto``); None starts a
@@ -35,10 +35,12 @@ def serve_until_stopped(model: str | os.PathLike[str], settings: ServeSettings, 
     Raises:
         ModelLoadError: ``model`` is missing or not ONNX.
         ConfigError: The port is taken (local cluster).
+        HybridTRTError: A plain model cannot be converted (before Ray starts).
     """
     read_onnx_file(model, load_weights=False)  # a wrong file fails before Ray starts
     if address is None:
         _require_free(host, port)
+    app = application(Path(model), settings)  # (a plain model is converted here, once)
     import ray
     from ray import serve
 
@@ -50,8 +52,7 @@ def serve_until_stopped(model: str | os.PathLike[str], settings: ServeSettings, 
     previous = {s: signal.signal(s, _setter(stop)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         serve.start(http_options={"host": host, "port": port})
-        serve.run(application(Path(model), settings),
-                  name=settings.name, route_prefix="/")
+        serve.run(app, name=settings.name, route_prefix="/")
         if not stop.is_set():
             announce(f"serving {settings.name} at http://{host}:{port}/v2/models/{settings.name} "
                      "(Ctrl-C stops)")

@@ -6,22 +6,26 @@ import dataclasses
 import queue
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import onnx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
 from hybridtrt import __version__
 from hybridtrt.cli_support import client_words
+from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.errors import HybridTRTError, InputError
+from hybridtrt.runtime.config import RuntimeSettings
 from hybridtrt.runtime.predictor import Predictor
+from hybridtrt.serve.admission import Admission
 from hybridtrt.serve.batching import Item, concatenate, group, layout, split
 from hybridtrt.serve.settings import ServeSettings
 from hybridtrt.serve.metrics import ServeMetrics
 from hybridtrt.serve.protocol import (HEADER_LENGTH, encode_response, model_metadata,
                                       parse_request, tensor_spec)
-from hybridtrt.tools.target import load_target
 
 __all__ = ["BATCH_HEADER", "ModelServer"]
 
@@ -57,19 +61,28 @@ def _error(status: int, message: str) -> JSONResponse:
 
 @serve.ingress(app)
 class ModelServer:
-    """A replica serving one hybrid model (made by ``hybridtrt.serve.deployment``)."""
+    """A replica serving one hybrid model (made by ``hybridtrt.serve.deployment``).
 
-    def __init__(self, model: str, settings: ServeSettings) -> None:
+    Args:
+        model: The hybrid model file, or the plain ONNX file ``hybrid`` was converted from.
+        settings: How the model is served.
+        hybrid: The serialized hybrid model, when the driver converted a plain model (None:
+            read ``model``).
+    """
+
+    def __init__(self, model: str, settings: ServeSettings, hybrid: bytes | None = None) -> None:
         self.settings = settings
-        target = load_target(model)
+        loaded = load(model) if hybrid is None else HybridModel(onnx.load_from_string(hybrid))
         # Ray gives the replica its GPUs as CUDA_VISIBLE_DEVICES: device 0 is its own.
-        self._predictor = target.predictor(use_gpu=settings.gpus_per_replica > 0, device_id=0)
+        chosen = RuntimeSettings(Path(model), use_gpu=settings.gpus_per_replica > 0, device_id=0)
+        self._predictor = Predictor(chosen, hybrid=loaded)
         self._inputs = [tensor_spec(a) for a in self._predictor.get_inputs()]
         self._outputs = [tensor_spec(a) for a in self._predictor.get_outputs()]
         self._output_names = [s.name for s in self._outputs]
         self._layout = layout(self._predictor.get_inputs(), self._predictor.get_outputs(),
-                              [(e.input_names, e.profiles) for e in target.hybrid.engines])
+                              [(e.input_names, e.profiles) for e in loaded.engines])
         self._metrics = ServeMetrics(settings.name)
+        self._admission = Admission(settings.max_ongoing_requests, settings.queue_limit)
         # The Predictor and its clones, one per batch run at a time (they share the model).
         self._idle: queue.SimpleQueue[Predictor] = queue.SimpleQueue()
         self._idle.put(self._predictor)
@@ -116,9 +129,17 @@ class ModelServer:
     @app.post("/v2/models/{model}/versions/{version}/infer")
     async def infer(self, model: str, request: Request) -> Response:
         started = time.perf_counter()
-        response = self._unknown(model) or await self._answer(request)
+        response: Response | None = self._unknown(model)
+        if response is None:
+            async with self._admission.admitted() as taken:
+                response = await self._answer(request) if taken else self._overloaded()
         self._metrics.request(response.status_code, time.perf_counter() - started)
         return response
+
+    def _overloaded(self) -> JSONResponse:
+        return _error(503, f"the server is overloaded: this replica of '{self.settings.name}' "
+                      f"works on {self._admission.ongoing} requests and holds "
+                      f"{self._admission.queued} waiting; retry later")
 
     async def _answer(self, request: Request) -> Response:
         body = await request.body()

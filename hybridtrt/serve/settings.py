@@ -20,8 +20,8 @@ class ServeSettings:
         max_batch_size: Most rows one batch run takes (the engines' profiles may allow fewer).
         batch_wait_ms: How long a replica waits for more requests to fill a batch.
         max_ongoing_requests: Requests a replica works on at once (batches are formed from them).
-        max_queued_requests: Requests waiting for a replica; past them the answer is 503
-            (None: four times ``max_ongoing_requests``).
+        max_queued_requests: Requests a replica holds waiting beyond those; past them it
+            answers 503 with ``{"error": ...}`` (None: four times ``max_ongoing_requests``).
         concurrent_batches: Batches a replica runs at once, each on its own Predictor (the
             first and its clones, sharing the loaded model).
     """
@@ -51,7 +51,7 @@ class ServeSettings:
 
     @property
     def queue_limit(self) -> int:
-        """``max_queued_requests`` as Ray Serve takes it."""
+        """``max_queued_requests``, the default resolved."""
         if self.max_queued_requests is None:
             return 4 * self.max_ongoing_requests
         return self.max_queued_requests

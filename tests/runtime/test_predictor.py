@@ -175,6 +175,37 @@ def test_bad_inputs_are_clear_errors(saved: Path, value: np.ndarray, message: st
         predictor(saved, isolated).run_dict({"x": value})
 
 
+@pytest.mark.parametrize(("value", "got"), [(None, "None"), ((1.0, 2.0, 3.0, 4.0), "tuple")])
+@pytest.mark.parametrize("isolated", [False, True])
+def test_none_and_tuple_inputs_are_named_as_what_they_are(saved: Path, value: object, got: str,
+                                                          isolated: bool) -> None:
+    with pytest.raises(InputError) as caught:
+        predictor(saved, isolated).run(None, {"x": value})
+    assert str(caught.value) == (f"input 'x' is a tensor (tensor(float), shape ['N', 4]); "
+                                 f"got {got}: pass a numpy array")
+
+
+def test_a_one_segment_plan_names_a_none_input_too(tmp_path: Path) -> None:
+    model = models.make([h.make_node("Relu", ["x"], ["y"])], [models.f32("x", [2, 4])],
+                        [models.f32("y", [2, 4])])
+    runner = predictor(convert(model, TensorRTConfig()).save(tmp_path / "m.onnx"))
+    runner.run(None, {"x": np.zeros((2, 4), np.float32)})  # (a signature that passed first)
+    with pytest.raises(InputError, match=r"input 'x' is a tensor .*; got None"):
+        runner.run(None, {"x": None})
+
+
+def test_an_input_handle_names_a_copy_of_the_wrong_size(saved: Path) -> None:
+    handle = predictor(saved).get_input_handle("x")
+    handle.reshape([3, 4])
+    handle.copy_from_cpu(np.zeros(12, np.float32))  # (the same size: reshaped to [3, 4])
+    assert handle.shape() == [3, 4]
+    with pytest.raises(InputError) as caught:
+        handle.copy_from_cpu(np.zeros((2, 5), np.float32))
+    assert str(caught.value).startswith(
+        "input 'x' was reshaped to [3, 4], but copy_from_cpu got an array of shape [2, 5] "
+        "(10 values)")
+
+
 def test_handles_reject_unknown_names_and_early_reads(saved: Path) -> None:
     runner = predictor(saved)
     with pytest.raises(InputError, match="'z' is not a model input"):

@@ -1,10 +1,12 @@
 """A real model served by a local Ray Serve over the Open Inference Protocol: every answer the
-Predictor's, batching that changes nothing, 400s naming the input, 503 on overload."""
+Predictor's, batching that changes nothing, 400s naming the input, 503 in the protocol's JSON on
+overload; a plain model with a 0-d input converted once for all its replicas."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
 import os
 import re
 import socket
@@ -14,7 +16,9 @@ import urllib.request
 from collections.abc import Iterator
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.examples import paddleocr_model
@@ -84,7 +88,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("serve")
     path = convert(str(paddleocr_model("rec")), config).save(folder / "rec.onnx")
     port, metrics = _free_port(), _free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"HYBRIDTRT_BACKEND": os.environ["HYBRIDTRT_BACKEND"]}},
              _metrics_export_port=metrics, _system_config={"metrics_report_interval_ms": 500})
     try:
@@ -238,6 +242,9 @@ def test_overload_is_503_and_the_server_keeps_answering(served: Served) -> None:
         if code == 200:
             np.testing.assert_allclose(np.frombuffer(data, np.float32).reshape(expected.shape),
                                        expected, rtol=1e-4, atol=1e-5)
+        else:  # the protocol's error JSON, not Ray Serve's text
+            error = json.loads(data)["error"]
+            assert "the server is overloaded" in error and "16 requests" in error, error
     assert time.monotonic() - started < 120
     assert served.get("/v2/health/ready") == (200, {"ready": True})
 
@@ -272,3 +279,75 @@ def test_a_replica_killed_under_load_fails_its_requests_cleanly_and_comes_back(
     assert names and names != [killed["name"]], names  # Ray Serve made a new one
     got = np.array(body["outputs"][0]["data"], np.float32).reshape(expected.shape)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _scalar_model(path: str) -> None:
+    """y = 2x + 1 on a 0-d float input."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "two"], ["t"]),
+         helper.make_node("Add", ["t", "one"], ["y"])],
+        "scalar", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+        [helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
+         helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+@pytest.fixture(scope="module")
+def scalar(served: Served, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[str, list[str], Predictor]]:
+    """A plain model with a 0-d input served by two replicas on the same cluster; the plain file
+    is gone before they start (they get the model converted here); the log of the conversion."""
+    plain = tmp_path_factory.mktemp("scalar") / "scalar.onnx"
+    _scalar_model(str(plain))
+    from hybridtrt.tools.target import load_target
+
+    predictor = load_target(plain).predictor()
+    records, log = _Records(), logging.getLogger("hybridtrt")
+    level = log.level
+    log.addHandler(records)
+    log.setLevel(logging.INFO)
+    try:
+        app = deployment(plain, "scalar", replicas=2)
+    finally:
+        log.removeHandler(records)
+        log.setLevel(level)
+    plain.unlink()
+    serve.run(app, name="scalar", route_prefix="/scalar")
+    try:
+        yield served.url + "/scalar/v2/models/scalar/infer", records.messages, predictor
+    finally:
+        serve.delete("scalar")
+
+
+def test_a_plain_model_is_converted_once_for_all_replicas(
+        scalar: tuple[str, list[str], Predictor]) -> None:
+    _, messages, _ = scalar
+    converted = [m for m in messages if "is a plain ONNX model: converting it first" in m]
+    assert len(converted) == 1, messages  # in the driver; the replicas never saw the plain file
+    assert sum(1 for a in ray.util.list_named_actors(all_namespaces=True)
+               if "SERVE_REPLICA" in a["name"] and "hybridtrt-scalar" in a["name"]) == 2
+
+
+def test_a_0d_input_through_json_equals_the_predictor(
+        scalar: tuple[str, list[str], Predictor]) -> None:
+    url, _, predictor = scalar
+    for value in (3.0, -0.25, 1e3):
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [], "data": [value]}]}
+        request = urllib.request.Request(url, json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
+            assert answer.status == 200 and answer.headers["Hybridtrt-Batch-Size"] == "1"
+            (out,) = json.loads(answer.read())["outputs"]
+        (expected,) = predictor.run(["y"], {"x": np.array(value, np.float32)})
+        assert out["name"] == "y" and out["shape"] == [] and out["datatype"] == "FP32"
+        np.testing.assert_allclose(np.array(out["data"], np.float32).reshape(()), expected)

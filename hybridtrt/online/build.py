@@ -52,7 +52,9 @@ def _profile(online: OnlineTensorRT, model: onnx.ModelProto,
 def tensorrt_config(online: OnlineTensorRT, inputs: Sequence[Input], calibration: Any = None,
                     table: Path | None = None) -> TensorRTConfig:
     """The offline ``TensorRTConfig`` that means the same as these Paddle settings."""
-    return TensorRTConfig(inputs=inputs, min_subgraph_size=online.min_subgraph_size,
+    tuned = online.tuned_shape_path
+    return TensorRTConfig(inputs=() if tuned else inputs, shape_range_info=tuned,
+                          min_subgraph_size=online.min_subgraph_size,
                           disable_ops=online.disabled_ops,
                           precision_mode=PrecisionMode(online.precision.value),
                           workspace_size=online.workspace_size, calibration_data=calibration,
@@ -76,7 +78,10 @@ class OnlineBuild:
         self.model = onnx.load(str(model_path), load_external_data=False)
         self.ranks = model_ranks(self.model)
         self.inputs = _profile(online, self.model, self.ranks)
-        self.cache = OptCache(model_path, online, [i.shapes() for i in self.inputs])
+        profile: list[Any] = [i.shapes() for i in self.inputs]
+        if online.tuned_shape_path:  # every recorded tensor range can change the build
+            profile.append(Path(online.tuned_shape_path).read_text())
+        self.cache = OptCache(model_path, online, profile)
         if online.use_static:
             self.cache.check_writable("use_static=True keeps the built model",
                                       "use use_static=False")

@@ -13,6 +13,7 @@ from hybridtrt.compiler.shape_info import ShapeRangeInfo
 from hybridtrt.compiler.shapes import recording_session
 from hybridtrt.core.files import write_atomically
 from hybridtrt.core.graph import GraphIndex
+from hybridtrt.core.loading import load_model
 
 __all__ = ["ShapeRecorder"]
 
@@ -32,7 +33,9 @@ class ShapeRecorder:
     def __init__(self, model: onnx.ModelProto, inputs: Mapping[str, int]) -> None:
         self._inputs = list(inputs)
         self._tensors = list(dict.fromkeys(o for n in model.graph.node for o in n.output if o))
-        self._session: Any = recording_session(GraphIndex(model), self._tensors)
+        loaded = load_model(model)  # (typed: every recorded output needs its dtype)
+        self._session: Any = recording_session(GraphIndex(loaded.model, loaded.inferred),
+                                               self._tensors)
         self._seen: dict[str, dict[Shape, int]] = {}
 
     def record(self, feeds: Mapping[str, Any]) -> None:

@@ -21,6 +21,7 @@ import onnx
 import pytest
 
 from hybridtrt import ConfigError, HybridTRTError, Input, TensorRTConfig, convert
+from hybridtrt import load as hybridtrt_load
 from hybridtrt.runtime import Config, PrecisionType, create_predictor
 from hybridtrt.trt.library import RTX, installed
 from tests.models import conv_classifier, split_chain
@@ -359,3 +360,53 @@ def test_online_predictor_answers_what_a_predictor_answers(tmp_path):
     with pytest.raises(HybridTRTError, match=r"input 'x' was reshaped to \[3, 4\] \(12 values\), "
                                              r"but copy_from_cpu got an array of shape \[2, 4\]"):
         handle.copy_from_cpu(x)
+
+
+def topk_chain() -> onnx.ModelProto:
+    """x [N, 8], k [1] -> TopK (kept in ORT) -> Relu -> Add -> Mul: the engine's input has as
+    many columns as k's value says, which no warm-up on random k can know."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("TopK", ["x", "k"], ["v", "i"], name="topk"),
+             helper.make_node("Relu", ["v"], ["r"], name="relu"),
+             helper.make_node("Add", ["r", "r"], ["s"], name="add"),
+             helper.make_node("Mul", ["s", "r"], ["y"], name="mul")]
+    graph = helper.make_graph(nodes, "topk_chain",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8]),
+                               helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "K"])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_tuned_profiles_cover_value_dependent_shapes_recorded_on_real_inputs(tmp_path):
+    path, shapes = saved(tmp_path, topk_chain()), tmp_path / "shapes.json"
+    collect = Config(str(path))
+    collect.enable_tensorrt_engine(min_subgraph_size=1)
+    collect.exp_disable_tensorrt_ops(["TopK"])
+    collect.collect_shape_range_info(str(shapes))
+    collecting = create_predictor(collect)
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((n, 8)).astype(np.float32), "k": np.array([k])}
+             for n, k in ((1, 3), (2, 5), (4, 4))]
+    for feed in feeds:
+        collecting.run(None, feed)
+    assert json.loads(shapes.read_text())["tensors"]["v"] == {"min": [1, 3], "max": [4, 5],
+                                                              "opt": [4, 4]}
+    tuned = Config(str(path))
+    tuned.enable_tensorrt_engine(min_subgraph_size=1, use_static=True)
+    tuned.exp_disable_tensorrt_ops(["TopK"])
+    tuned.enable_tuned_tensorrt_dynamic_shape(str(shapes), allow_build_at_runtime=False)
+    predictor = create_predictor(tuned)
+    for feed in feeds:
+        assert outputs_match(predictor.run(None, feed), ort_run(topk_chain(), feed), 1e-6, 1e-6)
+    built = next((path.parent / "_opt_cache").glob("hybrid-*.onnx"))
+    offline = convert(str(path), TensorRTConfig(shape_range_info=str(shapes), min_subgraph_size=1,
+                                                disable_ops=["TopK"])).save(tmp_path / "off.onnx")
+    assert built.read_bytes() == offline.read_bytes()
+    profile = hybridtrt_load(offline).engines[0].profiles[0]
+    assert profile["v"]["max"] == [4, 5] and profile["v"]["min"][1] <= 3  # widened to cover
+    blind = convert(str(path), TensorRTConfig(inputs=[Input("x", [1, 8], [1, 8], [4, 8])],
+                                              min_subgraph_size=1, disable_ops=["TopK"]))
+    assert blind.engines[0].profiles[0]["v"]["max"][1] < 5  # random k: the real range is unknown
+    with pytest.raises(ConfigError, match="give either inputs or shape_range_info"):
+        TensorRTConfig(inputs=[Input("x", [1, 8], [1, 8], [4, 8])], shape_range_info=str(shapes))

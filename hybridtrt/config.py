@@ -227,6 +227,10 @@ class TensorRTConfig:
         target_compute_capabilities: TensorRT-RTX: the compute capabilities to build for, such
             as ``("8.6", "8.9")`` (default: the GPU here, or every GPU TensorRT-RTX runs on
             when there is none). TensorRT proper builds for the GPU here.
+        shape_range_info: A shape range file recorded on real inputs (Paddle's
+            ``collect_shape_range_info``): the model inputs' profile comes from it (instead of
+            ``inputs``), and each engine input's profile is widened to the range recorded for
+            that tensor (shapes that depend on the input's values, not only its shape).
 
     Example:
         >>> TensorRTConfig(inputs=[], min_subgraph_size=1).min_subgraph_size
@@ -257,8 +261,12 @@ class TensorRTConfig:
     int8_fp32_layers: int = 0
     backend: str = "auto"
     target_compute_capabilities: Sequence[str] = ()
+    shape_range_info: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.shape_range_info is not None and self.inputs:
+            raise ConfigError("give either inputs or shape_range_info (which holds the inputs' "
+                              "ranges), not both")
         raw = () if self.inputs is None else self.inputs
         inputs = (raw,) if isinstance(raw, Input) else tuple(raw)
         for item in inputs:

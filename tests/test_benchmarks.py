@@ -30,3 +30,13 @@ def test_runtime_overhead_prints_its_table() -> None:
     assert lines[1].split()[:4] == ["model", "iso_segments", "plain_ort_ms", "inlined_ms"]
     assert lines[2].startswith("resnet50 (pools in ORT)") and lines[2].split()[4] == "5"
     assert len(lines) == 5  # resnet50 and the PaddleOCR det and rec models
+
+
+def test_online_load_prints_first_and_cached_load_times() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "online_load.py"),
+                           "--models", "rec", "--precisions", "fp32", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    header, row = done.stdout.strip().splitlines()
+    assert header.split() == ["model", "precision", "first_load_s", "cached_load_s", "ratio"]
+    assert row.split()[:2] == ["rec", "fp32"]

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,9 +29,10 @@ from hybridtrt.compiler.precision import PrecisionStage, Typed, carries_qdq, pre
 from hybridtrt.core.report import OutsideNode, Report, engine_summary, op_table
 from hybridtrt.compiler.refine import Rejection, bisect_build, parser_resolve
 from hybridtrt.core.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
+from hybridtrt.compiler.shape_info import ShapeRangeInfo, read_shape_range_info
 from hybridtrt.compiler.shapes import RunPlan, ShapeRange, plan_runs, record_shapes, static_shape
 from hybridtrt.trt.builder import default_builder
-from hybridtrt.config import PrecisionMode, TensorRTConfig
+from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
 from hybridtrt.converters.registry import REGISTRY, Registry
@@ -217,12 +218,14 @@ def _convert(
 ) -> HybridModel:
     _TIMES.clear()
     with _stage("load"):
-        loaded = prepare_model(load_model(model), config)
+        original = load_model(model)
+        recorded = _recorded(original, config)
+        loaded = prepare_model(original, config)
     _check_int8_source(loaded, config)
     clustering = cluster(loaded, config)
     index = clustering.index
     with _stage("shape ranges"):
-        book = _ShapeBook(index, plan_runs(index, config.inputs))
+        book = _ShapeBook(index, plan_runs(index, _inputs(config, recorded)), recorded)
         book.need(clustering.parts)
     with _stage("precision"):
         precision = PrecisionStage(index, book.plans, config)
@@ -250,6 +253,17 @@ def _convert(
     return hybrid
 
 
+def _recorded(loaded: LoadedModel, config: TensorRTConfig) -> ShapeRangeInfo | None:
+    """``config.shape_range_info``, read and checked against the model as given."""
+    if config.shape_range_info is None:
+        return None
+    return read_shape_range_info(Path(config.shape_range_info), loaded.model)
+
+
+def _inputs(config: TensorRTConfig, recorded: ShapeRangeInfo | None) -> Sequence[Input]:
+    return recorded.profile_inputs() if recorded is not None else config.inputs
+
+
 def _check_int8_source(loaded: LoadedModel, config: TensorRTConfig) -> None:
     """Fail fast when INT8 has nothing to take its scales from."""
     cache = config.calibration_cache
@@ -274,10 +288,12 @@ def analyze_clusters(
     """``analyze``'s report, and the clusters it describes (one per engine, in order)."""
     config = config or TensorRTConfig()
     loaded = load_model(model)
+    recorded = _recorded(loaded, config)
     clustering = cluster(loaded, config)
     index = clustering.index
-    plans = plan_runs(index, config.inputs) if config.inputs or not _dynamic_inputs(index) else []
-    book = _ShapeBook(index, plans)
+    inputs = _inputs(config, recorded)
+    plans = plan_runs(index, inputs) if inputs or not _dynamic_inputs(index) else []
+    book = _ShapeBook(index, plans, recorded)
     book.need(clustering.parts)
     precision = None
     if config.precision_mode in (PrecisionMode.FP16, PrecisionMode.BF16):
@@ -296,10 +312,12 @@ class _ShapeBook:
     """Recorded shape ranges of boundary tensors, one dict per profile, recorded on demand
     (bisection makes new boundaries after the first recording)."""
 
-    def __init__(self, index: GraphIndex, plans: Sequence[RunPlan]) -> None:
+    def __init__(self, index: GraphIndex, plans: Sequence[RunPlan],
+                 recorded: ShapeRangeInfo | None = None) -> None:
         self.index = index
         self.plans = plans
         self.ranges: list[dict[str, ShapeRange]] = [{} for _ in plans]
+        self.recorded = recorded.tensors if recorded is not None else {}
 
     def need(self, parts: Sequence[Partition]) -> None:
         ios = [cluster_io(self.index, p, share_shapes=True) for p in parts]
@@ -307,10 +325,19 @@ class _ShapeBook:
         missing = [n for n in names if self.ranges and n not in self.ranges[0]]
         if missing:
             for known, found in zip(self.ranges, record_shapes(self.index, missing, self.plans)):
-                known.update(found)
+                known.update({n: _widened(r, self.recorded.get(n)) for n, r in found.items()})
 
     def profiles(self, names: Sequence[str]) -> tuple[dict[str, dict[str, list[int]]], ...]:
         return tuple({n: r[n].to_json() for n in names} for r in self.ranges)
+
+
+def _widened(found: ShapeRange, recorded: Mapping[str, Sequence[int]] | None) -> ShapeRange:
+    """``found`` (from the warm-up runs) widened to the range recorded on real inputs."""
+    if recorded is None or len(recorded["min"]) != len(found.min):
+        return found
+    low = tuple(min(a, int(b)) for a, b in zip(found.min, recorded["min"]))
+    high = tuple(max(a, int(b)) for a, b in zip(found.max, recorded["max"]))
+    return ShapeRange(low, found.opt, high)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ from hybridtrt.ort_support import runnable_bytes
 from hybridtrt.progress import progress
 
 __all__ = ["RunPlan", "ShapeRange", "plan_runs", "random_value", "record_shapes", "record_stats",
-           "static_shape", "tensor_values"]
+           "recording_session", "static_shape", "tensor_values"]
 
 _LOG = logging.getLogger("hybridtrt")
 Shape = tuple[int, ...]
@@ -239,7 +239,7 @@ def record_shapes(
     if unknown:
         _LOG.info("recording shapes of %d boundary tensors with ONNX Runtime (%d profile(s))",
                   len(unknown), len(plans))
-        session = _recording_session(index, unknown)
+        session = recording_session(index, unknown)
         runs = [(p, r, feed) for p, plan in enumerate(plans) for r, feed in enumerate(plan.feeds)]
         for p, r, feed in progress(runs, desc="shape ranges", unit="run"):
             for name, value in zip(unknown, _run(session, unknown, feed, r)):
@@ -272,7 +272,7 @@ def record_stats(
         return {}
     _LOG.info("recording value ranges of %d tensors with ONNX Runtime (%d profile(s))",
               len(names), len(plans))
-    session = _recording_session(index, computed) if computed else None
+    session = recording_session(index, computed) if computed else None
     peaks: dict[str, float] = {}
     shapes: dict[str, list[int]] = {}
     runs = [(r, feed) for plan in plans for r, feed in enumerate(plan.feeds)]
@@ -292,7 +292,7 @@ def tensor_values(index: GraphIndex, names: Sequence[str],
                   feeds: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
     """The values of ``names`` (model inputs or computed tensors) for each feed of the model."""
     computed = [n for n in names if n not in index.graph_inputs]
-    session = _recording_session(index, computed) if computed else None
+    session = recording_session(index, computed) if computed else None
     found = []
     for r, feed in enumerate(feeds):
         values = dict(zip(computed, _run(session, computed, feed, r))) if session is not None else {}
@@ -325,7 +325,7 @@ def _recording_model(index: GraphIndex, names: Sequence[str]) -> onnx.ModelProto
     return model
 
 
-def _recording_session(index: GraphIndex, names: Sequence[str]) -> object:
+def recording_session(index: GraphIndex, names: Sequence[str]) -> object:
     """An ONNX Runtime session over the recording model, or onnx's reference evaluator when ORT
     cannot load it (for example an opset newer than the installed ORT knows)."""
     model = _recording_model(index, names)

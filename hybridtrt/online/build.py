@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,11 +13,13 @@ import onnx
 from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.compiler.pipeline import convert
 from hybridtrt.compiler.precision import carries_qdq
+from hybridtrt.compiler.shape_info import read_shape_range_info
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError
 from hybridtrt.online.settings import OnlineTensorRT, PrecisionType
-from hybridtrt.online.shapes import profile_inputs, read_ranges
 from hybridtrt.online.store import OptCache
+from hybridtrt.trt.api import TrtBackend
+from hybridtrt.trt.builder import default_builder
 
 __all__ = ["INT8_NEEDS", "OnlineBuild", "model_ranks", "tensorrt_config"]
 
@@ -33,9 +36,10 @@ def model_ranks(model: onnx.ModelProto) -> dict[str, int]:
             if i.name not in weights}
 
 
-def _profile(online: OnlineTensorRT, ranks: Mapping[str, int]) -> list[Input]:
+def _profile(online: OnlineTensorRT, model: onnx.ModelProto,
+             ranks: Mapping[str, int]) -> list[Input]:
     if online.tuned_shape_path:
-        return profile_inputs(read_ranges(Path(online.tuned_shape_path), ranks))
+        return read_shape_range_info(Path(online.tuned_shape_path), model).profile_inputs()
     low, high, opt = (dict(t) for t in (online.min_shapes, online.max_shapes, online.opt_shapes))
     for name in low:
         if name not in ranks:
@@ -48,7 +52,9 @@ def _profile(online: OnlineTensorRT, ranks: Mapping[str, int]) -> list[Input]:
 def tensorrt_config(online: OnlineTensorRT, inputs: Sequence[Input], calibration: Any = None,
                     table: Path | None = None) -> TensorRTConfig:
     """The offline ``TensorRTConfig`` that means the same as these Paddle settings."""
-    return TensorRTConfig(inputs=inputs, min_subgraph_size=online.min_subgraph_size,
+    tuned = online.tuned_shape_path
+    return TensorRTConfig(inputs=() if tuned else inputs, shape_range_info=tuned,
+                          min_subgraph_size=online.min_subgraph_size,
                           disable_ops=online.disabled_ops,
                           precision_mode=PrecisionMode(online.precision.value),
                           workspace_size=online.workspace_size, calibration_data=calibration,
@@ -61,15 +67,21 @@ class OnlineBuild:
     Args:
         model_path: The plain ONNX model.
         online: The online settings.
+        backend: TensorRT behind its narrow interface (default: the installed one, if any).
     """
 
-    def __init__(self, model_path: Path, online: OnlineTensorRT) -> None:
+    def __init__(self, model_path: Path, online: OnlineTensorRT,
+                 backend: TrtBackend | None = None) -> None:
         self.model_path = model_path
         self.online = online
+        self.backend = backend
         self.model = onnx.load(str(model_path), load_external_data=False)
         self.ranks = model_ranks(self.model)
-        self.inputs = _profile(online, self.ranks)
-        self.cache = OptCache(model_path, online, [i.shapes() for i in self.inputs])
+        self.inputs = _profile(online, self.model, self.ranks)
+        profile: list[Any] = [i.shapes() for i in self.inputs]
+        if online.tuned_shape_path:  # every recorded tensor range can change the build
+            profile.append(Path(online.tuned_shape_path).read_text())
+        self.cache = OptCache(model_path, online, profile)
         if online.use_static:
             self.cache.check_writable("use_static=True keeps the built model",
                                       "use use_static=False")
@@ -119,4 +131,8 @@ class OnlineBuild:
         _LOG.info("online TensorRT: converting %s (%s)", self.model_path.name,
                   self.online.precision.name)
         config = tensorrt_config(self.online, self.inputs, calibration, table)
-        return convert(str(self.model_path), config)
+        if self.online.use_static:
+            config = dataclasses.replace(config, cache_dir=str(self.cache.engine_cache))
+        builder = (None if self.backend is None else
+                   default_builder(config.cache_dir, config.device_id, self.backend))
+        return convert(str(self.model_path), config, builder=builder)

@@ -1,81 +1,66 @@
-"""Shape range files: what ``collect_shape_range_info`` records and the tuned profile reads."""
+"""``collect_shape_range_info``: the shape range of every tensor over the runs it is shown."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
-from hybridtrt.config import Input
-from hybridtrt.errors import ConfigError
+from hybridtrt.compiler.shape_info import ShapeRangeInfo
+from hybridtrt.compiler.shapes import recording_session
 from hybridtrt.core.files import write_atomically
+from hybridtrt.core.graph import GraphIndex
+from hybridtrt.core.loading import load_model
 
-__all__ = ["ShapeRecorder", "profile_inputs", "read_ranges"]
+__all__ = ["ShapeRecorder"]
 
-_FORMAT = "hybridtrt.shape_range_info/1"
-Range = dict[str, list[int]]  # {"min": [...], "max": [...], "opt": [...]}
+Shape = tuple[int, ...]
 
 
 class ShapeRecorder:
-    """Keeps the min/max (and the most frequent, as opt) shape of every input it is shown."""
+    """Keeps the min/max (and the most frequent, as opt) shape of every model input and of
+    every tensor a node computes (the model runs a second time in ONNX Runtime, all its
+    tensors as outputs, as Paddle's collection does).
 
-    def __init__(self, inputs: Mapping[str, int]) -> None:
-        self._ranks = dict(inputs)
-        self._seen: dict[str, dict[tuple[int, ...], int]] = {name: {} for name in inputs}
+    Args:
+        model: The plain ONNX model (its weights loaded).
+        inputs: The model's input names.
+    """
+
+    def __init__(self, model: onnx.ModelProto, inputs: Mapping[str, int]) -> None:
+        self._inputs = list(inputs)
+        self._tensors = list(dict.fromkeys(o for n in model.graph.node for o in n.output if o))
+        loaded = load_model(model)  # (typed: every recorded output needs its dtype)
+        self._session: Any = recording_session(GraphIndex(loaded.model, loaded.inferred),
+                                               self._tensors)
+        self._seen: dict[str, dict[Shape, int]] = {}
 
     def record(self, feeds: Mapping[str, Any]) -> None:
-        """Note the shape of every model input in ``feeds``."""
-        for name, value in feeds.items():
-            if name in self._seen:
-                shape = tuple(int(d) for d in np.shape(value))
-                self._seen[name][shape] = self._seen[name].get(shape, 0) + 1
+        """Note the shape of every model input in ``feeds`` and of every tensor they give."""
+        given = {n: np.asarray(v) for n, v in feeds.items() if n in self._inputs}
+        values = self._session.run(self._tensors, given)
+        shapes = [*((n, np.shape(v)) for n, v in given.items()),
+                  *((n, np.shape(v)) for n, v in zip(self._tensors, values))]
+        for name, shape in shapes:
+            counts = self._seen.setdefault(name, {})
+            key = tuple(int(d) for d in shape)
+            counts[key] = counts.get(key, 0) + 1
 
-    def ranges(self) -> dict[str, Range]:
-        """``{input: {"min", "max", "opt"}}`` over the recorded runs (inputs seen at least once)."""
-        out = {}
+    def info(self) -> ShapeRangeInfo:
+        """The ranges over the recorded runs (tensors of a changing rank left out)."""
+        ranges = {}
         for name, counts in sorted(self._seen.items()):
-            if counts:
-                shapes = sorted(counts)
+            shapes = sorted(counts)
+            if len({len(s) for s in shapes}) == 1:
                 opt = max(shapes, key=lambda s: (counts[s], s))
-                out[name] = {"min": [min(d) for d in zip(*shapes)],
-                             "max": [max(d) for d in zip(*shapes)], "opt": list(opt)}
-        return out
+                ranges[name] = {"min": [min(d) for d in zip(*shapes)],
+                                "max": [max(d) for d in zip(*shapes)], "opt": list(opt)}
+        inputs = {n: r for n, r in ranges.items() if n in self._inputs}
+        return ShapeRangeInfo(inputs, {n: r for n, r in ranges.items() if n not in inputs})
 
     def write(self, path: Path) -> None:
         """Write the ranges as JSON, atomically."""
-        text = json.dumps({"format": _FORMAT, "inputs": self.ranges()}, indent=1, sort_keys=True)
-        write_atomically(path, text.encode())
-
-
-def read_ranges(path: Path, ranks: Mapping[str, int]) -> dict[str, Range]:
-    """The ranges in ``path``, checked against the model's inputs (``{name: rank}``)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"shape range file {path} does not exist: run once with "
-                          "config.collect_shape_range_info(path) to record it") from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"shape range file {path} cannot be read: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        raise ConfigError(f"shape range file {path} is not a hybridtrt shape range file "
-                          f"(expected format {_FORMAT!r})")
-    ranges = data.get("inputs", {})
-    for name, entry in ranges.items():
-        if name not in ranks:
-            raise ConfigError(f"shape range file {path} names tensor {name!r}, which is not an "
-                              f"input of this model (inputs: {sorted(ranks)})")
-        for key in ("min", "max", "opt"):
-            if len(entry.get(key, ())) != ranks[name]:
-                raise ConfigError(f"shape range file {path}: tensor {name!r} has {key} shape "
-                                  f"{entry.get(key)}, but the model's input has rank "
-                                  f"{ranks[name]}")
-    return ranges
-
-
-def profile_inputs(ranges: Mapping[str, Mapping[str, Sequence[int]]]) -> list[Input]:
-    """One ``Input`` per ranged tensor, for ``TensorRTConfig.inputs``."""
-    return [Input(name=name, min_input_shape=r["min"], optim_input_shape=r["opt"],
-                  max_input_shape=r["max"]) for name, r in sorted(ranges.items())]
+        write_atomically(path, self.info().to_json().encode())

@@ -53,6 +53,12 @@ class OptCache:
         return self.directory / f"hybrid-{self.key}.onnx"
 
     @property
+    def engine_cache(self) -> Path:
+        """The engine cache folder of online predictors with ``use_static`` (plans built at
+        convert, at load or at run time with ``allow_build_at_runtime``, under ``engines/``)."""
+        return self.directory
+
+    @property
     def calibration_table(self) -> Path:
         """The INT8 calibration table (ranges of every calibrated tensor)."""
         return self.directory / f"calibration-{self.calibration_key}.json"

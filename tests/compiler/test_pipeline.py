@@ -101,7 +101,7 @@ def test_static_model_needs_no_warmup_run(monkeypatch: pytest.MonkeyPatch) -> No
     def refuse(*args: object) -> None:
         raise AssertionError("ONNX Runtime must not run for a static model")
 
-    monkeypatch.setattr(shapes, "_recording_session", refuse)
+    monkeypatch.setattr(shapes, "recording_session", refuse)
     hybrid = convert(models.split_chain(batch=2), TensorRTConfig(inputs=[], disable_ops=["Sin"]))
     assert hybrid.engines[1].profiles == ({"d": {"min": [2, 4], "opt": [2, 4], "max": [2, 4]},
                                            "c": {"min": [2, 4], "opt": [2, 4], "max": [2, 4]}},)

@@ -21,6 +21,7 @@ import onnx
 import pytest
 
 from hybridtrt import ConfigError, HybridTRTError, Input, TensorRTConfig, convert
+from hybridtrt import load as hybridtrt_load
 from hybridtrt.runtime import Config, PrecisionType, create_predictor
 from hybridtrt.trt.library import RTX, installed
 from tests.models import conv_classifier, split_chain
@@ -191,8 +192,10 @@ def test_shape_collection_then_tuned_dynamic_shape_gives_the_offline_profile(tmp
     collecting = create_predictor(config)
     for x in batches(5, sizes=(2, 1, 2, 5, 2)):
         assert outputs_match(collecting.run(None, {"x": x}), ort_run(split_chain(), {"x": x}), 1e-6, 1e-6)
-    assert json.loads(shapes.read_text())["inputs"] == {"x": {"min": [1, 4], "max": [5, 4],
-                                                              "opt": [2, 4]}}
+    recorded = json.loads(shapes.read_text())
+    assert recorded["inputs"] == {"x": {"min": [1, 4], "max": [5, 4], "opt": [2, 4]}}
+    assert sorted(recorded["tensors"]) == ["a", "b", "c", "d", "e", "f", "y"]  # every tensor
+    assert recorded["tensors"]["d"] == {"min": [1, 4], "max": [5, 4], "opt": [2, 4]}
     tuned = Config(str(path))
     tuned.enable_tensorrt_engine(min_subgraph_size=1, precision_mode=PrecisionType.Float32,
                                  use_static=True)
@@ -250,6 +253,11 @@ def test_every_wrong_combination_says_what_to_change(tmp_path):
     tuned.enable_tuned_tensorrt_dynamic_shape(str(bad))
     with pytest.raises(ConfigError, match="tensor 'x' has min shape \\[1, 3\\].*rank 4"):
         create_predictor(tuned)
+    bad.write_text(json.dumps({"format": "hybridtrt.shape_range_info/1", "inputs": {},
+                               "tensors": {"logits": {"min": [1], "max": [1], "opt": [1]}}}))
+    with pytest.raises(ConfigError, match="names tensor 'logits', which no node of this model "
+                                          "computes: the file was recorded on another model"):
+        create_predictor(tuned)
     with pytest.raises(ConfigError, match="does not exist: run once with"):
         tuned.enable_tuned_tensorrt_dynamic_shape(str(tmp_path / "none.json"))
         create_predictor(tuned)
@@ -287,3 +295,118 @@ def test_another_setting_builds_anew_next_to_the_first(tmp_path):
                                  use_static=True)
     create_predictor(other)
     assert len(list((path.parent / "_opt_cache").glob("hybrid-*.onnx"))) == 2
+
+
+def _tuned(path: Path, shapes: Path, allow: bool) -> Config:
+    config = Config(str(path))
+    config.enable_tensorrt_engine(min_subgraph_size=1, use_static=True)
+    config.exp_disable_tensorrt_ops(["Sin"])
+    config.enable_tuned_tensorrt_dynamic_shape(str(shapes), allow_build_at_runtime=allow)
+    config.disable_gpu()
+    return config
+
+
+def test_allow_build_at_runtime_rebuilds_a_wider_engine_kept_in_opt_cache(tmp_path):
+    """With TensorRT (the fake, at its narrow interface): a shape outside the collected range
+    rebuilds the engines once; the wider plans land in _opt_cache/ and a new predictor takes
+    them from there instead of building again."""
+    from hybridtrt.online.predictor import OnlinePredictor
+    from tests.fake_tensorrt import FakeBackend
+
+    path, shapes = saved(tmp_path, split_chain()), tmp_path / "shapes.json"
+    collect = Config(str(path))
+    collect.enable_tensorrt_engine(min_subgraph_size=1)
+    collect.collect_shape_range_info(str(shapes))
+    collecting = OnlinePredictor(collect.settings(), backend=FakeBackend())
+    for x in batches(3, sizes=(1, 2, 4)):
+        collecting.run(None, {"x": x})
+    backend = FakeBackend()
+    fixed = OnlinePredictor(_tuned(path, shapes, False).settings(), backend=backend)
+    assert [p.runs_in for p in fixed.engine_status()] == ["tensorrt", "tensorrt"]
+    assert [c[0] for c in backend.calls].count("build") == 2  # at convert, into _opt_cache
+    x = batches(1, sizes=(9,))[0]
+    with pytest.raises(HybridTRTError, match=r"was built for x: \[1, 4\]\.\.\[4, 4\]; got x: \[9, 4\]"):
+        fixed.run(None, {"x": x})
+    wider = OnlinePredictor(_tuned(path, shapes, True).settings(), backend=backend)
+    start = len(backend.calls)
+    assert outputs_match(wider.run(None, {"x": x}), ort_run(split_chain(), {"x": x}), 1e-6, 1e-6)
+    assert [c[0] for c in backend.calls[start:]].count("build") == 2  # both engines, widened
+    plans = sorted((path.parent / "_opt_cache" / "engines").glob("*.plan"))
+    assert len(plans) == 4  # the collected-range pair and the widened pair
+    again = FakeBackend()
+    later = OnlinePredictor(_tuned(path, shapes, True).settings(), backend=again)
+    assert outputs_match(later.run(None, {"x": x}), ort_run(split_chain(), {"x": x}), 1e-6, 1e-6)
+    assert [c[0] for c in again.calls].count("build") == 0  # every plan from _opt_cache
+
+
+def test_online_predictor_answers_what_a_predictor_answers(tmp_path):
+    path = saved(tmp_path, split_chain())
+    config = fp16_config(path, use_static=False)
+    config.enable_profile(str(tmp_path / "prof_"))
+    predictor = create_predictor(config)
+    x = batches(1, sizes=(2,))[0]
+    binding = predictor.io_binding()
+    binding.bind_cpu_input("x", x)
+    binding.bind_output("y")
+    predictor.run_with_iobinding(binding)
+    assert outputs_match(binding.copy_outputs_to_cpu(), predictor.run(None, {"x": x}), 0, 0)
+    assert predictor.get_providers()[-1] == "CPUExecutionProvider"
+    assert predictor.run_stats().host_copies == 0  # the CPU predictor's stats
+    assert predictor.graph_status() and all(g.captured or g.reason for g in predictor.graph_status())
+    profiles = predictor.end_profiling()
+    assert profiles and all(Path(p).is_file() for p in profiles.values())
+    handle = predictor.get_input_handle("x")
+    handle.reshape([3, 4])
+    with pytest.raises(HybridTRTError, match=r"input 'x' was reshaped to \[3, 4\] \(12 values\), "
+                                             r"but copy_from_cpu got an array of shape \[2, 4\]"):
+        handle.copy_from_cpu(x)
+
+
+def topk_chain() -> onnx.ModelProto:
+    """x [N, 8], k [1] -> TopK (kept in ORT) -> Relu -> Add -> Mul: the engine's input has as
+    many columns as k's value says, which no warm-up on random k can know."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("TopK", ["x", "k"], ["v", "i"], name="topk"),
+             helper.make_node("Relu", ["v"], ["r"], name="relu"),
+             helper.make_node("Add", ["r", "r"], ["s"], name="add"),
+             helper.make_node("Mul", ["s", "r"], ["y"], name="mul")]
+    graph = helper.make_graph(nodes, "topk_chain",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8]),
+                               helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "K"])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_tuned_profiles_cover_value_dependent_shapes_recorded_on_real_inputs(tmp_path):
+    path, shapes = saved(tmp_path, topk_chain()), tmp_path / "shapes.json"
+    collect = Config(str(path))
+    collect.enable_tensorrt_engine(min_subgraph_size=1)
+    collect.exp_disable_tensorrt_ops(["TopK"])
+    collect.collect_shape_range_info(str(shapes))
+    collecting = create_predictor(collect)
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((n, 8)).astype(np.float32), "k": np.array([k])}
+             for n, k in ((1, 3), (2, 5), (4, 4))]
+    for feed in feeds:
+        collecting.run(None, feed)
+    assert json.loads(shapes.read_text())["tensors"]["v"] == {"min": [1, 3], "max": [4, 5],
+                                                              "opt": [4, 4]}
+    tuned = Config(str(path))
+    tuned.enable_tensorrt_engine(min_subgraph_size=1, use_static=True)
+    tuned.exp_disable_tensorrt_ops(["TopK"])
+    tuned.enable_tuned_tensorrt_dynamic_shape(str(shapes), allow_build_at_runtime=False)
+    predictor = create_predictor(tuned)
+    for feed in feeds:
+        assert outputs_match(predictor.run(None, feed), ort_run(topk_chain(), feed), 1e-6, 1e-6)
+    built = next((path.parent / "_opt_cache").glob("hybrid-*.onnx"))
+    offline = convert(str(path), TensorRTConfig(shape_range_info=str(shapes), min_subgraph_size=1,
+                                                disable_ops=["TopK"])).save(tmp_path / "off.onnx")
+    assert built.read_bytes() == offline.read_bytes()
+    profile = hybridtrt_load(offline).engines[0].profiles[0]
+    assert profile["v"]["max"] == [4, 5] and profile["v"]["min"][1] <= 3  # widened to cover
+    blind = convert(str(path), TensorRTConfig(inputs=[Input("x", [1, 8], [1, 8], [4, 8])],
+                                              min_subgraph_size=1, disable_ops=["TopK"]))
+    assert blind.engines[0].profiles[0]["v"]["max"][1] < 5  # random k: the real range is unknown
+    with pytest.raises(ConfigError, match="give either inputs or shape_range_info"):
+        TensorRTConfig(inputs=[Input("x", [1, 8], [1, 8], [4, 8])], shape_range_info=str(shapes))

@@ -21,34 +21,20 @@ from typing import Any, Protocol
 
 from hybridtrt.errors import ExecutionError, HybridTRTError
 from hybridtrt.ort_support import first_line
-from hybridtrt.runtime.checks import InputChecks, Signature, host_signature
-from hybridtrt.runtime.device import CudaDevice, Device
+from hybridtrt.runtime.checks import InputChecks, host_signature
+from hybridtrt.runtime.devices import CudaDevice, Device, RunStats
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.replay import Key, Replays
 from hybridtrt.runtime.segments import OrtSegment, Segment
+from hybridtrt.runtime.signatures import Signature
 
 __all__ = ["Executor", "Loop", "Replaying", "RunStats", "SegmentObserver", "SingleSession",
            "failed", "run_stats"]
 
 
-@dataclasses.dataclass(frozen=True)
-class RunStats:
-    """What a predictor's runs did so far (a snapshot; all 0 on the CPU but ``replays``)."""
-
-    replays: int = 0  # runs made by replaying a recorded run (``Replaying``)
-    bound_runs: int = 0  # segment runs into buffers bound on an earlier run
-    unsynced_runs: int = 0  # segment runs that skipped ORT's stream sync at their end
-    host_copies: int = 0  # host<->device copies (inputs in, outputs out)
-    foreign_outputs: int = 0  # segment outputs ORT left outside the GPU (should stay 0)
-
-
 def run_stats(device: Device, replays: Replays | None) -> RunStats:
-    """The counters of ``device`` and ``replays`` now."""
-    done = replays.runs if replays is not None else 0
-    if not isinstance(device, CudaDevice):
-        return RunStats(done)
-    return RunStats(done, device.bound_runs, device.unsynced_runs, device.host_copies,
-                    device.foreign_outputs)
+    """The counts of ``device`` and ``replays`` now."""
+    return dataclasses.replace(device.stats(), replays=replays.runs if replays is not None else 0)
 
 
 class SegmentObserver(Protocol):

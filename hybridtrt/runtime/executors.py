@@ -1,16 +1,12 @@
-"""Executors: the ways a predictor runs its segments once the input checks passed.
+"""Executors: the ways a predictor runs its segments once the input checks passed, all behind
+``Executor`` and picked when the predictor is made:
 
-The run paths, all behind ``Executor``; the predictor picks one when it is made:
-
-- ``Loop``: the evaluator loop, every segment in order over a ``{name: value}`` environment.
-  Always right; every other path falls back to it. Observed runs (``set_segment_observer``)
-  take it.
-- ``SingleSession``: a model that is one ORT segment reading every input and giving every
-  output; the usual call (every output to the host) on host arrays of a signature that passed
-  the checks before goes straight to the session.
-- ``Replaying`` (GPU, several segments): a run whose every segment ran bound is recorded and
-  replayed as a bare list of bound runs (``replay``); the usual call on host arrays like the
-  last replayed ones replays at once, without checks or a replay key.
+- ``Loop``: the evaluator loop over a ``{name: value}`` environment; always right, the fallback
+  of every other path, and the path of observed runs (``set_segment_observer``).
+- ``SingleSession``: one ORT segment reading every input and giving every output; host arrays
+  of a signature that passed the checks before go straight to the session.
+- ``Replaying`` (GPU, several segments): runs whose every segment ran bound are replayed as a
+  bare list of bound runs (``replay``), the usual call at once, without checks.
 """
 
 from __future__ import annotations

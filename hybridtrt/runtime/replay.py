@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hybridtrt.runtime.devices.interop import is_ort_value
 from hybridtrt.runtime.graphs import CAPTURE_LOCK
 from hybridtrt.runtime.signatures import LRU, Signature, signature
 
@@ -67,7 +68,7 @@ class Replays:
     def key(self, feeds: Mapping[str, Any], wanted: Sequence[str], host: bool) -> Key | None:
         """The replay key of a run; None when it cannot be replayed (inputs that are not host
         arrays or ORT values: a caller's device arrays are bound where they are)."""
-        if not all(isinstance(v, np.ndarray) or callable(getattr(v, "data_type", None))
+        if not all(isinstance(v, np.ndarray) or is_ort_value(v)
                    for v in feeds.values()):
             return None
         found = signature(feeds)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from hybridtrt.runtime.devices.counters import Counters
+from hybridtrt.runtime.devices.interop import is_ort_value
 from hybridtrt.runtime.signatures import LRU, Signature, signature
 
 __all__ = ["BOUND_SIGNATURES", "Bound", "BoundRuns", "GraphChoice"]
@@ -85,7 +86,7 @@ class BoundRuns:
         if state is None or bound is None:
             return None
         for name, value in inputs.items():
-            if bound.inputs.get(name) is not value or not callable(getattr(value, "data_type", None)):
+            if bound.inputs.get(name) is not value or not is_ort_value(value):
                 bind(bound.binding, name, value)
                 bound.inputs[name] = value
                 self.generation += 1

@@ -449,6 +449,24 @@ def test_alternating_input_shapes_keep_their_cuda_graphs(tmp_path: Path,
     assert runs == [no_capture, no_capture, graph_0, graph_1, graph_0, graph_1]
 
 
+def test_graph_ids_are_never_given_twice_when_bound_signatures_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each session binds its 4 most recently used signatures; a signature bound anew after its
+    binding went gets no graph id of one captured before (ORT would replay that graph)."""
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    used = log_run_options(monkeypatch)
+    first = []
+    for rows in (1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 1, 1):
+        used.clear()
+        x = np.full((rows, 4), rows, np.float32)
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"],
+                                   expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+        first.append(graph_ids(used)[0] if used else None)  # (replays of graphs: logged too)
+    assert first == [NO_CAPTURE, GRAPH_0, NO_CAPTURE, GRAPH_1, NO_CAPTURE, 2, NO_CAPTURE, 3,
+                     NO_CAPTURE, NO_CAPTURE, NO_CAPTURE,  # 5: bound, but every graph id is taken
+                     NO_CAPTURE, NO_CAPTURE]  # 1's binding went when 5 came: bound anew, no graph
+
+
 def test_a_failed_capture_drops_the_graph_but_keeps_the_bound_buffers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)

@@ -21,15 +21,14 @@ __all__ = ["BOUND_SIGNATURES", "Bound", "BoundRuns", "GraphChoice"]
 BOUND_SIGNATURES = 4  # signatures bound per session (the least recently used one goes)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Bound:
-    """One session's binding for one input signature, with its own output buffers."""
+    """One session's binding for one input signature, with its own output buffers (compared
+    and hashed by identity: ``captures`` keeps its CUDA graph by it)."""
 
     binding: Any
     outputs: list[Any]
     inputs: dict[str, Any] = dataclasses.field(default_factory=dict)  # bound to now
-    graph_id: int | None = None  # its CUDA graph (``captures``), once one is given
-    captured: dict[str, Any] | None = None  # the inputs its CUDA graph was captured with
     options: Any = None  # the run options of its last run
 
 

@@ -10,6 +10,7 @@ session may hold one graph only: ``runtime.graphs``.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,6 +32,14 @@ class _Graphs:
     ended: str = ""  # why its graphs ended ("" while they go on)
 
 
+@dataclasses.dataclass
+class _Graph:
+    """The CUDA graph of one bound signature."""
+
+    graph_id: int | None = None  # once one is given
+    captured: dict[str, Any] | None = None  # the inputs it was (or is now) captured with
+
+
 class Captures:
     """The CUDA graphs of graph sessions' bound runs.
 
@@ -47,6 +56,7 @@ class Captures:
         self._fixed = fixed
         self._counters = counters
         self._sessions: dict[int, _Graphs] = {}
+        self._graphs: weakref.WeakKeyDictionary[Bound, _Graph] = weakref.WeakKeyDictionary()
         self.generation = 0  # grows when a session's graphs end (replays with them are stale)
 
     def _state(self, session: Any) -> _Graphs:
@@ -55,16 +65,18 @@ class Captures:
     def choose(self, session: Any, bound: Bound) -> tuple[Any, bool]:
         """The run options of a graph session's bound run, and whether it goes with a graph."""
         state = self._state(session)
-        graphed = not state.ended and self._captured(bound)
-        if graphed and bound.graph_id is None:
+        graph = self._graphs.setdefault(bound, _Graph())
+        graphed = not state.ended and self._captured(graph, bound.inputs)
+        if graphed and graph.graph_id is None:
             if state.given < self.limit:
-                bound.graph_id, state.given = state.given, state.given + 1
+                graph.graph_id, state.given = state.given, state.given + 1
             else:
                 graphed = False  # every graph id of the session is taken
         if state.single:
-            graphed = self._one_graph(session, state, bound.graph_id if graphed else None)
-        return self._options[bound.graph_id + 1 if graphed and bound.graph_id is not None
-                             else 0], graphed
+            graphed = self._one_graph(session, state, graph.graph_id if graphed else None)
+        if graphed and graph.graph_id is not None:
+            return self._options[graph.graph_id + 1], True
+        return self._options[0], False
 
     def no_capture(self) -> Any:
         """The run options of a graph session's run without a graph."""
@@ -105,10 +117,10 @@ class Captures:
             self.end(session, ONE_GRAPH_ENDED)
         return False
 
-    def _captured(self, bound: Bound) -> bool:
+    def _captured(self, graph: _Graph, inputs: dict[str, Any]) -> bool:
         """Whether a bound run goes with its signature's graph: only when every input is the
         fixed buffer the graph was (or is now) captured with."""
-        if bound.captured is None and all(self._fixed(v) for v in bound.inputs.values()):
-            bound.captured = dict(bound.inputs)  # ORT captures on one of the next runs
-        return bound.captured is not None and len(bound.captured) == len(bound.inputs) and all(
-            bound.inputs.get(n) is v for n, v in bound.captured.items())
+        if graph.captured is None and all(self._fixed(v) for v in inputs.values()):
+            graph.captured = dict(inputs)  # ORT captures on one of the next runs
+        return graph.captured is not None and len(graph.captured) == len(inputs) and all(
+            inputs.get(n) is v for n, v in graph.captured.items())

@@ -213,10 +213,10 @@ def measure(case: Case, device: str, runs: int, folder: Path) -> dict[str, objec
         row["alone_us_per_boundary"] = paired_us(alone, "isolated", "inlined", boundaries)
     if device == "cuda":
         for label, predictor in list(predictors.items())[:2]:
-            before = predictor.device.host_copies  # type: ignore[attr-defined]
+            before = predictor.run_stats().host_copies
             predictor.run_dict(feed)
-            row[f"{label}_host_copies_per_run"] = predictor.device.host_copies - before  # type: ignore[attr-defined]
-            row[f"{label}_foreign_outputs"] = predictor.device.foreign_outputs  # type: ignore[attr-defined]
+            row[f"{label}_host_copies_per_run"] = predictor.run_stats().host_copies - before
+            row[f"{label}_foreign_outputs"] = predictor.run_stats().foreign_outputs
     plain = float(row["plain_ort_ms"])  # type: ignore[arg-type]
     row["inlined_ratio"] = float(row["inlined_ms"]) / plain  # type: ignore[arg-type]
     row["isolated_ratio"] = float(row["isolated_ms"]) / plain  # type: ignore[arg-type]

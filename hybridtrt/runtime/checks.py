@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from hybridtrt.errors import InputError
-from hybridtrt.runtime.bound import Signature, signature
 from hybridtrt.runtime.description import NodeArg
-from hybridtrt.runtime.device import Device, dtype_of
+from hybridtrt.runtime.devices import Device, dtype_of
 from hybridtrt.runtime.plan import SegmentSpec
+from hybridtrt.runtime.signatures import LRU, Signature, signature
 from hybridtrt.runtime.trt_segment import outside_profiles
 from hybridtrt.trt.profiles import select_profile
 
 __all__ = ["CHECKED_SIGNATURES", "InputChecks", "Signature", "host_signature"]
 
 CHECKED_SIGNATURES = 64  # input signatures remembered as accepted (least recently used go)
-
-
-class _Seen:
-    """A bounded set of keys; the least recently used one goes when it is full."""
-
-    def __init__(self, limit: int = CHECKED_SIGNATURES) -> None:
-        self._keys: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
-        self._limit = limit
-
-    def __contains__(self, key: Hashable) -> bool:
-        if key in self._keys:
-            self._keys.move_to_end(key)
-            return True
-        return False
-
-    def add(self, key: Hashable) -> None:
-        self._keys[key] = None
-        if len(self._keys) > self._limit:
-            self._keys.popitem(last=False)
 
 
 def host_signature(feeds: Mapping[str, Any], names: Sequence[str]) -> Signature | None:
@@ -79,7 +59,7 @@ class InputChecks:
         self._device = device
         self._shared = list(shared) if stage is not None else []
         self._stage = stage
-        self._passed = _Seen()
+        self._passed: LRU[Hashable, bool] = LRU(CHECKED_SIGNATURES)
 
     def known(self, feeds: Mapping[str, Any]) -> bool:
         """Whether ``feeds`` are C-order host arrays of a signature that passed before."""
@@ -112,7 +92,7 @@ class InputChecks:
                 if direct:
                     require_fit(engine, {n: shape_of(accepted[n]) for n in direct}, profiles)
             if key is not None:
-                self._passed.add(key)
+                self._passed.put(key, True)
         # Only now, once the inputs passed: host arrays that several segments read go to the
         # device once, into buffers kept per shape (a refused call must not take one).
         if self._stage is not None:
@@ -130,7 +110,7 @@ class InputChecks:
         shape_of = self._device.shape_of
         require_fit(spec.name, {n: shape_of(v) for n, v in inputs.items()}, spec.engine.profiles)
         if key[1] is not None:
-            self._passed.add(key)
+            self._passed.put(key, True)
 
 
 def _not_a_tensor(spec: NodeArg, value: Any) -> str:

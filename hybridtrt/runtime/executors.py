@@ -1,16 +1,12 @@
-"""Executors: the ways a predictor runs its segments once the input checks passed.
+"""Executors: the ways a predictor runs its segments once the input checks passed, all behind
+``Executor`` and picked when the predictor is made:
 
-The run paths, all behind ``Executor``; the predictor picks one when it is made:
-
-- ``Loop``: the evaluator loop, every segment in order over a ``{name: value}`` environment.
-  Always right; every other path falls back to it. Observed runs (``set_segment_observer``)
-  take it.
-- ``SingleSession``: a model that is one ORT segment reading every input and giving every
-  output; the usual call (every output to the host) on host arrays of a signature that passed
-  the checks before goes straight to the session.
-- ``Replaying`` (GPU, several segments): a run whose every segment ran bound is recorded and
-  replayed as a bare list of bound runs (``replay``); the usual call on host arrays like the
-  last replayed ones replays at once, without checks or a replay key.
+- ``Loop``: the evaluator loop over a ``{name: value}`` environment; always right, the fallback
+  of every other path, and the path of observed runs (``set_segment_observer``).
+- ``SingleSession``: one ORT segment reading every input and giving every output; host arrays
+  of a signature that passed the checks before go straight to the session.
+- ``Replaying`` (GPU, several segments): runs whose every segment ran bound are replayed as a
+  bare list of bound runs (``replay``), the usual call at once, without checks.
 """
 
 from __future__ import annotations
@@ -21,34 +17,20 @@ from typing import Any, Protocol
 
 from hybridtrt.errors import ExecutionError, HybridTRTError
 from hybridtrt.ort_support import first_line
-from hybridtrt.runtime.checks import InputChecks, Signature, host_signature
-from hybridtrt.runtime.device import CudaDevice, Device
+from hybridtrt.runtime.checks import InputChecks, host_signature
+from hybridtrt.runtime.devices import CudaDevice, Device, RunStats
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.replay import Key, Replays
 from hybridtrt.runtime.segments import OrtSegment, Segment
+from hybridtrt.runtime.signatures import Signature
 
 __all__ = ["Executor", "Loop", "Replaying", "RunStats", "SegmentObserver", "SingleSession",
            "failed", "run_stats"]
 
 
-@dataclasses.dataclass(frozen=True)
-class RunStats:
-    """What a predictor's runs did so far (a snapshot; all 0 on the CPU but ``replays``)."""
-
-    replays: int = 0  # runs made by replaying a recorded run (``Replaying``)
-    bound_runs: int = 0  # segment runs into buffers bound on an earlier run
-    unsynced_runs: int = 0  # segment runs that skipped ORT's stream sync at their end
-    host_copies: int = 0  # host<->device copies (inputs in, outputs out)
-    foreign_outputs: int = 0  # segment outputs ORT left outside the GPU (should stay 0)
-
-
 def run_stats(device: Device, replays: Replays | None) -> RunStats:
-    """The counters of ``device`` and ``replays`` now."""
-    done = replays.runs if replays is not None else 0
-    if not isinstance(device, CudaDevice):
-        return RunStats(done)
-    return RunStats(done, device.bound_runs, device.unsynced_runs, device.host_copies,
-                    device.foreign_outputs)
+    """The counts of ``device`` and ``replays`` now."""
+    return dataclasses.replace(device.stats(), replays=replays.runs if replays is not None else 0)
 
 
 class SegmentObserver(Protocol):

@@ -1,54 +1,12 @@
-"""Which GPU segments may be captured as CUDA graphs (``Config.enable_cuda_graph``), and which
-may run without ONNX Runtime's stream sync at the end of each run.
-
-ONNX Runtime replays a captured graph with the device addresses it recorded, and the capture
-breaks when a run copies between host and device (a shape input computed on the GPU that a
-kernel reads on the host, a constant copied into an output) or stages kernel arguments through
-pinned host memory, which a replay would read again after ORT reused it. So a segment is
-graphed only when:
-
-* every node is an op whose CUDA kernel (onnxruntime-gpu 1.31) passes its arguments by value
-  and reads no host memory at run time, except the inputs listed in ``_HOST_INPUTS``;
-* those inputs are constants (or computed from constants only, which ORT folds), or shape values: computed on the host from ``Shape`` (ORT runs
-  such small shape subgraphs on the CPU, and a replay needs them no more, since a graph is
-  captured per input signature); a shape value is never read on the device;
-* ``Concat`` has at most 32 inputs (more are staged through host memory), ``Resize`` does not
-  antialias, and no node has a subgraph;
-* no output is a constant, a shape value or a segment input passed through.
-
-Gemm is left out: with a row-vector bias, ORT's CUDA Gemm reads a cached buffer of ones that
-it reallocates when a larger batch comes, which a graph captured before would still point at
-(``DISABLED_FUSIONS`` keeps ORT from making such a Gemm out of MatMul and Add). ``graph_model``
-writes the usual Gemm (no scaling, ``A`` not transposed) as MatMul and Add instead, so that
-classifier heads are captured too. ORT captures
-in CUDA's global mode, so other threads' CUDA work during a capture fails: the device runs
-graph sessions under one lock; other CUDA users in the process are the caller's to keep apart.
-
-A MatMul whose batch dimensions are not known to match (ORT's single or strided batched GEMM
-needs a right operand of rank 2, or of the left one's rank and batch; a 1-D right operand
-takes a GEMM only against a 1-D left one) may stage its pointer
-arrays through pinned host memory, which the session's next run without that graph may
-overwrite; so a segment with such a MatMul may hold one graph only (``single_graph``): once
-another kind of run comes, its graphs end. So does a segment with a Concat under an
-onnxruntime-gpu older than 1.31, whose Concat of inputs of different sizes stages its arguments
-the same way (1.31's passes them by value). Ranks and batch dimensions come from the segment's
-value infos, completed by ONNX shape inference.
-
-Every ORT run ends with a sync of its stream. Between segments on one shared stream nothing
-needs it: the next segment's kernels queue behind the last one's. A segment may skip it
-(``unsynced_safe``) when each of its kernels is one of the above (or Gemm) and none stages host
-memory: ORT frees such staging buffers from a stream callback when the sync is skipped, where
-CUDA forbids freeing pinned memory (LSTM sessions aborted at teardown with cudaFreeHost error
-800 on an H100, onnxruntime-gpu 1.31.1).
-
-ORT itself refuses the rest at session creation (a node left on the CPU provider, or a copy
-node between host and device); such a segment then runs without a graph. Bound runs
-(``bound``) keep the addresses fixed; a run whose inputs are not all in buffers of the
-predictor's own is not replayed from a graph.
+"""Which GPU segments may be captured as CUDA graphs (``Config.enable_cuda_graph``) and why
+not (``graph_refusal``, computed from the model alone), which may hold one graph only, and which
+may run without ONNX Runtime's stream sync at the end of each run. The ONNX Runtime behaviour
+behind each rule: docs/PERFORMANCE.md, "CUDA graphs: what may be captured".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import threading
@@ -58,11 +16,26 @@ import onnx
 from hybridtrt.core.graph import SHAPE_SOURCES
 from hybridtrt.core.graph import tensor_info_from_value
 
-__all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPH_OPS", "graph_model", "graph_refusal",
-           "graph_safe", "single_graph", "unsynced_safe"]
+__all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPHS_OFF", "GRAPH_OPS", "GraphStatus",
+           "IN_TENSORRT", "graph_model", "graph_refusal", "graph_safe", "single_graph",
+           "unsynced_safe"]
 
 CAPTURE_LOCK = threading.Lock()  # held by graph sessions' runs: ORT captures in global mode
 DISABLED_FUSIONS = ["MatMulAddFusion"]  # for graph sessions: no Gemm of ORT's making
+
+GRAPHS_OFF = "CUDA graphs are off (config.enable_cuda_graph())"
+IN_TENSORRT = "a TensorRT engine (runs in TensorRT, not ORT)"
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphStatus:
+    """Whether a segment's runs are captured as a CUDA graph, and if not, why (the op or value
+    that prevents it, ORT's refusal, or that graphs are off or ended at run time)."""
+
+    segment: str
+    captured: bool
+    reason: str  # "" when captured
+
 
 GRAPH_OPS = frozenset({
     "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat",

@@ -1,16 +1,6 @@
-"""Which values handed between ORT segments stay in host memory on the GPU.
-
-ONNX Runtime's CUDA provider computes shape values (``Shape``, and the small integer math after
-it) on the host, and reads some inputs on the host (``Reshape``'s target shape, ``Slice``'s
-starts...). Bound to device memory, such a value is copied to the device at the end of the run
-that computes it, and back to the host in the run that reads it; a copy to the host waits for
-all the work queued on the stream before it. A value that ORT writes in host memory (the
-session's output memory info says so) is therefore bound there: a reader that wants it on the
-device copies it there itself (a copy from pageable memory, which CUDA may still make wait for
-the stream; on an H100 isolated PP-OCR rec ran 14-16 us per boundary faster this way).
-
-Only ORT segments take part: an engine reads and writes device addresses, and a session that
-captures CUDA graphs cannot copy its inputs during a capture.
+"""Which values handed between ORT segments stay in host memory on the GPU: those ORT writes
+there (shape values) and only ORT segments that can take host values read.
+Why: docs/PERFORMANCE.md, "The GPU run strategies and why".
 """
 
 from __future__ import annotations

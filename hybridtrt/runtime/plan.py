@@ -24,6 +24,7 @@ from hybridtrt.errors import IncompatibleEngineError, InternalError
 from hybridtrt.core.format import COMBINE, DOMAIN, ENGINE, SPLIT, STATUS_BUILT, EngineRecord
 from hybridtrt.runtime.config import RuntimeSettings
 from hybridtrt.runtime.engines import EngineLoader, LoadedEngine
+from hybridtrt.runtime.graphs import GraphStatus
 from hybridtrt.trt.api import TrtBackend
 from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.library import label
@@ -38,12 +39,17 @@ ONNXRUNTIME = "onnxruntime"
 
 @dataclasses.dataclass(frozen=True)
 class EnginePlacement:
-    """Where one engine runs and why (for TensorRT: where its plan came from)."""
+    """Where one engine runs and why (for TensorRT: where its plan came from).
+
+    ``graphs``: whether the segments it runs in are captured as CUDA graphs, and if not, why
+    (filled by ``Predictor.engine_status``; empty in a plan).
+    """
 
     name: str
     runs_in: str
     reason: str
     isolated: bool
+    graphs: tuple[GraphStatus, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Mapping, Sequence
@@ -11,11 +12,11 @@ import numpy as np
 import onnx
 
 from hybridtrt.core.hybrid import HybridModel, load
-from hybridtrt.errors import ConfigError, InputError, InternalError
+from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.runtime.checks import InputChecks
 from hybridtrt.runtime.config import Config, RuntimeSettings
 from hybridtrt.runtime.description import ModelMetadata, NodeArg, model_metadata, node_arg
-from hybridtrt.runtime.device import CudaDevice, open_device
+from hybridtrt.runtime.devices import CudaDevice, open_device
 from hybridtrt.runtime.executors import (Executor, Loop, Replaying, RunStats, SegmentObserver,
                                          SingleSession, run_stats)
 from hybridtrt.runtime.graphs import unsynced_safe
@@ -23,7 +24,8 @@ from hybridtrt.runtime.iobinding import IOBinding
 from hybridtrt.runtime.placement import kept_on_host, output_places
 from hybridtrt.runtime.plan import EnginePlacement, Plan, SegmentSpec, make_plan
 from hybridtrt.runtime.replay import Replays
-from hybridtrt.runtime.segments import EngineStep, GraphStatus, OrtSegment, Segment, open_session
+from hybridtrt.runtime.segments import (EngineStep, GraphStatus, OrtSegment, Segment, graph_status,
+                                        open_session)
 from hybridtrt.runtime.trt_segment import EngineSegment
 from hybridtrt.trt.api import TrtBackend
 
@@ -74,7 +76,8 @@ class Predictor:
             self.device, self.settings.allow_rebuild, shared, cuda.staged if cuda is not None else None)
         self._loop = Loop(self._segments, self.plan.last_use, self._constant, self.input_checks)
         several = len(self._segments) > 1
-        self._replays = Replays(cuda, len(self._segments)) if cuda is not None and several else None
+        self._replays = (Replays(cuda, len(self._segments), cuda.graphs)
+                         if cuda is not None and several else None)
         self._chosen = self._executor()
         self._run_path: Executor = self._chosen
         self._handles: dict[str, Tensor] = {}
@@ -125,11 +128,8 @@ class Predictor:
             rebuild = functools.partial(loader.rebuild, record, spec.model)
         profiler = self.settings.tensorrt_profiler
         report = functools.partial(profiler, spec.name) if profiler is not None else None
-        memory = self.device
-        if not hasattr(memory, "allocate"):
-            raise InternalError(f"device {self.device.name} cannot hold TensorRT tensors")
-        return EngineSegment(spec.name, loaded.engine, loaded.profiles,
-                             memory, rebuild, report)  # type: ignore[arg-type]
+        return EngineSegment(spec.name, loaded.engine, loaded.profiles, self.device, rebuild,
+                             report)
 
     def _executor(self) -> Executor:
         """The run path for this plan and device (``executors`` names them)."""
@@ -286,8 +286,21 @@ class Predictor:
         return Predictor(self.settings, self.hybrid, self.plan)
 
     def engine_status(self) -> list[EnginePlacement]:
-        """Where each engine runs (``tensorrt`` or ``onnxruntime``) and why."""
-        return list(self.plan.placements)
+        """Where each engine runs (``tensorrt`` or ``onnxruntime``) and why, with whether the
+        segments it runs in are captured as CUDA graphs (``graph_status``)."""
+        statuses = {s.segment: s for s in self.graph_status()}
+        records = {r.name: r for r in self.hybrid.engines}
+        found = []
+        for placement in self.plan.placements:
+            if placement.runs_in == "tensorrt" or placement.isolated:
+                names = [placement.name]  # its own segment
+            else:  # inlined: the ORT segments holding its nodes
+                written = {o for n in records[placement.name].subgraph.node for o in n.output if o}
+                names = [s.name for s in self.plan.segments if s.kind == "ort"
+                         and any(o in written for n in s.model.graph.node for o in n.output)]
+            graphs = tuple(statuses[n] for n in names if n in statuses)
+            found.append(dataclasses.replace(placement, graphs=graphs))
+        return found
 
     def run_stats(self) -> RunStats:
         """What this predictor's runs did so far: replays, bound runs, host copies..."""
@@ -295,9 +308,7 @@ class Predictor:
 
     def graph_status(self) -> list[GraphStatus]:
         """Per segment, whether its runs are captured as a CUDA graph and if not, why."""
-        return [s.graph_status if isinstance(s, OrtSegment) else
-                GraphStatus(s.spec.name, False, "a TensorRT engine (runs in TensorRT, not ORT)")
-                for s in self._segments]
+        return [graph_status(s, self.device) for s in self._segments]
 
     def segments(self) -> list[SegmentSpec]:
         """The plan's segments in run order."""

@@ -1,13 +1,8 @@
-"""Replays: a whole run whose every segment ran bound, repeated as a bare loop.
-
-Once every segment of a run ran into buffers bound on an earlier run (see ``bound``), the run
-is a fixed list of (session, binding, run options): the model inputs go into their reused device
-buffers, each session runs on its binding, and the wanted outputs are in known buffers. A later
-run with the same input signature and wanted outputs replays that list, skipping the
-predictor's per-segment bookkeeping (value lookups, profile checks, signatures), which cost
-more than ONNX Runtime's own run of a small segment. A replay is dropped when any binding
-changed since it was recorded (the device's binding generation moved) or when it fails; the
-run is then made the ordinary way, which reports any error.
+"""Replays: a run whose every segment ran bound (``devices.bound``), kept as its list of
+(session, binding, run options) and repeated as a bare loop for later runs with the same input
+signature and wanted outputs. A replay is dropped when a binding changed since it was recorded
+(the device's binding generation moved) or when it fails; the run is then made the ordinary
+way, which reports any error. Why it pays: docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -19,8 +14,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hybridtrt.runtime.bound import Signature, signature
+from hybridtrt.runtime.devices.interop import is_ort_value
 from hybridtrt.runtime.graphs import CAPTURE_LOCK
+from hybridtrt.runtime.signatures import LRU, Signature, signature
 
 __all__ = ["REPLAYS", "Replays", "TracingDevice"]
 
@@ -57,22 +53,22 @@ class Replays:
     Args:
         device: The predictor's device.
         segments: How many segments a run has (a replay must cover them all).
+        graphs: Some sessions capture CUDA graphs (a replayed step may be the run in which ORT
+            captures: replays hold the capture lock).
     """
 
-    def __init__(self, device: TracingDevice, segments: int) -> None:
+    def __init__(self, device: TracingDevice, segments: int, graphs: bool = False) -> None:
         self.device = device
         self.segments = segments
         self.runs = 0  # runs made by replay
-        # with CUDA graphs a replayed step may be the run in which ORT captures
-        graphs = getattr(device, "graphs", False)
         self._lock: contextlib.AbstractContextManager[Any] = (
             CAPTURE_LOCK if graphs else contextlib.nullcontext())
-        self._replays: dict[Key, _Replay] = {}
+        self._replays: LRU[Key, _Replay] = LRU(REPLAYS)
 
     def key(self, feeds: Mapping[str, Any], wanted: Sequence[str], host: bool) -> Key | None:
         """The replay key of a run; None when it cannot be replayed (inputs that are not host
         arrays or ORT values: a caller's device arrays are bound where they are)."""
-        if not all(isinstance(v, np.ndarray) or callable(getattr(v, "data_type", None))
+        if not all(isinstance(v, np.ndarray) or is_ort_value(v)
                    for v in feeds.values()):
             return None
         found = signature(feeds)
@@ -84,18 +80,18 @@ class Replays:
         if replay is None:
             return None
         if replay.generation != self.device.binding_generation():
-            del self._replays[key]  # a binding changed since (rebound, or its session refused)
+            self._replays.pop(key)  # a binding changed since (rebound, or its session refused)
             return None
         for name, buffer in replay.inputs:
             if self.device.staged(name, feeds[name]) is not buffer:
-                del self._replays[key]  # the staging buffer moved: record again
+                self._replays.pop(key)  # the staging buffer moved: record again
                 return None
         try:
             with self._lock:
                 for session, binding, options in replay.steps:
                     session.run_with_iobinding(binding, options)
         except Exception:  # noqa: BLE001 - ORT raises its own untyped errors; the ordinary run reports it
-            del self._replays[key]
+            self._replays.pop(key)
             return None
         self.runs += 1
         return dict(replay.outputs)
@@ -109,8 +105,6 @@ class Replays:
         if not all(self.device.owns(v) for v in results.values()):
             return False  # an output that is a model input or constant: not in a bound buffer
         inputs = tuple((n, self.device.staged(n, v)) for n, v in feeds.items())
-        if len(self._replays) >= REPLAYS:
-            del self._replays[next(iter(self._replays))]  # the oldest goes
-        self._replays[key] = _Replay(tuple(trace), self.device.binding_generation(), inputs,
-                                     tuple(results.items()))
+        self._replays.put(key, _Replay(tuple(trace), self.device.binding_generation(), inputs,
+                                       tuple(results.items())))  # (the least recently used goes)
         return True

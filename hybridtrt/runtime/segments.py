@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from hybridtrt.errors import ConfigError
 from hybridtrt.ort_support import first_line, runnable_bytes
-from hybridtrt.runtime.device import Device
-from hybridtrt.runtime.graphs import DISABLED_FUSIONS, graph_model, graph_refusal, single_graph
+from hybridtrt.runtime.devices import Device
+from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, GRAPHS_OFF, IN_TENSORRT, GraphStatus,
+                                      graph_model, graph_refusal, single_graph)
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.trt_segment import EngineSegment
 
-__all__ = ["EngineStep", "GraphStatus", "OrtSegment", "Segment", "open_session"]
-
-GRAPHS_OFF = "CUDA graphs are off (config.enable_cuda_graph())"
-
-
-@dataclasses.dataclass(frozen=True)
-class GraphStatus:
-    """Whether a segment's runs are captured as a CUDA graph, and if not, why."""
-
-    segment: str
-    captured: bool
-    reason: str  # what prevents it ("" when captured)
+__all__ = ["EngineStep", "GraphStatus", "OrtSegment", "Segment", "graph_status", "open_session"]
 
 
 class Segment(Protocol):
@@ -77,6 +66,22 @@ class EngineStep:
 
     def run(self, inputs: Mapping[str, Any], to_host: frozenset[str]) -> list[Any]:
         return self.engine.run(inputs, self.spec.outputs)
+
+
+def graph_status(segment: Segment, device: Device) -> GraphStatus:
+    """Whether ``segment``'s runs are captured as CUDA graphs now, and if not, why: with graphs
+    off, what would prevent it (``graphs.graph_refusal``) where something would."""
+    if not isinstance(segment, OrtSegment):
+        return GraphStatus(segment.spec.name, False, IN_TENSORRT)
+    status = segment.graph_status
+    if status.captured:
+        ended = device.graphs_ended(segment.session)
+        return GraphStatus(status.segment, False, ended) if ended else status
+    if status.reason == GRAPHS_OFF:
+        refusal = graph_refusal(graph_model(segment.spec.model))
+        if refusal is not None:
+            return GraphStatus(status.segment, False, refusal)
+    return status
 
 
 def open_session(spec: SegmentSpec, device: Device, threads: int,

@@ -198,7 +198,7 @@ def benchmark(target: Target, settings: BenchSettings = BenchSettings(),
     predictor = target.predictor(settings.use_gpu, settings.device_id, settings.isolate_engines,
                                  cuda_graph=settings.cuda_graph)
     feeds = make_feeds(target, predictor, shapes, inputs)
-    sync = getattr(predictor.device, "synchronize", lambda: None)
+    sync = predictor.device.synchronize
     calls: dict[str, Callable[[], object]] = {"hybridtrt": lambda: predictor.run(None, feeds)}
     if settings.compare_ort:
         calls["onnxruntime"] = _plain_session(target, settings, feeds)

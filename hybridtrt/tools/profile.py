@@ -1,6 +1,7 @@
 """``hybridtrt profile``: per-node times of the ORT segments (ONNX Runtime's profiler) and
 per-layer times of the TensorRT engines (TensorRT's profiler), merged into one Chrome trace
-(Perfetto / chrome://tracing) with one track per segment, plus a top-N table.
+(Perfetto / chrome://tracing) with one track per segment, plus a top-N table and whether each
+segment is captured as a CUDA graph (and if not, why).
 
 Segment spans are timed with the device synchronized before and after each segment. Node times
 inside ORT segments are what ONNX Runtime's profiler reports: on the CPU the kernels' run time,
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hybridtrt.errors import ConfigError
+from hybridtrt.runtime.graphs import GraphStatus
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.tools.tables import text_table
 from hybridtrt.tools.target import Target, make_feeds
@@ -35,18 +37,25 @@ _KERNEL = "_kernel_time"
 
 @dataclasses.dataclass(frozen=True)
 class ProfileSettings:
-    """How to profile: untimed warm-up runs, then ``runs`` profiled runs."""
+    """How to profile: untimed warm-up runs, then ``runs`` profiled runs.
+
+    ``cuda_graph``: capture segments as CUDA graphs where they allow (``Config.enable_cuda_graph``;
+    needs ``use_gpu``).
+    """
 
     warmup: int = 3
     runs: int = 10
     use_gpu: bool = False
     device_id: int = 0
     isolate_engines: bool = False
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.runs < 1:
             raise ConfigError(f"profile needs warmup >= 0 and runs >= 1, got warmup="
                               f"{self.warmup}, runs={self.runs}")
+        if self.cuda_graph and not self.use_gpu:
+            raise ConfigError("CUDA graphs need the GPU: set use_gpu too")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,12 +82,14 @@ class _Span:
 
 @dataclasses.dataclass(frozen=True)
 class ProfileResult:
-    """The merged trace (Chrome trace JSON object) and the per-node times, slowest first."""
+    """The merged trace (Chrome trace JSON object), the per-node times, slowest first, and per
+    segment whether it is captured as a CUDA graph (``Predictor.graph_status``)."""
 
     model: str
     runs: int
     trace: dict[str, Any]
     nodes: tuple[NodeTime, ...]
+    graphs: tuple[GraphStatus, ...] = ()
 
     def write_trace(self, path: str | os.PathLike[str]) -> Path:
         """Write the trace JSON (open it in https://ui.perfetto.dev or chrome://tracing)."""
@@ -96,7 +107,13 @@ class ProfileResult:
         shown = f"top {min(top, len(self.nodes))} of {len(self.nodes)}"
         lines = [f"model: {self.model}", f"{self.runs} profiled run(s); {shown} nodes and layers "
                  f"by total time ({total:.3f} ms in all)", ""]
-        return "\n".join(lines + text_table(header, rows, right=range(4)))
+        lines += text_table(header, rows, right=range(4))
+        if self.graphs:
+            lines += ["", "CUDA graphs:"]
+            lines += text_table(("segment", "captured", "why not"),
+                                [(g.segment, "yes" if g.captured else "no", g.reason or "-")
+                                 for g in self.graphs])
+        return "\n".join(lines)
 
 
 class _Recorder:
@@ -144,8 +161,9 @@ def profile(target: Target, settings: ProfileSettings = ProfileSettings(),
         predictor = target.predictor(settings.use_gpu, settings.device_id,
                                      settings.isolate_engines,
                                      ort_profile_prefix=str(Path(folder) / "p_"),
-                                     tensorrt_profiler=recorder.layer)
-        recorder.sync = getattr(predictor.device, "synchronize", lambda: None)
+                                     tensorrt_profiler=recorder.layer,
+                                     cuda_graph=settings.cuda_graph)
+        recorder.sync = predictor.device.synchronize
         feeds = make_feeds(target, predictor, shapes, inputs)
         predictor.set_segment_observer(recorder)
         for _ in range(settings.warmup):
@@ -161,7 +179,8 @@ def profile(target: Target, settings: ProfileSettings = ProfileSettings(),
     where = {s.name: runs_in.get(s.name, "onnxruntime") for s in specs}
     trace, times = _merge(target, specs, where, recorder, ort_events, settings.runs)
     ranked = sorted(times, key=lambda n: (-n.total_ms, n.segment, n.name))
-    return ProfileResult(str(target.path), settings.runs, trace, tuple(ranked))
+    return ProfileResult(str(target.path), settings.runs, trace, tuple(ranked),
+                         tuple(predictor.graph_status()))
 
 
 def _merge(target: Target, specs: Sequence[SegmentSpec], where: Mapping[str, str],

@@ -19,6 +19,7 @@ from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.demo import gpu_usable
 from hybridtrt.examples import onnx_light_model
 from hybridtrt.runtime import Config, Predictor, create_predictor
+from hybridtrt.runtime.plan import SegmentSpec
 from tests import models
 from tests.suites import (
     backend_node_cases,
@@ -52,29 +53,26 @@ def test_values_stay_on_the_gpu_between_segments(tmp_path: Path, isolated: bool)
     runner = gpu_predictor(convert(models.split_chain(), DYNAMIC).save(tmp_path / "m.onnx"), isolated)
     assert len(runner.plan.segments) == (3 if isolated else 1)
     rng = np.random.default_rng(0)
-    replays = runner._replays
     for run in range(4):  # binds afresh, then into bound buffers, then replays that run
         x = rng.standard_normal((5, 4)).astype(np.float32)
-        before = runner.device.host_copies  # type: ignore[attr-defined]
-        bound = runner.device.bound_runs  # type: ignore[attr-defined]
-        replayed = replays.runs if replays is not None else 0
+        before = runner.run_stats()
         y = runner.run_dict({"x": x})["y"]
+        after = runner.run_stats()
         if isolated:
-            assert replays is not None
-            assert (runner.device.bound_runs - bound, replays.runs - replayed) == [  # type: ignore[attr-defined]
+            assert (after.bound_runs - before.bound_runs, after.replays - before.replays) == [
                 (0, 0), (3, 0), (0, 1), (0, 1)][run]
         # one copy in (x) and one out (y), however many segments lie between
-        assert runner.device.host_copies - before == 2  # type: ignore[attr-defined]
-        assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
+        assert after.host_copies - before.host_copies == 2
+        assert after.foreign_outputs == 0
         np.testing.assert_allclose(y, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-5,
                                    atol=1e-6)
     # the first segment's runs skipped ORT's stream sync: the next one queues behind them
-    assert runner.device.unsynced_runs == (2 if isolated else 0)  # type: ignore[attr-defined]
+    assert runner.run_stats().unsynced_runs == (2 if isolated else 0)
     # Device outputs of replayed runs are copies: the next run does not overwrite them.
     xs = [rng.standard_normal((5, 4)).astype(np.float32) for _ in range(2)]
     kept = [runner.run_dict({"x": x}, device_outputs=True)["y"] for x in xs]
     for x, out in zip(xs, kept):
-        host = out.get() if hasattr(out, "get") else runner.device.to_host(out)  # type: ignore[attr-defined]
+        host = out.get() if hasattr(out, "get") else runner.device.to_host(out)
         np.testing.assert_allclose(host, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-5,
                                    atol=1e-6)
 
@@ -87,9 +85,9 @@ def test_dlpack_inputs_and_device_outputs_need_no_host_copy(tmp_path: Path) -> N
     want = ort_run(models.split_chain(), {"x": x})[0]
     kept = []
     for device_input in (cupy.asarray(x), torch.from_numpy(x).cuda(), cupy.asarray(-x)):
-        before = runner.device.host_copies  # type: ignore[attr-defined]
+        before = runner.run_stats().host_copies
         out = runner.run_dict({"x": device_input}, device_outputs=True)["y"]
-        assert runner.device.host_copies == before  # type: ignore[attr-defined]
+        assert runner.run_stats().host_copies == before
         assert isinstance(out, cupy.ndarray)
         kept.append(out)
     # Outputs handed out stay valid: later runs, bound to fixed buffers, do not overwrite them.
@@ -131,33 +129,40 @@ def test_paddleocr_on_cuda_matches_plain_onnx_runtime_cuda(kind: str, tmp_path: 
             np.testing.assert_allclose(got, ort_run(original, {"x": x}, CUDA)[0], rtol=3e-3,
                                        atol=1e-4)
         if isolated:  # segments but the last skipped ORT's stream sync (``unsynced_safe``)
-            assert runner.device.unsynced_runs > 0  # type: ignore[attr-defined]
-            assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
+            stats = runner.run_stats()
+            assert stats.unsynced_runs > 0 and stats.foreign_outputs == 0
             # rec's shape values, which ORT computes on the host, are handed over in host
-            # memory (``placement``): bound to host buffers, no copy to the device and back
-            kept = {n for s in runner._segments for n in getattr(s, "host_values", ())}  # type: ignore[attr-defined]
+            # memory (``placement``): bound to host buffers (a run with a bound signature), no
+            # copy to the device and back; and a fresh run (a new predictor's first) binds them
+            # to the host as well
+            x = rng.uniform(0, 1, shapes[1]).astype(np.float32)
+            kept = host_handovers(runner, x)
             assert bool(kept) == (kind == "rec")
-            bound = runner.device._bound._bound  # type: ignore[attr-defined]
-            places = {name: value.device_name().lower()
-                      for segment in runner._segments if getattr(segment, "host_values", ())  # type: ignore[attr-defined]
-                      for key, buffers in bound.items() if key[0] == id(segment.session)
-                      for name, value in zip(segment.spec.outputs, buffers.outputs)}
-            assert {n for n, where in places.items() if where == "cpu"} == kept
-            # and a fresh run (a new predictor's first) binds them to the host as well
-            fresh = gpu_predictor(saved, True)
-            seen: dict[str, str] = {}
+            assert host_handovers(gpu_predictor(saved, True), x) == kept
 
-            class Watch:
-                def before(self, position: int, spec: object) -> None:
-                    return None
 
-                def after(self, position: int, spec: object, inputs: object, outputs: list) -> None:
-                    seen.update((n, v.device_name().lower()) for n, v in zip(spec.outputs, outputs))  # type: ignore[attr-defined]
+class _Places:
+    """Where each segment output of the observed runs lies (ORT values: "cpu" or "cuda")."""
 
-            fresh.set_segment_observer(Watch())
-            fresh.run_dict({"x": rng.uniform(0, 1, shapes[1]).astype(np.float32)})
-            outputs = set(fresh.get_output_names())  # (those ORT copies back within the run)
-            assert {n for n, where in seen.items() if where == "cpu" and n not in outputs} == kept
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def before(self, position: int, spec: SegmentSpec) -> None:
+        return None
+
+    def after(self, position: int, spec: SegmentSpec, inputs: object, outputs: list) -> None:
+        self.seen.update((n, v.device_name().lower()) for n, v in zip(spec.outputs, outputs)
+                         if callable(getattr(v, "device_name", None)))
+
+
+def host_handovers(predictor: Predictor, x: np.ndarray) -> set[str]:
+    """The values one observed run hands from segment to segment in host memory."""
+    places = _Places()
+    predictor.set_segment_observer(places)
+    predictor.run_dict({predictor.get_input_names()[0]: x})
+    predictor.set_segment_observer(None)
+    outputs = set(predictor.get_output_names())  # (those ORT copies back within the run)
+    return {n for n, where in places.seen.items() if where == "cpu" and n not in outputs}
 
 
 def test_paddle_style_handles_and_clones_in_threads_on_cuda(tmp_path: Path) -> None:
@@ -233,9 +238,10 @@ def test_backend_node_cases_on_cuda(tmp_path: Path) -> None:
             # the third is a replay where the plan has several segments.
             runs = [isolated.run_dict(dict(case.inputs), device_outputs=True) for _ in range(3)]
             on_host = [[cupy.asnumpy(v) for v in r.values()] for r in runs]
-            counts["second runs bound"] += isolated.device.bound_runs > 0  # type: ignore[attr-defined]
-            counts["third runs replayed"] += bool(isolated._replays and isolated._replays.runs)
-            counts["with runs unsynced"] += isolated.device.unsynced_runs > 0  # type: ignore[attr-defined]
+            stats = isolated.run_stats()
+            counts["second runs bound"] += stats.bound_runs > 0
+            counts["third runs replayed"] += stats.replays > 0
+            counts["with runs unsynced"] += stats.unsynced_runs > 0
             del isolated
             if all(outputs_match(o, want, case.rtol, case.atol)
                    for o in [list(got.values()), *on_host]):
@@ -273,10 +279,10 @@ def test_engine_segments_keep_values_on_the_gpu(tmp_path: Path, data_dependent: 
     assert {p.runs_in for p in runner.engine_status()} == {"tensorrt"}
     for batch in (5, 2, 8):
         x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
-        before = runner.device.host_copies  # type: ignore[attr-defined]
+        before = runner.run_stats().host_copies
         y = runner.run_dict({"x": x})["y"]
-        assert runner.device.host_copies - before == 2  # type: ignore[attr-defined]
-        assert runner.device.foreign_outputs == 0  # type: ignore[attr-defined]
+        assert runner.run_stats().host_copies - before == 2
+        assert runner.run_stats().foreign_outputs == 0
         np.testing.assert_allclose(y, ort_run(models.split_chain(), {"x": x})[0], rtol=1e-5, atol=1e-6)
 
 
@@ -310,11 +316,10 @@ def test_cuda_graphs_replay_with_new_inputs_and_match_plain_onnx_runtime(
         runner = create_predictor(config)
         plain = ort.InferenceSession(model.SerializeToString(), providers=[CUDA])
         safe = sum(graph_safe(graph_model(s.model)) for s in runner.segments())
-        graphed = sum(s.graph for s in runner._segments)  # type: ignore[attr-defined]
+        graphed = sum(s.captured for s in runner.graph_status())
         print(f"\n{label}: {graphed} of {len(runner.segments())} segments capture CUDA graphs "
               f"({safe} pass our check; ORT refused {safe - graphed})")
         assert graphed >= 1  # (resnet50's inlined segment ends in a Gemm: made MatMul and Add)
-        device = runner.device  # type: ignore[attr-defined]
         # One shape: fresh, bound (captured), replayed from graphs. Then shapes in turns (each
         # keeps a graph, but in segments allowed one graph only, whose graphs end).
         for number, shape in enumerate([shapes[0]] * 4 + shapes * 3):
@@ -322,12 +327,12 @@ def test_cuda_graphs_replay_with_new_inputs_and_match_plain_onnx_runtime(
             got = runner.run_dict({name: x})
             want = plain.run(None, {name: x})
             assert outputs_match(list(got.values()), want, 3e-3, 1e-4), (label, shape)
-            replays = runner._replays.runs if runner._replays is not None else 0  # type: ignore[attr-defined]
+            stats = runner.run_stats()
             if number == 3:  # the 2nd run captured, the 3rd and 4th replayed (bound or whole)
-                assert device._bound.graph_runs + replays >= 2, label
-                assert not device._bound._graphless, label  # no capture failed
-        print(f"{label}: {device._bound.graph_runs} bound runs went with a graph, "
-              f"{replays} runs were replays")
+                assert stats.graph_runs + stats.replays >= 2, label
+                assert stats.ended_graphs == 0, label  # no capture failed
+        print(f"{label}: {stats.graph_runs} bound runs went with a graph, "
+              f"{stats.replays} runs were replays")
 
 
 def test_io_binding_takes_device_pointers_and_gives_device_outputs(tmp_path: Path) -> None:

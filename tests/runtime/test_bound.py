@@ -13,7 +13,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto
 
-from hybridtrt.runtime.bound import BoundRuns, signature
+from hybridtrt.runtime.devices.bound import BoundRuns
+from hybridtrt.runtime.signatures import signature
 from tests import models
 
 
@@ -113,12 +114,14 @@ def test_a_data_dependent_output_shape_drops_the_session_back_to_fresh_runs() ->
     assert not bound and not runs.owns(values[0])  # never bound again
 
 
-def test_signatures_per_session_are_limited() -> None:
+def test_signatures_per_session_are_limited_and_the_least_recently_used_goes() -> None:
     runs, sess = BoundRuns("cpu", limit=2), doubling()
-    for rows in (1, 2, 3):
+    for rows in (1, 2, 3):  # 1 goes when 3 is bound
         run(runs, sess, {"x": np.ones((rows, 3), np.float32)})
-    assert [run(runs, sess, {"x": np.ones((rows, 3), np.float32)})[1] for rows in (1, 2, 3)] == [
-        True, True, False]
+    assert [run(runs, sess, {"x": np.ones((rows, 3), np.float32)})[1]
+            for rows in (2, 3, 1, 3, 2)] == [True, True, False, True, False]
+    out, bound = run(runs, sess, {"x": np.full((3, 3), 2, np.float32)})
+    assert bound and out[0].numpy().tolist() == [[4, 4, 4]] * 3 and runs.owns(out[0])
 
 
 @pytest.mark.parametrize("value", [[np.ones(2, np.float32)], None])

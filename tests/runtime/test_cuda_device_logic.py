@@ -1,13 +1,14 @@
 """The CUDA device's run logic (bound buffers, staging, replays) on ONNX Runtime's CPU provider.
 
-``CudaDevice`` keeps its values where ``memory`` says; here that is host memory, with the
-stream and its synchronization stubbed, so CI exercises the same code paths as a GPU does
-(tests/gpu runs them on CUDA). A "device array" here is host memory that exposes
+``CudaDevice`` keeps its values where ``memory`` says; here that is host memory, behind a
+stream over host memory (nothing to wait for, copies by memmove), so CI exercises the same code
+paths as a GPU does (tests/gpu runs them on CUDA). A "device array" here is host memory that exposes
 ``__cuda_array_interface__``, as cupy's and torch's arrays do on a GPU.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 from pathlib import Path
@@ -23,8 +24,10 @@ from onnx import TensorProto, numpy_helper
 import hybridtrt
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.runtime import Config, Predictor, create_predictor
-from hybridtrt.runtime import device as device_module
 from hybridtrt.runtime import predictor as predictor_module
+from hybridtrt.runtime.devices import CudaDevice
+from hybridtrt.runtime.devices.captures import CAPTURE_FAILED, ONE_GRAPH_ENDED
+from hybridtrt.runtime.graphs import GraphStatus
 from tests import models
 
 CHAIN = TensorRTConfig(
@@ -33,20 +36,33 @@ CHAIN = TensorRTConfig(
 )
 
 
-class HostBackedCuda(device_module.CudaDevice):
+class HostStream:
+    """A stream over host memory: nothing to wait for (waits are counted), copies by memmove."""
+
+    handle = 0
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def synchronize(self) -> None:
+        self.waits += 1
+
+    def synchronize_device(self) -> None:
+        self.waits += 1
+
+    def copy(self, target: int, source: int, size: int) -> None:
+        ctypes.memmove(target, source, size)
+
+
+class HostBackedCuda(CudaDevice):
     memory = "cpu"
+
+    def __init__(self, device_id: int = 0, memory_mb: int = 0, share_stream: bool = True,
+                 graphs: bool = False, stream: HostStream | None = None) -> None:
+        super().__init__(device_id, memory_mb, share_stream, graphs, stream or HostStream())
 
     def providers(self, graph: bool = False) -> list[Any]:
         return ["CPUExecutionProvider"]
-
-    def synchronize(self) -> None:
-        return None
-
-    def _synchronize_device(self) -> None:
-        return None
-
-    def _device_copy(self, value: Any) -> Any:
-        return ort.OrtValue.ortvalue_from_numpy(np.array(value.numpy()), self.memory)
 
 
 class DeviceArray:
@@ -65,7 +81,6 @@ class DeviceArray:
 @pytest.fixture(autouse=True)
 def host_backed_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     logging.getLogger("hybridtrt").setLevel(logging.ERROR)
-    monkeypatch.setattr(device_module, "_create_stream", lambda device_id, blocking=True: 0)
     monkeypatch.setattr(predictor_module, "open_device",
                         lambda use_gpu, device_id, memory, threads, share, graphs=False:
                         HostBackedCuda(0, 0, share, graphs))
@@ -202,15 +217,30 @@ def test_host_arrays_handed_out_are_not_overwritten_by_later_runs(tmp_path: Path
         np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
 
 
-def log_run_options(runner: Predictor) -> list[Any]:
-    """The run options of every session run, in order (appended to the returned list)."""
+def log_run_options(monkeypatch: pytest.MonkeyPatch,
+                    fail: Any = None) -> list[Any]:
+    """The run options of every session run through an IOBinding from now on, in order
+    (appended to the returned list). ``fail(session, options)``: whether that run raises, as
+    ORT does when a capture fails."""
     used: list[Any] = []
-    for segment in runner._segments:  # type: ignore[attr-defined]
-        def logged(binding: Any, options: Any = None, run: Any = segment.session.run_with_iobinding) -> None:
-            used.append(options)
-            run(binding, options)
-        segment.session.run_with_iobinding = logged
+    run = ort.InferenceSession.run_with_iobinding
+
+    def logged(session: Any, binding: Any, options: Any = None) -> None:
+        used.append(options)
+        if fail is not None and fail(session, options):
+            raise RuntimeError("capture failed")  # as ORT does when a kernel copies to the host
+        run(session, binding, options)
+
+    monkeypatch.setattr(ort.InferenceSession, "run_with_iobinding", logged)
     return used
+
+
+def graph_ids(used: list[Any]) -> list[int | None]:
+    """The CUDA graph id each run asked for (-1: a run without capture; None: no run options)."""
+    return [None if o is None else int(o.get_run_config_entry("gpu_graph_id")) for o in used]
+
+
+NO_CAPTURE, GRAPH_0, GRAPH_1 = -1, 0, 1
 
 
 def unsynced(options: Any) -> bool:
@@ -221,14 +251,13 @@ def unsynced(options: Any) -> bool:
 
 
 def test_segments_but_the_last_skip_the_stream_sync_where_nothing_stages_host_memory(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ORT's sync at the end of a run is skipped where the next segment queues behind it on the
     shared stream: not by the last segment (a run ends with its work done), nor by one with an op
     not known to stage no host memory (Sin), fresh, bound and replayed alike."""
     model = models.split_chain()
     runner = isolated(model, CHAIN, tmp_path)
-    assert [s.sync for s in runner._segments] == [False, True, True]  # type: ignore[attr-defined]
-    used = log_run_options(runner)
+    used = log_run_options(monkeypatch)
     x = np.random.default_rng(7).standard_normal((5, 4)).astype(np.float32)
     for _ in range(3):  # fresh, bound, replayed
         used.clear()
@@ -236,17 +265,18 @@ def test_segments_but_the_last_skip_the_stream_sync_where_nothing_stages_host_me
                                    rtol=1e-6)
         assert [unsynced(o) for o in used] == [True, False, False]
     assert runner.run_stats().replays == 1
-    assert runner.device.unsynced_runs == 2  # type: ignore[attr-defined]  # (replays not counted)
+    assert runner.run_stats().unsynced_runs == 2  # (replays not counted)
 
 
-def test_a_segment_whose_output_the_caller_reads_keeps_the_sync(tmp_path: Path) -> None:
+def test_a_segment_whose_output_the_caller_reads_keeps_the_sync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nodes = [h.make_node("Relu", ["x"], ["a"]), h.make_node("Mul", ["a", "a"], ["b"]),
              h.make_node("Sin", ["b"], ["c"]), h.make_node("Relu", ["c"], ["y"])]
     model = models.make(nodes, [models.f32("x", ["N", 4])],
                         [models.f32("y", ["N", 4]), models.f32("a", ["N", 4])])
     runner = isolated(model, dataclasses.replace(CHAIN, min_subgraph_size=1), tmp_path)
-    assert len(runner._segments) == 3  # type: ignore[attr-defined]
-    used = log_run_options(runner)
+    assert len(runner.segments()) == 3
+    used = log_run_options(monkeypatch)
     x = np.random.default_rng(8).standard_normal((5, 4)).astype(np.float32)
     want = expected(model, {"x": x})
     got = runner.run_dict({"x": x})  # the first engine's output "a" goes to the host: synced
@@ -304,9 +334,7 @@ def test_values_ort_writes_on_the_host_are_handed_over_there(
     config = TensorRTConfig(inputs=[Input("x", [1, 2, 3], [2, 2, 3], [4, 2, 3])],
                             disable_ops=["Sin"], min_subgraph_size=1)
     runner = isolated(model, config, tmp_path)
-    segments = runner._segments  # type: ignore[attr-defined]
-    assert segments[0].spec.outputs == ("t", "m") and segments[0].host_values == {"t"}
-    assert all(not s.host_values for s in segments[1:])
+    assert runner.segments()[0].outputs == ("t", "m")  # t: bound in host memory (below)
     for rows in (2, 2, 2, 3):  # fresh, bound, replayed; a new shape
         x = np.random.default_rng(rows).standard_normal((rows, 2, 3)).astype(np.float32)
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
@@ -319,8 +347,8 @@ def test_values_ort_writes_on_the_host_are_handed_over_there(
 
 
 @pytest.mark.parametrize("setting", ["own streams", "cuda graphs"])
-def test_no_run_skips_the_sync_with_own_streams_or_cuda_graphs(tmp_path: Path,
-                                                                setting: str) -> None:
+def test_no_run_skips_the_sync_with_own_streams_or_cuda_graphs(
+        tmp_path: Path, setting: str, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Config(convert(models.split_chain(), CHAIN).save(tmp_path / "m.onnx"))
     settings.enable_use_gpu()
     settings.isolate_engines(True)
@@ -329,30 +357,31 @@ def test_no_run_skips_the_sync_with_own_streams_or_cuda_graphs(tmp_path: Path,
     else:
         settings.enable_cuda_graph()  # a non-blocking stream, unordered with host copies
     runner = create_predictor(settings)
-    used = log_run_options(runner)
+    used = log_run_options(monkeypatch)
     x = np.ones((2, 4), np.float32)
     for _ in range(3):
         runner.run_dict({"x": x})
     assert used and not any(unsynced(o) for o in used)
-    assert all(s.sync for s in runner._segments)  # type: ignore[attr-defined]
+    assert runner.run_stats().unsynced_runs == 0
 
 
-def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path) -> None:
+def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Which run options each segment run gets with CUDA graphs on (host memory cannot capture,
     so this checks the choice; tests/gpu checks the results on a GPU)."""
     runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
     status = runner.graph_status()
     assert [(s.captured, s.reason) for s in status] == [
         (True, ""), (False, "node 'sin' (Sin) cannot be captured"), (True, "")]
-    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
-    used = log_run_options(runner)
+    no_capture, graph_0, graph_1 = NO_CAPTURE, GRAPH_0, GRAPH_1
+    used = log_run_options(monkeypatch)
     x = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
     runs = []
     for feed in (x, x, x, DeviceArray(x), DeviceArray(x), x):
         used.clear()
         np.testing.assert_allclose(runner.run_dict({"x": feed})["y"],
                                    expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
-        runs.append(list(used))
+        runs.append(graph_ids(used))
     assert runs == [
         [no_capture, None, no_capture],  # fresh: never captured
         [graph_0, None, graph_0],  # bound on the predictor's own buffers: graph 0 of each
@@ -373,81 +402,105 @@ def test_cuda_graphs_need_the_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         create_predictor(settings)
 
 
-def test_each_input_signature_has_its_own_cuda_graph(tmp_path: Path) -> None:
+def test_each_input_signature_has_its_own_cuda_graph(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
-    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
-    used = log_run_options(runner)
+    no_capture, graph_0, graph_1 = NO_CAPTURE, GRAPH_0, GRAPH_1
+    used = log_run_options(monkeypatch)
     runs = []
     for rows in (5, 5, 3, 3):
         used.clear()
         x = np.ones((rows, 4), np.float32)
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"],
                                    expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
-        runs.append(list(used))
+        runs.append(graph_ids(used))
     assert runs == [[no_capture, None, no_capture], [graph_0, None, graph_0],
                     [no_capture, None, no_capture], [graph_1, None, graph_1]]
 
 
-def test_a_one_segment_plan_captures_too(tmp_path: Path) -> None:
+def test_a_one_segment_plan_captures_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("Add", ["r", "x"], ["y"])]
     model = models.make(nodes, [models.f32("x", [2, 3])], [models.f32("y", [2, 3])])
     settings = Config(convert(model, TensorRTConfig(min_subgraph_size=1)).save(tmp_path / "m.onnx"))
     settings.enable_use_gpu()
     settings.enable_cuda_graph()
     runner = create_predictor(settings)
-    assert len(runner.segments()) == 1 and runner._segments[0].graph  # type: ignore[attr-defined]
-    no_capture, graph_0 = runner.device._graph_options[:2]  # type: ignore[attr-defined]
-    used = log_run_options(runner)
+    assert len(runner.segments()) == 1 and runner.graph_status()[0].captured
+    used = log_run_options(monkeypatch)
     x = np.arange(6, dtype=np.float32).reshape(2, 3) - 2
     for _ in range(3):
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0])
-    assert used == [no_capture, graph_0, graph_0]  # (host in, host out would never capture)
+    assert graph_ids(used) == [NO_CAPTURE, GRAPH_0, GRAPH_0]  # (host in, host out would never capture)
 
 
-def test_alternating_input_shapes_keep_their_cuda_graphs(tmp_path: Path) -> None:
+def test_alternating_input_shapes_keep_their_cuda_graphs(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
-    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
-    used = log_run_options(runner)
+    no_capture, graph_0, graph_1 = NO_CAPTURE, GRAPH_0, GRAPH_1
+    used = log_run_options(monkeypatch)
     runs = []
     for rows in (5, 3, 5, 3, 5, 3):
         used.clear()
         x = np.full((rows, 4), rows, np.float32)
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"],
                                    expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
-        runs.append(used[0])
+        runs.append(graph_ids(used)[0])
     # Each shape's host input keeps its own staging buffer, so each keeps its graph.
     assert runs == [no_capture, no_capture, graph_0, graph_1, graph_0, graph_1]
 
 
-def test_a_failed_capture_drops_the_graph_but_keeps_the_bound_buffers(tmp_path: Path) -> None:
+def test_graph_ids_are_never_given_twice_when_bound_signatures_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each session binds its 4 most recently used signatures; a signature bound anew after its
+    binding went gets no graph id of one captured before (ORT would replay that graph)."""
     runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
-    no_capture, graph_0 = runner.device._graph_options[:2]  # type: ignore[attr-defined]
-    first = runner._segments[0].session  # type: ignore[attr-defined]
-    used: list[Any] = []
-    run = first.run_with_iobinding
-
-    def failing_capture(binding: Any, options: Any = None) -> None:
-        used.append(options)
-        if options is graph_0:
-            raise RuntimeError("capture failed")  # as ORT does when a kernel copies to the host
-        run(binding, options)
-
-    first.run_with_iobinding = failing_capture
-    x = np.random.default_rng(5).standard_normal((5, 4)).astype(np.float32)
-    for _ in range(4):
+    used = log_run_options(monkeypatch)
+    first = []
+    for rows in (1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 1, 1):
+        used.clear()
+        x = np.full((rows, 4), rows, np.float32)
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"],
                                    expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+        first.append(graph_ids(used)[0] if used else None)  # (replays of graphs: logged too)
+    assert first == [NO_CAPTURE, GRAPH_0, NO_CAPTURE, GRAPH_1, NO_CAPTURE, 2, NO_CAPTURE, 3,
+                     NO_CAPTURE, NO_CAPTURE, NO_CAPTURE,  # 5: bound, but every graph id is taken
+                     NO_CAPTURE, NO_CAPTURE]  # 1's binding went when 5 came: bound anew, no graph
+
+
+def test_a_failed_capture_drops_the_graph_but_keeps_the_bound_buffers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    first = runner.segments()[0]
+    used: list[Any] = []
+
+    def failing_capture(session: Any, options: Any) -> bool:
+        mine = tuple(o.name for o in session.get_outputs()) == first.outputs
+        if mine:
+            used.append(options)
+        return mine and options is not None and graph_ids([options]) == [GRAPH_0]
+
+    log_run_options(monkeypatch, failing_capture)
+    x = np.random.default_rng(5).standard_normal((5, 4)).astype(np.float32)
+    bound = []
+    for _ in range(4):
+        before = runner.run_stats().bound_runs
+        np.testing.assert_allclose(runner.run_dict({"x": x})["y"],
+                                   expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+        bound.append(runner.run_stats().bound_runs - before)
     # fresh; graph 0 fails, then fresh again; from then on bound without capture
-    assert used == [no_capture, graph_0, no_capture, no_capture, no_capture]
-    device = runner.device  # type: ignore[attr-defined]
-    assert any(key[0] == id(first) for key in device._bound._bound)  # its buffers stay bound
-    assert runner.run_stats().replays == 1  # the 4th run: a replay
+    assert graph_ids(used) == [NO_CAPTURE, GRAPH_0, NO_CAPTURE, NO_CAPTURE, NO_CAPTURE]
+    assert bound == [0, 2, 3, 0]  # its buffers stay bound: the 3rd run is bound throughout
+    stats = runner.run_stats()
+    assert stats.replays == 1 and stats.ended_graphs == 1  # the 4th run: a replay
+    assert runner.graph_status()[0] == GraphStatus(first.name, False, CAPTURE_FAILED)
+    assert runner.graph_status()[2].captured
     # The last engine still goes with its graph: from the 3rd run, when its input is in the
     # first engine's bound buffer (its 4th run is part of the replay).
-    assert device._bound.graph_runs == 1
+    assert stats.graph_runs == 1
 
 
-def test_a_segment_with_a_batched_matmul_holds_one_graph_only(tmp_path: Path) -> None:
+def test_a_segment_with_a_batched_matmul_holds_one_graph_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A MatMul whose batches differ may stage pointer arrays in pinned host memory, which any
     other run of its session reuses: once such a run comes, the session's graphs end."""
     nodes = [h.make_node("Unsqueeze", ["x", "zero"], ["u"]),  # [1, N, 4] @ [2, 4, 3]
@@ -460,16 +513,16 @@ def test_a_segment_with_a_batched_matmul_holds_one_graph_only(tmp_path: Path) ->
     config = TensorRTConfig(inputs=[Input("x", [1, 4], [4, 4], [8, 4])], disable_ops=["Sin"],
                             min_subgraph_size=1)
     runner = isolated(model, config, tmp_path, graphs=True)
-    assert [s.graph for s in runner._segments] == [True, False, True]  # type: ignore[attr-defined]
-    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
-    used = log_run_options(runner)
+    assert [s.captured for s in runner.graph_status()] == [True, False, True]
+    no_capture, graph_0, graph_1 = NO_CAPTURE, GRAPH_0, GRAPH_1
+    used = log_run_options(monkeypatch)
     runs = []
     for rows in (5, 5, 5, 3, 3, 5):
         used.clear()
         x = np.random.default_rng(rows).standard_normal((rows, 4)).astype(np.float32)
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-5, atol=1e-6)
-        runs.append((used[0], used[2]))
+        runs.append((graph_ids(used)[0], graph_ids(used)[2]))
     assert runs == [
         (no_capture, no_capture),  # fresh
         (graph_0, graph_0),
@@ -478,9 +531,13 @@ def test_a_segment_with_a_batched_matmul_holds_one_graph_only(tmp_path: Path) ->
         (no_capture, graph_1),  # the other segment keeps a graph per shape
         (no_capture, graph_0),
     ]
+    assert [(s.captured, s.reason) for s in runner.graph_status()][::2] == [
+        (False, ONE_GRAPH_ENDED), (True, "")]
+    assert runner.run_stats().ended_graphs == 1
 
 
-def test_a_gemm_segment_is_captured_as_matmul_and_add(tmp_path: Path) -> None:
+def test_a_gemm_segment_is_captured_as_matmul_and_add(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(4)
     weights = [onnx.numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "w"),
                onnx.numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b")]
@@ -490,18 +547,18 @@ def test_a_gemm_segment_is_captured_as_matmul_and_add(tmp_path: Path) -> None:
     settings.enable_use_gpu()
     settings.enable_cuda_graph()
     runner = create_predictor(settings)
-    segment = runner._segments[0]  # type: ignore[attr-defined]
-    assert segment.graph  # (with the Gemm as it is, the segment would not be captured)
-    no_capture, graph_0 = runner.device._graph_options[:2]  # type: ignore[attr-defined]
-    used = log_run_options(runner)
+    # (with the Gemm as it is, the segment would not be captured)
+    assert runner.graph_status()[0].captured
+    used = log_run_options(monkeypatch)
     for seed in range(3):
         x = np.random.default_rng(seed).standard_normal((2, 4)).astype(np.float32)
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-5, atol=1e-6)
-    assert used == [no_capture, graph_0, graph_0]
+    assert graph_ids(used) == [NO_CAPTURE, GRAPH_0, GRAPH_0]
 
 
-def test_refused_calls_take_no_staging_buffer(tmp_path: Path) -> None:
+def test_refused_calls_take_no_staging_buffer(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """An input read by several segments is staged per shape, but only once it passed the
     checks: refused calls would otherwise take the buffers kept for good."""
     nodes = [h.make_node("Relu", ["x"], ["a"]), h.make_node("Sin", ["a"], ["b"]),
@@ -509,19 +566,19 @@ def test_refused_calls_take_no_staging_buffer(tmp_path: Path) -> None:
     model = models.make(nodes, [models.f32("x", ["N", 4])], [models.f32("y", ["N", 4])])
     config = TensorRTConfig(inputs=CHAIN.inputs, disable_ops=["Sin"], min_subgraph_size=1)
     runner = isolated(model, config, tmp_path, graphs=True)
-    assert [s.graph for s in runner._segments] == [True, False, True]  # type: ignore[attr-defined]
-    no_capture, graph_0, graph_1 = runner.device._graph_options[:3]  # type: ignore[attr-defined]
+    assert [s.captured for s in runner.graph_status()] == [True, False, True]
+    no_capture, graph_0, graph_1 = NO_CAPTURE, GRAPH_0, GRAPH_1
     for width in (9, 10, 11, 12):
         with pytest.raises(hybridtrt.InputError):
             runner.run_dict({"x": np.ones((2, width), np.float32)})
-    used = log_run_options(runner)
+    used = log_run_options(monkeypatch)
     runs = []
     for rows in (5, 3, 5, 3, 5, 3):
         used.clear()
         x = np.full((rows, 4), rows, np.float32)
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0],
                                    rtol=1e-6)
-        runs.append(used[0])
+        runs.append(graph_ids(used)[0])
     assert runs == [no_capture, no_capture, graph_0, graph_1, graph_0, graph_1]
 
 
@@ -552,10 +609,9 @@ def test_reading_a_device_value_waits_for_the_stream_only_where_the_copy_does_no
         graphs: bool) -> None:
     """ORT's copy to the host is a cudaMemcpy on the legacy default stream, which waits for the
     work queued on a blocking stream; the stream is non-blocking only with CUDA graphs."""
-    device = HostBackedCuda(0, 0, True, graphs)
-    waits: list[int] = []
-    device.synchronize = lambda: waits.append(1)  # type: ignore[method-assign]
+    stream = HostStream()
+    device = HostBackedCuda(0, 0, True, graphs, stream)
     value = type("DeviceValue", (), {"device_name": lambda self: "Cuda",
                                      "numpy": lambda self: np.ones(2, np.float32)})()
     assert device.to_host(value).tolist() == [1, 1]
-    assert waits == ([1] if graphs else [])
+    assert stream.waits == (1 if graphs else 0)

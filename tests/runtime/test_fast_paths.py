@@ -53,10 +53,8 @@ CASES = {
 def make(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Predictor:
     model, config, isolate, gpu = CASES[case]
     if gpu:
-        from hybridtrt.runtime import device as device_module
         from hybridtrt.runtime import predictor as predictor_module
 
-        monkeypatch.setattr(device_module, "_create_stream", lambda device_id, blocking=True: 0)
         monkeypatch.setattr(predictor_module, "open_device",
                             lambda use_gpu, device_id, memory, threads, share, graphs=False:
                             HostBackedCuda(0, 0, share, graphs))

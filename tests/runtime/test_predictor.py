@@ -371,7 +371,25 @@ def test_the_short_way_checks_only_arrays_unlike_those_that_passed_before(
 
 
 def test_graph_status_says_why_no_segment_is_captured_on_the_cpu(saved: Path) -> None:
+    """Graphs are off on the CPU; a segment that could not be captured anyway says what stops it
+    (computed from its model alone)."""
     runner = predictor(saved, isolated=True)
     status = runner.graph_status()
     assert [s.segment for s in status] == [s.name for s in runner.segments()]
-    assert all(not s.captured and "CUDA graphs are off" in s.reason for s in status)
+    off = "CUDA graphs are off (config.enable_cuda_graph())"
+    assert [(s.captured, s.reason) for s in status] == [
+        (False, off), (False, "node 'sin' (Sin) cannot be captured"), (False, off)]
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_engine_status_says_whether_the_segments_each_engine_runs_in_are_captured(
+        saved: Path, isolated: bool) -> None:
+    runner = predictor(saved, isolated=isolated)
+    graphs = {p.name: p.graphs for p in runner.engine_status()}
+    by_segment = {s.segment: s for s in runner.graph_status()}
+    if isolated:  # each engine in its own segment
+        assert graphs == {name: (by_segment[name],) for name in graphs}
+    else:  # both inlined into the one segment, which the Sin between them keeps from capture
+        (segment,) = runner.graph_status()
+        assert segment.reason == "node 'sin' (Sin) cannot be captured"
+        assert graphs == {"tensorrt_engine_0": (segment,), "tensorrt_engine_1": (segment,)}

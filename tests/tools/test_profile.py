@@ -37,6 +37,14 @@ def test_profile_merges_ort_nodes_into_one_track_per_segment(two_engines, tmp_pa
     assert (row.segment, row.op_type, row.count) == ("ort_segment_1", "Sin", 3)
     table = result.render(top=2)
     assert "top 2 of" in table and "time %" in table and "node / layer" in table
+    # on the CPU no segment is captured; the one with Sin says what would keep it from capture
+    assert [(g.segment, g.captured) for g in result.graphs] == [
+        ("tensorrt_engine_0", False), ("ort_segment_1", False), ("tensorrt_engine_1", False)]
+    assert result.graphs[1].reason == "node 'sin' (Sin) cannot be captured"
+    graphs = table[table.index("CUDA graphs:"):].splitlines()
+    assert len(graphs) == 6 and "why not" in graphs[1]
+    assert "ort_segment_1" in graphs[4] and "node 'sin' (Sin) cannot be captured" in graphs[4]
+    assert "CUDA graphs are off (config.enable_cuda_graph())" in graphs[3]
     written = json.loads(result.write_trace(tmp_path / "t.json").read_text())
     assert written == result.trace
 
@@ -51,8 +59,14 @@ def test_profile_lays_tensorrt_layers_inside_engine_spans(two_engines):
     rows = {(n.segment, n.name): n for n in result.nodes}
     assert rows["tensorrt_engine_0", "fake_layer"].runs_in == "tensorrt"
     assert rows["tensorrt_engine_0", "fake_layer"].total_ms == pytest.approx(1.0)
+    assert [(g.segment, g.captured, g.reason) for g in result.graphs][::2] == [
+        ("tensorrt_engine_0", False, "a TensorRT engine (runs in TensorRT, not ORT)"),
+        ("tensorrt_engine_1", False, "a TensorRT engine (runs in TensorRT, not ORT)")]
+    assert "a TensorRT engine (runs in TensorRT, not ORT)" in result.render()
 
 
 def test_profile_settings_are_checked():
     with pytest.raises(ConfigError, match="runs >= 1"):
         ProfileSettings(runs=0)
+    with pytest.raises(ConfigError, match="CUDA graphs need the GPU"):
+        ProfileSettings(cuda_graph=True)

@@ -1,4 +1,5 @@
-"""Device arrays across libraries: ``__cuda_array_interface__`` views, OrtValue dtypes."""
+"""Device arrays across libraries: ``__cuda_array_interface__`` views of ORT values, engine
+outputs and callers' arrays (cupy, torch), their dtypes, and copies of them to the host."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from hybridtrt.errors import InputError
 
-__all__ = ["DeviceTensor", "cuda_view", "dtype_of"]
+__all__ = ["DeviceTensor", "caller_array", "cuda_to_host", "cuda_view", "dtype_of", "is_ort_value"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,31 @@ class DeviceTensor:
     def __cuda_array_interface__(self) -> dict[str, Any]:
         return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
                 "version": 3, "strides": None, "stream": None}
+
+
+def is_ort_value(value: Any) -> bool:
+    """Whether ``value`` is an ORT value (``OrtValue``, or a stand-in with its methods)."""
+    return callable(getattr(value, "device_name", None))
+
+
+def caller_array(tensor: DeviceTensor) -> Any:
+    """A device array for the caller: cupy's view of ``tensor`` when cupy is installed."""
+    try:
+        import cupy
+    except ImportError:
+        return tensor
+    return cupy.asarray(tensor)
+
+
+def cuda_to_host(value: Any, device_id: int = 0) -> np.ndarray:
+    """A host copy of a CUDA array (an engine's output, a caller's array), through cupy."""
+    import cupy
+
+    shape, dtype, ptr = cuda_view(value)
+    if 0 in shape:
+        return np.empty(shape, dtype)  # nothing to copy (and no buffer to read)
+    view = cupy.asarray(DeviceTensor(ptr, shape, np.dtype(dtype), value, device_id))
+    return np.asarray(cupy.asnumpy(view))
 
 
 def cuda_view(value: Any) -> tuple[tuple[int, ...], np.dtype, int]:

@@ -15,6 +15,7 @@ import onnx
 
 from hybridtrt.core.graph import SHAPE_SOURCES
 from hybridtrt.core.graph import tensor_info_from_value
+from hybridtrt.runtime.static_dims import fold_static_dims
 
 __all__ = ["CAPTURE_LOCK", "DISABLED_FUSIONS", "GRAPHS_OFF", "GRAPH_OPS", "GraphStatus",
            "IN_TENSORRT", "graph_model", "graph_refusal", "graph_safe", "single_graph",
@@ -43,7 +44,7 @@ GRAPH_OPS = frozenset({
     "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity",
     "LayerNormalization", "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg",
     "Pow", "PRelu", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape",
-    "Resize", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Sqrt", "Squeeze",
+    "Resize", "Selu", "Shape", "Sigmoid", "Slice", "Softmax", "Softplus", "Split", "Sqrt", "Squeeze",
     "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
 })
 
@@ -51,7 +52,7 @@ GRAPH_OPS = frozenset({
 _HOST_INPUTS = {
     "Clip": (1, 2), "ConstantOfShape": (0,), "Dropout": (1, 2), "ReduceMax": (1,),
     "ReduceMean": (1,), "ReduceSum": (1,), "Reshape": (1,), "Resize": (1, 2, 3),
-    "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,),
+    "Slice": (1, 2, 3, 4), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
 }
 _MAX_CONCAT_INPUTS = 32  # more: ORT stages the input pointers through pinned host memory
 
@@ -73,7 +74,7 @@ def graph_refusal(model: onnx.ModelProto) -> str | None:
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             continue
-        if node.domain not in ("", "ai.onnx") or not _node_safe(node):
+        if node.domain not in ("", "ai.onnx") or _holds_graphs(node):
             return f"node {node.name or node.output[0]!r} ({node.op_type}) cannot be captured"
         read = [i for i in node.input if i]
         if read and all(i in constants for i in read) and node.op_type not in SHAPE_SOURCES:
@@ -81,8 +82,10 @@ def graph_refusal(model: onnx.ModelProto) -> str | None:
             continue
         if node.op_type in SHAPE_SOURCES or (
                 any(i in host for i in read) and all(i in host or i in constants for i in read)):
-            host.update(node.output)  # a node of the shape subgraph (on the CPU)
+            host.update(node.output)  # a node of the shape subgraph (on the CPU, any op)
             continue
+        if not _node_safe(node):
+            return f"node {node.name or node.output[0]!r} ({node.op_type}) cannot be captured"
         allowed = _HOST_INPUTS.get(node.op_type, ())
         for index, name in enumerate(node.input):
             if name in host and index not in allowed:  # a copy every run
@@ -98,13 +101,17 @@ def graph_refusal(model: onnx.ModelProto) -> str | None:
     return None
 
 
+def _holds_graphs(node: onnx.NodeProto) -> bool:
+    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+               for a in node.attribute)
+
+
 def _node_safe(node: onnx.NodeProto) -> bool:
     if node.op_type not in GRAPH_OPS:
         return False
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-           for a in node.attribute):
-        return False
     if node.op_type == "Concat" and len(node.input) > _MAX_CONCAT_INPUTS:
+        return False
+    if node.op_type == "Split" and len(node.output) > _MAX_CONCAT_INPUTS:
         return False
     return not (node.op_type == "Resize" and any(
         a.name == "antialias" and a.i for a in node.attribute))
@@ -202,8 +209,10 @@ def _concat_staged() -> bool:
 
 
 def graph_model(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` for a graph session: each Gemm ``A @ B (+ C)`` with no scaling and ``A`` not
-    transposed as MatMul (and Add); ``model`` itself when it has no such Gemm."""
+    """``model`` for a graph session: the known dims it reads through ``Shape`` as constants
+    (``static_dims``), and each Gemm ``A @ B (+ C)`` with no scaling and ``A`` not transposed as
+    MatMul (and Add); ``model`` itself when there is nothing to change."""
+    model = fold_static_dims(model)
     if not any(_plain_gemm(n) for n in model.graph.node):
         return model
     result = onnx.ModelProto()

@@ -229,3 +229,65 @@ def test_graph_refusals_name_the_node_or_value() -> None:
     passthrough = models.make([], [models.f32("x", [2])], [models.f32("x", [2])])
     assert graph_refusal(passthrough) == ("output 'x' is a constant, a shape value or an input "
                                           "passed through")
+
+
+def anchors_model() -> onnx.ModelProto:
+    """A detector head's anchor row, exported with a dynamic batch: the width is read through
+    Shape -> Gather, and Range over it reaches a kernel on the device (x [N, 4, 8, 8])."""
+    nodes = [h.make_node("Shape", ["x"], ["s"], name="shape"),
+             h.make_node("Gather", ["s", "three"], ["w"], name="width", axis=0),
+             h.make_node("Cast", ["w"], ["wf"], name="cast", to=TensorProto.FLOAT),
+             h.make_node("Range", ["zero", "wf", "step"], ["r"], name="range"),
+             h.make_node("Add", ["x", "r"], ["y"], name="add")]
+    inits = [numpy_helper.from_array(np.array(3, np.int64), "three"),
+             numpy_helper.from_array(np.array(0, np.float32), "zero"),
+             numpy_helper.from_array(np.array(1, np.float32), "step")]
+    return models.make(nodes, [models.f32("x", ["N", 4, 8, 8])],
+                       [models.f32("y", ["N", 4, 8, 8])], inits)
+
+
+def test_known_dims_read_through_shape_are_folded_for_graph_sessions() -> None:
+    from hybridtrt.runtime.graphs import graph_refusal
+
+    model = anchors_model()
+    assert graph_refusal(model) == "node 'add' (Add) reads shape value 'r' on the device"
+    folded = graph_model(model)
+    assert graph_refusal(folded) is None  # width 8 is known: the anchor row is a constant
+    assert [n.op_type for n in folded.graph.node] == ["Shape", "Constant", "Constant", "Constant",
+                                                      "Add"]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 4, 8, 8)).astype(np.float32)
+        want, got = (ort.InferenceSession(m.SerializeToString(), options,
+                                          providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+                     for m in (model, folded))
+        np.testing.assert_array_equal(got, want)
+    unknown = anchors_model()
+    unknown.graph.input[0].type.tensor_type.shape.dim[3].dim_param = "W"
+    assert graph_refusal(graph_model(unknown)) is not None  # a width only known at run time
+
+
+def test_any_op_of_a_host_shape_subgraph_and_split_with_up_to_32_outputs() -> None:
+    from hybridtrt.runtime.graphs import graph_refusal
+
+    nodes = [h.make_node("Shape", ["x"], ["s"]),
+             h.make_node("Gather", ["s", "zero"], ["n"], axis=0),  # not a graph op, on the host
+             h.make_node("Unsqueeze", ["n", "zero1"], ["n1"]),
+             h.make_node("Concat", ["n1", "minus_one"], ["target"], axis=0),
+             h.make_node("Reshape", ["x", "target"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"), i64("zero1", [0]),
+             i64("minus_one", [-1])]
+    model = models.make(nodes, [models.f32("x", ["a", 3, 4])], [models.f32("y", ["a", 12])],
+                        inits)
+    assert graph_refusal(model) is None
+
+    def split(count: int) -> str | None:
+        node = h.make_node("Split", ["x", "sizes"], [f"y{i}" for i in range(count)], axis=1,
+                           name="split")
+        return graph_refusal(models.make([node], [models.f32("x", [1, count])],
+                                         [models.f32(f"y{i}", [1, 1]) for i in range(count)],
+                                         [i64("sizes", [1] * count)]))
+
+    assert split(32) is None
+    assert split(33) == "node 'split' (Split) cannot be captured"  # pointers staged on the host

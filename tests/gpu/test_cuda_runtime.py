@@ -335,6 +335,38 @@ def test_cuda_graphs_replay_with_new_inputs_and_match_plain_onnx_runtime(
               f"{stats.replays} runs were replays")
 
 
+@pytest.mark.parametrize("dynamic_batch", [False, True])
+def test_a_yolov8_class_detector_is_captured_whole(dynamic_batch: bool, tmp_path: Path) -> None:
+    """The detector of benchmarks/yolo_like.py (exported from PyTorch here): its one segment is
+    captured, static export or dynamic batch, and answers as plain ORT CUDA does."""
+    pytest.importorskip("torch", reason="exporting the detector needs PyTorch")
+    import onnxruntime as ort
+
+    from benchmarks.yolo_like import export
+
+    path = tmp_path / "yolo.onnx"
+    export(str(path), dynamic_batch=dynamic_batch, size=320)
+    model = onnx.load(str(path))
+    model.ir_version = min(model.ir_version, 10)
+    batches = [1, 2] if dynamic_batch else [1]
+    inputs = ([Input("images", [1, 3, 320, 320], [1, 3, 320, 320], [2, 3, 320, 320])]
+              if dynamic_batch else [])
+    config = Config(convert(model, TensorRTConfig(inputs=inputs)).save(tmp_path / "h.onnx"))
+    config.enable_use_gpu(0, 0)
+    config.enable_cuda_graph()
+    runner = create_predictor(config)
+    status = runner.graph_status()
+    print(f"\nyolo (dynamic batch: {dynamic_batch}): {status}")
+    assert [s.captured for s in status] == [True] * len(status), status
+    plain = ort.InferenceSession(model.SerializeToString(), providers=[CUDA])
+    rng = np.random.default_rng(1)
+    for batch in batches * 3:
+        x = rng.uniform(0, 1, (batch, 3, 320, 320)).astype(np.float32)
+        got = runner.run_dict({"images": x})["output0"]
+        assert outputs_match([got], plain.run(None, {"images": x}), 3e-3, 1e-3), batch
+    assert runner.run_stats().ended_graphs == 0
+
+
 def test_io_binding_takes_device_pointers_and_gives_device_outputs(tmp_path: Path) -> None:
     import cupy
 

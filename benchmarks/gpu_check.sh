@@ -12,3 +12,5 @@ grep "^case " "$out/gpu_tests.log" | tail -2
 python3 -m pytest tests/test_readme.py -q -k python_examples -p no:cacheprovider 2>&1 | tail -2
 PYTHONUNBUFFERED=1 python3 benchmarks/runtime_overhead.py --device cuda --runs 200 --json "$out/runtime_cuda.json" 2>&1 | tee "$out/runtime_cuda.log" | tail -8
 python3 -m hybridtrt bench "$(python3 -c 'from hybridtrt.examples import onnx_light_model as m; print(m("resnet50"))')" --gpu 0 --compare ort --iterations 200 -q 2>&1 | tee "$out/bench_cuda.log" | tail -16
+# the YOLOv8-class detector, exported from PyTorch here, with CUDA graphs
+python3 benchmarks/yolo_like.py "$out/yolo.onnx" && python3 -m hybridtrt bench "$out/yolo.onnx" --gpu 0 --compare ort --cuda-graph --iterations 200 -q 2>&1 | tee "$out/bench_yolo.log" | tail -12

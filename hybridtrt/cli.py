@@ -18,7 +18,7 @@ import numpy as np
 from hybridtrt import __version__
 from hybridtrt.cli_support import (EXIT_FAILURE, cli_words, exit_status, missing_package,
                                    parse_shapes, read_inputs, setup_logging)
-from hybridtrt.compiler.calibration import NEEDS_DATA
+from hybridtrt.compiler.precision.calibration import NEEDS_DATA
 from hybridtrt.core.hybrid import load
 from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.compiler.pipeline import analyze, convert

@@ -18,14 +18,14 @@ import onnx
 
 from hybridtrt import __version__
 from hybridtrt.compiler import filters
-from hybridtrt.compiler.calibration import NEEDS_DATA
+from hybridtrt.compiler.precision.calibration import NEEDS_DATA
 from hybridtrt.compiler.capability import CapabilityReport, judge_graph
 from hybridtrt.trt.engine import BuildResult, EngineBuilder, NotBuilding
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.hybrid import HybridModel
 from hybridtrt.core.loading import LoadedModel, load_model
 from hybridtrt.core.partition import DependencyGraph, Partition, check_acyclic, propose
-from hybridtrt.compiler.precision import PrecisionStage, Typed, carries_qdq, prepare_model
+from hybridtrt.compiler.precision.stage import PrecisionStage, Typed, carries_qdq, prepare_model
 from hybridtrt.core.report import OutsideNode, Report, engine_summary, op_table
 from hybridtrt.compiler.refine import Rejection, bisect_build, parser_resolve
 from hybridtrt.core.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite

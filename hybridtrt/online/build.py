@@ -11,7 +11,7 @@ import onnx
 
 from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.compiler.pipeline import convert
-from hybridtrt.compiler.precision import carries_qdq
+from hybridtrt.compiler.precision.stage import carries_qdq
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError
 from hybridtrt.online.settings import OnlineTensorRT, PrecisionType

@@ -254,7 +254,7 @@ def test_calibration_reads_a_directory_of_npy_files(tmp_path):
 
 
 def test_guard_rules_name_each_fragile_node_and_bf16_skips_the_range_rules():
-    from hybridtrt.compiler.guards import TensorStats, fp32_nodes
+    from hybridtrt.compiler.precision.guards import TensorStats, fp32_nodes
     from hybridtrt.config import PrecisionMode
 
     nodes = [h.make_node("Softmax", ["logits"], ["p"], name="long_softmax", axis=-1),

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
-from hybridtrt import __version__
+from hybridtrt.version import __version__
 from hybridtrt.cli_support import client_words
 from hybridtrt.errors import HybridTRTError, InputError
 from hybridtrt.runtime.predictor import Predictor

@@ -163,7 +163,7 @@ def test_a_q_dq_pair_is_never_split_by_a_cluster_boundary():
 
 def test_keep_qdq_pairs_splits_the_cluster_around_the_removed_member():
     from hybridtrt.core.graph import GraphIndex
-    from hybridtrt.compiler.pipeline import _facts
+    from hybridtrt.compiler.clustering import _facts
     from hybridtrt.compiler.capability import judge_graph
     from hybridtrt.converters.registry import REGISTRY
 

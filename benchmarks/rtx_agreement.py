@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 from hybridtrt.compiler.capability import judge_graph  # noqa: E402
 from hybridtrt.core.graph import GraphIndex  # noqa: E402
 from hybridtrt.core.loading import load_model  # noqa: E402
-from hybridtrt.compiler.precision import prepare_model  # noqa: E402
+from hybridtrt.compiler.precision.stage import prepare_model  # noqa: E402
 from hybridtrt.config import TensorRTConfig  # noqa: E402
 from hybridtrt.converters.registry import REGISTRY  # noqa: E402
 from hybridtrt.errors import HybridTRTError  # noqa: E402

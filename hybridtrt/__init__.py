@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from hybridtrt.version import __version__
 from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.compiler.pipeline import convert
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig

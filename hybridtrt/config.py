@@ -267,6 +267,15 @@ class TensorRTConfig:
         if self.shape_range_info is not None and self.inputs:
             raise ConfigError("give either inputs or shape_range_info (which holds the inputs' "
                               "ranges), not both")
+        self._normalize_names()
+        self._check_choices()
+        self._check_types()
+        self._normalize_precision()
+        self._check_accuracy_settings()
+        self._check_build_limits()
+
+    def _normalize_names(self) -> None:
+        """``inputs`` as a tuple of Inputs; ``disable_ops`` and ``ops_run_float`` as tuples."""
         raw = () if self.inputs is None else self.inputs
         inputs = (raw,) if isinstance(raw, Input) else tuple(raw)
         for item in inputs:
@@ -279,6 +288,9 @@ class TensorRTConfig:
             names = getattr(self, field) or ()
             names = (names,) if isinstance(names, str) else names
             object.__setattr__(self, field, tuple(str(op) for op in names))
+
+    def _check_choices(self) -> None:
+        """The settings that take one of a few names, and the RTX target list."""
         if self.calibration_method not in CALIBRATION_METHODS:
             raise ConfigError(f"calibration_method must be one of {list(CALIBRATION_METHODS)}, "
                               f"got {self.calibration_method!r}")
@@ -297,6 +309,9 @@ class TensorRTConfig:
         if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
             raise ConfigError(f"hardware_compatibility must be one of {list(HARDWARE_COMPATIBILITY)}, "
                               f"got {self.hardware_compatibility!r}")
+
+    def _check_types(self) -> None:
+        """The flags are booleans and the counts integers in range."""
         if isinstance(self.int8_fp32_layers, bool) or not isinstance(self.int8_fp32_layers, int) \
                 or self.int8_fp32_layers < 0:
             raise ConfigError(f"int8_fp32_layers must be an integer >= 0, got "
@@ -313,6 +328,9 @@ class TensorRTConfig:
             raise ConfigError(f"device_id must be >= 0, got {self.device_id}")
         if self.min_subgraph_size < 1:
             raise ConfigError(f"min_subgraph_size must be >= 1, got {self.min_subgraph_size}")
+
+    def _normalize_precision(self) -> None:
+        """``precision_mode`` as a PrecisionMode (names in any case); INT8-only settings checked."""
         try:
             mode = self.precision_mode
             if isinstance(mode, str) and not isinstance(mode, PrecisionMode):
@@ -326,7 +344,8 @@ class TensorRTConfig:
         if self.int8_fp32_layers and self.precision_mode is not PrecisionMode.INT8:
             raise ConfigError(f"int8_fp32_layers applies to precision_mode INT8, not "
                               f"{self.precision_mode.value}")
-        self._check_accuracy_settings()
+
+    def _check_build_limits(self) -> None:
         if int(self.workspace_size) <= 0:
             raise ConfigError(f"workspace_size must be a positive byte count, got {self.workspace_size}")
         if not 0 <= int(self.optimization_level) <= 5:

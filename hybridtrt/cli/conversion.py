@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridtrt.cli.flags import add_common, config, json_path, print_result, writable
-from hybridtrt.compiler.calibration import NEEDS_DATA
+from hybridtrt.compiler.precision.calibration import NEEDS_DATA
 from hybridtrt.compiler.pipeline import analyze, convert
 from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.core.format import format_version

@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto
 
 from hybridtrt.core.graph import GraphIndex
-from hybridtrt.compiler.guards import TensorStats
+from hybridtrt.compiler.precision.guards import TensorStats
 from hybridtrt.config import Input
 from hybridtrt.converters.registry import TensorInfo, dtype_name
 from hybridtrt.errors import InputError, UnsupportedModelError

@@ -41,40 +41,55 @@ def inline_engines(
     chosen = {packed for packed, record in records.items() if select(record)}
     wrappers = {n.input[0] for n in graph.node
                 if n.domain == DOMAIN and n.op_type == ENGINE and n.output[0] in chosen}
-    inputs_of = {n.input[0]: n for n in graph.node if n.domain == DOMAIN and n.op_type == SPLIT}
+    splits = {n.input[0]: n for n in graph.node if n.domain == DOMAIN and n.op_type == SPLIT}
     nodes: list[onnx.NodeProto] = []
-    initializers = list(graph.initializer)
-    weights = {t.name: t for t in graph.initializer}
+    weights = _Weights(list(graph.initializer), {t.name: t for t in graph.initializer}, defined)
     for node in graph.node:
         if node.domain != DOMAIN:
             if not (node.output and all(o in inlined for o in node.output if o)):
                 nodes.append(node)  # else: a shape value the engine shared, now inlined
         elif node.op_type == ENGINE and node.output[0] in chosen:
             record = records[node.output[0]]
-            split = inputs_of.get(node.output[0])
+            split = splits.get(node.output[0])
             if split is None or list(split.output) != record.output_names:
                 raise FormatError(f"engine '{record.name}' is not followed by its split node")
             subgraph = graph_of(record)
-            rename: dict[str, str] = {}
-            for tensor in subgraph.initializer:
-                if tensor.name not in defined:
-                    initializers.append(tensor)
-                    defined.add(tensor.name)
-                elif weights.get(tensor.name) != tensor:
-                    # the name means something else outside (a value the engine folded or
-                    # retyped): the engine's own copy gets a name of its own
-                    rename[tensor.name] = _free(f"{record.name}/{tensor.name}", defined)
-                    renamed = onnx.TensorProto()
-                    renamed.CopyFrom(tensor)
-                    renamed.name = rename[tensor.name]
-                    initializers.append(renamed)
-                    defined.add(renamed.name)
-            nodes.extend(_renamed(subgraph.node, rename))
+            nodes.extend(_renamed(subgraph.node, weights.take(record.name, subgraph)))
             inlined.update(o for n in subgraph.node for o in n.output if o)
-        elif node.op_type in (COMBINE, SPLIT) and _packed(node) in chosen | wrappers:
-            continue
-        else:
+        elif not (node.op_type in (COMBINE, SPLIT) and _packed(node) in chosen | wrappers):
             nodes.append(node)
+    return _rebuilt(model, nodes, weights.initializers)
+
+
+class _Weights:
+    """The initializers of the inlined model, and every name taken so far."""
+
+    def __init__(self, initializers: list[onnx.TensorProto], outside: dict[str, onnx.TensorProto],
+                 defined: set[str]) -> None:
+        self.initializers, self.outside, self.defined = initializers, outside, defined
+
+    def take(self, engine: str, subgraph: onnx.GraphProto) -> dict[str, str]:
+        """Add the engine's initializers; the renames its nodes need (weights whose name means
+        something else outside, such as a value the engine folded or retyped, get their own)."""
+        rename: dict[str, str] = {}
+        for tensor in subgraph.initializer:
+            if tensor.name not in self.defined:
+                self.initializers.append(tensor)
+                self.defined.add(tensor.name)
+            elif self.outside.get(tensor.name) != tensor:
+                rename[tensor.name] = _free(f"{engine}/{tensor.name}", self.defined)
+                renamed = onnx.TensorProto()
+                renamed.CopyFrom(tensor)
+                renamed.name = rename[tensor.name]
+                self.initializers.append(renamed)
+                self.defined.add(renamed.name)
+        return rename
+
+
+def _rebuilt(model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto],
+             initializers: Sequence[onnx.TensorProto]) -> onnx.ModelProto:
+    """A copy of ``model`` with these nodes and initializers (and no ``hybridtrt`` opset when no
+    node of that domain is left)."""
     result = onnx.ModelProto()
     result.CopyFrom(model)
     del result.graph.node[:]

@@ -12,7 +12,7 @@ import onnx
 
 from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.compiler.pipeline import convert
-from hybridtrt.compiler.precision import carries_qdq
+from hybridtrt.compiler.precision.stage import carries_qdq
 from hybridtrt.compiler.shape_info import read_shape_range_info
 from hybridtrt.config import Input, PrecisionMode, TensorRTConfig
 from hybridtrt.errors import ConfigError

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
-from hybridtrt import __version__
+from hybridtrt.version import __version__
 from hybridtrt.cli.common import client_words
 from hybridtrt.core.hybrid import HybridModel, load
 from hybridtrt.errors import HybridTRTError, InputError

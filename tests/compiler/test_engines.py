@@ -8,7 +8,7 @@ import pytest
 
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.core.partition import Partition
-from hybridtrt.compiler.refine import bisect_build, parser_resolve
+from hybridtrt.compiler.building.refine import bisect_build, parser_resolve
 from hybridtrt.trt.engine import BuildResult
 from hybridtrt.trt.builder import TensorRTBuilder, default_builder
 from hybridtrt.errors import EngineBuildError

@@ -12,7 +12,7 @@ import pytest
 
 import hybridtrt
 from hybridtrt import Input, TensorRTConfig, convert
-from hybridtrt.compiler import pipeline, shapes
+from hybridtrt.compiler import clustering, pipeline, shapes
 from hybridtrt.core import partition
 from hybridtrt.core.inline import inline_engines
 from hybridtrt.core.partition import Partition
@@ -346,7 +346,7 @@ def test_a_cluster_that_would_form_a_cycle_is_caught_before_rewriting(monkeypatc
     def bad(graph: partition.DependencyGraph, supported: list[bool]) -> list[Partition]:
         return [Partition((0, 4))]  # relu1 .. relu2 around the disabled sin: leaves and re-enters
 
-    monkeypatch.setattr(pipeline, "propose", bad)
+    monkeypatch.setattr(clustering, "propose", bad)
     with pytest.raises(InternalError, match="partition: clusters \\[0\\] would form a cycle"):
         convert(models.split_chain(), DYNAMIC)
 

@@ -163,7 +163,7 @@ def test_a_q_dq_pair_is_never_split_by_a_cluster_boundary():
 
 def test_keep_qdq_pairs_splits_the_cluster_around_the_removed_member():
     from hybridtrt.core.graph import GraphIndex
-    from hybridtrt.compiler.pipeline import _facts
+    from hybridtrt.compiler.clustering import _facts
     from hybridtrt.compiler.capability import judge_graph
     from hybridtrt.converters.registry import REGISTRY
 
@@ -254,7 +254,7 @@ def test_calibration_reads_a_directory_of_npy_files(tmp_path):
 
 
 def test_guard_rules_name_each_fragile_node_and_bf16_skips_the_range_rules():
-    from hybridtrt.compiler.guards import TensorStats, fp32_nodes
+    from hybridtrt.compiler.precision.guards import TensorStats, fp32_nodes
     from hybridtrt.config import PrecisionMode
 
     nodes = [h.make_node("Softmax", ["logits"], ["p"], name="long_softmax", axis=-1),

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.lowp import KeptNode, constants_as_initializers, prefix_new_names
+from hybridtrt.compiler.precision.lowp import KeptNode, constants_as_initializers, prefix_new_names
 
 __all__ = ["QUANTIZED_OPS", "Quantized", "insert_qdq", "per_channel_opset", "quantizable"]
 

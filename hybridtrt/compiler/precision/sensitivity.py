@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.int8 import insert_qdq, quantizable
+from hybridtrt.compiler.precision.int8 import insert_qdq, quantizable
 from hybridtrt.ort_support import runnable_bytes
 from hybridtrt.progress import progress
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from hybridtrt.compiler.lowp import Lowered
+from hybridtrt.compiler.precision.lowp import Lowered
 from hybridtrt.core.fp32 import as_fp32
 from hybridtrt.errors import AccuracyError
 from hybridtrt.ort_support import first_line, runnable_bytes

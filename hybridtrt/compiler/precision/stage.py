@@ -2,10 +2,9 @@
 
 TensorRT 11 builds strongly typed networks only (no FP16/INT8 builder flags, no calibrators),
 and TensorRT 10 built strongly typed gives the same result, so precision is a graph
-transformation: FP16/BF16 clusters are cast inside with FP32 at their boundary
-(``hybridtrt.compiler.lowp``), INT8 clusters keep the model's Q/DQ nodes or get calibrated ones
-(``hybridtrt.compiler.calibration`` and ``int8``). ONNX Runtime runs the transformed clusters
-too, so every mode is testable without TensorRT.
+transformation: FP16/BF16 clusters are cast inside with FP32 at their boundary (``lowp``),
+INT8 clusters keep the model's Q/DQ nodes or get calibrated ones (``calibration`` and ``int8``).
+ONNX Runtime runs the transformed clusters too, so every mode is testable without TensorRT.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from hybridtrt.compiler import accuracy, calibration, guards, int8, lowp, sensitivity
+from hybridtrt.compiler.precision import accuracy, calibration, guards, int8, lowp, sensitivity
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.loading import LoadedModel, load_model
 from hybridtrt.core.partition import Partition

@@ -1,0 +1,154 @@
+"""Stages 2-3: capability and partition, the clusters of a model and why every other node
+stays in ONNX Runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+
+from hybridtrt.compiler import filters
+from hybridtrt.compiler.capability import CapabilityReport, judge_graph
+from hybridtrt.config import TensorRTConfig
+import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
+from hybridtrt.converters.registry import REGISTRY, Registry
+from hybridtrt.core.graph import GraphIndex
+from hybridtrt.core.loading import LoadedModel
+from hybridtrt.core.partition import DependencyGraph, Partition, check_acyclic, propose
+from hybridtrt.core.report import OutsideNode
+from hybridtrt.trt.library import rules_library
+
+__all__ = ["Clustering", "cluster", "graph_index", "judge", "partition", "rules_for"]
+
+_LOG = logging.getLogger("hybridtrt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Clustering:
+    """The clusters of a model and the reason every other node stays in ONNX Runtime."""
+
+    index: GraphIndex
+    capability: CapabilityReport
+    parts: tuple[Partition, ...]
+    outside: tuple[OutsideNode, ...]
+
+
+def cluster(
+    loaded: LoadedModel, config: TensorRTConfig, registry: Registry = REGISTRY
+) -> Clustering:
+    """Stages 2-3: capability, proposal and filters; every cluster checked to be cycle-free.
+
+    Args:
+        loaded: The loaded model.
+        config: Supplies ``disable_ops`` and ``min_subgraph_size``.
+        registry: The op rules to consult (tests pass a small fake one).
+    """
+    index = graph_index(loaded)
+    rules = rules_for(config, registry)
+    return partition(index, judge(index, config, rules), config, rules)
+
+
+def graph_index(loaded: LoadedModel) -> GraphIndex:
+    """The graph index of the loaded model, checked to be acyclic.
+
+    Raises:
+        UnsupportedModelError: The graph has a cycle.
+    """
+    index = GraphIndex(loaded.model, loaded.inferred)
+    index.topo_order  # raises UnsupportedModelError on a cyclic graph
+    return index
+
+
+def rules_for(config: TensorRTConfig, registry: Registry = REGISTRY) -> Registry:
+    """The op rules of the TensorRT library ``config.backend`` names."""
+    return registry.for_library(rules_library(config.backend))
+
+
+def judge(index: GraphIndex, config: TensorRTConfig, rules: Registry) -> CapabilityReport:
+    """Stage 2: a verdict for every node; ``disable_ops`` naming nothing is warned about."""
+    capability = judge_graph(index, rules, config.disable_ops)
+    known = {n.name for n in index.nodes} | {n.op_type for n in index.nodes}
+    unknown = [k for k in config.disable_ops if k not in known]
+    if unknown:
+        _LOG.warning("disable_ops: %s name no node and no op type of this model",
+                     ", ".join(repr(k) for k in unknown))
+    return capability
+
+
+def partition(
+    index: GraphIndex, capability: CapabilityReport, config: TensorRTConfig, rules: Registry
+) -> Clustering:
+    """Stage 3: proposal and filters, each cluster checked to be cycle-free after both."""
+    graph = index.deps
+    parts = propose(graph, capability.supported)
+    check_acyclic(graph, parts, "partition")
+    why: dict[int, str] = {}
+    parts = _filtered(parts, _facts(index, graph, capability, rules), config, why)
+    check_acyclic(graph, parts, "filters")
+    inside = {n for p in parts for n in p.nodes}
+    outside = [
+        OutsideNode(v.name, v.op_type, why[v.index] if v.supported else v.reason)
+        for v in capability.verdicts if v.index not in inside
+    ]
+    _LOG.info("%d of %d nodes in %d cluster(s)", sum(len(p) for p in parts), len(index.nodes),
+              len(parts))
+    return Clustering(index, capability, tuple(parts), tuple(outside))
+
+
+def _filtered(
+    parts: list[Partition], facts: filters.ClusterFacts, config: TensorRTConfig,
+    why: dict[int, str],
+) -> list[Partition]:
+    """The proposed clusters after every filter; ``why`` gets the reason each dropped node left."""
+    parts = _track(parts, filters.trim_shape_outputs(parts, facts), why,
+                   lambda n: "shape computation at a cluster's end runs outside TensorRT")
+    parts = _track(parts, filters.fix_shape_tensor_inputs(parts, facts), why,
+                   lambda n: "reads a shape tensor computed outside TensorRT")
+    parts = _track(parts, filters.keep_qdq_pairs(parts, facts), why,
+                   lambda n: "its QuantizeLinear/DequantizeLinear partner runs outside "
+                             "TensorRT (a Q/DQ pair is never split)")
+    parts = _track(parts, filters.drop_unused(parts, facts), why,
+                   lambda n: "its cluster computes nothing the model uses")
+    parts = _track(parts, filters.drop_trivial(parts, facts), why,
+                   lambda n: "its cluster does only shape, identity or constant work")
+    counts = [filters.compute_nodes(p, facts) for p in parts]
+    sizes = {n: count for p, count in zip(parts, counts) for n in p.nodes}
+    return _track(parts, filters.drop_small(parts, config.min_subgraph_size, facts), why,
+                  lambda n: f"its cluster has {sizes[n]} node(s) besides constants, fewer "
+                            f"than min_subgraph_size={config.min_subgraph_size}")
+
+
+def _track(
+    before: Sequence[Partition], after: Sequence[Partition], why: dict[int, str],
+    reason: Callable[[int], str],
+) -> list[Partition]:
+    kept = {n for p in after for n in p.nodes}
+    for part in before:
+        for node in part.nodes:
+            if node not in kept:
+                why[node] = reason(node)  # the latest filter to drop a node says why
+    return list(after)
+
+
+def _facts(
+    index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport, registry: Registry
+) -> filters.ClusterFacts:
+    def shape_inputs(node: int) -> Sequence[int]:
+        proto = index.nodes[node]
+        domain = "" if proto.domain == "ai.onnx" else proto.domain
+        found = registry.find(proto.op_type, domain, index.opsets.get(domain, 1))
+        return found.shape_inputs if found is not None else ()
+
+    return filters.ClusterFacts(
+        graph=graph,
+        op_types=[n.op_type for n in index.nodes],
+        inputs=index.node_inputs,
+        outputs=[list(n.output) for n in index.nodes],
+        producer=index.producer,
+        consumers=index.consumers,
+        graph_outputs=frozenset(index.graph_outputs),
+        constants=(frozenset(index.initializers) - index.overridable) | frozenset(index.constant_nodes),
+        shape_inputs=shape_inputs,
+        supported=capability.supported,
+        position=index.position,
+    )

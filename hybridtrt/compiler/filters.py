@@ -1,4 +1,5 @@
-"""Stage 3b: small pure filters over proposed clusters (size, shape-only clusters, shape tensors)."""
+"""Stage 3b: small pure filters over proposed clusters (size, shape-only clusters, shape tensors,
+shapes set by unknown values)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ __all__ = [
     "drop_small",
     "drop_trivial",
     "drop_unused",
+    "drop_value_shaped",
     "fix_shape_tensor_inputs",
     "keep_qdq_pairs",
     "split_without",
     "trim_shape_outputs",
+    "value_shaped_tensors",
 ]
 
 # Nodes that move or describe data without computing on it.
@@ -41,6 +44,11 @@ class ClusterFacts:
         shape_inputs: ``shape_inputs(i)`` lists the input slots of node i read as shape tensors.
         supported: ``supported[i]`` is True when TensorRT can run node i.
         position: ``position[i]`` is node i's rank in a topological order.
+        value_shaped: ``value_shaped(i)`` lists the tensors node i reads at inputs whose values
+            set an output's shape (the registry's ``value_shaped_inputs``).
+        unknown_values: Model inputs whose values convert does not know (no warm-up data).
+        static_shapes: Tensors whose every dim shape inference knows.
+        ranked: Tensors whose rank shape inference knows.
     """
 
     graph: DependencyGraph
@@ -54,6 +62,10 @@ class ClusterFacts:
     shape_inputs: Callable[[int], Sequence[int]]
     supported: Sequence[bool]
     position: Sequence[int]
+    value_shaped: Callable[[int], Sequence[str]] = lambda _: ()
+    unknown_values: frozenset[str] = frozenset()
+    static_shapes: frozenset[str] = frozenset()
+    ranked: frozenset[str] = frozenset()
 
     def leaves(self, node: int, members: set[int]) -> bool:
         """Whether every output of ``node`` is used only outside ``members`` (or is a graph output)."""
@@ -186,6 +198,68 @@ def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> 
         for piece in split_without(members, consumer, facts):
             add_group(set(piece.nodes))
     return sorted((Partition(_ordered(m, facts)) for m in groups.values()), key=lambda p: p.nodes[0])
+
+
+def value_shaped_tensors(facts: ClusterFacts) -> frozenset[str]:
+    """Tensors whose shape depends on values that convert does not know.
+
+    Values are unknown for ``facts.unknown_values`` and everything computed from them, except
+    Shape/Size of a tensor whose shape is known. An output's shape is unknown when a
+    value-shaped input of its node reads an unknown value or any input has an unknown shape,
+    unless shape inference knows every dim.
+    """
+    values = set(facts.unknown_values)
+    shapes: set[str] = set()
+    for node in sorted(range(len(facts.op_types)), key=facts.position.__getitem__):
+        ins = facts.inputs[node]
+        shaped = any(n in shapes for n in ins)
+        valued = shaped if facts.op_types[node] in SHAPE_SOURCES else any(n in values for n in ins)
+        shaped = shaped or any(n in values for n in facts.value_shaped(node))
+        for name in facts.outputs[node]:
+            if valued:
+                values.add(name)
+            if shaped and name not in facts.static_shapes:
+                shapes.add(name)
+    return frozenset(shapes)
+
+
+def drop_value_shaped(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+    """Keep tensors whose shape depends on unknown values off the edges of clusters.
+
+    An engine input needs a shape range recorded from warm-up runs, and random warm-up values
+    would give ranges the real values break; so a member reading such a tensor from outside
+    leaves its cluster. An engine output of unknown rank could not be recorded at all, so its
+    producer leaves too. Inside a cluster such tensors are fine (TensorRT computes them).
+    """
+    unknown = value_shaped_tensors(facts)
+    if not unknown:
+        return list(parts)
+    current = [set(p.nodes) for p in parts]
+    k = 0
+    while k < len(current):
+        members = current[k]
+        bad = next((n for n in sorted(members, key=facts.position.__getitem__)
+                    if _crosses_unknown(n, members, unknown, facts)), None)
+        if bad is None:
+            k += 1
+            continue
+        current[k:k + 1] = [set(p.nodes) for p in split_without(members, bad, facts)]
+    return sorted((Partition(_ordered(m, facts)) for m in current), key=lambda p: p.nodes[0])
+
+
+def _crosses_unknown(node: int, members: set[int], unknown: frozenset[str],
+                     facts: ClusterFacts) -> bool:
+    """Whether ``node`` reads an unknown-shaped tensor from outside ``members``, or writes one
+    of unknown rank that leaves them."""
+    for name in facts.inputs[node]:
+        if name in unknown and facts.producer.get(name) not in members:
+            return True
+    for name in facts.outputs[node]:
+        if name in unknown and name not in facts.ranked and (
+                name in facts.graph_outputs
+                or any(c not in members for c in facts.consumers.get(name, ()))):
+            return True
+    return False
 
 
 def keep_qdq_pairs(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:

@@ -29,12 +29,20 @@ from hybridtrt.compiler.precision import PrecisionStage, Typed, carries_qdq, pre
 from hybridtrt.core.report import OutsideNode, Report, engine_summary, op_table
 from hybridtrt.compiler.refine import Rejection, bisect_build, parser_resolve
 from hybridtrt.core.rewrite import ClusterIO, cluster_io, extract_subgraph, rewrite
-from hybridtrt.compiler.shapes import RunPlan, ShapeRange, plan_runs, record_shapes, static_shape
+from hybridtrt.compiler.shapes import (
+    RunPlan,
+    ShapeRange,
+    inputs_reaching,
+    match_inputs,
+    plan_runs,
+    record_shapes,
+    static_shape,
+)
 from hybridtrt.trt.builder import default_builder
 from hybridtrt.config import PrecisionMode, TensorRTConfig
-from hybridtrt.errors import ConfigError
+from hybridtrt.errors import ConfigError, HybridTRTError
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
-from hybridtrt.converters.registry import REGISTRY, Registry
+from hybridtrt.converters.registry import REGISTRY, OpRule, Registry
 from hybridtrt.core.format import (
     FORMAT_VERSION,
     META_FORMAT,
@@ -69,12 +77,16 @@ def _stage(name: str) -> Iterator[None]:
 
 @dataclasses.dataclass(frozen=True)
 class Clustering:
-    """The clusters of a model and the reason every other node stays in ONNX Runtime."""
+    """The clusters of a model and the reason every other node stays in ONNX Runtime.
+
+    ``facts`` is what the filters knew; the engine stage cuts the pieces it makes by them.
+    """
 
     index: GraphIndex
     capability: CapabilityReport
     parts: tuple[Partition, ...]
     outside: tuple[OutsideNode, ...]
+    facts: filters.ClusterFacts | None = None
 
 
 def cluster(
@@ -101,15 +113,11 @@ def cluster(
         graph = index.deps
         parts = propose(graph, capability.supported)
         check_acyclic(graph, parts, "partition")
-        facts = _facts(index, graph, capability, registry)
+        facts = _facts(index, graph, capability, registry, _known_values(index, config))
         why: dict[int, str] = {}
         parts = _track(parts, filters.trim_shape_outputs(parts, facts), why,
                        lambda n: "shape computation at a cluster's end runs outside TensorRT")
-        parts = _track(parts, filters.fix_shape_tensor_inputs(parts, facts), why,
-                       lambda n: "reads a shape tensor computed outside TensorRT")
-        parts = _track(parts, filters.keep_qdq_pairs(parts, facts), why,
-                       lambda n: "its QuantizeLinear/DequantizeLinear partner runs outside "
-                                 "TensorRT (a Q/DQ pair is never split)")
+        parts = _split_until_stable(parts, facts, why)
         parts = _track(parts, filters.drop_unused(parts, facts), why,
                        lambda n: "its cluster computes nothing the model uses")
         parts = _track(parts, filters.drop_trivial(parts, facts), why,
@@ -127,7 +135,27 @@ def cluster(
     ]
     _LOG.info("%d of %d nodes in %d cluster(s)", sum(len(p) for p in parts), len(index.nodes),
               len(parts))
-    return Clustering(index, capability, tuple(parts), tuple(outside))
+    return Clustering(index, capability, tuple(parts), tuple(outside), facts)
+
+
+def _split_until_stable(parts: Sequence[Partition], facts: filters.ClusterFacts,
+                        why: dict[int, str]) -> list[Partition]:
+    """The filters that split clusters, repeated until none changes anything (a split by one
+    can give another a new cluster edge to refuse)."""
+    current = list(parts)
+    while True:
+        before = current
+        current = _track(current, filters.fix_shape_tensor_inputs(current, facts), why,
+                         lambda n: "reads a shape tensor computed outside TensorRT")
+        current = _track(current, filters.keep_qdq_pairs(current, facts), why,
+                         lambda n: "its QuantizeLinear/DequantizeLinear partner runs outside "
+                                   "TensorRT (a Q/DQ pair is never split)")
+        current = _track(current, filters.drop_value_shaped(current, facts), why,
+                         lambda n: "a tensor at its cluster's edge has a shape set by values of "
+                                   "model inputs without warm-up data (Input(warmup_data=...) "
+                                   "lets TensorRT take it)")
+        if current == before:
+            return current
 
 
 def _track(
@@ -142,14 +170,54 @@ def _track(
     return list(after)
 
 
+_BODIES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+
+
+def _known_values(index: GraphIndex, config: TensorRTConfig) -> frozenset[str]:
+    """Model inputs whose values the Inputs give: warm-up data or a value range."""
+    try:
+        chosen = match_inputs(index, config.inputs)
+    except HybridTRTError:
+        return frozenset()  # plan_runs reports the problem later
+    return frozenset(name for name, sets in chosen.items()
+                     if all(i.samples or i.input_range is not None for i in sets))
+
+
 def _facts(
-    index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport, registry: Registry
+    index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport, registry: Registry,
+    known_values: frozenset[str] = frozenset(),
 ) -> filters.ClusterFacts:
-    def shape_inputs(node: int) -> Sequence[int]:
+    def slots(node: int, wanted: Sequence[int]) -> list[int]:
+        """Input slots as positions in ``index.node_inputs`` (which omits empty names)."""
+        names = index.nodes[node].input
+        return [sum(1 for n in names[:s] if n) for s in wanted if s < len(names) and names[s]]
+
+    def rule_of(node: int) -> OpRule | None:
         proto = index.nodes[node]
         domain = "" if proto.domain == "ai.onnx" else proto.domain
-        found = registry.find(proto.op_type, domain, index.opsets.get(domain, 1))
-        return found.shape_inputs if found is not None else ()
+        return registry.find(proto.op_type, domain, index.opsets.get(domain, 1))
+
+    def shape_inputs(node: int) -> Sequence[int]:
+        found = rule_of(node)
+        return slots(node, found.shape_inputs) if found is not None else ()
+
+    def value_shaped(node: int) -> Sequence[str]:
+        proto = index.nodes[node]
+        domain = "" if proto.domain == "ai.onnx" else proto.domain
+        wanted = registry.value_shaped_inputs(proto.op_type, domain, index.opsets.get(domain, 1))
+        reads = index.node_inputs[node]
+        found = [reads[k] for k in slots(node, wanted)]
+        if any(a.type in _BODIES for a in proto.attribute):
+            # What a body does with the outer values it reads is not known here: any of them
+            # may set a shape (an If branch may Reshape by it).
+            found += reads[sum(1 for n in proto.input if n):]
+        return found
+
+    constants = (frozenset(index.initializers) - index.overridable) | frozenset(index.constant_nodes)
+    unknown = frozenset(n for n in [*index.graph_inputs, *index.overridable]
+                        if n not in known_values)
+    tensors = [*index.producer, *index.graph_inputs]
+    infos = [index.info(n) for n in tensors]
 
     return filters.ClusterFacts(
         graph=graph,
@@ -159,10 +227,14 @@ def _facts(
         producer=index.producer,
         consumers=index.consumers,
         graph_outputs=frozenset(index.graph_outputs),
-        constants=(frozenset(index.initializers) - index.overridable) | frozenset(index.constant_nodes),
+        constants=constants,
         shape_inputs=shape_inputs,
         supported=capability.supported,
         position=index.position,
+        value_shaped=value_shaped,
+        unknown_values=unknown,
+        static_shapes=frozenset(i.name for i in infos if static_shape(i) is not None),
+        ranked=frozenset(i.name for i in infos if i.rank is not None),
     )
 
 
@@ -222,7 +294,7 @@ def _convert(
     clustering = cluster(loaded, config)
     index = clustering.index
     with _stage("shape ranges"):
-        book = _ShapeBook(index, plan_runs(index, config.inputs))
+        book = _ShapeBook(index, plan_runs(index, config.inputs, needed=_reached(clustering)))
         book.need(clustering.parts)
     with _stage("precision"):
         precision = PrecisionStage(index, book.plans, config)
@@ -230,7 +302,7 @@ def _convert(
     with _stage("engines"):
         builder = builder or default_builder(config.cache_dir, config.device_id, None,
                                              config.backend, config.target_compute_capabilities)
-        engines = _engines(index, clustering.parts, book, config, builder, precision)
+        engines = _engines(clustering, book, config, builder, precision)
     if precision.guard_seconds:
         _TIMES["accuracy guard"] = precision.guard_seconds  # within "engines"
     clustering = _refined(clustering, engines)
@@ -276,20 +348,28 @@ def analyze_clusters(
     loaded = load_model(model)
     clustering = cluster(loaded, config)
     index = clustering.index
-    plans = plan_runs(index, config.inputs) if config.inputs or not _dynamic_inputs(index) else []
+    needed = _reached(clustering)
+    plans = (plan_runs(index, config.inputs, needed=needed)
+             if config.inputs or not _dynamic_inputs(index, needed) else [])
     book = _ShapeBook(index, plans)
     book.need(clustering.parts)
     precision = None
     if config.precision_mode in (PrecisionMode.FP16, PrecisionMode.BF16):
         precision = PrecisionStage(index, plans, config)
         precision.prepare(clustering.parts)
-    engines = _engines(index, clustering.parts, book, config,
-                       NotBuilding("inspection only: nothing is built"), precision)
+    engines = _engines(clustering, book, config, NotBuilding("inspection only: nothing is built"),
+                       precision)
     return _report(loaded, clustering, engines.records, ()), _refined(clustering, engines)
 
 
-def _dynamic_inputs(index: GraphIndex) -> list[str]:
-    return [n for n in index.graph_inputs if static_shape(index.info(n)) is None]
+def _dynamic_inputs(index: GraphIndex, needed: frozenset[str]) -> list[str]:
+    return [n for n in index.graph_inputs
+            if n in needed and index.is_tensor_input(n) and static_shape(index.info(n)) is None]
+
+
+def _reached(clustering: Clustering) -> frozenset[str]:
+    """The model inputs some cluster depends on: only they need an Input and warm-up values."""
+    return inputs_reaching(clustering.index, (n for p in clustering.parts for n in p.nodes))
 
 
 class _ShapeBook:
@@ -341,12 +421,13 @@ class _Sub:
 
 
 def _engines(
-    index: GraphIndex, parts: Sequence[Partition], book: _ShapeBook, config: TensorRTConfig,
+    clustering: Clustering, book: _ShapeBook, config: TensorRTConfig,
     builder: EngineBuilder, precision: PrecisionStage | None,
 ) -> _Engines:
     """Build every cluster; split it where TensorRT's parser disagrees, bisect it where the
     build fails, and keep the parts that build."""
-    stage = _EngineStage(index, book, config, builder, precision)
+    parts = clustering.parts
+    stage = _EngineStage(clustering.index, book, config, builder, precision, clustering.facts)
     with bar(total=len(parts), desc="engines", unit="engine") as shown:
         for k, part in enumerate(parts):
             stage.build_cluster(part, f"tensorrt_engine_{k}", shown.note)
@@ -359,8 +440,9 @@ class _EngineStage:
     """The engine stage's state: each cluster's model (made once), and what was built or refused."""
 
     def __init__(self, index: GraphIndex, book: _ShapeBook, config: TensorRTConfig,
-                 builder: EngineBuilder, precision: PrecisionStage | None) -> None:
-        self.index, self.book, self.config = index, book, config
+                 builder: EngineBuilder, precision: PrecisionStage | None,
+                 facts: filters.ClusterFacts | None = None) -> None:
+        self.index, self.book, self.config, self.facts = index, book, config, facts
         self.builder, self.precision = builder, precision
         self.taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
         self.settings = config.build_settings()
@@ -391,10 +473,22 @@ class _EngineStage:
             self.made[part.nodes] = _Sub(model, typed, io, ins, outs)
         return self.made[part.nodes]
 
+    def settle(self, piece: Partition) -> tuple[list[Partition], list[Rejection]]:
+        """``piece`` cut as the partition's filters cut clusters: a split by TensorRT can put
+        a shape tensor or a shape set by unknown values on a new edge."""
+        if self.facts is None:
+            return [piece], []
+        why: dict[int, str] = {}
+        pieces = _split_until_stable([piece], self.facts, why)
+        return pieces, [Rejection(n, reason) for n, reason in sorted(why.items())]
+
     def parser_pieces(self, part: Partition, label: str) -> list[Partition]:
         """The pieces of the part TensorRT's parser accepts whole (worth an engine)."""
         pieces, refused = parser_resolve(
-            part, lambda p: self.builder.parser_support(self.submodel(p, label).model), self.worth)
+            part, lambda p: self.builder.parser_support(self.submodel(p, label).model), self.worth,
+            self.settle)
+        self.rejected += [r for r in refused if not r.by_parser]
+        refused = [r for r in refused if r.by_parser]
         self.rejected += refused
         self.disagreements += [_outside(self.index, r) for r in refused]
         self.rejected += [Rejection(n, "left too small for min_subgraph_size after TensorRT's "
@@ -416,7 +510,7 @@ class _EngineStage:
         built: list[tuple[Partition, BuildResult]] = []
         for piece in self.parser_pieces(part, label):
             done, refused = bisect_build(piece, build, self.worth, self.config.strict,
-                                         lambda p: f"{label} ({len(p)} nodes)")
+                                         lambda p: f"{label} ({len(p)} nodes)", self.settle)
             built += done
             self.rejected += refused
         for j, (piece, result) in enumerate(built):

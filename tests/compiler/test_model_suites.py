@@ -1,6 +1,7 @@
 """Every onnx backend node case, onnx's real CNNs and PaddleOCR: convert, save, load, run.
 
-Conversion uses ``min_subgraph_size=1`` so every supported node sits in an engine. The saved
+Conversion uses ``min_subgraph_size=1`` so every supported node sits in an engine, and no ``Input``
+where every model input has a static shape (values that set shapes are then unknown). The saved
 file must be valid ONNX and hold exactly the original nodes (ORT nodes plus engine subgraphs);
 with its engines inlined it must compute what the original computes; and the Predictor, with
 engines inlined and isolated, must give the same outputs, for every case plain ORT passes.
@@ -57,6 +58,19 @@ def _runnable(model: onnx.ModelProto) -> onnx.ModelProto:
     return lowered
 
 
+def _static_inputs(model: onnx.ModelProto) -> bool:
+    """Whether every tensor input has a fully known shape (convert then needs no ``Input``)."""
+    inits = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in inits or not value.type.HasField("tensor_type"):
+            continue
+        tensor = value.type.tensor_type
+        if not tensor.HasField("shape") or any(
+                not d.HasField("dim_value") for d in tensor.shape.dim):
+            return False
+    return True
+
+
 def _check_case(case: Case, folder: Path, backend: str = "auto") -> tuple[bool, str]:
     """(plain ORT passes, problem with us or "")."""
     try:
@@ -64,8 +78,9 @@ def _check_case(case: Case, folder: Path, backend: str = "auto") -> tuple[bool, 
         ort_ok = case.expected is None or outputs_match(want, case.expected, case.rtol, case.atol)
     except Exception:  # noqa: BLE001 - ORT cannot run every case
         ort_ok, want = False, []
-    inputs = [Input(k, warmup_data=[v]) for k, v in case.inputs.items() if isinstance(v, np.ndarray)]
     model = _runnable(case.model)
+    inputs = [] if _static_inputs(model) else [
+        Input(k, warmup_data=[v]) for k, v in case.inputs.items() if isinstance(v, np.ndarray)]
     hybrid = hybridtrt.convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1,
                                                      backend=backend, cache_dir=folder / "cache"))
     path = hybrid.save(folder / f"{case.name}.onnx")

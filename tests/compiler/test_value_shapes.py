@@ -137,3 +137,19 @@ def test_a_dynamic_input_that_reaches_no_engine_needs_no_input(tmp_path: Path) -
     assert [[n.name for n in e.subgraph.node] for e in hybrid.engines] == [["relu"]]
     with pytest.raises(hybridtrt.InputError, match=r"'z' \[N\]"):
         convert(model, TensorRTConfig(inputs=[], min_subgraph_size=1))
+
+
+def test_warmup_runs_compute_only_what_the_engines_take() -> None:
+    """Random values for ``shape`` make its Reshape fail; no engine needs it, so it never runs."""
+    nodes = [
+        h.make_node("Relu", ["x"], ["a"], name="relu"),
+        h.make_node("Neg", ["a"], ["y"], name="neg"),
+        h.make_node("Reshape", ["x", "shape"], ["z"], name="reshape"),
+    ]
+    shape = h.make_tensor_value_info("shape", TensorProto.INT64, [2])
+    model = make(nodes, [f32("x", ["N", 3]), shape], [f32("y", ["N", 3]), f32("z", ["a", "b"])])
+    config = TensorRTConfig(inputs=[Input("x", [1, 3], [2, 3], [4, 3])], min_subgraph_size=1)
+    hybrid = convert(model, config)
+    engine, = hybrid.engines
+    assert [n.name for n in engine.subgraph.node] == ["relu", "neg"]
+    assert engine.profiles[0]["x"] == {"min": [1, 3], "opt": [2, 3], "max": [4, 3]}

@@ -4,6 +4,7 @@ shapes set by unknown values)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 from hybridtrt.core.graph import SHAPE_SOURCES
@@ -18,6 +19,7 @@ __all__ = [
     "drop_value_shaped",
     "fix_shape_tensor_inputs",
     "keep_qdq_pairs",
+    "settle",
     "split_without",
     "trim_shape_outputs",
     "value_shaped_tensors",
@@ -66,6 +68,11 @@ class ClusterFacts:
     unknown_values: frozenset[str] = frozenset()
     static_shapes: frozenset[str] = frozenset()
     ranked: frozenset[str] = frozenset()
+
+    @functools.cached_property
+    def unknown_shapes(self) -> frozenset[str]:
+        """``value_shaped_tensors(self)``, computed once."""
+        return value_shaped_tensors(self)
 
     def leaves(self, node: int, members: set[int]) -> bool:
         """Whether every output of ``node`` is used only outside ``members`` (or is a graph output)."""
@@ -152,6 +159,36 @@ def _shape_derived(part: Partition, facts: ClusterFacts) -> set[int]:
     return nodes
 
 
+_SPLIT_REASONS = (
+    "reads a shape tensor computed outside TensorRT",
+    "its QuantizeLinear/DequantizeLinear partner runs outside TensorRT (a Q/DQ pair is never "
+    "split)",
+    "a tensor at its cluster's edge has a shape set by values of model inputs without warm-up "
+    "data (Input(warmup_data=...) lets TensorRT take it)",
+)
+
+
+def settle(parts: Sequence[Partition], facts: ClusterFacts) -> tuple[list[Partition], dict[int, str]]:
+    """The filters that split clusters, repeated until the last finds nothing to cut.
+
+    The engine stage settles every piece it cuts the same way, so a split by TensorRT never
+    puts a shape tensor or a shape set by unknown values on a new edge.
+
+    Returns:
+        The clusters, and why each node left (the latest filter to drop it).
+    """
+    why: dict[int, str] = {}
+    current = list(parts)
+    while True:
+        for split, reason in zip((fix_shape_tensor_inputs, keep_qdq_pairs, drop_value_shaped),
+                                 _SPLIT_REASONS):
+            before, current = current, split(current, facts)
+            kept = {n for p in current for n in p.nodes}
+            why.update((n, reason) for p in before for n in p.nodes if n not in kept)
+        if current == before:  # drop_value_shaped cut nothing: the other two have just run
+            return current, why
+
+
 def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
     """Make sure no cluster reads a shape tensor computed outside it.
 
@@ -231,7 +268,7 @@ def drop_value_shaped(parts: Sequence[Partition], facts: ClusterFacts) -> list[P
     leaves its cluster. An engine output of unknown rank could not be recorded at all, so its
     producer leaves too. Inside a cluster such tensors are fine (TensorRT computes them).
     """
-    unknown = value_shaped_tensors(facts)
+    unknown = facts.unknown_shapes
     if not unknown:
         return list(parts)
     current = [set(p.nodes) for p in parts]

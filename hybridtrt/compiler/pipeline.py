@@ -20,11 +20,12 @@ from hybridtrt import __version__
 from hybridtrt.compiler import filters
 from hybridtrt.compiler.calibration import NEEDS_DATA
 from hybridtrt.compiler.capability import CapabilityReport, judge_graph
+from hybridtrt.compiler.facts import cluster_facts, known_values
 from hybridtrt.trt.engine import BuildResult, EngineBuilder, NotBuilding
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.hybrid import HybridModel
 from hybridtrt.core.loading import LoadedModel, load_model
-from hybridtrt.core.partition import DependencyGraph, Partition, check_acyclic, propose
+from hybridtrt.core.partition import Partition, check_acyclic, propose
 from hybridtrt.compiler.precision import PrecisionStage, Typed, carries_qdq, prepare_model
 from hybridtrt.core.report import OutsideNode, Report, engine_summary, op_table
 from hybridtrt.compiler.refine import Rejection, bisect_build, parser_resolve
@@ -33,16 +34,15 @@ from hybridtrt.compiler.shapes import (
     RunPlan,
     ShapeRange,
     inputs_reaching,
-    match_inputs,
     plan_runs,
     record_shapes,
     static_shape,
 )
 from hybridtrt.trt.builder import default_builder
 from hybridtrt.config import PrecisionMode, TensorRTConfig
-from hybridtrt.errors import ConfigError, HybridTRTError
+from hybridtrt.errors import ConfigError
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
-from hybridtrt.converters.registry import REGISTRY, OpRule, Registry
+from hybridtrt.converters.registry import REGISTRY, Registry
 from hybridtrt.core.format import (
     FORMAT_VERSION,
     META_FORMAT,
@@ -113,11 +113,13 @@ def cluster(
         graph = index.deps
         parts = propose(graph, capability.supported)
         check_acyclic(graph, parts, "partition")
-        facts = _facts(index, graph, capability, registry, _known_values(index, config))
+        facts = cluster_facts(index, graph, capability.supported, registry,
+                              known_values(index, config.inputs))
         why: dict[int, str] = {}
         parts = _track(parts, filters.trim_shape_outputs(parts, facts), why,
                        lambda n: "shape computation at a cluster's end runs outside TensorRT")
-        parts = _split_until_stable(parts, facts, why)
+        parts, cut = filters.settle(parts, facts)
+        why.update(cut)
         parts = _track(parts, filters.drop_unused(parts, facts), why,
                        lambda n: "its cluster computes nothing the model uses")
         parts = _track(parts, filters.drop_trivial(parts, facts), why,
@@ -138,26 +140,6 @@ def cluster(
     return Clustering(index, capability, tuple(parts), tuple(outside), facts)
 
 
-def _split_until_stable(parts: Sequence[Partition], facts: filters.ClusterFacts,
-                        why: dict[int, str]) -> list[Partition]:
-    """The filters that split clusters, repeated until none changes anything (a split by one
-    can give another a new cluster edge to refuse)."""
-    current = list(parts)
-    while True:
-        before = current
-        current = _track(current, filters.fix_shape_tensor_inputs(current, facts), why,
-                         lambda n: "reads a shape tensor computed outside TensorRT")
-        current = _track(current, filters.keep_qdq_pairs(current, facts), why,
-                         lambda n: "its QuantizeLinear/DequantizeLinear partner runs outside "
-                                   "TensorRT (a Q/DQ pair is never split)")
-        current = _track(current, filters.drop_value_shaped(current, facts), why,
-                         lambda n: "a tensor at its cluster's edge has a shape set by values of "
-                                   "model inputs without warm-up data (Input(warmup_data=...) "
-                                   "lets TensorRT take it)")
-        if current == before:
-            return current
-
-
 def _track(
     before: Sequence[Partition], after: Sequence[Partition], why: dict[int, str],
     reason: Callable[[int], str],
@@ -168,74 +150,6 @@ def _track(
             if node not in kept:
                 why[node] = reason(node)  # the latest filter to drop a node says why
     return list(after)
-
-
-_BODIES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-
-
-def _known_values(index: GraphIndex, config: TensorRTConfig) -> frozenset[str]:
-    """Model inputs whose values the Inputs give: warm-up data or a value range."""
-    try:
-        chosen = match_inputs(index, config.inputs)
-    except HybridTRTError:
-        return frozenset()  # plan_runs reports the problem later
-    return frozenset(name for name, sets in chosen.items()
-                     if all(i.samples or i.input_range is not None for i in sets))
-
-
-def _facts(
-    index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport, registry: Registry,
-    known_values: frozenset[str] = frozenset(),
-) -> filters.ClusterFacts:
-    def slots(node: int, wanted: Sequence[int]) -> list[int]:
-        """Input slots as positions in ``index.node_inputs`` (which omits empty names)."""
-        names = index.nodes[node].input
-        return [sum(1 for n in names[:s] if n) for s in wanted if s < len(names) and names[s]]
-
-    def rule_of(node: int) -> OpRule | None:
-        proto = index.nodes[node]
-        domain = "" if proto.domain == "ai.onnx" else proto.domain
-        return registry.find(proto.op_type, domain, index.opsets.get(domain, 1))
-
-    def shape_inputs(node: int) -> Sequence[int]:
-        found = rule_of(node)
-        return slots(node, found.shape_inputs) if found is not None else ()
-
-    def value_shaped(node: int) -> Sequence[str]:
-        proto = index.nodes[node]
-        domain = "" if proto.domain == "ai.onnx" else proto.domain
-        wanted = registry.value_shaped_inputs(proto.op_type, domain, index.opsets.get(domain, 1))
-        reads = index.node_inputs[node]
-        found = [reads[k] for k in slots(node, wanted)]
-        if any(a.type in _BODIES for a in proto.attribute):
-            # What a body does with the outer values it reads is not known here: any of them
-            # may set a shape (an If branch may Reshape by it).
-            found += reads[sum(1 for n in proto.input if n):]
-        return found
-
-    constants = (frozenset(index.initializers) - index.overridable) | frozenset(index.constant_nodes)
-    unknown = frozenset(n for n in [*index.graph_inputs, *index.overridable]
-                        if n not in known_values)
-    tensors = [*index.producer, *index.graph_inputs]
-    infos = [index.info(n) for n in tensors]
-
-    return filters.ClusterFacts(
-        graph=graph,
-        op_types=[n.op_type for n in index.nodes],
-        inputs=index.node_inputs,
-        outputs=[list(n.output) for n in index.nodes],
-        producer=index.producer,
-        consumers=index.consumers,
-        graph_outputs=frozenset(index.graph_outputs),
-        constants=constants,
-        shape_inputs=shape_inputs,
-        supported=capability.supported,
-        position=index.position,
-        value_shaped=value_shaped,
-        unknown_values=unknown,
-        static_shapes=frozenset(i.name for i in infos if static_shape(i) is not None),
-        ranked=frozenset(i.name for i in infos if i.rank is not None),
-    )
 
 
 @contextmanager
@@ -478,9 +392,8 @@ class _EngineStage:
         a shape tensor or a shape set by unknown values on a new edge."""
         if self.facts is None:
             return [piece], []
-        why: dict[int, str] = {}
-        pieces = _split_until_stable([piece], self.facts, why)
-        return pieces, [Rejection(n, reason) for n, reason in sorted(why.items())]
+        pieces, cut = filters.settle([piece], self.facts)
+        return pieces, [Rejection(n, reason) for n, reason in sorted(cut.items())]
 
     def parser_pieces(self, part: Partition, label: str) -> list[Partition]:
         """The pieces of the part TensorRT's parser accepts whole (worth an engine)."""

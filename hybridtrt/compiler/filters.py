@@ -168,35 +168,49 @@ _SPLIT_REASONS = (
 )
 
 
-def settle(parts: Sequence[Partition], facts: ClusterFacts) -> tuple[list[Partition], dict[int, str]]:
+def settle(parts: Sequence[Partition], facts: ClusterFacts,
+           pull: bool = True) -> tuple[list[Partition], dict[int, str]]:
     """The filters that split clusters, repeated until the last finds nothing to cut.
 
-    The engine stage settles every piece it cuts the same way, so a split by TensorRT never
+    A node one of them drops is never pulled back in, so the loop ends. The engine stage
+    settles every piece it cuts the same way, with ``pull`` off (a piece only loses nodes,
+    never takes in one TensorRT refused or another cluster holds), so a split by TensorRT never
     puts a shape tensor or a shape set by unknown values on a new edge.
 
     Returns:
         The clusters, and why each node left (the latest filter to drop it).
     """
     why: dict[int, str] = {}
+
+    def pullable(node: int) -> bool:
+        return pull and facts.supported[node] and node not in why
+
+    splits: tuple[Callable[[list[Partition]], list[Partition]], ...] = (
+        lambda p: fix_shape_tensor_inputs(p, facts, pullable),
+        lambda p: keep_qdq_pairs(p, facts),
+        lambda p: drop_value_shaped(p, facts),
+    )
     current = list(parts)
     while True:
-        for split, reason in zip((fix_shape_tensor_inputs, keep_qdq_pairs, drop_value_shaped),
-                                 _SPLIT_REASONS):
-            before, current = current, split(current, facts)
+        for split, reason in zip(splits, _SPLIT_REASONS):
+            before, current = current, split(current)
             kept = {n for p in current for n in p.nodes}
             why.update((n, reason) for p in before for n in p.nodes if n not in kept)
         if current == before:  # drop_value_shaped cut nothing: the other two have just run
             return current, why
 
 
-def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts,
+                            pullable: Callable[[int], bool] | None = None) -> list[Partition]:
     """Make sure no cluster reads a shape tensor computed outside it.
 
     TensorRT takes a shape tensor (Reshape's target shape, Slice's starts...) as an engine input
     only with host-side values fixed per profile. When a cluster reads one from outside, pull its
-    producer into the cluster if TensorRT supports it and no cycle results; otherwise leave the
-    consuming node out of the cluster (splitting it where needed).
+    producer into the cluster if it is ``pullable`` (default: TensorRT supports it), in no
+    cluster, and no cycle results; otherwise leave the consuming node out of the cluster
+    (splitting it where needed).
     """
+    can_pull = pullable if pullable is not None else facts.supported.__getitem__
     groups: dict[int, set[int]] = {}
     owner: dict[int, int] = {}
     pending: list[int] = []
@@ -221,7 +235,7 @@ def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> 
             continue
         tensor, consumer = bad[0]
         producer = facts.producer.get(tensor)
-        if (producer is not None and facts.supported[producer] and producer not in banned
+        if (producer is not None and can_pull(producer) and producer not in banned
                 and producer not in owner
                 and _can_add(producer, members, facts, groups, owner, budget)):
             members.add(producer)

@@ -392,7 +392,7 @@ class _EngineStage:
         a shape tensor or a shape set by unknown values on a new edge."""
         if self.facts is None:
             return [piece], []
-        pieces, cut = filters.settle([piece], self.facts)
+        pieces, cut = filters.settle([piece], self.facts, pull=False)
         return pieces, [Rejection(n, reason) for n, reason in sorted(cut.items())]
 
     def parser_pieces(self, part: Partition, label: str) -> list[Partition]:

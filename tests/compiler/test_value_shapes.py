@@ -12,7 +12,12 @@ from onnx import TensorProto
 
 import hybridtrt
 from hybridtrt import Input, TensorRTConfig, convert
-from hybridtrt.compiler.filters import ClusterFacts, drop_value_shaped, value_shaped_tensors
+from hybridtrt.compiler.filters import (
+    ClusterFacts,
+    drop_value_shaped,
+    settle,
+    value_shaped_tensors,
+)
 from hybridtrt.core.partition import DependencyGraph, Partition
 from hybridtrt.runtime import Config, create_predictor
 from tests.models import f32, make
@@ -25,7 +30,7 @@ _EDGE = ("a tensor at its cluster's edge has a shape set by values of model inpu
 def _facts(nodes: list[tuple[str, list[str], list[str]]], unknown: set[str],
            static: frozenset[str] = frozenset(), ranked: frozenset[str] = frozenset(),
            outputs: frozenset[str] = frozenset()) -> ClusterFacts:
-    """Facts of a chain of (op, inputs, outputs) nodes; Reshape's input 1 sets its shape."""
+    """Facts of a chain of (op, inputs, outputs) nodes; Reshape's input 1 is a shape tensor."""
     producer = {o: k for k, (_, _, outs) in enumerate(nodes) for o in outs}
     consumers: dict[str, list[int]] = {}
     for k, (_, ins, _) in enumerate(nodes):
@@ -36,7 +41,8 @@ def _facts(nodes: list[tuple[str, list[str], list[str]]], unknown: set[str],
         graph=DependencyGraph(len(nodes), edges), op_types=[op for op, _, _ in nodes],
         inputs=[ins for _, ins, _ in nodes], outputs=[outs for _, _, outs in nodes],
         producer=producer, consumers=consumers, graph_outputs=outputs, constants=frozenset(),
-        shape_inputs=lambda k: (), supported=[True] * len(nodes),
+        shape_inputs=lambda k: (1,) if nodes[k][0] == "Reshape" else (),
+        supported=[True] * len(nodes),
         position=list(range(len(nodes))),
         value_shaped=lambda k: nodes[k][1][1:] if nodes[k][0] == "Reshape" else (),
         unknown_values=frozenset(unknown), static_shapes=static, ranked=ranked,
@@ -70,6 +76,18 @@ def test_a_member_reading_an_unknown_shape_from_outside_leaves_its_cluster() -> 
     unranked = _facts(_CHAIN, {"x", "k"})
     assert drop_value_shaped([Partition((2,)), Partition((0, 1, 4))], unranked) == [
         Partition((0, 1, 4))]
+
+
+def test_settle_never_pulls_back_a_node_it_dropped() -> None:
+    """Shape(b) leaves for reading an unknown shape; the Reshape it feeds must not pull it back
+    (the filters would undo each other forever), so the Reshape leaves too."""
+    facts = _facts(_CHAIN, {"x", "k"}, frozenset({"t"}))
+    parts, why = settle([Partition((5, 6))], facts)
+    assert parts == [] and why == {5: _EDGE, 6: "reads a shape tensor computed outside TensorRT"}
+    assert settle([Partition((1, 4))], facts) == ([Partition((0, 1, 4))], {})
+    # The engine stage only cuts: a piece never takes in a node TensorRT refused.
+    assert settle([Partition((1, 4))], facts, pull=False) == (
+        [Partition((4,))], {1: "reads a shape tensor computed outside TensorRT"})
 
 
 def _reshape_by_input() -> onnx.ModelProto:

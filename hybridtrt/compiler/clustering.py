@@ -9,12 +9,13 @@ from collections.abc import Callable, Sequence
 
 from hybridtrt.compiler import filters
 from hybridtrt.compiler.capability import CapabilityReport, judge_graph
+from hybridtrt.compiler.facts import cluster_facts, known_values
 from hybridtrt.config import TensorRTConfig
 import hybridtrt.converters  # noqa: F401  (importing it registers every op rule)
 from hybridtrt.converters.registry import REGISTRY, Registry
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.loading import LoadedModel
-from hybridtrt.core.partition import DependencyGraph, Partition, check_acyclic, propose
+from hybridtrt.core.partition import Partition, check_acyclic, propose
 from hybridtrt.core.report import OutsideNode
 from hybridtrt.trt.library import rules_library
 
@@ -25,12 +26,16 @@ _LOG = logging.getLogger("hybridtrt")
 
 @dataclasses.dataclass(frozen=True)
 class Clustering:
-    """The clusters of a model and the reason every other node stays in ONNX Runtime."""
+    """The clusters of a model and the reason every other node stays in ONNX Runtime.
+
+    ``facts`` is what the filters knew; the engine stage cuts the pieces it makes by them.
+    """
 
     index: GraphIndex
     capability: CapabilityReport
     parts: tuple[Partition, ...]
     outside: tuple[OutsideNode, ...]
+    facts: filters.ClusterFacts | None = None
 
 
 def cluster(
@@ -83,7 +88,9 @@ def partition(
     parts = propose(graph, capability.supported)
     check_acyclic(graph, parts, "partition")
     why: dict[int, str] = {}
-    parts = _filtered(parts, _facts(index, graph, capability, rules), config, why)
+    facts = cluster_facts(index, graph, capability.supported, rules,
+                          known_values(index, config.inputs))
+    parts = _filtered(parts, facts, config, why)
     check_acyclic(graph, parts, "filters")
     inside = {n for p in parts for n in p.nodes}
     outside = [
@@ -92,7 +99,7 @@ def partition(
     ]
     _LOG.info("%d of %d nodes in %d cluster(s)", sum(len(p) for p in parts), len(index.nodes),
               len(parts))
-    return Clustering(index, capability, tuple(parts), tuple(outside))
+    return Clustering(index, capability, tuple(parts), tuple(outside), facts)
 
 
 def _filtered(
@@ -102,11 +109,8 @@ def _filtered(
     """The proposed clusters after every filter; ``why`` gets the reason each dropped node left."""
     parts = _track(parts, filters.trim_shape_outputs(parts, facts), why,
                    lambda n: "shape computation at a cluster's end runs outside TensorRT")
-    parts = _track(parts, filters.fix_shape_tensor_inputs(parts, facts), why,
-                   lambda n: "reads a shape tensor computed outside TensorRT")
-    parts = _track(parts, filters.keep_qdq_pairs(parts, facts), why,
-                   lambda n: "its QuantizeLinear/DequantizeLinear partner runs outside "
-                             "TensorRT (a Q/DQ pair is never split)")
+    parts, cut = filters.settle(parts, facts)
+    why.update(cut)
     parts = _track(parts, filters.drop_unused(parts, facts), why,
                    lambda n: "its cluster computes nothing the model uses")
     parts = _track(parts, filters.drop_trivial(parts, facts), why,
@@ -128,27 +132,3 @@ def _track(
             if node not in kept:
                 why[node] = reason(node)  # the latest filter to drop a node says why
     return list(after)
-
-
-def _facts(
-    index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport, registry: Registry
-) -> filters.ClusterFacts:
-    def shape_inputs(node: int) -> Sequence[int]:
-        proto = index.nodes[node]
-        domain = "" if proto.domain == "ai.onnx" else proto.domain
-        found = registry.find(proto.op_type, domain, index.opsets.get(domain, 1))
-        return found.shape_inputs if found is not None else ()
-
-    return filters.ClusterFacts(
-        graph=graph,
-        op_types=[n.op_type for n in index.nodes],
-        inputs=index.node_inputs,
-        outputs=[list(n.output) for n in index.nodes],
-        producer=index.producer,
-        consumers=index.consumers,
-        graph_outputs=frozenset(index.graph_outputs),
-        constants=(frozenset(index.initializers) - index.overridable) | frozenset(index.constant_nodes),
-        shape_inputs=shape_inputs,
-        supported=capability.supported,
-        position=index.position,
-    )

@@ -1,8 +1,10 @@
-"""Stage 3b: small pure filters over proposed clusters (size, shape-only clusters, shape tensors)."""
+"""Stage 3b: small pure filters over proposed clusters (size, shape-only clusters, shape tensors,
+shapes set by unknown values)."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 from hybridtrt.core.graph import SHAPE_SOURCES
@@ -14,10 +16,13 @@ __all__ = [
     "drop_small",
     "drop_trivial",
     "drop_unused",
+    "drop_value_shaped",
     "fix_shape_tensor_inputs",
     "keep_qdq_pairs",
+    "settle",
     "split_without",
     "trim_shape_outputs",
+    "value_shaped_tensors",
 ]
 
 # Nodes that move or describe data without computing on it.
@@ -41,6 +46,11 @@ class ClusterFacts:
         shape_inputs: ``shape_inputs(i)`` lists the input slots of node i read as shape tensors.
         supported: ``supported[i]`` is True when TensorRT can run node i.
         position: ``position[i]`` is node i's rank in a topological order.
+        value_shaped: ``value_shaped(i)`` lists the tensors node i reads at inputs whose values
+            set an output's shape (the registry's ``value_shaped_inputs``).
+        unknown_values: Model inputs whose values convert does not know (no warm-up data).
+        static_shapes: Tensors whose every dim shape inference knows.
+        ranked: Tensors whose rank shape inference knows.
     """
 
     graph: DependencyGraph
@@ -54,6 +64,15 @@ class ClusterFacts:
     shape_inputs: Callable[[int], Sequence[int]]
     supported: Sequence[bool]
     position: Sequence[int]
+    value_shaped: Callable[[int], Sequence[str]] = lambda _: ()
+    unknown_values: frozenset[str] = frozenset()
+    static_shapes: frozenset[str] = frozenset()
+    ranked: frozenset[str] = frozenset()
+
+    @functools.cached_property
+    def unknown_shapes(self) -> frozenset[str]:
+        """``value_shaped_tensors(self)``, computed once."""
+        return value_shaped_tensors(self)
 
     def leaves(self, node: int, members: set[int]) -> bool:
         """Whether every output of ``node`` is used only outside ``members`` (or is a graph output)."""
@@ -140,14 +159,58 @@ def _shape_derived(part: Partition, facts: ClusterFacts) -> set[int]:
     return nodes
 
 
-def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+_SPLIT_REASONS = (
+    "reads a shape tensor computed outside TensorRT",
+    "its QuantizeLinear/DequantizeLinear partner runs outside TensorRT (a Q/DQ pair is never "
+    "split)",
+    "a tensor at its cluster's edge has a shape set by values of model inputs without warm-up "
+    "data (Input(warmup_data=...) lets TensorRT take it)",
+)
+
+
+def settle(parts: Sequence[Partition], facts: ClusterFacts,
+           pull: bool = True) -> tuple[list[Partition], dict[int, str]]:
+    """The filters that split clusters, repeated until the last finds nothing to cut.
+
+    A node one of them drops is never pulled back in, so the loop ends. The engine stage
+    settles every piece it cuts the same way, with ``pull`` off (a piece only loses nodes,
+    never takes in one TensorRT refused or another cluster holds), so a split by TensorRT never
+    puts a shape tensor or a shape set by unknown values on a new edge.
+
+    Returns:
+        The clusters, and why each node left (the latest filter to drop it).
+    """
+    why: dict[int, str] = {}
+
+    def pullable(node: int) -> bool:
+        return pull and facts.supported[node] and node not in why
+
+    splits: tuple[Callable[[list[Partition]], list[Partition]], ...] = (
+        lambda p: fix_shape_tensor_inputs(p, facts, pullable),
+        lambda p: keep_qdq_pairs(p, facts),
+        lambda p: drop_value_shaped(p, facts),
+    )
+    current = list(parts)
+    while True:
+        for split, reason in zip(splits, _SPLIT_REASONS):
+            before, current = current, split(current)
+            kept = {n for p in current for n in p.nodes}
+            why.update((n, reason) for p in before for n in p.nodes if n not in kept)
+        if current == before:  # drop_value_shaped cut nothing: the other two have just run
+            return current, why
+
+
+def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts,
+                            pullable: Callable[[int], bool] | None = None) -> list[Partition]:
     """Make sure no cluster reads a shape tensor computed outside it.
 
     TensorRT takes a shape tensor (Reshape's target shape, Slice's starts...) as an engine input
     only with host-side values fixed per profile. When a cluster reads one from outside, pull its
-    producer into the cluster if TensorRT supports it and no cycle results; otherwise leave the
-    consuming node out of the cluster (splitting it where needed).
+    producer into the cluster if it is ``pullable`` (default: TensorRT supports it), in no
+    cluster, and no cycle results; otherwise leave the consuming node out of the cluster
+    (splitting it where needed).
     """
+    can_pull = pullable if pullable is not None else facts.supported.__getitem__
     groups: dict[int, set[int]] = {}
     owner: dict[int, int] = {}
     pending: list[int] = []
@@ -172,7 +235,7 @@ def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> 
             continue
         tensor, consumer = bad[0]
         producer = facts.producer.get(tensor)
-        if (producer is not None and facts.supported[producer] and producer not in banned
+        if (producer is not None and can_pull(producer) and producer not in banned
                 and producer not in owner
                 and _can_add(producer, members, facts, groups, owner, budget)):
             members.add(producer)
@@ -186,6 +249,68 @@ def fix_shape_tensor_inputs(parts: Sequence[Partition], facts: ClusterFacts) -> 
         for piece in split_without(members, consumer, facts):
             add_group(set(piece.nodes))
     return sorted((Partition(_ordered(m, facts)) for m in groups.values()), key=lambda p: p.nodes[0])
+
+
+def value_shaped_tensors(facts: ClusterFacts) -> frozenset[str]:
+    """Tensors whose shape depends on values that convert does not know.
+
+    Values are unknown for ``facts.unknown_values`` and everything computed from them, except
+    Shape/Size of a tensor whose shape is known. An output's shape is unknown when a
+    value-shaped input of its node reads an unknown value or any input has an unknown shape,
+    unless shape inference knows every dim.
+    """
+    values = set(facts.unknown_values)
+    shapes: set[str] = set()
+    for node in sorted(range(len(facts.op_types)), key=facts.position.__getitem__):
+        ins = facts.inputs[node]
+        shaped = any(n in shapes for n in ins)
+        valued = shaped if facts.op_types[node] in SHAPE_SOURCES else any(n in values for n in ins)
+        shaped = shaped or any(n in values for n in facts.value_shaped(node))
+        for name in facts.outputs[node]:
+            if valued:
+                values.add(name)
+            if shaped and name not in facts.static_shapes:
+                shapes.add(name)
+    return frozenset(shapes)
+
+
+def drop_value_shaped(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:
+    """Keep tensors whose shape depends on unknown values off the edges of clusters.
+
+    An engine input needs a shape range recorded from warm-up runs, and random warm-up values
+    would give ranges the real values break; so a member reading such a tensor from outside
+    leaves its cluster. An engine output of unknown rank could not be recorded at all, so its
+    producer leaves too. Inside a cluster such tensors are fine (TensorRT computes them).
+    """
+    unknown = facts.unknown_shapes
+    if not unknown:
+        return list(parts)
+    current = [set(p.nodes) for p in parts]
+    k = 0
+    while k < len(current):
+        members = current[k]
+        bad = next((n for n in sorted(members, key=facts.position.__getitem__)
+                    if _crosses_unknown(n, members, unknown, facts)), None)
+        if bad is None:
+            k += 1
+            continue
+        current[k:k + 1] = [set(p.nodes) for p in split_without(members, bad, facts)]
+    return sorted((Partition(_ordered(m, facts)) for m in current), key=lambda p: p.nodes[0])
+
+
+def _crosses_unknown(node: int, members: set[int], unknown: frozenset[str],
+                     facts: ClusterFacts) -> bool:
+    """Whether ``node`` reads an unknown-shaped tensor from outside ``members``, or writes one
+    of unknown rank that leaves them."""
+    for name in facts.inputs[node]:
+        if name in unknown and facts.producer.get(name) not in members:
+            return True
+    for name in facts.outputs[node]:
+        if name in unknown and name not in facts.ranked and (
+                name in facts.graph_outputs
+                or any(c not in members for c in facts.consumers.get(name, ()))):
+            return True
+    return False
 
 
 def keep_qdq_pairs(parts: Sequence[Partition], facts: ClusterFacts) -> list[Partition]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -25,8 +25,8 @@ from hybridtrt.ort_support import first_line as _first_line
 from hybridtrt.ort_support import runnable_bytes
 from hybridtrt.progress import progress
 
-__all__ = ["RunPlan", "ShapeRange", "plan_runs", "random_value", "record_shapes", "record_stats",
-           "recording_session", "static_shape", "tensor_values"]
+__all__ = ["RunPlan", "ShapeRange", "inputs_reaching", "match_inputs", "plan_runs", "random_value",
+           "record_shapes", "record_stats", "recording_session", "static_shape", "tensor_values"]
 
 _LOG = logging.getLogger("hybridtrt")
 Shape = tuple[int, ...]
@@ -68,15 +68,49 @@ def static_shape(info: TensorInfo) -> Shape | None:
     return tuple(int(d) for d in info.shape)  # type: ignore[arg-type]
 
 
-def plan_runs(index: GraphIndex, inputs: Sequence[Input], seed: int = 0) -> list[RunPlan]:
+def inputs_reaching(index: GraphIndex, nodes: Iterable[int]) -> frozenset[str]:
+    """The model inputs that ``nodes`` read, directly or through other nodes."""
+    return frozenset(n for n in _needed(index, [t for k in nodes for t in index.node_inputs[k]])[1]
+                     if n in index.graph_inputs)
+
+
+def _needed(index: GraphIndex, names: Iterable[str]) -> tuple[set[int], set[str]]:
+    """(nodes, tensors) that computing ``names`` takes, ``names`` included."""
+    nodes: set[int] = set()
+    tensors: set[str] = set()
+    stack = list(names)
+    while stack:
+        name = stack.pop()
+        if name in tensors:
+            continue
+        tensors.add(name)
+        producer = index.producer.get(name)
+        if producer is not None and producer not in nodes:
+            nodes.add(producer)
+            stack.extend(index.node_inputs[producer])
+    return nodes, tensors
+
+
+def plan_runs(index: GraphIndex, inputs: Sequence[Input], seed: int = 0,
+              needed: Collection[str] | None = None) -> list[RunPlan]:
     """Match ``Input`` sets to the model inputs and make the feeds of every warm-up run.
+
+    Args:
+        index: The model.
+        inputs: The Input sets.
+        seed: Seed of the random values of inputs without warm-up data.
+        needed: The model inputs that engines depend on (``inputs_reaching``); the others need
+            no Input and get no feed unless an Input names them. None means every input.
 
     Raises:
         InputError: An Input names no model input, disagrees with the model's rank, dims or
-            dtype, dynamic inputs are left without an Input, or profile counts do not line up.
+            dtype, needed dynamic inputs are left without an Input, or profile counts do not
+            line up.
     """
-    per_name = _match(index, inputs)
-    _check_missing(index, per_name)
+    per_name = match_inputs(index, inputs)
+    wanted = index.graph_inputs if needed is None else [n for n in index.graph_inputs
+                                                        if n in needed or n in per_name]
+    _check_missing(index, per_name, wanted)
     counts = {len(v) for v in per_name.values()} - {1}
     if len(counts) > 1:
         raise InputError(
@@ -88,7 +122,7 @@ def plan_runs(index: GraphIndex, inputs: Sequence[Input], seed: int = 0) -> list
     plans = []
     for p in range(profiles):
         chosen = {name: sets[p if len(sets) > 1 else 0] for name, sets in per_name.items()}
-        plans.append(_plan(index, chosen, rng))
+        plans.append(_plan(index, chosen, rng, wanted))
     return plans
 
 
@@ -96,7 +130,12 @@ def _counts(per_name: Mapping[str, Sequence[Input]]) -> str:
     return ", ".join(f"'{n}': {len(v)}" for n, v in per_name.items())
 
 
-def _match(index: GraphIndex, inputs: Sequence[Input]) -> dict[str, list[Input]]:
+def match_inputs(index: GraphIndex, inputs: Sequence[Input]) -> dict[str, list[Input]]:
+    """Model input name -> its Input sets (one per profile), checked against the model.
+
+    Raises:
+        InputError: An Input names no model input or disagrees with its rank, dims or dtype.
+    """
     names = index.graph_inputs
     per_name: dict[str, list[Input]] = {}
     if inputs and inputs[0].name is None:
@@ -150,9 +189,10 @@ def _show(shape: Iterable[int | str | None] | None) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def _check_missing(index: GraphIndex, per_name: Mapping[str, Sequence[Input]]) -> None:
+def _check_missing(index: GraphIndex, per_name: Mapping[str, Sequence[Input]],
+                   names: Sequence[str]) -> None:
     missing = []
-    for name in index.graph_inputs:
+    for name in names:
         info = index.info(name)
         if name not in per_name and index.is_tensor_input(name) and static_shape(info) is None:
             missing.append(f"'{name}' {_show(info.shape)}")
@@ -164,7 +204,8 @@ def _check_missing(index: GraphIndex, per_name: Mapping[str, Sequence[Input]]) -
         )
 
 
-def _plan(index: GraphIndex, chosen: Mapping[str, Input], rng: np.random.Generator) -> RunPlan:
+def _plan(index: GraphIndex, chosen: Mapping[str, Input], rng: np.random.Generator,
+          names: Sequence[str]) -> RunPlan:
     sample_counts = {len(i.samples) for i in chosen.values() if i.samples}
     ranged = [i for i in chosen.values() if not i.samples]
     if len(sample_counts) > 1 or (sample_counts and ranged and sample_counts != {3}):
@@ -174,7 +215,7 @@ def _plan(index: GraphIndex, chosen: Mapping[str, Input], rng: np.random.Generat
         )
     runs = sample_counts.pop() if sample_counts else 3
     feeds: list[dict[str, np.ndarray]] = [{} for _ in range(runs)]
-    for name in index.graph_inputs:
+    for name in names:
         item = chosen.get(name)
         info = index.info(name)
         if item is None and not index.is_tensor_input(name):
@@ -312,16 +353,29 @@ def _reduce(name: str, shapes: Sequence[Shape], opt_run: int) -> ShapeRange:
 
 
 def _recording_model(index: GraphIndex, names: Sequence[str]) -> onnx.ModelProto:
-    """A copy of the model that also outputs ``names``."""
+    """A copy of the model that outputs ``names`` and keeps only the nodes they take.
+
+    Nodes the names do not depend on never run, so they cannot fail on random warm-up values,
+    and model inputs they do not depend on need no feed.
+    """
+    nodes, tensors = _needed(index, names)
     model = onnx.ModelProto()
     model.CopyFrom(index.model)
-    outputs = {o.name for o in model.graph.output}
-    for name in names:
-        if name not in outputs:
+    graph = model.graph
+    kept = [node for k, node in enumerate(graph.node) if k in nodes]
+    del graph.node[:]
+    graph.node.extend(kept)
+    inputs = [v for v in graph.input if v.name in tensors or v.name in index.initializers]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    outputs = {o.name: o for o in graph.output}
+    del graph.output[:]
+    for name in dict.fromkeys(names):
+        if name in outputs:
+            graph.output.append(outputs[name])
+        else:
             info = index.info(name)
-            model.graph.output.append(
-                onnx.helper.make_tensor_value_info(name, info.dtype or 0, None)
-            )
+            graph.output.append(onnx.helper.make_tensor_value_info(name, info.dtype or 0, None))
     return model
 
 
@@ -361,9 +415,17 @@ def recording_session(index: GraphIndex, names: Sequence[str]) -> object:
         ) from exc
 
 
+def _input_names(session: object) -> frozenset[str]:
+    """The inputs an ONNX Runtime session or a reference evaluator takes."""
+    if hasattr(session, "get_inputs"):
+        return frozenset(i.name for i in session.get_inputs())
+    return frozenset(getattr(session, "input_names", ()))
+
+
 def _run(session: object, names: Sequence[str], feed: Mapping[str, np.ndarray], run: int) -> list:
+    wanted = _input_names(session)
     try:
-        return list(session.run(list(names), dict(feed)))  # type: ignore[attr-defined]
+        return list(session.run(list(names), {k: v for k, v in feed.items() if k in wanted}))  # type: ignore[attr-defined]
     except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
         shapes = ", ".join(f"{k}: {list(v.shape)}" for k, v in feed.items())
         raise InputError(

@@ -18,7 +18,7 @@ from hybridtrt.compiler.clustering import Clustering, graph_index, judge, partit
 from hybridtrt.compiler.precision.calibration import NEEDS_DATA
 from hybridtrt.compiler.precision.stage import PrecisionStage, carries_qdq, prepare_model
 from hybridtrt.compiler.shape_info import ShapeRangeInfo, read_shape_range_info
-from hybridtrt.compiler.shapes import plan_runs, static_shape
+from hybridtrt.compiler.shapes import inputs_reaching, plan_runs, static_shape
 from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.converters.registry import Registry
 from hybridtrt.core.format import FORMAT_VERSION, META_FORMAT, META_REPORT, META_VERSION, EngineRecord
@@ -127,9 +127,11 @@ def _shape_ranges(run: Run) -> None:
     ranges are given or the model is static."""
     index, recorded = run.index, run.recorded
     inputs = recorded.profile_inputs() if recorded is not None else run.config.inputs
-    dynamic = [n for n in index.graph_inputs if static_shape(index.info(n)) is None]
+    needed = inputs_reaching(index, (n for p in run.clustering.parts for n in p.nodes))
+    dynamic = [n for n in index.graph_inputs if n in needed and index.is_tensor_input(n)
+               and static_shape(index.info(n)) is None]
     wanted = run.building or inputs or not dynamic
-    run.book = ShapeBook(index, plan_runs(index, inputs) if wanted else [],
+    run.book = ShapeBook(index, plan_runs(index, inputs, needed=needed) if wanted else [],
                          recorded.tensors if recorded is not None else {})
     run.book.need(run.clustering.parts)
 
@@ -149,7 +151,7 @@ def _engines(run: Run) -> None:
                                    config.target_compute_capabilities) if run.building
                    else NotBuilding("inspection only: nothing is built"))
     run.engines = build_engines(run.index, run.clustering.parts, run.book, config, builder,
-                                run.precision)
+                                run.precision, run.clustering.facts)
     if run.precision is not None and run.precision.guard_seconds:
         run.seconds["accuracy guard"] = run.precision.guard_seconds  # within "engines"
 

@@ -50,6 +50,7 @@ __all__ = [
     "no_output",
     "static_dims",
     "subgraphs_supported",
+    "value_shaped",
 ]
 
 # The oldest opset that TensorRT 10's ONNX parser documents support for.
@@ -92,6 +93,20 @@ def define(
         opset = min_opset if min_opset is not None else first_opset(name)
         target = registry if registry is not None else REGISTRY
         target.register(OpRule(op_type=name, min_opset=opset, **fields))
+
+
+def value_shaped(
+    op_types: str | Sequence[str], inputs: Sequence[int], *, registry: Registry | None = None
+) -> None:
+    """Declare that the values of ``inputs`` of each op type set the shape of an output.
+
+    Shape tensors of a rule (``shape_inputs``) need no declaration; this is for ordinary
+    tensors whose values decide shapes (NonZero's input) and for ops without a rule.
+    """
+    names = [op_types] if isinstance(op_types, str) else list(op_types)
+    target = registry if registry is not None else REGISTRY
+    for name in names:
+        target.declare_value_shaped(name, inputs)
 
 
 def first_opset(op_type: str) -> int:

@@ -12,6 +12,7 @@ from hybridtrt.converters.checks import (
     define,
     input_value,
     subgraphs_supported,
+    value_shaped,
 )
 from hybridtrt.converters.registry import NodeContext, Verdict, all_of
 
@@ -115,3 +116,6 @@ define(
     check=subgraphs_supported(),
     notes="The body must run in TensorRT.",
 )
+# The branch taken and the trip count decide the output shapes.
+value_shaped("If", (0,))
+value_shaped("Loop", (0, 1))

@@ -12,6 +12,7 @@ from hybridtrt.converters.checks import (
     define,
     input_rank_in,
     no_output,
+    value_shaped,
 )
 from hybridtrt.converters.registry import Check, NodeContext, Verdict, all_of
 from hybridtrt.trt.library import RTX
@@ -126,3 +127,4 @@ define(
     dtypes=FLOATS,
 )
 define("RMSNormalization", dtypes=FLOATS, notes="TensorRT 10.15+.")
+value_shaped("MaxUnpool", (2,))  # output_shape; no TensorRT rule

@@ -17,6 +17,7 @@ from hybridtrt.converters.checks import (
     define,
     input_dtype,
     input_value,
+    value_shaped,
 )
 from hybridtrt.converters.registry import NodeContext, Verdict, all_of
 from hybridtrt.trt.library import RTX
@@ -69,6 +70,7 @@ define(
     "OneHot",
     dtypes=NUMERIC_BOOL,
     typed_inputs=(2,),
+    shape_inputs=(1,),
     check=all_of(constant_input(1, "depth"), input_dtype(0, "indices", INTS)),
     notes="depth must be a constant; indices must be int32 or int64.",
 )
@@ -109,7 +111,14 @@ define(
     "STFT",
     dtypes=frozenset({TensorProto.FLOAT}),
     typed_inputs=(0, 2),
-    shape_inputs=(3,),
+    shape_inputs=(1, 3),
     check=all_of(constant_input(1, "frame_step"), constant_input(2, "window"), _real_signal),
     notes="frame_step and window must be constants; real signals only. TensorRT 10.5+.",
 )
+# Inputs whose values decide output shapes, beyond the rules' shape tensors: what NMS keeps
+# depends on every input; the other ops have no TensorRT rule.
+value_shaped("NonMaxSuppression", (0, 1, 3, 4))
+value_shaped("AffineGrid", (1,))
+value_shaped(("DFT", "Col2Im"), (1, 2))
+value_shaped("MelWeightMatrix", (0, 1))
+value_shaped(("StringSplit", "StringNormalizer", "ImageDecoder"), (0,))

@@ -15,6 +15,7 @@ define(
     _REDUCE_OPS,
     dtypes=NUMERIC,
     typed_inputs=(0,),
+    shape_inputs=(1,),
     check=constant_input(1, "axes"),
     notes="An axes input must be a constant.",
 )

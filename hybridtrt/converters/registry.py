@@ -159,6 +159,7 @@ class OpRule:
             input that is not in ``shape_inputs``.
         shape_inputs: Inputs that TensorRT consumes as shape tensors (host-side values that decide
             output shapes): such a tensor must be computed inside the engine or be constant.
+            They are value-shaped inputs too (``Registry.value_shaped_inputs``).
         check: Extra check of attributes, ranks or constant inputs.
         dynamic_shapes: Whether the op works with dynamic (profile) input shapes.
         trt_versions: TensorRT major versions that support the op.
@@ -244,6 +245,7 @@ class Registry:
 
     def __init__(self, library: str = "tensorrt") -> None:
         self._rules: dict[tuple[str, str], list[OpRule]] = {}
+        self._value_shaped: dict[tuple[str, str], tuple[int, ...]] = {}
         self.library = library
 
     def for_library(self, library: str) -> Registry:
@@ -252,6 +254,7 @@ class Registry:
             return self
         view = Registry(library)
         view._rules = self._rules
+        view._value_shaped = self._value_shaped
         return view
 
     def absence(self, rule: OpRule) -> str:
@@ -276,6 +279,35 @@ class Registry:
                 )
         self._rules.setdefault(key, []).append(new)
         return new
+
+    def declare_value_shaped(self, op_type: str, inputs: Sequence[int], domain: str = "") -> None:
+        """Record that the values of ``inputs`` of ``op_type`` set the shape of an output.
+
+        For inputs that are not shape tensors of a rule: ordinary tensors whose values decide
+        output shapes (NonZero's input), and inputs of ops TensorRT has no rule for. Declaring
+        an op twice is a bug and raises.
+        """
+        key = (_canonical(domain), op_type)
+        if key in self._value_shaped:
+            raise InternalError(f"value-shaped inputs of {domain or 'ai.onnx'}::{op_type} are "
+                                "declared twice")
+        self._value_shaped[key] = tuple(sorted(set(inputs)))
+
+    def value_shaped_inputs(self, op_type: str, domain: str, opset: int) -> tuple[int, ...]:
+        """Inputs whose values set the shape of an output of ``op_type`` at ``opset``.
+
+        The covering rule's ``shape_inputs`` and the declared ones (the same answer whether
+        or not TensorRT has a rule for the op). A value that such an input reads is known only
+        when it is a constant, computed from shapes, or comes from warm-up data.
+        """
+        rule_ = self.find(op_type, domain, opset)
+        own = rule_.shape_inputs if rule_ is not None and rule_.covers(opset) else ()
+        declared = self._value_shaped.get((_canonical(domain), op_type), ())
+        return tuple(sorted({*own, *declared}))
+
+    def value_shaped_ops(self) -> Mapping[tuple[str, str], tuple[int, ...]]:
+        """The declared value-shaped inputs, keyed by (domain, op type)."""
+        return dict(self._value_shaped)
 
     def rules_for(self, op_type: str, domain: str = "") -> Sequence[OpRule]:
         return tuple(self._rules.get((_canonical(domain), op_type), ()))

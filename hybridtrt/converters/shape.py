@@ -20,6 +20,7 @@ from hybridtrt.converters.checks import (
     max_input_rank,
     no_attr,
     static_dims,
+    value_shaped,
 )
 from hybridtrt.converters.registry import NodeContext, Verdict, all_of, dtype_name
 from hybridtrt.trt.library import RTX
@@ -54,6 +55,7 @@ define(
     ("Squeeze", "Unsqueeze"),
     dtypes=NUMERIC_BOOL,
     typed_inputs=(0,),
+    shape_inputs=(1,),
     check=constant_input(1, "axes"),
     notes="An axes input must be a constant.",
 )
@@ -90,6 +92,9 @@ define(
 # The operator list names fp32/fp16 only; the 10.x importer explicitly admits these too.
 define("NonZero", dtypes=NUMERIC_BOOL, output_dtypes=INT64_ONLY,
        absent_in=((RTX, "its parser has no NonZero plugin (measured with 1.7.1)"),))
+# Ordinary tensors whose values decide output shapes, and such inputs of ops without a rule.
+value_shaped(("NonZero", "Unique"), (0,))
+value_shaped(("CenterCropPad", "Compress", "SplitToSequence"), (1,))
 define(
     "EyeLike",
     dtypes=NUMERIC_BOOL,

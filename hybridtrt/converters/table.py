@@ -40,11 +40,21 @@ def markdown_table(registry: Registry = REGISTRY) -> str:
         "host-side values that decide output shapes: they must be constants or computed inside "
         "the same engine. Every rule covers TensorRT 10 and 11 unless a row says otherwise.",
         "",
+        "A tensor whose shape such a value sets (or one listed at the end) is kept off engine "
+        "edges when the value comes from a model input without warm-up data.",
+        "",
         "| " + " | ".join(_COLUMNS.values()) + " |",
         "|" + "---|" * len(_COLUMNS),
     ]
     for row in rows:
         lines.append("| " + " | ".join(row[key] for key in _COLUMNS) + " |")
+    lines += ["", "## Other inputs whose values set output shapes", "",
+              "Ordinary tensors to TensorRT, or inputs of ops it has no rule for.", "",
+              "| Operator | Inputs |", "|---|---|"]
+    for (domain, op_type), inputs in sorted(registry.value_shaped_ops().items(),
+                                            key=lambda kv: kv[0][::-1]):
+        name = op_type if not domain else f"{domain}::{op_type}"
+        lines.append(f"| {name} | {', '.join(_schema_label(op_type, domain, i) for i in inputs)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -84,9 +94,13 @@ def _types(dtypes: frozenset[int] | None) -> str:
 
 def _input_label(found: OpRule, index: int) -> str:
     """``index`` with the input's ONNX name, e.g. ``1 (shape)``, when the schema knows it."""
-    version = found.max_opset or onnx.defs.onnx_opset_version()
+    return _schema_label(found.op_type, found.domain, index, found.max_opset)
+
+
+def _schema_label(op_type: str, domain: str, index: int, opset: int | None = None) -> str:
+    version = opset or onnx.defs.onnx_opset_version()
     try:
-        inputs = onnx.defs.get_schema(found.op_type, version, found.domain).inputs
+        inputs = onnx.defs.get_schema(op_type, version, domain).inputs
     except onnx.defs.SchemaError:
         return str(index)
     return f"{index} ({inputs[min(index, len(inputs) - 1)].name})" if inputs else str(index)

@@ -1,6 +1,7 @@
 """Every onnx backend node case, onnx's real CNNs and PaddleOCR: convert, save, load, run.
 
-Conversion uses ``min_subgraph_size=1`` so every supported node sits in an engine. The saved
+Conversion uses ``min_subgraph_size=1`` so every supported node sits in an engine, and an ``Input``
+only for inputs of dynamic shape (the values of the others, some setting shapes, are unknown). The saved
 file must be valid ONNX and hold exactly the original nodes (ORT nodes plus engine subgraphs);
 with its engines inlined it must compute what the original computes; and the Predictor, with
 engines inlined and isolated, must give the same outputs, for every case plain ORT passes.
@@ -9,6 +10,7 @@ engines inlined and isolated, must give the same outputs, for every case plain O
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 from pathlib import Path
 
@@ -57,15 +59,34 @@ def _runnable(model: onnx.ModelProto) -> onnx.ModelProto:
     return lowered
 
 
-def _check_case(case: Case, folder: Path, backend: str = "auto") -> tuple[bool, str]:
-    """(plain ORT passes, problem with us or "")."""
+def _dynamic_inputs(model: onnx.ModelProto) -> set[str]:
+    """Tensor inputs without a fully known shape (the others need no ``Input``)."""
+    inits = {t.name for t in model.graph.initializer}
+    found = set()
+    for value in model.graph.input:
+        if value.name in inits or not value.type.HasField("tensor_type"):
+            continue
+        tensor = value.type.tensor_type
+        if not tensor.HasField("shape") or any(
+                not d.HasField("dim_value") for d in tensor.shape.dim):
+            found.add(value.name)
+    return found
+
+
+def _check_case(case: Case, folder: Path, backend: str = "auto",
+                inputs: list[Input] | None = None) -> tuple[bool, str]:
+    """(plain ORT passes, problem with us or ""); ``inputs`` default: warm-up data for the
+    inputs of dynamic shape."""
     try:
         want = ort_run(lower_for_ort(case.model), case.inputs)
         ort_ok = case.expected is None or outputs_match(want, case.expected, case.rtol, case.atol)
     except Exception:  # noqa: BLE001 - ORT cannot run every case
         ort_ok, want = False, []
-    inputs = [Input(k, warmup_data=[v]) for k, v in case.inputs.items() if isinstance(v, np.ndarray)]
     model = _runnable(case.model)
+    if inputs is None:
+        dynamic = _dynamic_inputs(model)
+        inputs = [Input(k, warmup_data=[v]) for k, v in case.inputs.items()
+                  if isinstance(v, np.ndarray) and k in dynamic]
     hybrid = hybridtrt.convert(model, TensorRTConfig(inputs=inputs, min_subgraph_size=1,
                                                      backend=backend, cache_dir=folder / "cache"))
     path = hybrid.save(folder / f"{case.name}.onnx")
@@ -137,6 +158,28 @@ def test_every_backend_node_case_also_passes_with_real_tensorrt_rtx_engines(tmp_
     the engines fall back to ONNX Runtime, so every answer must still match."""
     counts = _backend_suite(tmp_path, RTX)
     assert counts["engines built"] >= 0.95 * counts["engines"] and counts["engines"] > 900, dict(counts)
+
+
+@functools.lru_cache(maxsize=1)
+def _named_cases() -> dict[str, Case]:
+    return {c.name: c for c in backend_node_cases()}
+
+
+@pytest.mark.parametrize("name", [
+    "test_affine_grid_2d_expanded", "test_affine_grid_3d_align_corners_expanded",
+    "test_center_crop_pad_crop_and_pad_expanded", "test_center_crop_pad_pad_expanded",
+    "test_reduce_l2_keep_dims_example_expanded", "test_reduce_log_sum_asc_axes_expanded",
+    "test_reduce_log_sum_desc_axes_expanded",
+    "test_sequence_map_add_1_sequence_1_tensor", "test_sequence_map_identity_1_sequence_1_tensor",
+])  # fmt: skip
+def test_values_that_set_shapes_and_inputs_no_engine_reads_need_no_input(
+    name: str, tmp_path: Path
+) -> None:
+    """Converted with no Input at all: random warm-up values for sizes, axes and shapes must
+    not reach an engine's shape ranges, and a dynamic input that reaches no engine needs no
+    Input; every run with the real values then matches."""
+    ort_ok, problem = _check_case(_named_cases()[name], tmp_path, inputs=[])
+    assert ort_ok and not problem
 
 
 @pytest.mark.parametrize("case", list(onnx_light_cnns()), ids=lambda c: c.name)

@@ -163,13 +163,13 @@ def test_a_q_dq_pair_is_never_split_by_a_cluster_boundary():
 
 def test_keep_qdq_pairs_splits_the_cluster_around_the_removed_member():
     from hybridtrt.core.graph import GraphIndex
-    from hybridtrt.compiler.clustering import _facts
+    from hybridtrt.compiler.facts import cluster_facts
     from hybridtrt.compiler.capability import judge_graph
     from hybridtrt.converters.registry import REGISTRY
 
     model = _qdq_model()
     index = GraphIndex(model, onnx.shape_inference.infer_shapes(model))
-    facts = _facts(index, index.deps, judge_graph(index, REGISTRY, ()), REGISTRY)
+    facts = cluster_facts(index, index.deps, judge_graph(index, REGISTRY, ()).supported, REGISTRY)
     parts = keep_qdq_pairs([Partition((0, 1)), Partition((2, 3, 4))], facts)
     assert parts == [Partition((0,)), Partition((3, 4))]
 

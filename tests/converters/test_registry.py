@@ -9,7 +9,7 @@ from onnx import TensorProto as T
 from onnx.helper import make_node
 
 import hybridtrt.converters as converters
-from hybridtrt.converters.checks import FLOATS, define
+from hybridtrt.converters.checks import FLOATS, define, value_shaped
 from hybridtrt.converters.registry import (
     ALL_TRT_TYPES,
     Check,
@@ -49,6 +49,19 @@ def test_disjoint_opset_ranges_coexist_and_find_picks_the_covering_one() -> None
     assert registry.find("Foo", "ai.onnx", 17) is new
     assert registry.find("Foo", "", 7) is old  # nearest rule, so its reason can be shown
     assert registry.find("Bar", "", 17) is None
+
+
+def test_value_shaped_inputs_join_the_rule_and_the_declaration() -> None:
+    registry = Registry()
+    registry.register(OpRule("Foo", min_opset=9, max_opset=12, shape_inputs=(1,)))
+    value_shaped("Foo", (0,), registry=registry)
+    value_shaped("Bar", (2, 1), registry=registry)
+    assert registry.value_shaped_inputs("Foo", "", 11) == (0, 1)
+    assert registry.value_shaped_inputs("Foo", "", 13) == (0,)  # no rule covers opset 13
+    assert registry.for_library("tensorrt_rtx").value_shaped_inputs("Bar", "ai.onnx", 1) == (1, 2)
+    assert registry.value_shaped_inputs("Baz", "", 11) == ()
+    with pytest.raises(InternalError, match=r"value-shaped inputs of ai.onnx::Bar"):
+        value_shaped("Bar", (0,), registry=registry)
 
 
 def test_rule_decorator_registers_each_op_type() -> None:

@@ -44,12 +44,31 @@ def test_squeeze_axes_must_be_constant(
         ("Slice", 21, (1, 2, 3, 4)), ("Pad", 21, (1, 3)), ("ConstantOfShape", 21, (0,)),
         ("Range", 21, (0, 1, 2)), ("Resize", 10, (1,)), ("Resize", 19, (2, 3)),
         ("Upsample", 9, (1,)), ("TopK", 11, (1,)), ("NonMaxSuppression", 11, (2,)),
-        ("HannWindow", 17, (0,)), ("STFT", 17, (3,)),
+        ("HannWindow", 17, (0,)), ("STFT", 17, (1, 3)), ("ReduceL2", 18, (1,)),
+        ("ReduceSum", 13, (1,)), ("Squeeze", 13, (1,)), ("Unsqueeze", 13, (1,)),
+        ("OneHot", 11, (1,)),
     ],
 )  # fmt: skip
 def test_shape_inputs_are_declared(op_type: str, opset: int, shape_inputs: tuple[Any, ...]) -> None:
     found = converters.REGISTRY.find(op_type, "", opset)
     assert found is not None and found.shape_inputs == shape_inputs
+
+
+@pytest.mark.parametrize(
+    ("op_type", "opset", "inputs"),
+    [
+        ("Reshape", 21, (1,)), ("ReduceLogSum", 18, (1,)), ("BlackmanWindow", 17, (0,)),
+        ("AffineGrid", 20, (1,)), ("CenterCropPad", 18, (1,)), ("NonZero", 13, (0,)),
+        ("NonMaxSuppression", 11, (0, 1, 2, 3, 4)), ("If", 21, (0,)), ("Loop", 21, (0, 1)),
+        ("Relu", 14, ()), ("Unique", 11, (0,)), ("Compress", 11, (1,)),
+    ],
+)  # fmt: skip
+def test_value_shaped_inputs_cover_rules_and_ops_without_one(
+    op_type: str, opset: int, inputs: tuple[int, ...]
+) -> None:
+    """The partitioner asks the registry which inputs' values set shapes, whether or not
+    TensorRT has a rule for the op (ONNX Runtime nodes pass unknown shapes on too)."""
+    assert converters.REGISTRY.value_shaped_inputs(op_type, "", opset) == inputs
 
 
 def test_shape_inputs_skip_the_dtype_check() -> None:

@@ -36,6 +36,11 @@ def rtx(**settings: object) -> TensorRTConfig:
     return TensorRTConfig(backend=RTX, **settings)  # type: ignore[arg-type]
 
 
+# NonZero's output shape follows the values of x: with warm-up data they are known, and the
+# nodes after it may sit in an engine (without, they stay in ONNX Runtime).
+KNOWN_X = [Input("x", warmup_data=[np.ones((2, 3), np.float32)])]
+
+
 def nonzero_chain() -> onnx.ModelProto:
     """3 Relu -> NonZero -> Cast -> 3 Relu: RTX has no NonZero plugin."""
     nodes, previous = [], "x"
@@ -62,7 +67,7 @@ def test_the_parser_answers_without_crashing_and_names_the_failing_node():
 
 def test_one_node_the_parser_refuses_keeps_the_rest_of_its_cluster_in_tensorrt(tmp_path, monkeypatch):
     monkeypatch.setattr(Registry, "absence", lambda self, rule: "")  # rules that miss it
-    hybrid = convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path))
+    hybrid = convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path, inputs=KNOWN_X))
     built = [(e.status, [n.op_type for n in e.subgraph.node]) for e in hybrid.engines]
     assert built == [("built", ["Relu"] * 3), ("built", ["Cast"] + ["Relu"] * 3)]
     outside = {o.op_type: o.reason for o in hybrid.report().outside}
@@ -76,13 +81,25 @@ def test_one_node_the_parser_refuses_keeps_the_rest_of_its_cluster_in_tensorrt(t
 
 
 def test_the_rtx_rules_keep_what_rtx_lacks_out_and_the_report_names_the_library(tmp_path):
-    hybrid = convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path))
+    hybrid = convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path, inputs=KNOWN_X))
     outside = {o.op_type: o.reason for o in hybrid.report().outside}
     assert outside == {"NonZero": "TensorRT-RTX lacks NonZero: its parser has no NonZero plugin "
                                   "(measured with 1.7.1)"}
     assert "fp32, built with TensorRT-RTX 1.7.1.116 for 8.0, 8.6, 8.9, 12.0" in hybrid.report().render()
     plain = convert(nonzero_chain(), TensorRTConfig(min_subgraph_size=1))  # TensorRT's rules
     assert "NonZero" not in {o.op_type for o in plain.report().outside}
+
+
+def test_without_warmup_data_what_reads_nonzero_stays_in_onnx_runtime_and_runs(tmp_path):
+    model = nonzero_chain()
+    hybrid = convert(model, rtx(min_subgraph_size=1, cache_dir=tmp_path))
+    assert [[n.op_type for n in e.subgraph.node] for e in hybrid.engines] == [["Relu"] * 3]
+    outside = {o.name: o.reason for o in hybrid.report().outside}
+    assert outside["cast"].startswith("a tensor at its cluster's edge has a shape set by values")
+    saved = hybrid.save(tmp_path / "nz.onnx")
+    for x in (np.ones((2, 3), np.float32), np.array([[0, 1, 0], [2, 0, 0]], np.float32)):
+        got = create_predictor(Config(saved)).run(None, {"x": x})
+        assert outputs_match(got, ort_run(model, {"x": x}), 1e-6, 0)
 
 
 def test_target_compute_capabilities_are_built_for_and_recorded(tmp_path):
@@ -205,7 +222,7 @@ def test_a_node_the_real_builder_refuses_is_bisected_out_and_the_rest_is_built(t
 
 
 def test_rtx_builds_write_no_timing_cache_and_name_a_missing_cuda_python(tmp_path, monkeypatch):
-    convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path))
+    convert(nonzero_chain(), rtx(min_subgraph_size=1, cache_dir=tmp_path, inputs=KNOWN_X))
     assert len(list((tmp_path / "engines").iterdir())) == 2  # both plans were cached...
     assert not list(tmp_path.glob("timing/*"))  # ...and no timing cache: RTX has none
     import builtins

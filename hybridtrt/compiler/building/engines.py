@@ -12,6 +12,7 @@ from typing import Any
 
 import onnx
 
+from hybridtrt.compiler import filters
 from hybridtrt.compiler.building.refine import Rejection, bisect_build, parser_resolve
 from hybridtrt.compiler.precision.stage import PrecisionStage, Typed
 from hybridtrt.compiler.shapes import RunPlan, ShapeRange, record_shapes
@@ -91,10 +92,12 @@ class _Sub:
 def build_engines(
     index: GraphIndex, parts: Sequence[Partition], book: ShapeBook, config: TensorRTConfig,
     builder: EngineBuilder, precision: PrecisionStage | None,
+    facts: filters.ClusterFacts | None = None,
 ) -> Engines:
     """Build every cluster; split it where TensorRT's parser disagrees, bisect it where the
-    build fails, and keep the parts that build."""
-    stage = _EngineStage(index, book, config, builder, precision)
+    build fails, and keep the parts that build (each new piece cut by ``facts`` as the
+    partition's filters cut clusters)."""
+    stage = _EngineStage(index, book, config, builder, precision, facts)
     with bar(total=len(parts), desc="engines", unit="engine") as shown:
         for k, part in enumerate(parts):
             stage.build_cluster(part, f"tensorrt_engine_{k}", shown.note)
@@ -107,8 +110,9 @@ class _EngineStage:
     """The engine stage's state: each cluster's model (made once), and what was built or refused."""
 
     def __init__(self, index: GraphIndex, book: ShapeBook, config: TensorRTConfig,
-                 builder: EngineBuilder, precision: PrecisionStage | None) -> None:
-        self.index, self.book, self.config = index, book, config
+                 builder: EngineBuilder, precision: PrecisionStage | None,
+                 facts: filters.ClusterFacts | None = None) -> None:
+        self.index, self.book, self.config, self.facts = index, book, config, facts
         self.builder, self.precision = builder, precision
         self.taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
         self.settings = config.build_settings()
@@ -139,10 +143,21 @@ class _EngineStage:
             self.made[part.nodes] = _Sub(model, typed, io, ins, outs)
         return self.made[part.nodes]
 
+    def settle(self, piece: Partition) -> tuple[list[Partition], list[Rejection]]:
+        """``piece`` cut as the partition's filters cut clusters: a split by TensorRT can put
+        a shape tensor or a shape set by unknown values on a new edge."""
+        if self.facts is None:
+            return [piece], []
+        pieces, cut = filters.settle([piece], self.facts, pull=False)
+        return pieces, [Rejection(n, reason) for n, reason in sorted(cut.items())]
+
     def parser_pieces(self, part: Partition, label: str) -> list[Partition]:
         """The pieces of the part TensorRT's parser accepts whole (worth an engine)."""
         pieces, refused = parser_resolve(
-            part, lambda p: self.builder.parser_support(self.submodel(p, label).model), self.worth)
+            part, lambda p: self.builder.parser_support(self.submodel(p, label).model), self.worth,
+            self.settle)
+        self.rejected += [r for r in refused if not r.by_parser]
+        refused = [r for r in refused if r.by_parser]
         self.rejected += refused
         self.disagreements += [outside_node(self.index, r) for r in refused]
         self.rejected += [Rejection(n, "left too small for min_subgraph_size after TensorRT's "
@@ -164,7 +179,7 @@ class _EngineStage:
         built: list[tuple[Partition, BuildResult]] = []
         for piece in self.parser_pieces(part, label):
             done, refused = bisect_build(piece, build, self.worth, self.config.strict,
-                                         lambda p: f"{label} ({len(p)} nodes)")
+                                         lambda p: f"{label} ({len(p)} nodes)", self.settle)
             built += done
             self.rejected += refused
         for j, (piece, result) in enumerate(built):

@@ -46,6 +46,7 @@ def parser_resolve(
     part: Partition,
     ask: Callable[[Partition], ParserVerdict | None],
     worth_asking: Callable[[Partition], bool],
+    settle: Callable[[Partition], tuple[list[Partition], list[Rejection]]] | None = None,
 ) -> tuple[list[Partition], list[Rejection]]:
     """The pieces of ``part`` TensorRT's parser accepts whole, asking again node by node.
 
@@ -53,7 +54,8 @@ def parser_resolve(
     tell the culprit's neighbours from the culprit (ONNX Runtime's TensorRT provider re-asks
     too). Each rejected run is asked again without the nodes the parser blamed; a run refused
     with no node blamed is halved, down to single nodes. Pieces too small to be worth an engine
-    are returned unasked (the caller drops them).
+    are returned unasked (the caller drops them). ``settle`` cuts every new piece where the
+    partition's filters would, before it is asked about (pieces, nodes left out).
     """
     accepted: list[Partition] = []
     rejected: list[Rejection] = []
@@ -73,10 +75,14 @@ def parser_resolve(
             rejected += [Rejection(n, "TensorRT's ONNX parser rejects it: "
                                       + verdict.reasons.get(position[n], "unsupported in this TensorRT"),
                                    by_parser=True) for n in current.nodes if n in blamed]
-            pending += reversed(_runs(current.nodes, lambda n: n not in blamed))
+            pieces = _runs(current.nodes, lambda n: n not in blamed)
         else:
             middle = len(current) // 2
-            pending += [Partition(current.nodes[middle:]), Partition(current.nodes[:middle])]
+            pieces = [Partition(current.nodes[:middle]), Partition(current.nodes[middle:])]
+        for piece in reversed(pieces):
+            settled, cut = settle(piece) if settle is not None else ([piece], [])
+            rejected += cut
+            pending += reversed(settled)
     accepted.sort(key=lambda p: p.nodes[0])
     return accepted, rejected
 
@@ -87,6 +93,7 @@ def bisect_build(
     worth_building: Callable[[Partition], bool],
     strict: bool,
     label: Callable[[Partition], str],
+    settle: Callable[[Partition], tuple[list[Partition], list[Rejection]]] | None = None,
 ) -> tuple[list[tuple[Partition, BuildResult]], list[Rejection]]:
     """Build ``part``; when TensorRT refuses it, build halves until the parts that build are found.
 
@@ -99,6 +106,7 @@ def bisect_build(
         worth_building: Whether a partition is big enough (``min_subgraph_size``).
         strict: Raise instead of bisecting.
         label: Names a partition in messages.
+        settle: Cuts a half where the partition's filters would (pieces, nodes left out).
 
     Raises:
         EngineBuildError: ``strict`` is set and TensorRT refused a cluster.
@@ -119,11 +127,14 @@ def bisect_build(
             continue
         middle = len(current) // 2
         for half in (Partition(current.nodes[middle:]), Partition(current.nodes[:middle])):
-            if worth_building(half):
-                pending.append(half)  # the first half is popped (built) first
-            else:
-                rejected.extend(Rejection(n, f"its cluster failed to build in TensorRT "
-                                             f"({result.error}) and this part of it is below "
-                                             "min_subgraph_size") for n in half.nodes)
+            pieces, cut = settle(half) if settle is not None else ([half], [])
+            rejected += cut
+            for piece in reversed(pieces):
+                if worth_building(piece):
+                    pending.append(piece)  # the first half is popped (built) first
+                else:
+                    rejected.extend(Rejection(n, f"its cluster failed to build in TensorRT "
+                                                 f"({result.error}) and this part of it is below "
+                                                 "min_subgraph_size") for n in piece.nodes)
     built.sort(key=lambda item: item[0].nodes[0])
     return built, rejected

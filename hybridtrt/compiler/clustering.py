@@ -81,15 +81,17 @@ def judge(index: GraphIndex, config: TensorRTConfig, rules: Registry) -> Capabil
 
 
 def partition(
-    index: GraphIndex, capability: CapabilityReport, config: TensorRTConfig, rules: Registry
+    index: GraphIndex, capability: CapabilityReport, config: TensorRTConfig, rules: Registry,
+    ranged: frozenset[str] = frozenset(),
 ) -> Clustering:
-    """Stage 3: proposal and filters, each cluster checked to be cycle-free after both."""
+    """Stage 3: proposal and filters, each cluster checked to be cycle-free after both
+    (``ranged``: tensors whose shape range was recorded on real inputs)."""
     graph = index.deps
     parts = propose(graph, capability.supported)
     check_acyclic(graph, parts, "partition")
     why: dict[int, str] = {}
     facts = cluster_facts(index, graph, capability.supported, rules,
-                          known_values(index, config.inputs))
+                          known_values(index, config.inputs), ranged)
     parts = _filtered(parts, facts, config, why)
     check_acyclic(graph, parts, "filters")
     inside = {n for p in parts for n in p.nodes}

@@ -31,10 +31,12 @@ def known_values(index: GraphIndex, inputs: Sequence[Input]) -> frozenset[str]:
 
 def cluster_facts(
     index: GraphIndex, graph: DependencyGraph, supported: Sequence[bool], registry: Registry,
-    known: frozenset[str] = frozenset(),
+    known: frozenset[str] = frozenset(), ranged: frozenset[str] = frozenset(),
 ) -> filters.ClusterFacts:
     """The filters' view of ``index``: the registry's shape and value-shaped inputs per node, and
-    the model inputs (and overridable initializers) whose values are unknown unless ``known``."""
+    the model inputs (and overridable initializers) whose values are unknown unless ``known``.
+    ``ranged`` tensors have a shape range recorded on real inputs (``shape_range_info``), which
+    the engines' profiles take: their shapes count as known."""
 
     def opset_of(proto: onnx.NodeProto) -> tuple[str, int]:
         domain = "" if proto.domain == "ai.onnx" else proto.domain
@@ -78,6 +80,6 @@ def cluster_facts(
         value_shaped=value_shaped,
         unknown_values=frozenset(n for n in (*index.graph_inputs, *index.overridable)
                                  if n not in known),
-        static_shapes=frozenset(i.name for i in infos if static_shape(i) is not None),
-        ranked=frozenset(i.name for i in infos if i.rank is not None),
+        static_shapes=frozenset(i.name for i in infos if static_shape(i) is not None) | ranged,
+        ranked=frozenset(i.name for i in infos if i.rank is not None) | ranged,
     )

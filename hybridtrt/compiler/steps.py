@@ -119,7 +119,8 @@ def _capability(run: Run) -> None:
 
 
 def _partition(run: Run) -> None:
-    run.clustering = partition(run.index, run.capability, run.config, run.rules)
+    ranged = frozenset(run.recorded.tensors) if run.recorded is not None else frozenset()
+    run.clustering = partition(run.index, run.capability, run.config, run.rules, ranged)
 
 
 def _shape_ranges(run: Run) -> None:

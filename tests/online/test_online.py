@@ -407,6 +407,6 @@ def test_tuned_profiles_cover_value_dependent_shapes_recorded_on_real_inputs(tmp
     assert profile["v"]["max"] == [4, 5] and profile["v"]["min"][1] <= 3  # widened to cover
     blind = convert(str(path), TensorRTConfig(inputs=[Input("x", [1, 8], [1, 8], [4, 8])],
                                               min_subgraph_size=1, disable_ops=["TopK"]))
-    assert blind.engines[0].profiles[0]["v"]["max"][1] < 5  # random k: the real range is unknown
+    assert blind.engines == ()  # without the recorded range, v's shape is unknown: no engine
     with pytest.raises(ConfigError, match="give either inputs or shape_range_info"):
         TensorRTConfig(inputs=[Input("x", [1, 8], [1, 8], [4, 8])], shape_range_info=str(shapes))

@@ -87,8 +87,9 @@ def cluster(
         config: Supplies ``disable_ops`` and ``min_subgraph_size``.
         registry: The op rules to consult (tests pass a small fake one).
     """
-    index = GraphIndex(loaded.model, loaded.inferred)
-    index.topo_order  # raises UnsupportedModelError on a cyclic graph
+    with _stage("index"):
+        index = GraphIndex(loaded.model, loaded.inferred)
+        index.topo_order  # raises UnsupportedModelError on a cyclic graph
     registry = registry.for_library(rules_library(config.backend))
     with _stage("capability"):
         capability = judge_graph(index, registry, config.disable_ops)
@@ -233,16 +234,19 @@ def _convert(
         engines = _engines(index, clustering.parts, book, config, builder, precision)
     if precision.guard_seconds:
         _TIMES["accuracy guard"] = precision.guard_seconds  # within "engines"
-    clustering = _refined(clustering, engines)
-    check_acyclic(index.deps, clustering.parts, "rewrite")
-    report = _report(loaded, clustering, engines.records, engines.disagreements)
+    with _stage("report"):
+        clustering = _refined(clustering, engines)
+        check_acyclic(index.deps, clustering.parts, "rewrite")
+        report = _report(loaded, clustering, engines.records, engines.disagreements)
     with _stage("rewrite"):
         hybrid_proto = rewrite(index, clustering.parts, engines.ios, engines.records, {
             META_FORMAT: str(FORMAT_VERSION),
             META_VERSION: __version__,
             META_REPORT: report.to_json(indent=None),
         })
-    hybrid = HybridModel(hybrid_proto, stage_seconds=dict(_TIMES))
+    with _stage("hybrid model"):  # reads the engine records back, checking each
+        hybrid = HybridModel(hybrid_proto)
+    hybrid.stage_seconds.update(_TIMES)
     if config.save_model_dir is not None:
         with _stage("save"):
             path = hybrid.save(Path(config.save_model_dir))

@@ -207,17 +207,17 @@ def rewrite(
         name for node in nodes for name in _implicit(node)
     } | set(index.graph_outputs)
     internal = _internal(index, parts, ios)
-    graph = onnx.helper.make_graph(
-        nodes,
-        index.graph.name,
-        [v for v in index.graph.input if v.name not in index.initializers or v.name in used],
-        list(index.graph.output),
-        initializer=[t for t in index.graph.initializer if t.name in used],
-        doc_string=index.graph.doc_string,
-        value_info=[v for v in index.graph.value_info if v.name not in internal],
-    )
     model = _without_graph(index.model)
-    model.graph.CopyFrom(graph)
+    graph = model.graph  # filled in place: each node is copied once (make_graph + CopyFrom: twice)
+    graph.node.extend(nodes)
+    graph.name = index.graph.name
+    graph.input.extend(
+        v for v in index.graph.input if v.name not in index.initializers or v.name in used)
+    graph.output.extend(index.graph.output)
+    graph.initializer.extend(t for t in index.graph.initializer if t.name in used)
+    graph.value_info.extend(v for v in index.graph.value_info if v.name not in internal)
+    if index.graph.doc_string:
+        graph.doc_string = index.graph.doc_string
     # IR 3 demands every initializer be a graph input, engine subgraphs included; IR 4 lifted
     # that rule without changing what a model computes.
     model.ir_version = max(model.ir_version, 4)

@@ -90,20 +90,30 @@ class GraphIndex:
         self.producer: dict[str, int] = {}
         self.consumers: dict[str, list[int]] = {}
         self.node_inputs: list[list[str]] = []
+        self.node_outputs: list[list[str]] = []  # as listed, "" for an omitted output
+        self.op_types: list[str] = []
+        constants = set()
+        # one pass over the protos: reading their fields again costs more than the lists
         for index, node in enumerate(self.nodes):
-            names = [n for n in node.input if n] + outer_scope_inputs(node)
+            names = [n for n in node.input if n]
+            if node.attribute:
+                names += outer_scope_inputs(node)
+            outputs = list(node.output)
             self.node_inputs.append(names)
-            for name in dict.fromkeys(names):
+            self.node_outputs.append(outputs)
+            self.op_types.append(node.op_type)
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                constants.add(index)
+            for name in dict.fromkeys(names) if len(names) > 1 else names:
                 self.consumers.setdefault(name, []).append(index)
-            for name in node.output:
+            for name in outputs:
                 if name:
                     self.producer[name] = index
         self._values = self._collect_values(inferred or model)
         self._infos: dict[str, TensorInfo] = {}
         self.constant_nodes = {
-            name: i for name, i in self.producer.items() if self.nodes[i].op_type == "Constant"
-            and self.nodes[i].domain in ("", "ai.onnx")
-            and _constant_node_value(self.nodes[i]) is not None
+            name: i for name, i in self.producer.items()
+            if i in constants and _constant_node_value(self.nodes[i]) is not None
         }
         # From IR 4 on, an initializer that is also a graph input is only a default value the
         # caller may override: it is an input, not a constant.
@@ -128,14 +138,12 @@ class GraphIndex:
     @cached_property
     def deps(self) -> DependencyGraph:
         """The node dependency graph (successor/predecessor lists)."""
-        found = set()
         producer = self.producer
+        pred = []
         for index, names in enumerate(self.node_inputs):
-            for name in names:
-                source = producer.get(name)
-                if source is not None and source != index:
-                    found.add((source, index))
-        return DependencyGraph(len(self.nodes), found)
+            sources = [p for p in map(producer.get, names) if p is not None and p != index]
+            pred.append(sorted(set(sources)) if len(sources) > 1 else sources)
+        return DependencyGraph.from_predecessors(pred)
 
     @cached_property
     def topo_order(self) -> list[int]:

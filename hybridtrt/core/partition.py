@@ -50,6 +50,19 @@ class DependencyGraph:
             self.succ[u].append(v)
             self.pred[v].append(u)
 
+    @classmethod
+    def from_predecessors(cls, pred: list[list[int]]) -> DependencyGraph:
+        """The graph whose node ``v`` depends on ``pred[v]`` (ascending, distinct, not ``v``);
+        the same graph as from those edges, built without sorting them."""
+        graph = cls(0, ())
+        succ: list[list[int]] = [[] for _ in pred]
+        for v, sources in enumerate(pred):
+            for u in sources:
+                succ[u].append(v)
+        graph.count, graph.succ, graph.pred = len(pred), succ, pred
+        graph.edge_list = [(u, v) for u, targets in enumerate(succ) for v in targets]
+        return graph
+
     def reversed(self) -> DependencyGraph:
         flipped = DependencyGraph(0, ())
         flipped.count, flipped.succ, flipped.pred = self.count, self.pred, self.succ

@@ -49,24 +49,28 @@ def cluster_io(index: GraphIndex, part: Partition, share_shapes: bool = False) -
             host-side shape tensors.
     """
     members = set(part.nodes)
-    produced = {o for n in part.nodes for o in index.nodes[n].output if o}
+    node_outputs = index.node_outputs
+    produced = {o for n in part.nodes for o in node_outputs[n] if o}
     inputs: dict[str, None] = {}
     constants: dict[str, None] = {}
+    initializers, overridable, constant_nodes = (
+        index.initializers, index.overridable, index.constant_nodes)
     for node in part.nodes:
         for name in index.node_inputs[node]:
             if name in produced:
                 continue
-            external_constant = (name in index.initializers and name not in index.overridable) or (
-                name in index.constant_nodes and index.constant_nodes[name] not in members
+            external_constant = (name in initializers and name not in overridable) or (
+                name in constant_nodes and constant_nodes[name] not in members
             )
             (constants if external_constant else inputs)[name] = None
     model_outputs = set(index.graph_outputs)
+    consumers = index.consumers
     outputs = [
-        o for n in part.nodes for o in index.nodes[n].output
-        if o and (o in model_outputs or any(c not in members for c in index.consumers.get(o, ())))
+        o for n in part.nodes for o in node_outputs[n]
+        if o and (o in model_outputs or any(c not in members for c in consumers.get(o, ())))
     ]
     shared = _shared_shape_nodes(index, part, produced) if share_shapes else ()
-    copied = {o for n in shared for o in index.nodes[n].output}
+    copied = {o for n in shared for o in node_outputs[n]}
     if shared and all(o in copied for o in outputs):
         shared, copied = (), set()  # an engine must compute something for the outside
     return ClusterIO(tuple(inputs), tuple(dict.fromkeys(o for o in outputs if o not in copied)),
@@ -88,22 +92,24 @@ def _shared_shape_nodes(index: GraphIndex, part: Partition, produced: set[str]) 
     computable: set[int] = set()  # members a copy outside could compute
     outside: set[str] = set()  # member outputs such a copy would make available
     for node in part.nodes:
-        proto, names = index.nodes[node], index.node_inputs[node]
-        constant = not names and proto.op_type == "Constant"  # any type: it is a literal
-        integral = constant or all(index.info(o).dtype in _INTEGRAL for o in proto.output if o)
-        from_shapes = all(n in shapes or n in index.constant_nodes or (
-            n in index.initializers and n not in index.overridable) for n in names)
-        if proto.op_type in _RANDOM or not integral or not (
-                proto.op_type in SHAPE_SOURCES or from_shapes):
-            continue
-        shapes.update(proto.output)
-        if not _implicit(proto) and all(n not in produced or n in outside for n in names):
+        op_type, names = index.op_types[node], index.node_inputs[node]
+        produces = index.node_outputs[node]
+        constant = not names and op_type == "Constant"  # any type: it is a literal
+        if op_type in _RANDOM or not (
+                constant or all(index.info(o).dtype in _INTEGRAL for o in produces if o)):
+            continue  # not integral
+        if op_type not in SHAPE_SOURCES and not all(
+                n in shapes or n in index.constant_nodes
+                or (n in index.initializers and n not in index.overridable) for n in names):
+            continue  # not from shapes
+        shapes.update(produces)
+        if not _implicit(index.nodes[node]) and all(n not in produced or n in outside for n in names):
             computable.add(node)
-            outside.update(proto.output)
+            outside.update(produces)
     model_outputs = set(index.graph_outputs)
     wanted = [n for n in computable if any(
         o in model_outputs or any(c not in members for c in index.consumers.get(o, ()))
-        for o in index.nodes[n].output)]
+        for o in index.node_outputs[n])]
     needed: set[int] = set()
     while wanted:
         node = wanted.pop()
@@ -259,7 +265,7 @@ def _internal(index: GraphIndex, parts: Sequence[Partition], ios: Sequence[Clust
         shared = set(io.shared)
         for node in part.nodes:
             if node not in shared:
-                names.update(index.nodes[node].output)
+                names.update(index.node_outputs[node])
     return names
 
 

@@ -22,6 +22,8 @@ else:
 __all__ = ["LOGGER", "capture_errors", "dims"]
 
 _LOG = logging.getLogger("hybridtrt.tensorrt")
+_ERROR = int(trt.ILogger.Severity.ERROR)  # INTERNAL_ERROR is 0, ERROR 1
+_WARNING = int(trt.ILogger.Severity.WARNING)
 
 
 class _Logger(trt.ILogger):
@@ -32,15 +34,16 @@ class _Logger(trt.ILogger):
         self._local = threading.local()
 
     def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-        if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+        # TensorRT calls this for every message, verbose ones included (the ONNX parser logs
+        # several per node): compare integer levels, and format nothing unless it is shown.
+        level = int(severity)
+        if level <= _ERROR:
             _LOG.debug("TensorRT error: %s", msg)  # surfaced through the failure that follows
             errors = getattr(self._local, "errors", None)
             if errors is not None:
                 errors.append(msg)
-        elif severity == trt.ILogger.Severity.WARNING:
-            _LOG.debug("TensorRT warning: %s", msg)
-        else:
-            _LOG.debug("TensorRT: %s", msg)
+        elif _LOG.isEnabledFor(logging.DEBUG):
+            _LOG.debug("TensorRT warning: %s" if level == _WARNING else "TensorRT: %s", msg)
 
     @contextmanager
     def capturing(self) -> Iterator[list[str]]:

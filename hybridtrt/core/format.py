@@ -25,7 +25,7 @@ __all__ = [
     "META_VERSION",
     "SPLIT",
     "EngineRecord",
-    "engine_attributes",
+    "add_engine_attributes",
     "format_version",
     "subgraph_digest",
 ]
@@ -184,15 +184,20 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def engine_attributes(record: EngineRecord) -> list[onnx.AttributeProto]:
-    """The attributes of a ``tensorrt_engine`` node for ``record``, in a fixed order."""
+def add_engine_attributes(node: onnx.NodeProto, record: EngineRecord) -> None:
+    """Give a ``tensorrt_engine`` node the attributes of ``record``, in a fixed order.
+
+    The subgraph is copied straight into the node (made apart and then added, it would be
+    copied twice).
+    """
     profiles = [
         {"inputs": inputs, "outputs": outputs}
         for inputs, outputs in zip(record.profiles, record.output_shapes)
     ]
     make = onnx.helper.make_attribute
-    return [
-        make("subgraph", record.subgraph),
+    subgraph = node.attribute.add(name="subgraph", type=onnx.AttributeProto.GRAPH)
+    subgraph.g.CopyFrom(record.subgraph)
+    node.attribute.extend([
         make("subgraph_sha256", record.subgraph_sha256),
         make("profiles", _canonical_json(profiles)),
         make("build_settings", _canonical_json(record.build_settings)),
@@ -203,7 +208,7 @@ def engine_attributes(record: EngineRecord) -> list[onnx.AttributeProto]:
         make("engine_sha256", record.engine_sha256),
         make("fingerprint", _canonical_json(record.fingerprint)),
         make("precision", _canonical_json(record.precision)),
-    ]
+    ])
 
 
 def format_version(model: onnx.ModelProto) -> int | None:

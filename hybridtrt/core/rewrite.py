@@ -13,7 +13,7 @@ from hybridtrt.core.graph import GraphIndex, outer_scope_inputs
 from hybridtrt.core.partition import Partition, contracted_order
 from hybridtrt.converters.registry import TensorInfo
 from hybridtrt.errors import InternalError
-from hybridtrt.core.format import COMBINE, DOMAIN, ENGINE, FORMAT_VERSION, SPLIT, EngineRecord, engine_attributes
+from hybridtrt.core.format import COMBINE, DOMAIN, ENGINE, FORMAT_VERSION, SPLIT, EngineRecord, add_engine_attributes
 
 __all__ = ["ClusterIO", "cluster_io", "extract_subgraph", "rewrite"]
 
@@ -200,22 +200,27 @@ def rewrite(
     Nodes keep their original relative order wherever the dependencies allow (a stable
     topological order of the contracted graph), so the same input gives the same output.
     """
-    nodes: list[onnx.NodeProto] = []
+    model = _without_graph(index.model)
+    graph = model.graph  # filled in place: each node is copied once
+    used = set(index.graph_outputs)  # what the new graph's nodes read, their bodies included
+
+    def add(node: onnx.NodeProto) -> None:
+        graph.node.append(node)
+        used.update(node.input)
+        if node.attribute:
+            used.update(_implicit(node))
+
     for kind, key in contracted_order(index.deps, parts):
         if kind == "node":
-            nodes.append(index.nodes[key])
+            add(index.nodes[key])
         else:
-            nodes.extend(_engine_nodes(records[key], ios[key]))
+            for node in _add_engine_nodes(graph, records[key], ios[key]):
+                used.update(node.input)
             # shared copies read only what the cluster reads; they go after the engine, as an
             # engine's subgraph may not redefine a name its outer scope already defined
-            nodes.extend(index.nodes[n] for n in ios[key].shared)
-    used = {name for node in nodes for name in node.input} | {
-        name for node in nodes for name in _implicit(node)
-    } | set(index.graph_outputs)
+            for shared in ios[key].shared:
+                add(index.nodes[shared])
     internal = _internal(index, parts, ios)
-    model = _without_graph(index.model)
-    graph = model.graph  # filled in place: each node is copied once (make_graph + CopyFrom: twice)
-    graph.node.extend(nodes)
     graph.name = index.graph.name
     graph.input.extend(
         v for v in index.graph.input if v.name not in index.initializers or v.name in used)
@@ -269,14 +274,20 @@ def _internal(index: GraphIndex, parts: Sequence[Partition], ios: Sequence[Clust
     return names
 
 
-def _engine_nodes(record: EngineRecord, io: ClusterIO) -> list[onnx.NodeProto]:
+def _add_engine_nodes(graph: onnx.GraphProto, record: EngineRecord, io: ClusterIO) -> list[onnx.NodeProto]:
+    """Append ``combine -> tensorrt_engine -> split`` for one cluster to ``graph`` (made in
+    place: the engine's subgraph is copied once) and return the three nodes."""
     packed_in, packed_out = f"{record.name}__inputs", f"{record.name}__outputs"
-    combine = onnx.helper.make_node(
-        COMBINE, list(io.inputs), [packed_in], name=f"{record.name}__combine", domain=DOMAIN
-    )
-    engine = onnx.helper.make_node(ENGINE, [packed_in], [packed_out], name=record.name, domain=DOMAIN)
-    engine.attribute.extend(engine_attributes(record))
-    split = onnx.helper.make_node(
-        SPLIT, [packed_out], list(io.outputs), name=f"{record.name}__split", domain=DOMAIN
-    )
-    return [combine, engine, split]
+    made = [
+        onnx.helper.make_node(COMBINE, list(io.inputs), [packed_in], name=f"{record.name}__combine",
+                              domain=DOMAIN),
+        onnx.helper.make_node(ENGINE, [packed_in], [packed_out], name=record.name, domain=DOMAIN),
+        onnx.helper.make_node(SPLIT, [packed_out], list(io.outputs), name=f"{record.name}__split",
+                              domain=DOMAIN),
+    ]
+    added = []
+    for node in made:
+        added.append(graph.node.add())
+        added[-1].CopyFrom(node)
+    add_engine_attributes(added[1], record)
+    return added

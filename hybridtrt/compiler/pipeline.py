@@ -93,11 +93,11 @@ def cluster(
     registry = registry.for_library(rules_library(config.backend))
     with _stage("capability"):
         capability = judge_graph(index, registry, config.disable_ops)
-    known = {n.name for n in index.nodes} | {n.op_type for n in index.nodes}
-    unknown = [k for k in config.disable_ops if k not in known]
-    if unknown:
-        _LOG.warning("disable_ops: %s name no node and no op type of this model",
-                     ", ".join(repr(k) for k in unknown))
+        known = {n.name for n in index.nodes} | set(index.op_types)
+        unknown = [k for k in config.disable_ops if k not in known]
+        if unknown:
+            _LOG.warning("disable_ops: %s name no node and no op type of this model",
+                         ", ".join(repr(k) for k in unknown))
     with _stage("partition"):
         graph = index.deps
         parts = propose(graph, capability.supported)
@@ -121,11 +121,11 @@ def cluster(
                        lambda n: f"its cluster has {sizes[n]} node(s) besides constants, fewer "
                                  f"than min_subgraph_size={config.min_subgraph_size}")
         check_acyclic(graph, parts, "filters")
-    inside = {n for p in parts for n in p.nodes}
-    outside = [
-        OutsideNode(v.name, v.op_type, why[v.index] if v.supported else v.reason)
-        for v in capability.verdicts if v.index not in inside
-    ]
+        inside = {n for p in parts for n in p.nodes}
+        outside = [
+            OutsideNode(v.name, v.op_type, why[v.index] if v.supported else v.reason)
+            for v in capability.verdicts if v.index not in inside
+        ]
     _LOG.info("%d of %d nodes in %d cluster(s)", sum(len(p) for p in parts), len(index.nodes),
               len(parts))
     return Clustering(index, capability, tuple(parts), tuple(outside))
@@ -146,11 +146,16 @@ def _track(
 def _facts(
     index: GraphIndex, graph: DependencyGraph, capability: CapabilityReport, registry: Registry
 ) -> filters.ClusterFacts:
+    slots: dict[tuple[str, str], Sequence[int]] = {}  # by op: one rule per op in a model
+
     def shape_inputs(node: int) -> Sequence[int]:
         proto = index.nodes[node]
-        domain = "" if proto.domain == "ai.onnx" else proto.domain
-        found = registry.find(proto.op_type, domain, index.opsets.get(domain, 1))
-        return found.shape_inputs if found is not None else ()
+        op = (proto.op_type, proto.domain)
+        if op not in slots:
+            domain = "" if proto.domain == "ai.onnx" else proto.domain
+            found = registry.find(proto.op_type, domain, index.opsets.get(domain, 1))
+            slots[op] = found.shape_inputs if found is not None else ()
+        return slots[op]
 
     return filters.ClusterFacts(
         graph=graph,

@@ -44,15 +44,18 @@ STATUS_NOT_BUILT = "not_built"
 STATUS_BUILT = "built"
 
 
-def subgraph_digest(graph: onnx.GraphProto) -> str:
+def subgraph_digest(graph: onnx.GraphProto, name: str | None = None) -> str:
     """SHA-256 of a subgraph's structure and weight values, independent of how weights are stored.
 
     Every tensor (initializers, attribute tensors, tensors of nested control-flow bodies) is
     rewritten from its values before hashing, so the digest is the same whether weights sit
     inline or in an external data file, and whatever encoding (raw or typed fields) they use.
+    ``name``, when given, is hashed in place of the graph's own name.
     """
     canonical = onnx.GraphProto()
     canonical.CopyFrom(graph)
+    if name is not None:
+        canonical.name = name
     _canonical_tensors(canonical)
     return hashlib.sha256(canonical.SerializeToString(deterministic=True)).hexdigest()
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 else:
     trt = library.bound()
 
-__all__ = ["LOGGER", "capture_errors", "dims"]
+__all__ = ["LOGGER", "capture_errors", "dims", "parser_logger"]
 
 _LOG = logging.getLogger("hybridtrt.tensorrt")
 _ERROR = int(trt.ILogger.Severity.ERROR)  # INTERNAL_ERROR is 0, ERROR 1
@@ -56,6 +56,17 @@ class _Logger(trt.ILogger):
 
 
 LOGGER = _Logger()  # TensorRT wants one logger for the whole process
+_QUIET = trt.Logger(trt.Logger.INTERNAL_ERROR)
+
+
+def parser_logger() -> trt.ILogger:
+    """The logger for an ONNX parser whose verdict comes from its error list, not its log.
+
+    ``LOGGER`` while ``hybridtrt.tensorrt`` shows debug messages; else TensorRT's own logger,
+    which drops messages below internal errors without calling into Python (the parser logs
+    several verbose messages per node: through ``LOGGER`` they took half of a support check).
+    """
+    return LOGGER if _LOG.isEnabledFor(logging.DEBUG) else _QUIET
 
 
 @contextmanager

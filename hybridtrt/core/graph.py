@@ -28,14 +28,24 @@ def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -
         return TensorInfo(value.name, None, None, constant, kind or "")
     tensor = value.type.tensor_type
     dtype = tensor.elem_type or None
-    shape: tuple[int | str | None, ...] | None = None
-    if tensor.HasField("shape"):
-        shape = tuple(
-            (d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value")
-            else (d.dim_param or None)
-            for d in tensor.shape.dim
-        )
+    shape = _dims(tensor.shape.dim) if tensor.HasField("shape") else None
     return TensorInfo(value.name, dtype, shape, constant, kind)
+
+
+def _dims(dims: Sequence[onnx.TensorShapeProto.Dimension]) -> tuple[int | str | None, ...]:
+    """Sizes (None for a negative one), names, or None where neither is set."""
+    shape: list[int | str | None] = []
+    for d in dims:
+        size = d.dim_value  # a size other than 0 is set: no HasField needed (most dims)
+        if size > 0:
+            shape.append(size)
+        elif size < 0:
+            shape.append(None)
+        elif d.HasField("dim_value"):
+            shape.append(0)
+        else:
+            shape.append(d.dim_param or None)
+    return tuple(shape)
 
 
 def rename_reads(node: onnx.NodeProto, rename: Mapping[str, str]) -> None:

@@ -121,6 +121,7 @@ class GraphIndex:
                     self.producer[name] = index
         self._values = self._collect_values(inferred or model)
         self._infos: dict[str, TensorInfo] = {}
+        self._dtypes: dict[str, int | None] = {}
         self.constant_nodes = {
             name: i for name, i in self.producer.items()
             if i in constants and _constant_node_value(self.nodes[i]) is not None
@@ -193,6 +194,26 @@ class GraphIndex:
         if cached is None:
             cached = self._infos[name] = self._make_info(name)
         return cached
+
+    def dtype(self, name: str) -> int | None:
+        """``info(name).dtype``, without making the rest of the info (shapes cost most)."""
+        if not name:
+            return None
+        cached = self._infos.get(name)
+        if cached is not None:
+            return cached.dtype
+        if name not in self._dtypes:
+            self._dtypes[name] = self._make_dtype(name)
+        return self._dtypes[name]
+
+    def _make_dtype(self, name: str) -> int | None:
+        tensor = self.initializers.get(name)
+        if tensor is not None:
+            return int(tensor.data_type)
+        value = self._values.get(name)
+        if value is None or value.type.WhichOneof("value") != "tensor_type":
+            return None
+        return value.type.tensor_type.elem_type or None
 
     def _make_info(self, name: str) -> TensorInfo:
         tensor = self.initializers.get(name)

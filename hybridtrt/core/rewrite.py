@@ -96,7 +96,7 @@ def _shared_shape_nodes(index: GraphIndex, part: Partition, produced: set[str]) 
         produces = index.node_outputs[node]
         constant = not names and op_type == "Constant"  # any type: it is a literal
         if op_type in _RANDOM or not (
-                constant or all(index.info(o).dtype in _INTEGRAL for o in produces if o)):
+                constant or all(index.dtype(o) in _INTEGRAL for o in produces if o)):
             continue  # not integral
         if op_type not in SHAPE_SOURCES and not all(
                 n in shapes or n in index.constant_nodes

@@ -133,33 +133,39 @@ def _clusters(
                 current += 1
             run[node] = current
         previous = bool(supported[node])
-    parent = list(range(graph.count))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
     if not split:
         runs: dict[int, list[int]] = {}
         for node in order:
             if run[node] >= 0:
                 runs.setdefault(run[node], []).append(node)
         return [Partition(tuple(nodes)) for nodes in runs.values()]
-    for u in range(graph.count):
-        if run[u] < 0:
-            continue
-        for v in graph.succ[u]:
-            if run[v] == run[u]:
-                ru, rv = find(u), find(v)
-                if ru != rv:
-                    parent[max(ru, rv)] = min(ru, rv)
+    piece = _pieces(graph, run)
     members: dict[int, list[int]] = {}
     for node in order:
         if run[node] >= 0:
-            members.setdefault(find(node), []).append(node)
+            members.setdefault(piece[node], []).append(node)
     return [Partition(tuple(nodes)) for nodes in members.values()]
+
+
+def _pieces(graph: DependencyGraph, run: Sequence[int]) -> list[int]:
+    """``piece[node]``: a label shared by the nodes of one run joined by edges (either way)
+    inside it, -1 outside every run."""
+    piece = [-1] * graph.count
+    succ, pred = graph.succ, graph.pred
+    for start in range(graph.count):
+        if run[start] < 0 or piece[start] >= 0:
+            continue
+        kind = run[start]
+        piece[start] = start
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            for near in (succ[node], pred[node]):
+                for other in near:
+                    if piece[other] < 0 and run[other] == kind:
+                        piece[other] = start
+                        stack.append(other)
+    return piece
 
 
 def check_acyclic(graph: DependencyGraph, partitions: Sequence[Partition], stage: str) -> None:

@@ -15,7 +15,8 @@ from hybridtrt.core.partition import DependencyGraph
 from hybridtrt.converters.registry import TensorInfo, Verdict, attribute_value
 from hybridtrt.errors import UnsupportedModelError
 
-__all__ = ["SHAPE_SOURCES", "GraphIndex", "outer_scope_inputs", "rename_reads", "tensor_info_from_value"]
+__all__ = ["SHAPE_SOURCES", "GraphIndex", "in_topological_order", "outer_scope_inputs", "rename_reads",
+           "tensor_info_from_value"]
 
 SHAPE_SOURCES = frozenset({"Shape", "Size"})  # ops whose output is an input's shape
 
@@ -65,6 +66,19 @@ def outer_scope_inputs(node: onnx.NodeProto) -> list[str]:
         for graph in graphs:
             found |= _free_names(graph)
     return sorted(found)
+
+
+def in_topological_order(graph: onnx.GraphProto) -> bool:
+    """Whether no node reads a value a later node writes (then ``GraphIndex.topo_order`` is
+    the nodes as they are), found without indexing the graph."""
+    producer = {name: k for k, node in enumerate(graph.node) for name in node.output if name}
+    for k, node in enumerate(graph.node):
+        names = [n for n in node.input if n]
+        if node.attribute:
+            names += outer_scope_inputs(node)
+        if any(producer.get(n, k) > k for n in names):
+            return False
+    return True
 
 
 def _free_names(graph: onnx.GraphProto) -> set[str]:

@@ -117,22 +117,24 @@ class GraphIndex:
         self.node_outputs: list[list[str]] = []  # as listed, "" for an omitted output
         self.op_types: list[str] = []
         constants = set()
+        producer, consumers = self.producer, self.consumers
         # one pass over the protos: reading their fields again costs more than the lists
         for index, node in enumerate(self.nodes):
             names = [n for n in node.input if n]
             if node.attribute:
                 names += outer_scope_inputs(node)
             outputs = list(node.output)
+            op_type = node.op_type
             self.node_inputs.append(names)
             self.node_outputs.append(outputs)
-            self.op_types.append(node.op_type)
-            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            self.op_types.append(op_type)
+            if op_type == "Constant" and node.domain in ("", "ai.onnx"):
                 constants.add(index)
             for name in dict.fromkeys(names) if len(names) > 1 else names:
-                self.consumers.setdefault(name, []).append(index)
+                consumers.setdefault(name, []).append(index)
             for name in outputs:
                 if name:
-                    self.producer[name] = index
+                    producer[name] = index
         self._values = self._collect_values(inferred or model)
         self._infos: dict[str, TensorInfo] = {}
         self._dtypes: dict[str, int | None] = {}
@@ -267,6 +269,8 @@ def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
 
 
 def _stable_toposort(graph: DependencyGraph) -> list[int]:
+    if all(not sources or sources[-1] < node for node, sources in enumerate(graph.pred)):
+        return list(range(graph.count))  # every edge points forward (ONNX asks for this order)
     successors = graph.succ
     indegree = [len(p) for p in graph.pred]
     ready = [i for i in range(graph.count) if indegree[i] == 0]

@@ -15,8 +15,9 @@ def test_partition_scale_prints_a_table_per_stage() -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     header, small, large, growth = done.stdout.strip().splitlines()
-    assert header.split() == ["nodes", "clusters", "load", "capability", "partition", "shape",
-                              "ranges", "precision", "engines", "rewrite", "convert", "save", "total"]
+    assert header.split() == ["nodes", "clusters", "load", "index", "capability", "partition",
+                              "shape", "ranges", "precision", "engines", "report", "rewrite",
+                              "hybrid", "model", "untimed", "convert", "save", "total"]
     assert small.split()[:2] == ["200", "4"] and large.split()[:2] == ["2000", "40"]
     assert growth.startswith("growth of total: x")
 

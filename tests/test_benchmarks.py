@@ -16,7 +16,8 @@ def test_partition_scale_prints_a_table_per_stage() -> None:
     assert done.returncode == 0, done.stderr
     header, small, large, growth = done.stdout.strip().splitlines()
     assert header.split() == ["nodes", "clusters", "load", "capability", "partition", "shape",
-                              "ranges", "precision", "engines", "rewrite", "convert", "save", "total"]
+                              "ranges", "precision", "engines", "report", "rewrite", "untimed",
+                              "convert", "save", "total"]
     assert small.split()[:2] == ["200", "4"] and large.split()[:2] == ["2000", "40"]
     assert growth.startswith("growth of total: x")
 

@@ -112,26 +112,26 @@ def judge_graph(
     memo: dict[tuple[object, ...], Verdict] = {}
     rules: dict[tuple[str, str], OpRule | None] = {}
     verdicts = []
+    dtype = index.dtype
     for i, node in enumerate(index.nodes):
-        ctx = index.context(i, judge_body)
+        op_type, name, node_domain = node.op_type, node.name, node.domain
         key = None
-        if node.op_type not in disabled_set and node.name not in disabled_set:
-            op = (node.op_type, node.domain)
+        if op_type not in disabled_set and name not in disabled_set:
+            op = (op_type, node_domain)
             if op not in rules:
-                domain = "" if node.domain == "ai.onnx" else node.domain
-                rules[op] = registry.find(node.op_type, domain, ctx.opset)
+                domain = "" if node_domain == "ai.onnx" else node_domain
+                rules[op] = registry.find(op_type, domain, index.opsets.get(domain, 1))
             found = rules[op]
             if found is not None and found.check is None:
-                info = index.info
-                key = (op, tuple(info(n).dtype if n else 0 for n in node.input),
-                       tuple(info(n).dtype if n else 0 for n in node.output))
+                key = (op, tuple(dtype(n) if n else 0 for n in node.input),
+                       tuple(dtype(n) if n else 0 for n in node.output))
         verdict = memo.get(key) if key is not None else None
-        if verdict is None:
-            verdict = judge_node(ctx, registry, disabled_set)
+        if verdict is None:  # the node's context is made only for the nodes judged
+            verdict = judge_node(index.context(i, judge_body), registry, disabled_set)
             if key is not None:
                 memo[key] = verdict
         verdicts.append(
-            NodeVerdict(i, node.name, node.op_type, node.domain, verdict.supported, verdict.reason)
+            NodeVerdict(i, name, op_type, node_domain, verdict.supported, verdict.reason)
         )
     return CapabilityReport(tuple(verdicts))
 

@@ -72,7 +72,7 @@ def rules_for(config: TensorRTConfig, registry: Registry = REGISTRY) -> Registry
 def judge(index: GraphIndex, config: TensorRTConfig, rules: Registry) -> CapabilityReport:
     """Stage 2: a verdict for every node; ``disable_ops`` naming nothing is warned about."""
     capability = judge_graph(index, rules, config.disable_ops)
-    known = {n.name for n in index.nodes} | {n.op_type for n in index.nodes}
+    known = {n.name for n in index.nodes} | set(index.op_types)
     unknown = [k for k in config.disable_ops if k not in known]
     if unknown:
         _LOG.warning("disable_ops: %s name no node and no op type of this model",

@@ -47,9 +47,14 @@ def cluster_facts(
         names = index.nodes[node].input
         return [sum(1 for n in names[:s] if n) for s in wanted if s < len(names) and names[s]]
 
+    rules: dict[tuple[str, str], OpRule | None] = {}  # by op: one rule per op in a model
+
     def shape_inputs(node: int) -> Sequence[int]:
         proto = index.nodes[node]
-        found: OpRule | None = registry.find(proto.op_type, *opset_of(proto))
+        op = (proto.op_type, proto.domain)
+        if op not in rules:
+            rules[op] = registry.find(proto.op_type, *opset_of(proto))
+        found = rules[op]
         return slots(node, found.shape_inputs) if found is not None else ()
 
     def value_shaped(node: int) -> Sequence[str]:
@@ -66,9 +71,9 @@ def cluster_facts(
     infos = [index.info(n) for n in (*index.producer, *index.graph_inputs)]
     return filters.ClusterFacts(
         graph=graph,
-        op_types=[n.op_type for n in index.nodes],
+        op_types=index.op_types,
         inputs=index.node_inputs,
-        outputs=[list(n.output) for n in index.nodes],
+        outputs=index.node_outputs,
         producer=index.producer,
         consumers=index.consumers,
         graph_outputs=frozenset(index.graph_outputs),

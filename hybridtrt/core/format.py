@@ -25,7 +25,7 @@ __all__ = [
     "META_VERSION",
     "SPLIT",
     "EngineRecord",
-    "engine_attributes",
+    "add_engine_attributes",
     "format_version",
     "subgraph_digest",
 ]
@@ -44,15 +44,18 @@ STATUS_NOT_BUILT = "not_built"
 STATUS_BUILT = "built"
 
 
-def subgraph_digest(graph: onnx.GraphProto) -> str:
+def subgraph_digest(graph: onnx.GraphProto, name: str | None = None) -> str:
     """SHA-256 of a subgraph's structure and weight values, independent of how weights are stored.
 
     Every tensor (initializers, attribute tensors, tensors of nested control-flow bodies) is
     rewritten from its values before hashing, so the digest is the same whether weights sit
     inline or in an external data file, and whatever encoding (raw or typed fields) they use.
+    ``name``, when given, is hashed in place of the graph's own name.
     """
     canonical = onnx.GraphProto()
     canonical.CopyFrom(graph)
+    if name is not None:
+        canonical.name = name
     _canonical_tensors(canonical)
     return hashlib.sha256(canonical.SerializeToString(deterministic=True)).hexdigest()
 
@@ -184,15 +187,20 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def engine_attributes(record: EngineRecord) -> list[onnx.AttributeProto]:
-    """The attributes of a ``tensorrt_engine`` node for ``record``, in a fixed order."""
+def add_engine_attributes(node: onnx.NodeProto, record: EngineRecord) -> None:
+    """Give a ``tensorrt_engine`` node the attributes of ``record``, in a fixed order.
+
+    The subgraph is copied straight into the node (made apart and then added, it would be
+    copied twice).
+    """
     profiles = [
         {"inputs": inputs, "outputs": outputs}
         for inputs, outputs in zip(record.profiles, record.output_shapes)
     ]
     make = onnx.helper.make_attribute
-    return [
-        make("subgraph", record.subgraph),
+    subgraph = node.attribute.add(name="subgraph", type=onnx.AttributeProto.GRAPH)
+    subgraph.g.CopyFrom(record.subgraph)
+    node.attribute.extend([
         make("subgraph_sha256", record.subgraph_sha256),
         make("profiles", _canonical_json(profiles)),
         make("build_settings", _canonical_json(record.build_settings)),
@@ -203,7 +211,7 @@ def engine_attributes(record: EngineRecord) -> list[onnx.AttributeProto]:
         make("engine_sha256", record.engine_sha256),
         make("fingerprint", _canonical_json(record.fingerprint)),
         make("precision", _canonical_json(record.precision)),
-    ]
+    ])
 
 
 def format_version(model: onnx.ModelProto) -> int | None:

@@ -15,7 +15,8 @@ from hybridtrt.core.partition import DependencyGraph
 from hybridtrt.converters.registry import TensorInfo, Verdict, attribute_value
 from hybridtrt.errors import UnsupportedModelError
 
-__all__ = ["SHAPE_SOURCES", "GraphIndex", "outer_scope_inputs", "rename_reads", "tensor_info_from_value"]
+__all__ = ["SHAPE_SOURCES", "GraphIndex", "in_topological_order", "outer_scope_inputs", "rename_reads",
+           "tensor_info_from_value"]
 
 SHAPE_SOURCES = frozenset({"Shape", "Size"})  # ops whose output is an input's shape
 
@@ -28,14 +29,24 @@ def tensor_info_from_value(value: onnx.ValueInfoProto, constant: bool = False) -
         return TensorInfo(value.name, None, None, constant, kind or "")
     tensor = value.type.tensor_type
     dtype = tensor.elem_type or None
-    shape: tuple[int | str | None, ...] | None = None
-    if tensor.HasField("shape"):
-        shape = tuple(
-            (d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value")
-            else (d.dim_param or None)
-            for d in tensor.shape.dim
-        )
+    shape = _dims(tensor.shape.dim) if tensor.HasField("shape") else None
     return TensorInfo(value.name, dtype, shape, constant, kind)
+
+
+def _dims(dims: Sequence[onnx.TensorShapeProto.Dimension]) -> tuple[int | str | None, ...]:
+    """Sizes (None for a negative one), names, or None where neither is set."""
+    shape: list[int | str | None] = []
+    for d in dims:
+        size = d.dim_value  # a size other than 0 is set: no HasField needed (most dims)
+        if size > 0:
+            shape.append(size)
+        elif size < 0:
+            shape.append(None)
+        elif d.HasField("dim_value"):
+            shape.append(0)
+        else:
+            shape.append(d.dim_param or None)
+    return tuple(shape)
 
 
 def rename_reads(node: onnx.NodeProto, rename: Mapping[str, str]) -> None:
@@ -55,6 +66,19 @@ def outer_scope_inputs(node: onnx.NodeProto) -> list[str]:
         for graph in graphs:
             found |= _free_names(graph)
     return sorted(found)
+
+
+def in_topological_order(graph: onnx.GraphProto) -> bool:
+    """Whether no node reads a value a later node writes (then ``GraphIndex.topo_order`` is
+    the nodes as they are), found without indexing the graph."""
+    producer = {name: k for k, node in enumerate(graph.node) for name in node.output if name}
+    for k, node in enumerate(graph.node):
+        names = [n for n in node.input if n]
+        if node.attribute:
+            names += outer_scope_inputs(node)
+        if any(producer.get(n, k) > k for n in names):
+            return False
+    return True
 
 
 def _free_names(graph: onnx.GraphProto) -> set[str]:
@@ -90,20 +114,33 @@ class GraphIndex:
         self.producer: dict[str, int] = {}
         self.consumers: dict[str, list[int]] = {}
         self.node_inputs: list[list[str]] = []
+        self.node_outputs: list[list[str]] = []  # as listed, "" for an omitted output
+        self.op_types: list[str] = []
+        constants = set()
+        producer, consumers = self.producer, self.consumers
+        # one pass over the protos: reading their fields again costs more than the lists
         for index, node in enumerate(self.nodes):
-            names = [n for n in node.input if n] + outer_scope_inputs(node)
+            names = [n for n in node.input if n]
+            if node.attribute:
+                names += outer_scope_inputs(node)
+            outputs = list(node.output)
+            op_type = node.op_type
             self.node_inputs.append(names)
-            for name in dict.fromkeys(names):
-                self.consumers.setdefault(name, []).append(index)
-            for name in node.output:
+            self.node_outputs.append(outputs)
+            self.op_types.append(op_type)
+            if op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                constants.add(index)
+            for name in dict.fromkeys(names) if len(names) > 1 else names:
+                consumers.setdefault(name, []).append(index)
+            for name in outputs:
                 if name:
-                    self.producer[name] = index
+                    producer[name] = index
         self._values = self._collect_values(inferred or model)
         self._infos: dict[str, TensorInfo] = {}
+        self._dtypes: dict[str, int | None] = {}
         self.constant_nodes = {
-            name: i for name, i in self.producer.items() if self.nodes[i].op_type == "Constant"
-            and self.nodes[i].domain in ("", "ai.onnx")
-            and _constant_node_value(self.nodes[i]) is not None
+            name: i for name, i in self.producer.items()
+            if i in constants and _constant_node_value(self.nodes[i]) is not None
         }
         # From IR 4 on, an initializer that is also a graph input is only a default value the
         # caller may override: it is an input, not a constant.
@@ -128,14 +165,12 @@ class GraphIndex:
     @cached_property
     def deps(self) -> DependencyGraph:
         """The node dependency graph (successor/predecessor lists)."""
-        found = set()
         producer = self.producer
+        pred = []
         for index, names in enumerate(self.node_inputs):
-            for name in names:
-                source = producer.get(name)
-                if source is not None and source != index:
-                    found.add((source, index))
-        return DependencyGraph(len(self.nodes), found)
+            sources = [p for p in map(producer.get, names) if p is not None and p != index]
+            pred.append(sorted(set(sources)) if len(sources) > 1 else sources)
+        return DependencyGraph.from_predecessors(pred)
 
     @cached_property
     def topo_order(self) -> list[int]:
@@ -176,6 +211,26 @@ class GraphIndex:
             cached = self._infos[name] = self._make_info(name)
         return cached
 
+    def dtype(self, name: str) -> int | None:
+        """``info(name).dtype``, without making the rest of the info (shapes cost most)."""
+        if not name:
+            return None
+        cached = self._infos.get(name)
+        if cached is not None:
+            return cached.dtype
+        if name not in self._dtypes:
+            self._dtypes[name] = self._make_dtype(name)
+        return self._dtypes[name]
+
+    def _make_dtype(self, name: str) -> int | None:
+        tensor = self.initializers.get(name)
+        if tensor is not None:
+            return int(tensor.data_type)
+        value = self._values.get(name)
+        if value is None or value.type.WhichOneof("value") != "tensor_type":
+            return None
+        return value.type.tensor_type.elem_type or None
+
     def _make_info(self, name: str) -> TensorInfo:
         tensor = self.initializers.get(name)
         if tensor is not None:
@@ -214,6 +269,8 @@ def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
 
 
 def _stable_toposort(graph: DependencyGraph) -> list[int]:
+    if all(not sources or sources[-1] < node for node, sources in enumerate(graph.pred)):
+        return list(range(graph.count))  # every edge points forward (ONNX asks for this order)
     successors = graph.succ
     indegree = [len(p) for p in graph.pred]
     ready = [i for i in range(graph.count) if indegree[i] == 0]

@@ -50,6 +50,19 @@ class DependencyGraph:
             self.succ[u].append(v)
             self.pred[v].append(u)
 
+    @classmethod
+    def from_predecessors(cls, pred: list[list[int]]) -> DependencyGraph:
+        """The graph whose node ``v`` depends on ``pred[v]`` (ascending, distinct, not ``v``);
+        the same graph as from those edges, built without sorting them."""
+        graph = cls(0, ())
+        succ: list[list[int]] = [[] for _ in pred]
+        for v, sources in enumerate(pred):
+            for u in sources:
+                succ[u].append(v)
+        graph.count, graph.succ, graph.pred = len(pred), succ, pred
+        graph.edge_list = [(u, v) for u, targets in enumerate(succ) for v in targets]
+        return graph
+
     def reversed(self) -> DependencyGraph:
         flipped = DependencyGraph(0, ())
         flipped.count, flipped.succ, flipped.pred = self.count, self.pred, self.succ
@@ -120,33 +133,39 @@ def _clusters(
                 current += 1
             run[node] = current
         previous = bool(supported[node])
-    parent = list(range(graph.count))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
     if not split:
         runs: dict[int, list[int]] = {}
         for node in order:
             if run[node] >= 0:
                 runs.setdefault(run[node], []).append(node)
         return [Partition(tuple(nodes)) for nodes in runs.values()]
-    for u in range(graph.count):
-        if run[u] < 0:
-            continue
-        for v in graph.succ[u]:
-            if run[v] == run[u]:
-                ru, rv = find(u), find(v)
-                if ru != rv:
-                    parent[max(ru, rv)] = min(ru, rv)
+    piece = _pieces(graph, run)
     members: dict[int, list[int]] = {}
     for node in order:
         if run[node] >= 0:
-            members.setdefault(find(node), []).append(node)
+            members.setdefault(piece[node], []).append(node)
     return [Partition(tuple(nodes)) for nodes in members.values()]
+
+
+def _pieces(graph: DependencyGraph, run: Sequence[int]) -> list[int]:
+    """``piece[node]``: a label shared by the nodes of one run joined by edges (either way)
+    inside it, -1 outside every run."""
+    piece = [-1] * graph.count
+    succ, pred = graph.succ, graph.pred
+    for start in range(graph.count):
+        if run[start] < 0 or piece[start] >= 0:
+            continue
+        kind = run[start]
+        piece[start] = start
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            for near in (succ[node], pred[node]):
+                for other in near:
+                    if piece[other] < 0 and run[other] == kind:
+                        piece[other] = start
+                        stack.append(other)
+    return piece
 
 
 def check_acyclic(graph: DependencyGraph, partitions: Sequence[Partition], stage: str) -> None:
@@ -155,20 +174,18 @@ def check_acyclic(graph: DependencyGraph, partitions: Sequence[Partition], stage
     A cluster that a path leaves and re-enters, or two clusters that feed each other, make
     the contracted graph cyclic; both are bugs of the stage named by ``stage``.
     """
-    owner = _owners(graph.count, partitions)
+    unit = _units(graph.count, partitions)
     contracted = graph.count + len(partitions)
-
-    def key(node: int) -> int:
-        return graph.count + owner[node] if owner[node] >= 0 else node
-
-    edges = {(key(u), key(v)) for u in range(graph.count) for v in graph.succ[u]}
-    edges = {(a, b) for a, b in edges if a != b}
     indegree = [0] * contracted
     succ: list[list[int]] = [[] for _ in range(contracted)]
-    for a, b in edges:
-        succ[a].append(b)
-        indegree[b] += 1
-    live = {key(n) for n in range(graph.count)}
+    for u, targets in enumerate(graph.succ):  # repeated edges count once per copy, both ways
+        a = unit[u]
+        for v in targets:
+            b = unit[v]
+            if a != b:
+                succ[a].append(b)
+                indegree[b] += 1
+    live = set(unit)
     stack = [k for k in live if indegree[k] == 0]
     seen = 0
     while stack:
@@ -179,12 +196,19 @@ def check_acyclic(graph: DependencyGraph, partitions: Sequence[Partition], stage
             if indegree[nxt] == 0:
                 stack.append(nxt)
     if seen != len(live):
+        edges = {(unit[u], unit[v]) for u in range(graph.count) for v in graph.succ[u]}
+        edges = {(a, b) for a, b in edges if a != b}
         cycle = nx.find_cycle(nx.DiGraph(list(edges)))
         clusters = sorted({a - graph.count for a, _ in cycle if a >= graph.count})
         raise InternalError(
             f"{stage}: clusters {clusters} would form a cycle once contracted (a path leaves a "
             "cluster and re-enters it)"
         )
+
+
+def _units(count: int, partitions: Sequence[Partition]) -> list[int]:
+    """``unit[node]``: ``count + k`` for a node of cluster k, the node itself otherwise."""
+    return [count + k if k >= 0 else n for n, k in enumerate(_owners(count, partitions))]
 
 
 def _owners(count: int, partitions: Sequence[Partition]) -> list[int]:
@@ -243,17 +267,13 @@ def contracted_order(graph: DependencyGraph, parts: Sequence[Partition]) -> list
     Among ready units the one whose first node comes first in the original order goes first,
     so the original order is kept wherever the dependencies allow.
     """
-    owner = _owners(graph.count, parts)
     count = graph.count
-
-    def unit(node: int) -> int:
-        return count + owner[node] if owner[node] >= 0 else node
-
+    unit = _units(count, parts)
     first = {count + k: min(p.nodes) for k, p in enumerate(parts)}
     succ: dict[int, set[int]] = {}
-    indegree = {unit(n): 0 for n in range(count)}
+    indegree = dict.fromkeys(unit, 0)
     for u, v in graph.edge_list:
-        a, b = unit(u), unit(v)
+        a, b = unit[u], unit[v]
         if a != b and b not in succ.setdefault(a, set()):
             succ[a].add(b)
             indegree[b] += 1

@@ -13,7 +13,7 @@ from hybridtrt.core.graph import GraphIndex, outer_scope_inputs
 from hybridtrt.core.partition import Partition, contracted_order
 from hybridtrt.converters.registry import TensorInfo
 from hybridtrt.errors import InternalError
-from hybridtrt.core.format import COMBINE, DOMAIN, ENGINE, FORMAT_VERSION, SPLIT, EngineRecord, engine_attributes
+from hybridtrt.core.format import COMBINE, DOMAIN, ENGINE, FORMAT_VERSION, SPLIT, EngineRecord, add_engine_attributes
 
 __all__ = ["ClusterIO", "cluster_io", "extract_subgraph", "rewrite"]
 
@@ -49,24 +49,28 @@ def cluster_io(index: GraphIndex, part: Partition, share_shapes: bool = False) -
             host-side shape tensors.
     """
     members = set(part.nodes)
-    produced = {o for n in part.nodes for o in index.nodes[n].output if o}
+    node_outputs = index.node_outputs
+    produced = {o for n in part.nodes for o in node_outputs[n] if o}
     inputs: dict[str, None] = {}
     constants: dict[str, None] = {}
+    initializers, overridable, constant_nodes = (
+        index.initializers, index.overridable, index.constant_nodes)
     for node in part.nodes:
         for name in index.node_inputs[node]:
             if name in produced:
                 continue
-            external_constant = (name in index.initializers and name not in index.overridable) or (
-                name in index.constant_nodes and index.constant_nodes[name] not in members
+            external_constant = (name in initializers and name not in overridable) or (
+                name in constant_nodes and constant_nodes[name] not in members
             )
             (constants if external_constant else inputs)[name] = None
     model_outputs = set(index.graph_outputs)
+    consumers = index.consumers
     outputs = [
-        o for n in part.nodes for o in index.nodes[n].output
-        if o and (o in model_outputs or any(c not in members for c in index.consumers.get(o, ())))
+        o for n in part.nodes for o in node_outputs[n]
+        if o and (o in model_outputs or any(c not in members for c in consumers.get(o, ())))
     ]
     shared = _shared_shape_nodes(index, part, produced) if share_shapes else ()
-    copied = {o for n in shared for o in index.nodes[n].output}
+    copied = {o for n in shared for o in node_outputs[n]}
     if shared and all(o in copied for o in outputs):
         shared, copied = (), set()  # an engine must compute something for the outside
     return ClusterIO(tuple(inputs), tuple(dict.fromkeys(o for o in outputs if o not in copied)),
@@ -88,22 +92,24 @@ def _shared_shape_nodes(index: GraphIndex, part: Partition, produced: set[str]) 
     computable: set[int] = set()  # members a copy outside could compute
     outside: set[str] = set()  # member outputs such a copy would make available
     for node in part.nodes:
-        proto, names = index.nodes[node], index.node_inputs[node]
-        constant = not names and proto.op_type == "Constant"  # any type: it is a literal
-        integral = constant or all(index.info(o).dtype in _INTEGRAL for o in proto.output if o)
-        from_shapes = all(n in shapes or n in index.constant_nodes or (
-            n in index.initializers and n not in index.overridable) for n in names)
-        if proto.op_type in _RANDOM or not integral or not (
-                proto.op_type in SHAPE_SOURCES or from_shapes):
-            continue
-        shapes.update(proto.output)
-        if not _implicit(proto) and all(n not in produced or n in outside for n in names):
+        op_type, names = index.op_types[node], index.node_inputs[node]
+        produces = index.node_outputs[node]
+        constant = not names and op_type == "Constant"  # any type: it is a literal
+        if op_type in _RANDOM or not (
+                constant or all(index.dtype(o) in _INTEGRAL for o in produces if o)):
+            continue  # not integral
+        if op_type not in SHAPE_SOURCES and not all(
+                n in shapes or n in index.constant_nodes
+                or (n in index.initializers and n not in index.overridable) for n in names):
+            continue  # not from shapes
+        shapes.update(produces)
+        if not _implicit(index.nodes[node]) and all(n not in produced or n in outside for n in names):
             computable.add(node)
-            outside.update(proto.output)
+            outside.update(produces)
     model_outputs = set(index.graph_outputs)
     wanted = [n for n in computable if any(
         o in model_outputs or any(c not in members for c in index.consumers.get(o, ()))
-        for o in index.nodes[n].output)]
+        for o in index.node_outputs[n])]
     needed: set[int] = set()
     while wanted:
         node = wanted.pop()
@@ -194,30 +200,35 @@ def rewrite(
     Nodes keep their original relative order wherever the dependencies allow (a stable
     topological order of the contracted graph), so the same input gives the same output.
     """
-    nodes: list[onnx.NodeProto] = []
+    model = _without_graph(index.model)
+    graph = model.graph  # filled in place: each node is copied once
+    used = set(index.graph_outputs)  # what the new graph's nodes read, their bodies included
+
+    def add(node: onnx.NodeProto) -> None:
+        graph.node.append(node)
+        used.update(node.input)
+        if node.attribute:
+            used.update(_implicit(node))
+
     for kind, key in contracted_order(index.deps, parts):
         if kind == "node":
-            nodes.append(index.nodes[key])
+            add(index.nodes[key])
         else:
-            nodes.extend(_engine_nodes(records[key], ios[key]))
+            for node in _add_engine_nodes(graph, records[key], ios[key]):
+                used.update(node.input)
             # shared copies read only what the cluster reads; they go after the engine, as an
             # engine's subgraph may not redefine a name its outer scope already defined
-            nodes.extend(index.nodes[n] for n in ios[key].shared)
-    used = {name for node in nodes for name in node.input} | {
-        name for node in nodes for name in _implicit(node)
-    } | set(index.graph_outputs)
+            for shared in ios[key].shared:
+                add(index.nodes[shared])
     internal = _internal(index, parts, ios)
-    graph = onnx.helper.make_graph(
-        nodes,
-        index.graph.name,
-        [v for v in index.graph.input if v.name not in index.initializers or v.name in used],
-        list(index.graph.output),
-        initializer=[t for t in index.graph.initializer if t.name in used],
-        doc_string=index.graph.doc_string,
-        value_info=[v for v in index.graph.value_info if v.name not in internal],
-    )
-    model = _without_graph(index.model)
-    model.graph.CopyFrom(graph)
+    graph.name = index.graph.name
+    graph.input.extend(
+        v for v in index.graph.input if v.name not in index.initializers or v.name in used)
+    graph.output.extend(index.graph.output)
+    graph.initializer.extend(t for t in index.graph.initializer if t.name in used)
+    graph.value_info.extend(v for v in index.graph.value_info if v.name not in internal)
+    if index.graph.doc_string:
+        graph.doc_string = index.graph.doc_string
     # IR 3 demands every initializer be a graph input, engine subgraphs included; IR 4 lifted
     # that rule without changing what a model computes.
     model.ir_version = max(model.ir_version, 4)
@@ -259,18 +270,24 @@ def _internal(index: GraphIndex, parts: Sequence[Partition], ios: Sequence[Clust
         shared = set(io.shared)
         for node in part.nodes:
             if node not in shared:
-                names.update(index.nodes[node].output)
+                names.update(index.node_outputs[node])
     return names
 
 
-def _engine_nodes(record: EngineRecord, io: ClusterIO) -> list[onnx.NodeProto]:
+def _add_engine_nodes(graph: onnx.GraphProto, record: EngineRecord, io: ClusterIO) -> list[onnx.NodeProto]:
+    """Append ``combine -> tensorrt_engine -> split`` for one cluster to ``graph`` (made in
+    place: the engine's subgraph is copied once) and return the three nodes."""
     packed_in, packed_out = f"{record.name}__inputs", f"{record.name}__outputs"
-    combine = onnx.helper.make_node(
-        COMBINE, list(io.inputs), [packed_in], name=f"{record.name}__combine", domain=DOMAIN
-    )
-    engine = onnx.helper.make_node(ENGINE, [packed_in], [packed_out], name=record.name, domain=DOMAIN)
-    engine.attribute.extend(engine_attributes(record))
-    split = onnx.helper.make_node(
-        SPLIT, [packed_out], list(io.outputs), name=f"{record.name}__split", domain=DOMAIN
-    )
-    return [combine, engine, split]
+    made = [
+        onnx.helper.make_node(COMBINE, list(io.inputs), [packed_in], name=f"{record.name}__combine",
+                              domain=DOMAIN),
+        onnx.helper.make_node(ENGINE, [packed_in], [packed_out], name=record.name, domain=DOMAIN),
+        onnx.helper.make_node(SPLIT, [packed_out], list(io.outputs), name=f"{record.name}__split",
+                              domain=DOMAIN),
+    ]
+    added = []
+    for node in made:
+        added.append(graph.node.add())
+        added[-1].CopyFrom(node)
+    add_engine_attributes(added[1], record)
+    return added

@@ -23,10 +23,7 @@ _LOG = logging.getLogger("hybridtrt")
 
 def content_digest(graph: onnx.GraphProto) -> str:
     """``subgraph_digest`` without the graph's name (engine names may shift between runs)."""
-    unnamed = onnx.GraphProto()
-    unnamed.CopyFrom(graph)
-    unnamed.name = ""
-    return subgraph_digest(unnamed)
+    return subgraph_digest(graph, name="")
 
 
 def engine_key(graph: onnx.GraphProto, profiles: Sequence[Mapping[str, Any]],
@@ -82,8 +79,12 @@ class TensorRTBuilder:
         fingerprint = plan_fingerprint(self.backend.version, self.gpu,
                                        str(settings.get("hardware_compatibility", "none")),
                                        self.backend.library, strip)
+        cached = self.cache.get(key)  # plans are written atomically: a hit needs no lock
+        if cached is not None:
+            _LOG.info("engine %s: taken from the engine cache (%s)", name, key[:16])
+            return BuildResult(cached, fingerprint=fingerprint, from_cache=True)
         with self.cache.building(key):
-            cached = self.cache.get(key)
+            cached = self.cache.get(key)  # another process may have built it meanwhile
             if cached is not None:
                 _LOG.info("engine %s: taken from the engine cache (%s)", name, key[:16])
                 return BuildResult(cached, fingerprint=fingerprint, from_cache=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, SupportsInt
 from hybridtrt.trt import library
 from hybridtrt.trt.api import BuildOutput, BuildSpec, ParserVerdict, TensorRTFailure
 from hybridtrt.trt.profiles import profile_settings
-from hybridtrt.trt.tensorrt_logger import LOGGER, capture_errors, dims
+from hybridtrt.trt.tensorrt_logger import LOGGER, capture_errors, dims, parser_logger
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -59,7 +59,7 @@ def parse_support(model: bytes) -> ParserVerdict:
     with capture_errors():
         builder = trt.Builder(LOGGER)
         network = _network(builder)  # the parser keeps no reference: it must outlive the parser
-        parser = trt.OnnxParser(network, LOGGER)
+        parser = trt.OnnxParser(network, parser_logger())
         parser.supports_model_v2(model)
         supported: set[int] = set()
         for k in range(parser.num_subgraphs):

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 else:
     trt = library.bound()
 
-__all__ = ["LOGGER", "capture_errors", "dims"]
+__all__ = ["LOGGER", "capture_errors", "dims", "parser_logger"]
 
 _LOG = logging.getLogger("hybridtrt.tensorrt")
+_ERROR = int(trt.ILogger.Severity.ERROR)  # INTERNAL_ERROR is 0, ERROR 1
+_WARNING = int(trt.ILogger.Severity.WARNING)
 
 
 class _Logger(trt.ILogger):
@@ -32,15 +34,16 @@ class _Logger(trt.ILogger):
         self._local = threading.local()
 
     def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-        if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+        # TensorRT calls this for every message, verbose ones included (the ONNX parser logs
+        # several per node): compare integer levels, and format nothing unless it is shown.
+        level = int(severity)
+        if level <= _ERROR:
             _LOG.debug("TensorRT error: %s", msg)  # surfaced through the failure that follows
             errors = getattr(self._local, "errors", None)
             if errors is not None:
                 errors.append(msg)
-        elif severity == trt.ILogger.Severity.WARNING:
-            _LOG.debug("TensorRT warning: %s", msg)
-        else:
-            _LOG.debug("TensorRT: %s", msg)
+        elif _LOG.isEnabledFor(logging.DEBUG):
+            _LOG.debug("TensorRT warning: %s" if level == _WARNING else "TensorRT: %s", msg)
 
     @contextmanager
     def capturing(self) -> Iterator[list[str]]:
@@ -53,6 +56,17 @@ class _Logger(trt.ILogger):
 
 
 LOGGER = _Logger()  # TensorRT wants one logger for the whole process
+_QUIET = trt.Logger(trt.Logger.INTERNAL_ERROR)
+
+
+def parser_logger() -> trt.ILogger:
+    """The logger for an ONNX parser whose verdict comes from its error list, not its log.
+
+    ``LOGGER`` while ``hybridtrt.tensorrt`` shows debug messages; else TensorRT's own logger,
+    which drops messages below internal errors without calling into Python (the parser logs
+    several verbose messages per node: through ``LOGGER`` they took half of a support check).
+    """
+    return LOGGER if _LOG.isEnabledFor(logging.DEBUG) else _QUIET
 
 
 @contextmanager

@@ -40,9 +40,17 @@ class ShapeBook:
         self.plans = plans
         self.ranges: list[dict[str, ShapeRange]] = [{} for _ in plans]
         self.recorded = recorded or {}  # ranges recorded on real inputs (shape_range_info)
+        self.ios: dict[tuple[int, ...], ClusterIO] = {}
+
+    def io(self, part: Partition) -> ClusterIO:
+        """The part's boundary (``cluster_io`` sharing shape values), found once."""
+        found = self.ios.get(part.nodes)
+        if found is None:
+            found = self.ios[part.nodes] = cluster_io(self.index, part, share_shapes=True)
+        return found
 
     def need(self, parts: Sequence[Partition]) -> None:
-        ios = [cluster_io(self.index, p, share_shapes=True) for p in parts]
+        ios = [self.io(p) for p in parts]
         names = list(dict.fromkeys(n for io in ios for n in (*io.inputs, *io.outputs)))
         missing = [n for n in names if self.ranges and n not in self.ranges[0]]
         if missing:
@@ -123,7 +131,7 @@ class _EngineStage:
         self.disagreements: list[OutsideNode] = []
 
     def worth(self, part: Partition) -> bool:
-        count = sum(self.index.nodes[n].op_type != "Constant" for n in part.nodes)
+        count = sum(self.index.op_types[n] != "Constant" for n in part.nodes)
         return count >= self.config.min_subgraph_size
 
     def submodel(self, part: Partition, name: str) -> _Sub:
@@ -131,7 +139,7 @@ class _EngineStage:
         if part.nodes not in self.made:
             index = self.index
             self.book.need([part])
-            io = cluster_io(index, part, share_shapes=True)
+            io = self.book.io(part)
             ins, outs = self.book.profiles(io.inputs), self.book.profiles(io.outputs)
             graph = extract_subgraph(index, part, io, name, ins, outs)
             model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))

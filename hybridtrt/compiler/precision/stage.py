@@ -21,7 +21,7 @@ import onnx
 from onnx import TensorProto
 
 from hybridtrt.compiler.precision import accuracy, calibration, guards, int8, lowp, sensitivity
-from hybridtrt.core.graph import GraphIndex
+from hybridtrt.core.graph import GraphIndex, in_topological_order
 from hybridtrt.core.loading import LoadedModel, load_model
 from hybridtrt.core.partition import Partition
 from hybridtrt.compiler.shapes import RunPlan, record_stats, tensor_values
@@ -112,6 +112,8 @@ def fold_layers(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` with its main graph's nodes in a stable topological order."""
+    if in_topological_order(model.graph):
+        return model
     order = GraphIndex(model).topo_order
     if order == list(range(len(model.graph.node))):
         return model

@@ -66,3 +66,17 @@ def test_no_import_circle():
     graph = nx.DiGraph((name, target) for name, targets in IMPORTS.items() for target in targets
                        if not name.endswith("__init__") and MODULES[name].name != "__init__.py")
     assert sorted(nx.simple_cycles(graph), key=len)[:3] == []
+
+
+def test_no_module_over_500_lines_and_no_function_over_60() -> None:
+    long_modules, long_functions = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > 500:
+            long_modules.append(f"{_module(path)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60:
+                    long_functions.append(f"{_module(path)}.{node.name}: {length} lines")
+    assert long_modules == [] and long_functions == []

@@ -179,8 +179,7 @@ def _engine_model(record: EngineRecord, opsets: Sequence[onnx.OperatorSetIdProto
 
 def _typed(model: onnx.ModelProto, records: dict[str, EngineRecord]) -> onnx.ModelProto:
     """Shape-infer the working model, telling inference the types of the engines' outputs."""
-    typed = onnx.ModelProto()
-    typed.CopyFrom(model)
+    typed = light_model(model)  # types only: large weights as typed inputs, never copied
     for node in typed.graph.node:
         if node.domain == DOMAIN and node.op_type == ENGINE:
             typed.graph.value_info.extend(records[node.name].subgraph.output)

@@ -194,30 +194,25 @@ def rewrite(
     Nodes keep their original relative order wherever the dependencies allow (a stable
     topological order of the contracted graph), so the same input gives the same output.
     """
-    nodes: list[onnx.NodeProto] = []
+    model = _without_graph(index.model)
+    graph = model.graph  # filled in place: each engine subgraph is copied in once, in turn
+    graph.name, graph.doc_string = index.graph.name, index.graph.doc_string
     for kind, key in contracted_order(index.deps, parts):
         if kind == "node":
-            nodes.append(index.nodes[key])
+            graph.node.append(index.nodes[key])
         else:
-            nodes.extend(_engine_nodes(records[key], ios[key]))
+            graph.node.extend(_engine_nodes(records[key], ios[key]))
             # shared copies read only what the cluster reads; they go after the engine, as an
             # engine's subgraph may not redefine a name its outer scope already defined
-            nodes.extend(index.nodes[n] for n in ios[key].shared)
-    used = {name for node in nodes for name in node.input} | {
-        name for node in nodes for name in _implicit(node)
+            graph.node.extend(index.nodes[n] for n in ios[key].shared)
+    used = {name for node in graph.node for name in node.input} | {
+        name for node in graph.node for name in _implicit(node)
     } | set(index.graph_outputs)
     internal = _internal(index, parts, ios)
-    graph = onnx.helper.make_graph(
-        nodes,
-        index.graph.name,
-        [v for v in index.graph.input if v.name not in index.initializers or v.name in used],
-        list(index.graph.output),
-        initializer=[t for t in index.graph.initializer if t.name in used],
-        doc_string=index.graph.doc_string,
-        value_info=[v for v in index.graph.value_info if v.name not in internal],
-    )
-    model = _without_graph(index.model)
-    model.graph.CopyFrom(graph)
+    graph.input.extend(v for v in index.graph.input if v.name not in index.initializers or v.name in used)
+    graph.output.extend(index.graph.output)
+    graph.initializer.extend(t for t in index.graph.initializer if t.name in used)
+    graph.value_info.extend(v for v in index.graph.value_info if v.name not in internal)
     # IR 3 demands every initializer be a graph input, engine subgraphs included; IR 4 lifted
     # that rule without changing what a model computes.
     model.ir_version = max(model.ir_version, 4)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import onnx
 from onnx import TensorProto
 
+from hybridtrt.core.external import light_model
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.hybrid import HybridModel
 from hybridtrt.core.inline import inline_engines

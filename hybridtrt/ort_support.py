@@ -29,8 +29,9 @@ def runnable_bytes(model: onnx.ModelProto) -> bytes:
 
 
 def ort_session(model: onnx.ModelProto, options: Any, providers: Sequence[Any],
-                **kwargs: Any) -> Any:
-    """An ONNX Runtime session over ``model`` (``kwargs`` go to ``InferenceSession``).
+                outputs: Sequence[onnx.ValueInfoProto] = (), **kwargs: Any) -> Any:
+    """An ONNX Runtime session over ``model``, also giving ``outputs`` (``kwargs`` go to
+    ``InferenceSession``); ``model`` itself is left as it is.
 
     A model too large to serialize (``core.external.is_large``) is written to a temporary
     folder with its weights in an external data file, and the session made from that path.
@@ -38,15 +39,25 @@ def ort_session(model: onnx.ModelProto, options: Any, providers: Sequence[Any],
     import onnxruntime as ort
 
     if not is_large(model):
+        if outputs:
+            model = _with_outputs(model, outputs)
         return ort.InferenceSession(runnable_bytes(model), options, providers=list(providers),
                                     **kwargs)
     with tempfile.TemporaryDirectory(prefix="hybridtrt-ort-") as folder:
         path = Path(folder) / "model.onnx"
         skeleton = externalized(model, path.parent, "model.onnx.data")
         skeleton.ir_version = min(skeleton.ir_version, ORT_MAX_IR)
+        skeleton.graph.output.extend(outputs)
         onnx.save_model(skeleton, str(path))
         del skeleton
         return ort.InferenceSession(str(path), options, providers=list(providers), **kwargs)
+
+
+def _with_outputs(model: onnx.ModelProto, outputs: Sequence[onnx.ValueInfoProto]) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    copy.graph.output.extend(outputs)
+    return copy
 
 
 def first_line(exc: BaseException) -> str:

@@ -45,12 +45,13 @@ STATUS_NOT_BUILT = "not_built"
 STATUS_BUILT = "built"
 
 
-def subgraph_digest(graph: onnx.GraphProto) -> str:
+def subgraph_digest(graph: onnx.GraphProto, name: str | None = None) -> str:
     """SHA-256 of a subgraph's structure and weight values, independent of how weights are stored.
 
     Every tensor (initializers, attribute tensors, tensors of nested control-flow bodies) is
     rewritten from its values before hashing, so the digest is the same whether weights sit
     inline or in an external data file, and whatever encoding (raw or typed fields) they use.
+    ``name``, when given, is hashed in place of the graph's name.
     """
     # Hashed field by field, in field-number order, one initializer at a time: the same bytes
     # as serializing the canonical graph whole, without copying its weights (or 2 GiB limits).
@@ -66,6 +67,8 @@ def subgraph_digest(graph: onnx.GraphProto) -> str:
             getattr(part, field.name).CopyFrom(value)
         else:
             setattr(part, field.name, value)
+    if name is not None:
+        head.name = name
     _canonical_tensors(head)  # attribute tensors and nested bodies
     digest.update(head.SerializeToString(deterministic=True))
     for tensor in graph.initializer:

@@ -23,10 +23,7 @@ _LOG = logging.getLogger("hybridtrt")
 
 def content_digest(graph: onnx.GraphProto) -> str:
     """``subgraph_digest`` without the graph's name (engine names may shift between runs)."""
-    unnamed = onnx.GraphProto()
-    unnamed.CopyFrom(graph)
-    unnamed.name = ""
-    return subgraph_digest(unnamed)
+    return subgraph_digest(graph, name="")  # hashed without copying the graph
 
 
 def engine_key(graph: onnx.GraphProto, profiles: Sequence[Mapping[str, Any]],

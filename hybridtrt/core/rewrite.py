@@ -160,11 +160,14 @@ def extract_subgraph(
     input_ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
     output_ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
     inferred_dims: bool = True,
+    into: onnx.GraphProto | None = None,
 ) -> onnx.GraphProto:
     """The cluster as a self-contained graph: its nodes, copied weights and typed I/O.
 
     Boundary dims come from the shape ranges when given; otherwise from shape inference, or
     only the rank when ``inferred_dims`` is False (the runtime lets ONNX Runtime infer them).
+    With ``into`` (an empty graph, such as a new model's), it is filled in place and returned:
+    the weights are copied once.
     """
     initializers = []
     for const in io.constants:
@@ -177,9 +180,16 @@ def extract_subgraph(
             initializers.append(numpy_helper.from_array(value, const))
     inputs = [_boundary_value(index, n, input_ranges, inferred_dims) for n in io.inputs]
     outputs = [_boundary_value(index, n, output_ranges, inferred_dims) for n in io.outputs]
-    return onnx.helper.make_graph(
-        [index.nodes[n] for n in part.nodes], name, inputs, outputs, initializer=initializers
-    )
+    if into is None:
+        return onnx.helper.make_graph(
+            [index.nodes[n] for n in part.nodes], name, inputs, outputs, initializer=initializers
+        )
+    into.node.extend(index.nodes[n] for n in part.nodes)
+    into.name = name
+    into.input.extend(inputs)
+    into.output.extend(outputs)
+    into.initializer.extend(initializers)
+    return into
 
 
 def rewrite(
@@ -201,7 +211,7 @@ def rewrite(
         if kind == "node":
             graph.node.append(index.nodes[key])
         else:
-            graph.node.extend(_engine_nodes(records[key], ios[key]))
+            _add_engine_nodes(graph, records[key], ios[key])
             # shared copies read only what the cluster reads; they go after the engine, as an
             # engine's subgraph may not redefine a name its outer scope already defined
             graph.node.extend(index.nodes[n] for n in ios[key].shared)
@@ -258,14 +268,21 @@ def _internal(index: GraphIndex, parts: Sequence[Partition], ios: Sequence[Clust
     return names
 
 
-def _engine_nodes(record: EngineRecord, io: ClusterIO) -> list[onnx.NodeProto]:
+def _add_engine_nodes(graph: onnx.GraphProto, record: EngineRecord, io: ClusterIO) -> None:
+    """Append the cluster's combine, engine and split nodes; the engine's subgraph is copied
+    straight into its place in ``graph`` (a large one once, not once per step)."""
     packed_in, packed_out = f"{record.name}__inputs", f"{record.name}__outputs"
-    combine = onnx.helper.make_node(
+    graph.node.append(onnx.helper.make_node(
         COMBINE, list(io.inputs), [packed_in], name=f"{record.name}__combine", domain=DOMAIN
-    )
-    engine = onnx.helper.make_node(ENGINE, [packed_in], [packed_out], name=record.name, domain=DOMAIN)
-    engine.attribute.extend(engine_attributes(record))
-    split = onnx.helper.make_node(
+    ))
+    engine = graph.node.add()
+    engine.CopyFrom(onnx.helper.make_node(ENGINE, [packed_in], [packed_out], name=record.name,
+                                          domain=DOMAIN))
+    for attr in engine_attributes(dataclasses.replace(record, subgraph=onnx.GraphProto())):
+        added = engine.attribute.add()
+        added.CopyFrom(attr)
+        if added.name == "subgraph":
+            added.g.CopyFrom(record.subgraph)
+    graph.node.append(onnx.helper.make_node(
         SPLIT, [packed_out], list(io.outputs), name=f"{record.name}__split", domain=DOMAIN
-    )
-    return [combine, engine, split]
+    ))

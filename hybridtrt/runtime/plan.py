@@ -208,8 +208,9 @@ def _segments(
             if not io.outputs:
                 continue  # dead nodes: nothing reads what they compute
             name = f"ort_segment_{len(found)}"
-            graph = extract_subgraph(index, parts[key], io, name, [], [], inferred_dims=False)
-            sub = onnx.helper.make_model(graph, opset_imports=opsets)
+            sub = onnx.helper.make_model(onnx.GraphProto(), opset_imports=opsets)
+            extract_subgraph(index, parts[key], io, name, [], [], inferred_dims=False,
+                             into=sub.graph)  # the weights copied once
             sub.ir_version = model.ir_version
             found.append(SegmentSpec("ort", name, sub, io.inputs, io.outputs))
         elif index.nodes[key].op_type == ENGINE:

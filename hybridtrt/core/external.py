@@ -20,7 +20,6 @@ __all__ = ["LARGE_ABOVE", "externalized", "is_large", "light_model", "node_witho
 LARGE_ABOVE = 2**31 - 2**26
 _SMALL = 4096  # initializers up to this many elements keep their values in ``light_model``
 _STANDARD = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
-_ALIGN = 4096  # tensors in a data file start on page boundaries (ORT may map them)
 
 
 def tensor_bytes(tensor: TensorProto) -> int:
@@ -102,8 +101,7 @@ class _Sink:
                   else numpy_helper.to_array(tensor).tobytes())
         stub = TensorProto(name=tensor.name, dims=tensor.dims, data_type=tensor.data_type,
                            doc_string=tensor.doc_string, data_location=TensorProto.EXTERNAL)
-        start = -(-self.offset // _ALIGN) * _ALIGN
-        self.data.write(b"\0" * (start - self.offset))
+        start = self.offset
         self.data.write(values)
         self.offset = start + len(values)
         for key, value in (("location", self.location), ("offset", str(start)),

@@ -21,9 +21,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import hybridtrt.core.external as external
-from hybridtrt import TensorRTConfig, convert
+from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.core.format import subgraph_digest
 from hybridtrt.core.hybrid import load
+from hybridtrt.errors import SaveError
 from hybridtrt.runtime import Config, Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return made
 
 
-def _chain(folder: Path, count: int = 8) -> Path:
+def _chain(folder: Path, count: int = 8, batch: int | str = 2) -> Path:
     """MatMuls with a Sigmoid in the middle (kept out of TensorRT), weights in a data file."""
     rng = np.random.default_rng(0)
     nodes, weights, previous = [], [], "x"
@@ -61,8 +62,8 @@ def _chain(folder: Path, count: int = 8) -> Path:
         if k == count // 2 - 1:
             nodes.append(helper.make_node("Sigmoid", [previous], ["mid"], name="mid"))
             previous = "mid"
-    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [2, WIDTH])],
-                              [helper.make_tensor_value_info(previous, 1, [2, WIDTH])], weights)
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [batch, WIDTH])],
+                              [helper.make_tensor_value_info(previous, 1, [batch, WIDTH])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
     path = folder / "model.onnx"
@@ -79,6 +80,8 @@ def test_a_large_model_converts_saves_loads_and_runs_like_onnx_runtime(
     data = [p for p in saved.parent.iterdir() if p.suffix == ".data"]
     assert len(data) == 1 and data[0].stat().st_size >= 8 * WIDTH * WIDTH * 4
     assert saved.stat().st_size < 64 * 1024
+    with pytest.raises(SaveError, match="2 GiB"):
+        hybrid.save(tmp_path / "inline.onnx", external_data=False)
     loaded = load(saved)  # every checksum verified
     predictor = Predictor(Config(str(saved)), loaded)
     x = np.random.default_rng(1).standard_normal((2, WIDTH), dtype=np.float32)
@@ -96,6 +99,17 @@ def test_a_large_model_from_a_proto_is_shape_inferred_and_left_unchanged(
     assert hashlib.sha256(model.SerializeToString()).hexdigest() == before
     record = hybrid.engines[0]
     assert [d.dim_value for d in record.subgraph.output[0].type.tensor_type.shape.dim] == [2, WIDTH]
+
+
+def test_a_large_dynamic_model_records_its_shape_ranges_through_a_file(
+        tmp_path: Path, large_limit: None, sessions: list[object]) -> None:
+    source = _chain(tmp_path, batch="N")
+    config = TensorRTConfig(disable_ops=["Sigmoid"], inputs=[Input(
+        "x", min_input_shape=[1, WIDTH], optim_input_shape=[2, WIDTH], max_input_shape=[4, WIDTH])])
+    hybrid = convert(str(source), config)
+    assert sessions and all(isinstance(s, str) for s in sessions)  # the warm-up runs
+    assert hybrid.engines[1].profiles[0]["mid"] == {"min": [1, WIDTH], "opt": [2, WIDTH],
+                                                    "max": [4, WIDTH]}
 
 
 def test_externalized_writes_every_large_tensor_once_and_reads_back_equal(tmp_path: Path) -> None:

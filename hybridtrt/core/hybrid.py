@@ -80,7 +80,7 @@ class HybridModel:
         Args:
             path: Target ``.onnx`` file, or a directory (``model.onnx`` is written in it).
             external_data: Store weights in ``<name>.data`` next to the file; by default only
-                when the model is over 1 GiB.
+                when the model is over 1 GiB (a model over 2 GiB cannot be saved without).
 
         Returns:
             The path of the written ``.onnx`` file.
@@ -92,6 +92,9 @@ class HybridModel:
         if target.is_dir() or (not target.suffix and not target.exists()):
             target = target / _DEFAULT_NAME
         external = _over_external_limit(self.model) if external_data is None else external_data
+        if not external and is_large(self.model):
+            raise SaveError(f"cannot write the hybrid model to {target} without external data: "
+                            "it is over protobuf's 2 GiB limit (leave external_data unset)")
         _refuse_special(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)

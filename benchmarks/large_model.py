@@ -1,7 +1,8 @@
 """A model over 2 GiB end to end: build, convert, save, load, run, and plain ONNX Runtime.
 
 Builds (in a temp folder, weights written straight to an external data file) a chain of
-``--weights`` square FP32 MatMuls of ``--width`` (default 10 x 8192^2 x 4 B = 2.5 GiB) with a
+``--weights`` square FP32 MatMuls of ``--width`` (default 10 x 8192^2 x 4 B = 2.5 GiB; at least
+6, so each half makes an engine of ``min_subgraph_size`` 3) with a
 Sigmoid in the middle kept out of TensorRT (``disable_ops``): two engines and an ORT segment.
 Each stage group runs in a fresh process; a sampler thread records the peak RSS of each stage.
 

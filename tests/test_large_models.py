@@ -22,10 +22,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 import hybridtrt.core.external as external
 from hybridtrt import Input, TensorRTConfig, convert
-from hybridtrt.core.format import subgraph_digest
+from hybridtrt.core.format import STATUS_BUILT, subgraph_digest
 from hybridtrt.core.hybrid import load
 from hybridtrt.errors import SaveError
 from hybridtrt.runtime import Config, Predictor
+from hybridtrt.trt.builder import TensorRTBuilder
+from hybridtrt.trt.cache import EngineCache
+from tests.fake_tensorrt import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 96  # 96 * 96 * 4 B = 36 KiB per weight
@@ -110,6 +113,17 @@ def test_a_large_dynamic_model_records_its_shape_ranges_through_a_file(
     assert sessions and all(isinstance(s, str) for s in sessions)  # the warm-up runs
     assert hybrid.engines[1].profiles[0]["mid"] == {"min": [1, WIDTH], "opt": [2, WIDTH],
                                                     "max": [4, WIDTH]}
+
+
+def test_an_engine_over_the_limit_is_split_into_pieces_tensorrt_can_parse(
+        tmp_path: Path, large_limit: None) -> None:
+    backend = FakeBackend()
+    builder = TensorRTBuilder(backend, EngineCache(tmp_path / "cache"))
+    config = TensorRTConfig(disable_ops=["Sigmoid"], min_subgraph_size=2)
+    hybrid = convert(str(_chain(tmp_path)), config, builder=builder)  # 4 weights per side
+    assert [[n.name for n in e.subgraph.node] for e in hybrid.engines] == [
+        ["mm0", "mm1"], ["mm2", "mm3"], ["mm4", "mm5"], ["mm6", "mm7"]]
+    assert all(e.status == STATUS_BUILT for e in hybrid.engines)
 
 
 def test_externalized_writes_every_large_tensor_once_and_reads_back_equal(tmp_path: Path) -> None:

@@ -41,3 +41,15 @@ def test_online_load_prints_first_and_cached_load_times() -> None:
     header, row = done.stdout.strip().splitlines()
     assert header.split() == ["model", "precision", "first_load_s", "cached_load_s", "ratio"]
     assert row.split()[:2] == ["rec", "fp32"]
+
+
+def test_large_model_prints_time_and_memory_per_stage() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "large_model.py"),
+                           "--width", "128", "--weights", "6"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary, header, *rows = done.stdout.strip().splitlines()
+    assert summary.startswith("weights: 0.00 GiB, engines: 2, max |hybrid - ORT|: ")
+    assert header.split() == ["stage", "seconds", "peak_rss_GiB", "x_weights"]
+    assert [r.rsplit(None, 3)[0] for r in rows] == ["build model", "convert", "save", "load",
+                                                    "predictor", "run", "ORT session", "ORT run"]

@@ -21,8 +21,9 @@ from hybridtrt.compiler.precision.guards import TensorStats
 from hybridtrt.config import Input
 from hybridtrt.converters.registry import TensorInfo, dtype_name
 from hybridtrt.errors import InputError, UnsupportedModelError
+from hybridtrt.core.external import is_large
 from hybridtrt.ort_support import first_line as _first_line
-from hybridtrt.ort_support import runnable_bytes
+from hybridtrt.ort_support import ort_session
 from hybridtrt.progress import progress
 
 __all__ = ["RunPlan", "ShapeRange", "inputs_reaching", "match_inputs", "plan_runs", "random_value",
@@ -352,6 +353,13 @@ def _reduce(name: str, shapes: Sequence[Shape], opt_run: int) -> ShapeRange:
     return ShapeRange(lo, shapes[opt_run], hi)
 
 
+def _recording_outputs(index: GraphIndex, names: Sequence[str]) -> list[onnx.ValueInfoProto]:
+    """The outputs a recording model adds to the model's own to give ``names``."""
+    outputs = {o.name for o in index.model.graph.output}
+    return [onnx.helper.make_tensor_value_info(name, index.info(name).dtype or 0, None)
+            for name in dict.fromkeys(names) if name not in outputs]
+
+
 def _recording_model(index: GraphIndex, names: Sequence[str]) -> onnx.ModelProto:
     """A copy of the model that outputs ``names`` and keeps only the nodes they take.
 
@@ -381,8 +389,8 @@ def _recording_model(index: GraphIndex, names: Sequence[str]) -> onnx.ModelProto
 
 def recording_session(index: GraphIndex, names: Sequence[str]) -> object:
     """An ONNX Runtime session over the recording model, or onnx's reference evaluator when ORT
-    cannot load it (for example an opset newer than the installed ORT knows)."""
-    model = _recording_model(index, names)
+    cannot load it (for example an opset newer than the installed ORT knows). A model over
+    2 GiB reaches ORT through a file with external data, never copied whole in memory."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -393,13 +401,14 @@ def recording_session(index: GraphIndex, names: Sequence[str]) -> object:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.log_severity_level = 3
-    if any(v.type.tensor_type.elem_type == TensorProto.BFLOAT16 for v in model.graph.input):
+    if any(v.type.tensor_type.elem_type == TensorProto.BFLOAT16 for v in index.model.graph.input):
         reason = "its Python API takes no bfloat16 inputs"
     else:
         try:
-            return ort.InferenceSession(
-                runnable_bytes(model), options, providers=["CPUExecutionProvider"]
-            )
+            if is_large(index.model):  # (no pruned copy of a model this large)
+                return ort_session(index.model, options, ["CPUExecutionProvider"],
+                                   outputs=_recording_outputs(index, names))
+            return ort_session(_recording_model(index, names), options, ["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
             reason = _first_line(exc)
     _LOG.warning("ONNX Runtime cannot load the model (%s); recording shapes with onnx's "
@@ -407,7 +416,7 @@ def recording_session(index: GraphIndex, names: Sequence[str]) -> object:
     try:
         from onnx.reference import ReferenceEvaluator
 
-        return ReferenceEvaluator(model)
+        return ReferenceEvaluator(_recording_model(index, names))
     except Exception as exc:  # noqa: BLE001 - the evaluator raises many error types
         raise UnsupportedModelError(
             f"neither ONNX Runtime ({reason}) nor onnx's reference evaluator "

@@ -12,6 +12,7 @@ import onnx
 from onnx import numpy_helper
 
 from hybridtrt.errors import FormatError
+from hybridtrt.core.external import node_without
 from hybridtrt.core.format_schema import check_record, check_subgraph
 
 __all__ = [
@@ -50,14 +51,36 @@ def subgraph_digest(graph: onnx.GraphProto, name: str | None = None) -> str:
     Every tensor (initializers, attribute tensors, tensors of nested control-flow bodies) is
     rewritten from its values before hashing, so the digest is the same whether weights sit
     inline or in an external data file, and whatever encoding (raw or typed fields) they use.
-    ``name``, when given, is hashed in place of the graph's own name.
+    ``name``, when given, is hashed in place of the graph's name.
     """
-    canonical = onnx.GraphProto()
-    canonical.CopyFrom(graph)
+    # Hashed field by field, in field-number order, one initializer at a time: the same bytes
+    # as serializing the canonical graph whole, without copying its weights (or 2 GiB limits).
+    digest = hashlib.sha256()
+    head, tail = onnx.GraphProto(), onnx.GraphProto()
+    for field, value in graph.ListFields():
+        if field.name == "initializer":
+            continue
+        part = head if field.number < _INITIALIZER_FIELD else tail
+        if field.is_repeated:
+            getattr(part, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(part, field.name).CopyFrom(value)
+        else:
+            setattr(part, field.name, value)
     if name is not None:
-        canonical.name = name
-    _canonical_tensors(canonical)
-    return hashlib.sha256(canonical.SerializeToString(deterministic=True)).hexdigest()
+        head.name = name
+    _canonical_tensors(head)  # attribute tensors and nested bodies
+    digest.update(head.SerializeToString(deterministic=True))
+    for tensor in graph.initializer:
+        one = onnx.GraphProto()
+        one.initializer.add().CopyFrom(tensor)
+        _canonical_tensor(one.initializer[0])
+        digest.update(one.SerializeToString(deterministic=True))
+    digest.update(tail.SerializeToString(deterministic=True))
+    return digest.hexdigest()
+
+
+_INITIALIZER_FIELD = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
 
 
 def _canonical_tensors(graph: onnx.GraphProto) -> None:
@@ -238,13 +261,13 @@ def graph_digest(graph: onnx.GraphProto) -> str:
     digest = hashlib.sha256()
     structure = onnx.GraphProto()
     structure.name, structure.doc_string = graph.name, graph.doc_string
-    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+    for field in ("input", "output", "value_info", "sparse_initializer"):
         getattr(structure, field).extend(getattr(graph, field))
-    for node in structure.node:
+    for node in graph.node:
         if node.domain == DOMAIN and node.op_type == ENGINE:  # these carry their own checksums
-            kept = [a for a in node.attribute if a.name not in ("subgraph", "engine")]
-            del node.attribute[:]
-            node.attribute.extend(kept)
+            structure.node.append(node_without(node, ("subgraph", "engine")))
+        else:
+            structure.node.append(node)
     _canonical_tensors(structure)  # attribute tensors, whether stored inline or outside
     digest.update(structure.SerializeToString(deterministic=True))
     for tensor in sorted(graph.initializer, key=lambda t: t.name):

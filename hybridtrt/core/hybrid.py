@@ -18,6 +18,7 @@ import filelock
 import onnx
 from google.protobuf.message import DecodeError
 
+from hybridtrt.core.external import externalized, is_large
 from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.core.report import Report, engine_summary, name_order
 from hybridtrt.core.side_plans import embed_side_plans
@@ -79,7 +80,7 @@ class HybridModel:
         Args:
             path: Target ``.onnx`` file, or a directory (``model.onnx`` is written in it).
             external_data: Store weights in ``<name>.data`` next to the file; by default only
-                when the model is over 1 GiB.
+                when the model is over 1 GiB (a model over 2 GiB cannot be saved without).
 
         Returns:
             The path of the written ``.onnx`` file.
@@ -90,7 +91,10 @@ class HybridModel:
         target = Path(path)
         if target.is_dir() or (not target.suffix and not target.exists()):
             target = target / _DEFAULT_NAME
-        external = self.model.ByteSize() > _EXTERNAL_ABOVE if external_data is None else external_data
+        external = _over_external_limit(self.model) if external_data is None else external_data
+        if not external and is_large(self.model):
+            raise SaveError(f"cannot write the hybrid model to {target} without external data: "
+                            "it is over protobuf's 2 GiB limit (leave external_data unset)")
         _refuse_special(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -123,14 +127,29 @@ class HybridModel:
         if not external:
             onnx.save_model(self.model, str(staged))
             return ""
-        copy = onnx.ModelProto()
-        copy.CopyFrom(self.model)  # onnx's conversion to external data edits the model it gets
-        digest = hashlib.sha256(self.model.SerializeToString(deterministic=True)).hexdigest()[:16]
+        staging = f"{staged.name}.staging.data"
+        skeleton = externalized(self.model, staged.parent, staging)  # one tensor at a time
+        tensors = [t for t in onnx.external_data_helper._get_all_tensors(skeleton)  # noqa: SLF001
+                   if t.data_location == onnx.TensorProto.EXTERNAL]
+        if not tensors:
+            onnx.save_model(skeleton, str(staged))
+            return ""
+        # The skeleton names every weight by checksum (graph_sha256, each engine's digests).
+        digest = hashlib.sha256(skeleton.SerializeToString(deterministic=True)).hexdigest()[:16]
         data_name = f"{staged.name}.{digest}.data"
-        onnx.save_model(copy, str(staged), save_as_external_data=True,
-                        all_tensors_to_one_file=True, location=data_name, size_threshold=1024,
-                        convert_attribute=True)
-        return data_name if (staged.parent / data_name).exists() else ""
+        for tensor in tensors:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = data_name
+        os.replace(staged.parent / staging, staged.parent / data_name)
+        onnx.save_model(skeleton, str(staged))
+        return data_name
+
+
+def _over_external_limit(model: onnx.ModelProto) -> bool:
+    """Whether a default save keeps the weights in a data file (over 1 GiB, or too large for
+    protobuf, whose size is then not asked of it)."""
+    return is_large(model) or model.ByteSize() > _EXTERNAL_ABOVE
 
 
 @contextlib.contextmanager

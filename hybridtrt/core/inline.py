@@ -90,16 +90,35 @@ def _rebuilt(model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto],
              initializers: Sequence[onnx.TensorProto]) -> onnx.ModelProto:
     """A copy of ``model`` with these nodes and initializers (and no ``hybridtrt`` opset when no
     node of that domain is left)."""
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
-    del result.graph.node[:]
+    result = _without_nodes(model)  # the weights are copied once, below
     result.graph.node.extend(nodes)
-    del result.graph.initializer[:]
     result.graph.initializer.extend(initializers)
     if not any(n.domain == DOMAIN for n in nodes):
         kept = [o for o in result.opset_import if o.domain != DOMAIN]
         del result.opset_import[:]
         result.opset_import.extend(kept)
+    return result
+
+
+def _without_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` without its graph's nodes and initializers (never copied)."""
+    result = onnx.ModelProto()
+    for field, value in model.ListFields():
+        if field.name == "graph":
+            continue
+        if field.is_repeated:
+            getattr(result, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(result, field.name).CopyFrom(value)
+        else:
+            setattr(result, field.name, value)
+    for field, value in model.graph.ListFields():
+        if field.name in ("node", "initializer"):
+            continue
+        if field.is_repeated:
+            getattr(result.graph, field.name).extend(value)
+        else:
+            setattr(result.graph, field.name, value)
     return result
 
 

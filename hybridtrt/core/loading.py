@@ -11,13 +11,13 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
+from hybridtrt.core.external import is_large, light_model
 from hybridtrt.errors import ModelLoadError
 from hybridtrt.ort_support import first_line
 
 __all__ = ["LoadedModel", "load_model", "read_onnx_file"]
 
 _LOG = logging.getLogger("hybridtrt")
-_PROTO_LIMIT = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +26,8 @@ class LoadedModel:
 
     Attributes:
         model: The model as given (weights loaded, never mutated by later stages).
-        inferred: The model after ONNX shape inference (value_info filled where possible).
+        inferred: The model after ONNX shape inference (value_info filled where possible); for
+            a model over 2 GiB, of ``core.external.light_model`` (large weights as inputs).
         source: Where it came from (a path, or "<ModelProto>").
         opsets: Opset version per domain ("" is the default domain).
     """
@@ -113,8 +114,9 @@ def load_model(model: onnx.ModelProto | str | os.PathLike[str]) -> LoadedModel:
             f"convert() takes a path or an onnx.ModelProto, got {type(model).__name__}"
         )
     opsets = _check_versions(proto, source)
-    _check_valid(proto, source)
-    inferred = _infer(proto, source)
+    checked = light_model(proto) if is_large(proto) else proto  # protobuf's 2 GiB
+    _check_valid(checked, source)
+    inferred = _infer(checked, source)
     _LOG.info(
         "loaded %s: %d nodes, opset %s, IR %d",
         source, len(proto.graph.node), opsets.get("", "-"), proto.ir_version,
@@ -140,16 +142,12 @@ def _check_versions(model: onnx.ModelProto, source: str) -> dict[str, int]:
 
 def _check_valid(model: onnx.ModelProto, source: str) -> None:
     try:
-        if model.ByteSize() < _PROTO_LIMIT:
-            onnx.checker.check_model(model)
+        onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{source} is not a valid ONNX model: {first_line(exc)}") from exc
 
 
 def _infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
-    if model.ByteSize() >= _PROTO_LIMIT:
-        _LOG.warning("%s is over 2 GiB; skipping ONNX shape inference", source)
-        return model
     try:
         return onnx.shape_inference.infer_shapes(model, data_prop=True)
     except (onnx.shape_inference.InferenceError, RuntimeError) as exc:

@@ -166,11 +166,14 @@ def extract_subgraph(
     input_ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
     output_ranges: Sequence[Mapping[str, Mapping[str, list[int]]]],
     inferred_dims: bool = True,
+    into: onnx.GraphProto | None = None,
 ) -> onnx.GraphProto:
     """The cluster as a self-contained graph: its nodes, copied weights and typed I/O.
 
     Boundary dims come from the shape ranges when given; otherwise from shape inference, or
     only the rank when ``inferred_dims`` is False (the runtime lets ONNX Runtime infer them).
+    With ``into`` (an empty graph, such as a new model's), it is filled in place and returned:
+    the weights are copied once.
     """
     initializers = []
     for const in io.constants:
@@ -183,9 +186,16 @@ def extract_subgraph(
             initializers.append(numpy_helper.from_array(value, const))
     inputs = [_boundary_value(index, n, input_ranges, inferred_dims) for n in io.inputs]
     outputs = [_boundary_value(index, n, output_ranges, inferred_dims) for n in io.outputs]
-    return onnx.helper.make_graph(
-        [index.nodes[n] for n in part.nodes], name, inputs, outputs, initializer=initializers
-    )
+    if into is None:
+        return onnx.helper.make_graph(
+            [index.nodes[n] for n in part.nodes], name, inputs, outputs, initializer=initializers
+        )
+    into.node.extend(index.nodes[n] for n in part.nodes)
+    into.name = name
+    into.input.extend(inputs)
+    into.output.extend(outputs)
+    into.initializer.extend(initializers)
+    return into
 
 
 def rewrite(

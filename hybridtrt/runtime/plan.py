@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import onnx
 from onnx import TensorProto
 
+from hybridtrt.core.external import light_model
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.hybrid import HybridModel
 from hybridtrt.core.inline import inline_engines
@@ -185,8 +186,7 @@ def _engine_model(record: EngineRecord, opsets: Sequence[onnx.OperatorSetIdProto
 
 def _typed(model: onnx.ModelProto, records: dict[str, EngineRecord]) -> onnx.ModelProto:
     """Shape-infer the working model, telling inference the types of the engines' outputs."""
-    typed = onnx.ModelProto()
-    typed.CopyFrom(model)
+    typed = light_model(model)  # types only: large weights as typed inputs, never copied
     for node in typed.graph.node:
         if node.domain == DOMAIN and node.op_type == ENGINE:
             typed.graph.value_info.extend(records[node.name].subgraph.output)
@@ -214,8 +214,9 @@ def _segments(
             if not io.outputs:
                 continue  # dead nodes: nothing reads what they compute
             name = f"ort_segment_{len(found)}"
-            graph = extract_subgraph(index, parts[key], io, name, [], [], inferred_dims=False)
-            sub = onnx.helper.make_model(graph, opset_imports=opsets)
+            sub = onnx.helper.make_model(onnx.GraphProto(), opset_imports=opsets)
+            extract_subgraph(index, parts[key], io, name, [], [], inferred_dims=False,
+                             into=sub.graph)  # the weights copied once
             sub.ir_version = model.ir_version
             found.append(SegmentSpec("ort", name, sub, io.inputs, io.outputs))
         elif index.nodes[key].op_type == ENGINE:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from hybridtrt.errors import ConfigError
-from hybridtrt.ort_support import first_line, runnable_bytes
+from hybridtrt.ort_support import first_line, ort_session
 from hybridtrt.runtime.devices import Device
 from hybridtrt.runtime.graphs import (DISABLED_FUSIONS, GRAPHS_OFF, IN_TENSORRT, GraphStatus,
                                       graph_model, graph_refusal, single_graph)
@@ -102,9 +102,8 @@ def open_session(spec: SegmentSpec, device: Device, threads: int,
     why = graph_refusal(graphed) if graphed is not None else GRAPHS_OFF
     if graphed is not None and why is None:
         try:  # ORT refuses when a node would run on the CPU: then no graph
-            session = ort.InferenceSession(runnable_bytes(graphed), options,
-                                           providers=device.providers(True),
-                                           disabled_optimizers=DISABLED_FUSIONS)
+            session = ort_session(graphed, options, device.providers(True),
+                                  disabled_optimizers=DISABLED_FUSIONS)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
             why = f"ONNX Runtime refused to capture it: {first_line(exc)}"
         else:
@@ -112,9 +111,8 @@ def open_session(spec: SegmentSpec, device: Device, threads: int,
                 device.limit_graphs(session)
             return session, GraphStatus(spec.name, True, "")
     try:
-        return ort.InferenceSession(runnable_bytes(spec.model), options,
-                                    providers=device.providers()), GraphStatus(spec.name, False,
-                                                                               why or GRAPHS_OFF)
+        return ort_session(spec.model, options, device.providers()), GraphStatus(
+            spec.name, False, why or GRAPHS_OFF)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
         raise ConfigError(
             f"ONNX Runtime cannot load segment {spec.name}: {first_line(exc)}") from exc

@@ -20,7 +20,7 @@ from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.runtime.segments import GraphStatus
 from hybridtrt.tools.tables import text_table
 from hybridtrt.tools.target import Target, make_feeds
-from hybridtrt.ort_support import first_line, runnable_bytes
+from hybridtrt.ort_support import first_line, ort_session
 
 __all__ = ["BenchResult", "BenchSettings", "LatencyStats", "SegmentTime", "benchmark",
            "latency_stats"]
@@ -302,8 +302,7 @@ def _plain_session(target: Target, settings: BenchSettings,
     if settings.use_gpu:
         providers = [("CUDAExecutionProvider", {"device_id": str(settings.device_id)})]
     try:
-        session = ort.InferenceSession(runnable_bytes(target.original), options,
-                                       providers=providers)
+        session = ort_session(target.original, options, providers)
         session.run(None, dict(feeds))
     except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
         raise ExecutionError(f"plain ONNX Runtime cannot run the original model "

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from hybridtrt.errors import ConfigError, ExecutionError
-from hybridtrt.ort_support import first_line, runnable_bytes
+from hybridtrt.ort_support import first_line, ort_session
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.tools.tables import text_table
 from hybridtrt.tools.target import Target, make_feeds
@@ -222,20 +222,18 @@ def _run_original(model: onnx.ModelProto, feeds: Mapping[str, Any], names: Seque
     """Run the original model in ONNX Runtime, fetching its outputs and ``names`` too."""
     import onnxruntime as ort
 
-    widened = onnx.ModelProto()
-    widened.CopyFrom(model)
-    produced = {o for n in widened.graph.node for o in n.output}
-    present = {o.name for o in widened.graph.output}
+    produced = {o for n in model.graph.node for o in n.output}
+    present = {o.name for o in model.graph.output}
     extra = [n for n in names if n in produced and n not in present]
-    widened.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     providers: list[Any] = (
         [("CUDAExecutionProvider", {"device_id": str(device_id)})] if use_gpu
         else ["CPUExecutionProvider"])
-    wanted = [o.name for o in widened.graph.output]
+    wanted = [o.name for o in model.graph.output] + extra
     try:
-        session = ort.InferenceSession(runnable_bytes(widened), options, providers=providers)
+        session = ort_session(model, options, providers,
+                              outputs=[onnx.ValueInfoProto(name=n) for n in extra])
         results = session.run(wanted, {k: np.asarray(v) for k, v in feeds.items()})
     except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
         raise ExecutionError(f"ONNX Runtime cannot run the original model: {first_line(exc)}") from exc

@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import onnx
+from google.protobuf.message import EncodeError
 
+from hybridtrt.core.external import is_large
 from hybridtrt.trt.engine import BuildResult, EngineBuilder, NotBuilding
 from hybridtrt.core.format import subgraph_digest
 from hybridtrt.trt.api import BuildSpec, ParserVerdict, TensorRTFailure, TrtBackend
@@ -23,7 +25,7 @@ _LOG = logging.getLogger("hybridtrt")
 
 def content_digest(graph: onnx.GraphProto) -> str:
     """``subgraph_digest`` without the graph's name (engine names may shift between runs)."""
-    return subgraph_digest(graph, name="")
+    return subgraph_digest(graph, name="")  # hashed without copying the graph
 
 
 def engine_key(graph: onnx.GraphProto, profiles: Sequence[Mapping[str, Any]],
@@ -34,9 +36,12 @@ def engine_key(graph: onnx.GraphProto, profiles: Sequence[Mapping[str, Any]],
 
 
 def _model_bytes(model: onnx.ModelProto) -> bytes:
+    if is_large(model):  # the build fails; bisection splits the cluster into pieces that fit
+        raise TensorRTFailure("the subgraph's weights are over protobuf's 2 GiB limit, and "
+                              "TensorRT's ONNX parser is given the subgraph serialized")
     try:
         return model.SerializeToString(deterministic=True)
-    except ValueError as exc:  # protobuf's 2 GiB limit
+    except (ValueError, EncodeError) as exc:  # protobuf's 2 GiB limit
         raise TensorRTFailure(f"the subgraph cannot be serialized for TensorRT: {exc}") from exc
 
 
@@ -64,6 +69,8 @@ class TensorRTBuilder:
         return self.backend.version if library == TENSORRT else f"{library}-{self.backend.version}"
 
     def parser_support(self, model: onnx.ModelProto) -> ParserVerdict | None:
+        if is_large(model):
+            return None  # no verdict: the build refuses it, and bisection splits it
         return self.backend.parse_support(_model_bytes(model))
 
     def build(self, name: str, model: onnx.ModelProto,

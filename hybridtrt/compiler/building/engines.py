@@ -141,8 +141,9 @@ class _EngineStage:
             self.book.need([part])
             io = self.book.io(part)
             ins, outs = self.book.profiles(io.inputs), self.book.profiles(io.outputs)
-            graph = extract_subgraph(index, part, io, name, ins, outs)
-            model = onnx.helper.make_model(graph, opset_imports=list(index.model.opset_import))
+            model = onnx.helper.make_model(onnx.GraphProto(),
+                                           opset_imports=list(index.model.opset_import))
+            extract_subgraph(index, part, io, name, ins, outs, into=model.graph)  # weights once
             precision, prefix = self.precision, f"{name}_{part.nodes[0]}/"
             typed: Callable[[], Typed] = (
                 (lambda: precision.apply(model, prefix, name)) if precision is not None

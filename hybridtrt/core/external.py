@@ -1,0 +1,153 @@
+"""Models over protobuf's 2 GiB: their size without serializing them, a weightless copy for
+shape inference and checks, and writing them with every large tensor in one data file."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import onnx
+from google.protobuf.message import Message
+from onnx import TensorProto, numpy_helper
+
+__all__ = ["LARGE_ABOVE", "externalized", "is_large", "light_model", "node_without",
+           "tensor_bytes"]
+
+# Models whose tensors hold more bytes than this are handled as over protobuf's 2 GiB limit
+# (the rest of the model is allowed 64 MiB). Module-level so tests can lower it.
+LARGE_ABOVE = 2**31 - 2**26
+_SMALL = 4096  # initializers up to this many elements keep their values in ``light_model``
+_STANDARD = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
+
+
+def tensor_bytes(tensor: TensorProto) -> int:
+    """The bytes of a tensor's values, from its dims and type (its data is not read)."""
+    if tensor.data_type == TensorProto.STRING:
+        return sum(len(s) for s in tensor.string_data)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    return math.prod(tensor.dims) * dtype.itemsize
+
+
+def _graph_bytes(graph: onnx.GraphProto) -> int:
+    total = sum(tensor_bytes(t) for t in graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            total += sum(tensor_bytes(t) for t in ([attr.t] if attr.HasField("t") else []))
+            total += sum(tensor_bytes(t) for t in attr.tensors)
+            total += sum(_graph_bytes(g) for g in ([attr.g] if attr.HasField("g") else []))
+            total += sum(_graph_bytes(g) for g in attr.graphs)
+    return total
+
+
+def is_large(model: onnx.ModelProto | onnx.GraphProto) -> bool:
+    """Whether the model (or graph) is too large to serialize as one protobuf message."""
+    graph = model.graph if isinstance(model, onnx.ModelProto) else model
+    return _graph_bytes(graph) > LARGE_ABOVE
+
+
+def node_without(node: onnx.NodeProto, dropped: Sequence[str]) -> onnx.NodeProto:
+    """A copy of ``node`` without the attributes named ``dropped`` (never copied)."""
+    stub = onnx.NodeProto()
+    for field, value in node.ListFields():
+        if field.name == "attribute":
+            stub.attribute.extend(a for a in value if a.name not in dropped)
+        elif field.is_repeated:
+            getattr(stub, field.name).extend(value)
+        else:
+            setattr(stub, field.name, value)
+    return stub
+
+
+def light_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with each large initializer turned into a typed graph input: the same types
+    and shapes for ONNX shape inference and the checker, without copying weights (small
+    initializers, such as a Reshape's target shape, keep their values). Nodes outside the
+    standard domains (a hybrid model's engines) lose their graph attributes: ONNX has no
+    inference for them."""
+    graph = model.graph
+    nodes = [node if node.domain in _STANDARD else node_without(
+        node, [a.name for a in node.attribute if a.HasField("g") or a.graphs])
+        for node in graph.node]
+    small = [t for t in graph.initializer if math.prod(t.dims) <= _SMALL]
+    listed = {v.name for v in graph.input}
+    weights = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+               for t in graph.initializer if math.prod(t.dims) > _SMALL and t.name not in listed]
+    light = onnx.helper.make_model(
+        onnx.helper.make_graph(nodes, graph.name, [*graph.input, *weights], graph.output,
+                               small, value_info=graph.value_info),
+        opset_imports=model.opset_import, ir_version=model.ir_version)
+    light.functions.extend(model.functions)
+    return light
+
+
+class _Sink:
+    """Writes tensors over ``threshold`` bytes into one data file and returns their stubs."""
+
+    def __init__(self, data: BinaryIO, location: str, threshold: int) -> None:
+        self.data = data
+        self.location = location
+        self.threshold = threshold
+        self.offset = 0
+
+    def tensor(self, tensor: TensorProto) -> TensorProto:
+        if (tensor.data_type == TensorProto.STRING or tensor_bytes(tensor) < self.threshold
+                or tensor.data_location == TensorProto.EXTERNAL):
+            copy = TensorProto()
+            copy.CopyFrom(tensor)
+            return copy
+        values = (tensor.raw_data if tensor.HasField("raw_data")
+                  else numpy_helper.to_array(tensor).tobytes())
+        stub = TensorProto(name=tensor.name, dims=tensor.dims, data_type=tensor.data_type,
+                           doc_string=tensor.doc_string, data_location=TensorProto.EXTERNAL)
+        start = self.offset
+        self.data.write(values)
+        self.offset = start + len(values)
+        for key, value in (("location", self.location), ("offset", str(start)),
+                           ("length", str(len(values)))):
+            stub.external_data.add(key=key, value=value)
+        return stub
+
+    def graph(self, graph: onnx.GraphProto) -> onnx.GraphProto:
+        out = onnx.GraphProto()
+        _copy_fields(graph, out, {"initializer": self.tensor, "node": self.node})
+        return out
+
+    def node(self, node: onnx.NodeProto) -> onnx.NodeProto:
+        out = onnx.NodeProto()
+        _copy_fields(node, out, {"attribute": self.attribute})
+        return out
+
+    def attribute(self, attr: onnx.AttributeProto) -> onnx.AttributeProto:
+        out = onnx.AttributeProto()
+        _copy_fields(attr, out, {"t": self.tensor, "tensors": self.tensor, "g": self.graph,
+                                 "graphs": self.graph})
+        return out
+
+
+def _copy_fields(source: Message, target: Message, special: dict[str, Callable]) -> None:
+    """Copy every set field of ``source`` into ``target``; those in ``special`` through it."""
+    for field, value in source.ListFields():
+        make = special.get(field.name)
+        if field.is_repeated:
+            getattr(target, field.name).extend([make(v) for v in value] if make else value)
+        elif field.message_type is not None:
+            getattr(target, field.name).CopyFrom(make(value) if make else value)
+        else:
+            setattr(target, field.name, value)
+
+
+def externalized(model: onnx.ModelProto, folder: Path, data_name: str,
+                 threshold: int = 1024) -> onnx.ModelProto:
+    """A copy of ``model`` whose tensors of ``threshold`` bytes or more (initializers, attribute
+    tensors, those of nested graphs) are written to ``folder/data_name`` and read from there;
+    one tensor is copied at a time. No data file is left when no tensor is that large."""
+    path = folder / data_name
+    with open(path, "wb") as data:
+        sink = _Sink(data, data_name, threshold)
+        skeleton = onnx.ModelProto()
+        _copy_fields(model, skeleton, {"graph": sink.graph})
+    if sink.offset == 0:
+        path.unlink()
+    return skeleton

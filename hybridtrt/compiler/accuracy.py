@@ -1,4 +1,4 @@
-"""The accuracy guard: a lowered FP16/BF16 engine against its FP32 original, on warm-up inputs.
+"""The accuracy guard: a lowered FP16/BF16/INT8 engine against its FP32 original, on warm-up inputs.
 
 Both run in ONNX Runtime on the CPU (16-bit values emulated by rounding, as the runtime does
 without TensorRT). When an output errs beyond its tolerance, the node responsible is found by
@@ -6,6 +6,8 @@ bisecting the low-precision nodes in topological order (lowering only a prefix o
 in FP32, and the engine checked again, until it is within tolerance or entirely FP32. When
 single nodes stop paying off (an error made of many small ones), the fewest first nodes that
 bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects.
+INT8 engines keep instead the fewest layers whose quantization alone costs most (a bisection
+over their count in that order).
 """
 
 from __future__ import annotations

@@ -300,8 +300,10 @@ class PrecisionStage:
                                 tuple(n for n in order if n not in chosen))
 
         def rank(feeds: Sequence[dict[str, np.ndarray]]) -> accuracy.Ranking:
+            layers: list[sensitivity.LayerError] = []  # ranked once, on the first call
+
             def ranked(low: Sequence[str]) -> list[str]:
-                layers = sensitivity.rank_layers(model, ranges, feeds, prefix)
+                layers[:] = layers or sensitivity.rank_layers(model, ranges, feeds, prefix)
                 return [e.name for e in layers if e.name in low]
             return ranked
 

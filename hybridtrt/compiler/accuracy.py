@@ -259,7 +259,8 @@ def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lower
         strict: Raise instead of keeping nodes in FP32.
         rank: Sorts the low-precision nodes, costliest first (INT8: by sensitivity); when
             given, the fewest costliest nodes that bring the engine within tolerance are kept
-            in FP32 (a bisection over their count) instead of bisecting in topological order.
+            in FP32 (a bisection over their count) instead of bisecting in topological order
+            (the ranking's own runs are not counted in ``Checked.runs``).
 
     Raises:
         AccuracyError: ``strict`` and an output beyond tolerance.

@@ -3,16 +3,18 @@
 Every engine's typed subgraph (casts for FP16/BF16, Q/DQ for INT8) runs in ONNX Runtime on
 the CPU, so these numbers measure the graph transformation hybridtrt writes for TensorRT, not
 TensorRT's kernels (BF16 is emulated: FP32 compute with every BF16 value rounded). Models: the
-PaddleOCR recognizer and detector from the rapidocr wheel on text rendered with Pillow, a
+PaddleOCR recognizer, detector and direction classifier from the rapidocr wheel on text
+rendered with Pillow (evaluated on other samples than the warm-up and calibration ones), a
 small CNN and the pattern of a classifier exported from TensorFlow (``clf``), built in code.
 
-    python benchmarks/precision_accuracy.py [--modes fp16 bf16 int8 int8:8] [--models rec det cnn clf]
+    python benchmarks/precision_accuracy.py [--modes fp16 bf16 int8 int8:8]
+        [--models rec det cls cnn clf]
         [--unguarded]
 
-``int8:N`` is INT8 with ``int8_fp32_layers=N`` (the N most sensitive layers kept FP32). For
-FP16/BF16 the accuracy guard's columns give the worst engine output's relative L2 error on the
-warm-up inputs before and after it, the nodes it kept FP32 and its time; ``--unguarded`` adds
-rows converted with ``accuracy_check=False`` (mode ``fp16-`` / ``bf16-``), the error on the test
+``int8:N`` is INT8 with ``int8_fp32_layers=N`` (the N most sensitive layers kept FP32). The
+accuracy guard's columns give the worst engine output's relative L2 error on the warm-up inputs
+before and after it, the nodes it kept FP32 and its time; ``--unguarded`` adds rows converted
+with ``accuracy_check=False`` (mode ``fp16-`` / ``bf16-`` / ``int8-``), the error on the test
 inputs without the guard.
 """
 
@@ -64,6 +66,13 @@ def sentences(count: int, seed: int) -> list[str]:
 
 def rec_feeds(count: int, seed: int) -> list[dict[str, np.ndarray]]:
     return [{"x": rec_input(render_text([s], seed=seed + k))}
+            for k, s in enumerate(sentences(count, seed))]
+
+
+def cls_feeds(count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Text lines for the direction classifier (48x192), every other one upside down."""
+    return [{"x": rec_input(render_text([s], seed=seed + k)[::(-1) ** k, ::(-1) ** k].copy(),
+                            width=192)}
             for k, s in enumerate(sentences(count, seed))]
 
 
@@ -223,6 +232,7 @@ CASES: dict[str, Case] = {
     "rec": Case(lambda: str(paddleocr_model("rec")), rec_feeds,
                 _text_agreement(str(paddleocr_model("rec")))),
     "det": Case(lambda: str(paddleocr_model("det")), det_feeds, _mask_iou),
+    "cls": Case(lambda: str(paddleocr_model("cls")), cls_feeds, _top1),
     "cnn": Case(small_cnn, cnn_feeds, _top1),
     "clf": Case(tf_classifier, classifier_feeds, _top1),  # the TensorFlow classifier pattern
 }
@@ -308,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     modes = [m for mode in args.modes
-             for m in ([mode + "-", mode] if args.unguarded and mode in ("fp16", "bf16") else [mode])]
+             for m in ([mode + "-", mode] if args.unguarded and mode in ("fp16", "bf16", "int8")
+                       else [mode])]
     rows = [measure(m, mode, args.samples, device=args.device)
             for m in args.models for mode in modes]
     print(f"{args.samples} test inputs per model; reference: FP32 ONNX Runtime (CPU) on the "

@@ -134,7 +134,7 @@ class Input:
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # The accuracy guard's default bound on each engine output's relative L2 error against FP32.
-DEFAULT_ACCURACY_TOLERANCE = {"fp16": 1e-2, "bf16": 1e-2}
+DEFAULT_ACCURACY_TOLERANCE = {"fp16": 1e-2, "bf16": 1e-2, "int8": 2e-1}
 BACKENDS = ("auto", "tensorrt", "tensorrt_rtx")
 
 _SHAPE_FIELDS = ("min_input_shape", "optim_input_shape", "max_input_shape")
@@ -191,13 +191,14 @@ class TensorRTConfig:
             lists each with its reason).
         clamp_fp16_weights: Clamp weights beyond FP16's range (with a warning) instead of
             keeping their nodes in FP32.
-        accuracy_check: FP16/BF16: run each lowered engine and its FP32 original in ONNX
+        accuracy_check: FP16/BF16/INT8: run each lowered engine and its FP32 original in ONNX
             Runtime on the warm-up inputs and, where an output errs beyond
-            ``accuracy_tolerance``, keep the nodes responsible in FP32 (found by bisection).
+            ``accuracy_tolerance``, keep the nodes responsible in FP32 (found by bisection;
+            INT8: the fewest layers whose quantization costs most).
         accuracy_tolerance: The relative L2 error each engine output may have against FP32
             (an output also passes when its largest absolute error is within a tenth of this
             times the output's range): a number, or ``{tensor name: number}`` for some engine
-            outputs (the others keep the default: 1e-2 for FP16 and BF16).
+            outputs (the others keep the default: 1e-2 for FP16 and BF16, 0.2 for INT8).
         strict_accuracy: Raise ``AccuracyError`` for an engine beyond tolerance instead of
             keeping nodes in FP32.
         calibration_data: INT8 samples: an iterable of ``{input name: array}`` feeds, or a
@@ -368,7 +369,8 @@ class TensorRTConfig:
         given = [n for n, v in (("accuracy_tolerance", tolerance is not None),
                                 ("strict_accuracy", self.strict_accuracy)) if v]
         if given and self.precision_mode.value not in DEFAULT_ACCURACY_TOLERANCE:
-            raise ConfigError(f"{' and '.join(given)} apply to precision_mode FP16 or BF16 (the "
+            raise ConfigError(f"{' and '.join(given)} apply to precision_mode FP16, BF16 or "
+                              f"INT8 (the "
                               f"accuracy guard checks their engines), not "
                               f"{self.precision_mode.value}")
 
@@ -402,6 +404,11 @@ class TensorRTConfig:
                         "precision_guard": self.precision_guard}
             if mode is PrecisionMode.FP16:
                 settings["clamp_fp16_weights"] = self.clamp_fp16_weights
+        elif mode is PrecisionMode.INT8:
+            settings = {"calibration_method": self.calibration_method}
+            if self.int8_fp32_layers:
+                settings["int8_fp32_layers"] = self.int8_fp32_layers
+        if mode.value in DEFAULT_ACCURACY_TOLERANCE:
             settings["accuracy_check"] = self.accuracy_check
             if self.accuracy_check:
                 tolerance = self.accuracy_tolerance
@@ -409,10 +416,6 @@ class TensorRTConfig:
                     dict(sorted(tolerance.items())) if isinstance(tolerance, Mapping)
                     else self.tolerance(""))
                 settings["strict_accuracy"] = self.strict_accuracy
-        elif mode is PrecisionMode.INT8:
-            settings = {"calibration_method": self.calibration_method}
-            if self.int8_fp32_layers:
-                settings["int8_fp32_layers"] = self.int8_fp32_layers
         return settings
 
     def settings_hash(self) -> str:

@@ -38,13 +38,14 @@ def _add_precision_flags(conv: argparse.ArgumentParser) -> None:
     conv.add_argument("--no-precision-guard", action="store_true",
                       help="do not keep fragile nodes (overflow, long reductions) in FP32")
     conv.add_argument("--accuracy-tolerance", metavar="TOL|NAME=TOL[,NAME=TOL...]",
-                      help="FP16/BF16: relative L2 error each engine output may have against "
-                           "FP32 on the warm-up inputs (default 1e-2), or per output")
+                      help="FP16/BF16/INT8: relative L2 error each engine output may have "
+                           "against FP32 on the warm-up inputs (default 1e-2; INT8 0.2), or "
+                           "per output")
     conv.add_argument("--no-accuracy-check", action="store_true",
-                      help="FP16/BF16: do not check engines against FP32 (nor keep the nodes "
+                      help="FP16/BF16/INT8: do not check engines against FP32 (nor keep the nodes "
                            "that break them in FP32)")
     conv.add_argument("--strict-accuracy", action="store_true",
-                      help="FP16/BF16: fail when an engine errs beyond the tolerance instead "
+                      help="FP16/BF16/INT8: fail when an engine errs beyond the tolerance instead "
                            "of keeping the nodes responsible in FP32")
     conv.add_argument("--calibration-data", type=Path,
                       help="INT8: directory of .npz feeds (or .npy for one-input models)")

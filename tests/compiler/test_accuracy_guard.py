@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from onnx import helper as h
 from onnx import numpy_helper
 
 from hybridtrt import AccuracyError, ConfigError, Input, TensorRTConfig, convert
+from hybridtrt.compiler import accuracy
+from hybridtrt.compiler.lowp import Lowered
+from hybridtrt.compiler.precision import PrecisionStage
+from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.report import Report
 from hybridtrt.runtime import Config, create_predictor
 from tests import models
@@ -51,8 +56,9 @@ def test_the_guard_keeps_an_overflowing_node_fp32_and_the_report_names_it(tmp_pa
     assert [d[:3] for d in engine.accuracy_demoted] == [("scale_up", "Mul", "y"),
                                                         ("scale_down", "Div", "y")]
     assert engine.accuracy_before[0]["rel_l2"] == float("inf")
-    assert engine.accuracy_after[0]["output"] == "y"
-    assert engine.accuracy_after[0]["rel_l2"] <= engine.accuracy_after[0]["tolerance"] == 1e-2
+    after = engine.accuracy_after[0]
+    assert after["output"] == "y" and after["tolerance"] == 1e-2
+    assert accuracy.within(after["rel_l2"], after["max_abs"], after["tolerance"])
     kept = {name: why for name, _, why in engine.fp32_nodes}
     assert kept["scale_up"] == ("accuracy guard: lowering it alone moved output 'y' by inf "
                                 "(relative L2; tolerance 0.01)")
@@ -120,7 +126,7 @@ def test_accuracy_settings_are_validated_and_hashed() -> None:
         TensorRTConfig(precision_mode="fp16", accuracy_tolerance=-1)
     with pytest.raises(ConfigError, match=r"accuracy_tolerance\['y'\] must be a positive number"):
         TensorRTConfig(precision_mode="fp16", accuracy_tolerance={"y": "small"})
-    with pytest.raises(ConfigError, match="apply to precision_mode FP16 or BF16"):
+    with pytest.raises(ConfigError, match="apply to precision_mode FP16, BF16 or INT8"):
         TensorRTConfig(strict_accuracy=True)
     with pytest.raises(ConfigError, match="strict_accuracy=True needs accuracy_check=True"):
         TensorRTConfig(precision_mode="fp16", strict_accuracy=True, accuracy_check=False)
@@ -159,4 +165,52 @@ def test_the_classifier_pattern_in_fp16_is_checked_and_keeps_fp32_top1(tmp_path:
     engines = [e for e in hybrid.report().engines if e.precision == "fp16"]
     assert engines and all(e.accuracy_after for e in engines)
     for engine in engines:
-        assert all(o["rel_l2"] <= o["tolerance"] for o in engine.accuracy_after), engine
+        assert all(accuracy.within(o["rel_l2"], o["max_abs"], o["tolerance"])
+                   for o in engine.accuracy_after), engine
+
+
+def test_the_pass_rule_is_relative_l2_or_max_abs_within_a_tenth_of_the_tolerance() -> None:
+    assert accuracy.within(1e-2, 1.0, 1e-2) and accuracy.within(5.0, 1e-3, 1e-2)
+    assert not accuracy.within(1.1e-2, 1.1e-3, 1e-2)
+    assert accuracy.OutputError("y", 0.5, 1e-3, 1e-2).passed
+
+
+def _shift(by: float) -> onnx.ModelProto:
+    weights = [numpy_helper.from_array(np.full(16, by, np.float32), "c")]
+    return make([h.make_node("Add", ["x", "c"], ["y"], name="add")], [f32("x", [2, 16])],
+                [f32("y", [2, 16])], weights)
+
+
+def _feeds() -> list[dict[str, np.ndarray]]:
+    return [{"x": np.random.default_rng(0).uniform(0, 1, (2, 16)).astype(np.float32)}]
+
+
+def test_an_engine_beyond_tolerance_with_every_node_fp32_is_warned(caplog) -> None:
+    # an engine whose FP32 form already differs (nothing left to demote)
+    with caplog.at_level(logging.WARNING, logger="hybridtrt"):
+        checked = accuracy.check(_shift(1.0), lambda keep: Lowered(_shift(2.0), (), ()), {},
+                                 _feeds(), set(), lambda name: 1e-2, "engine_9", False)
+    assert checked is not None and not checked.after[0].passed and checked.demoted == ()
+    assert "engine engine_9 stays beyond accuracy_tolerance with every node in FP32: output " \
+           "'y' errs by " in caplog.text
+
+
+def test_an_engine_onnx_runtime_cannot_run_is_not_checked_and_warned(caplog) -> None:
+    broken = _shift(1.0)
+    broken.graph.node[0].op_type = "NoSuchOp"
+    with caplog.at_level(logging.WARNING, logger="hybridtrt"):
+        checked = accuracy.check(broken, lambda keep: Lowered(broken, (), ()), {}, _feeds(), set(),
+                                 lambda name: 1e-2, "engine_9", False)
+    assert checked is None
+    assert "engine engine_9 is not checked against FP32: ONNX Runtime cannot run it on the " \
+           "CPU" in caplog.text
+
+
+def test_an_engine_without_warm_up_values_is_not_checked_and_warned(caplog) -> None:
+    model = _rounding_only()
+    stage = PrecisionStage(GraphIndex(model), [], _fp16())  # no warm-up runs
+    with caplog.at_level(logging.WARNING, logger="hybridtrt"):
+        typed = stage.apply(model, "engine_9/", "engine_9")
+    assert "accuracy" not in typed.info and typed.info["mode"] == "fp16"
+    assert "engine engine_9 is not checked against FP32: the values of its inputs in the " \
+           "warm-up runs are unknown" in caplog.text

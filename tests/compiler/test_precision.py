@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from hybridtrt import Input, TensorRTConfig, convert
+from hybridtrt import AccuracyError, Input, TensorRTConfig, convert
 from hybridtrt.compiler.filters import keep_qdq_pairs
 from hybridtrt.core.inline import inline_engines
 from hybridtrt.core.partition import Partition
@@ -186,7 +186,9 @@ def _feeds(count, seed=0):
 def test_int8_calibration_inserts_trt_style_qdq_and_stays_close(tmp_path):
     model = _cnn()
     hybrid = convert(model, TensorRTConfig(precision_mode="int8", calibration_data=_feeds(8),
-                                           calibration_method="minmax"))
+                                           calibration_method="minmax", inputs=[Input(
+                                               "x", warmup_data=[f["x"] for f in _feeds(3)])]))
+    assert hybrid.report().engines[0].accuracy_demoted == ()  # within the guard's tolerance
     graph = hybrid.engines[0].subgraph
     onnx.checker.check_graph(graph)  # Q/DQ nodes in topological order, as TensorRT reads them
     ops = [n.op_type for n in graph.node]
@@ -298,8 +300,10 @@ def _outlier_cnn() -> onnx.ModelProto:
 def test_int8_sensitivity_keeps_the_layer_quantization_hurts_most_in_fp32(tmp_path):
     model = _outlier_cnn()
     config = dict(precision_mode="int8", calibration_method="minmax", min_subgraph_size=1)
-    plain = convert(model, TensorRTConfig(calibration_data=_feeds(8), **config))
-    mixed = convert(model, TensorRTConfig(calibration_data=_feeds(8), int8_fp32_layers=1, **config))
+    plain = convert(model, TensorRTConfig(calibration_data=_feeds(8), accuracy_check=False,
+                                          **config))
+    mixed = convert(model, TensorRTConfig(calibration_data=_feeds(8), int8_fp32_layers=1,
+                                          accuracy_check=False, **config))
     kept = mixed.engines[0].precision["fp32_nodes"]
     assert [k[:2] for k in kept] == [["conv2", "Conv"]]
     assert re.fullmatch(r"int8 sensitivity: quantized alone it moves the engine's outputs by "
@@ -311,6 +315,24 @@ def test_int8_sensitivity_keeps_the_layer_quantization_hurts_most_in_fp32(tmp_pa
               for h_, name in ((plain, "plain"), (mixed, "mixed"))]
     assert errors[1] < errors[0] / 3  # keeping conv2 in FP32 removes most of the error
     assert mixed.engines[0].build_settings["int8_fp32_layers"] == 1
+
+
+def test_int8_guard_keeps_the_costliest_layers_fp32_without_int8_fp32_layers(tmp_path):
+    model = _outlier_cnn()
+    config = dict(precision_mode="int8", calibration_method="minmax", min_subgraph_size=1,
+                  calibration_data=_feeds(8),
+                  inputs=[Input("x", warmup_data=[f["x"] for f in _feeds(3, seed=5)])])
+    engine = convert(model, TensorRTConfig(**config)).report().engines[0]
+    assert [d[:3] for d in engine.accuracy_demoted] == [("conv2", "Conv", "y")]
+    assert engine.accuracy_before[0]["rel_l2"] > 0.2 >= engine.accuracy_after[0]["rel_l2"]
+    kept = {name: why for name, _, why in engine.fp32_nodes}
+    assert list(kept) == ["conv2"]  # conv1 stays int8
+    assert "sorted by the error their quantization alone causes" in kept["conv2"]
+    with pytest.raises(AccuracyError, match=r"engine tensorrt_engine_0: output 'y' errs by 1 "
+                                            r"\(relative L2.*beyond accuracy_tolerance 0.2"):
+        convert(model, TensorRTConfig(strict_accuracy=True, **config))
+    loose = convert(model, TensorRTConfig(accuracy_tolerance=2.0, **config)).report().engines[0]
+    assert loose.accuracy_demoted == () and loose.fp32_nodes == ()
 
 
 def test_int8_sensitivity_after_a_cache_hit_reads_the_data_again_or_says_it_needs_it(tmp_path):

@@ -1,4 +1,4 @@
-"""The accuracy guard: a lowered FP16/BF16 engine against its FP32 original, on warm-up inputs.
+"""The accuracy guard: a lowered FP16/BF16/INT8 engine against its FP32 original, on warm-up inputs.
 
 Both run in ONNX Runtime on the CPU (16-bit values emulated by rounding, as the runtime does
 without TensorRT). When an output errs beyond its tolerance, the node responsible is found by
@@ -6,6 +6,8 @@ bisecting the low-precision nodes in topological order (lowering only a prefix o
 in FP32, and the engine checked again, until it is within tolerance or entirely FP32. When
 single nodes stop paying off (an error made of many small ones), the fewest first nodes that
 bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects.
+INT8 engines keep instead the fewest layers whose quantization alone costs most (a bisection
+over their count in that order).
 """
 
 from __future__ import annotations
@@ -25,13 +27,20 @@ from hybridtrt.errors import AccuracyError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.progress import Bar, bar
 
-__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "output_errors"]
+__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "output_errors", "within"]
 
 _LOG = logging.getLogger("hybridtrt")
 # Nodes found one at a time (log2 of the node count runs each) before a whole prefix is kept.
 PINPOINTED = 8
 Feeds = Sequence[Mapping[str, np.ndarray]]
 Outputs = list[list[np.ndarray]]
+Ranking = Callable[[Sequence[str]], Sequence[str]]
+
+
+def within(rel_l2: float, max_abs: float, tolerance: float) -> bool:
+    """The guard's pass rule: relative L2 within ``tolerance``, or the largest absolute error
+    within a tenth of it times the output's range."""
+    return rel_l2 <= tolerance or max_abs <= tolerance / 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +63,7 @@ class OutputError:
 
     @property
     def passed(self) -> bool:
-        return self.rel_l2 <= self.tolerance or self.max_abs <= self.tolerance / 10
+        return within(self.rel_l2, self.max_abs, self.tolerance)
 
     def to_json(self) -> dict[str, Any]:
         return {"output": self.output, "rel_l2": self.rel_l2, "max_abs": self.max_abs,
@@ -207,9 +216,10 @@ class _Search:
         return Demotion(name, "", worst.output, worst.rel_l2, reason)
 
     def prefix(self, keep: Mapping[str, str], low: Sequence[str],
-               failing: tuple[OutputError, ...]) -> list[Demotion]:
+               failing: tuple[OutputError, ...],
+               order: str = "in topological order") -> list[Demotion]:
         """The fewest first nodes of ``low`` that, kept in FP32, bring every output within
-        tolerance (all of them at most)."""
+        tolerance (all of them at most); ``order`` says how ``low`` is sorted."""
         lo, hi = 0, len(low)  # keeping low[:lo] fails, keeping low[:hi] (all) passes
         while hi - lo > 1:
             mid = (lo + hi) // 2
@@ -220,7 +230,7 @@ class _Search:
                 lo, failing = mid, errors
         worst = _worst(failing)
         fewer = f"the first {lo} only" if lo else "none of them"
-        reason = (f"accuracy guard: of the first {hi} low-precision nodes in topological order, "
+        reason = (f"accuracy guard: of the first {hi} low-precision nodes {order}, "
                   f"the fewest that, kept in FP32, bring the engine within tolerance (with "
                   f"{fewer} kept, output '{worst.output}' errs by {worst.rel_l2:.3g}, relative "
                   f"L2; tolerance {worst.tolerance:g})")
@@ -233,7 +243,8 @@ def _worst(errors: Sequence[OutputError]) -> OutputError:
 
 def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
           keep: Mapping[str, str], feeds: Feeds, types: set[int],
-          tolerance: Callable[[str], float], engine: str, strict: bool) -> Checked | None:
+          tolerance: Callable[[str], float], engine: str, strict: bool,
+          rank: Ranking | None = None) -> Checked | None:
     """Check an engine, and keep in FP32 the nodes that put it beyond tolerance (None, with a
     warning, when ONNX Runtime cannot run it on the CPU).
 
@@ -246,12 +257,17 @@ def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lower
         tolerance: Output name -> its relative L2 bound.
         engine: The engine's name, for messages.
         strict: Raise instead of keeping nodes in FP32.
+        rank: Sorts the low-precision nodes, costliest first (INT8: by sensitivity); when
+            given, the fewest costliest nodes that bring the engine within tolerance are kept
+            in FP32 (a bisection over their count) instead of bisecting in topological order
+            (the ranking's own runs are not counted in ``Checked.runs``).
 
     Raises:
         AccuracyError: ``strict`` and an output beyond tolerance.
     """
     try:
-        return _check(reference, lower, dict(keep), feeds, types, tolerance, engine, strict)
+        return _check(reference, lower, dict(keep), feeds, types, tolerance, engine, strict,
+                      rank)
     except _Unrunnable as exc:
         _LOG.warning("engine %s is not checked against FP32: ONNX Runtime cannot run it on the "
                      "CPU (%s)", engine, exc)
@@ -260,7 +276,8 @@ def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lower
 
 def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
            keep: dict[str, str], feeds: Feeds, types: set[int],
-           tolerance: Callable[[str], float], engine: str, strict: bool) -> Checked:
+           tolerance: Callable[[str], float], engine: str, strict: bool,
+           rank: Ranking | None) -> Checked:
     start = time.perf_counter()
     with bar(total=None, desc=f"accuracy guard {engine}", unit="run") as shown:
         search = _Search(reference, lower, feeds, types, tolerance, shown)
@@ -276,7 +293,10 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
         demoted: list[Demotion] = []
         history = [_worst(errors).rel_l2]
         while not all(e.passed for e in errors) and lowered.low:
-            if len(demoted) < PINPOINTED and (len(history) < 2 or history[-1] <= history[-2] / 2):
+            if rank is not None:
+                found = search.prefix(keep, rank(lowered.low), errors,
+                                      "sorted by the error their quantization alone causes")
+            elif len(demoted) < PINPOINTED and (len(history) < 2 or history[-1] <= history[-2] / 2):
                 found = [search.responsible(keep, lowered.low, errors)]
             else:  # many small errors adding up: keep a prefix FP32, the way polygraphy does
                 found = search.prefix(keep, lowered.low, errors)
@@ -291,6 +311,11 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
             lowered = lower(keep)
             errors = search.errors(lowered)
             history.append(_worst(errors).rel_l2)
+    if not all(e.passed for e in errors):
+        worst = _worst([e for e in errors if not e.passed])
+        _LOG.warning("engine %s stays beyond accuracy_tolerance with every node in FP32: output "
+                     "'%s' errs by %.3g (relative L2; tolerance %g) against its FP32 original "
+                     "on the warm-up inputs", engine, worst.output, worst.rel_l2, worst.tolerance)
     return Checked(lowered, before, errors, tuple(demoted), search.runs,
                    time.perf_counter() - start)
 

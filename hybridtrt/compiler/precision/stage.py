@@ -231,7 +231,7 @@ class PrecisionStage:
             def lower(chosen: Mapping[str, str]) -> lowp.Lowered:
                 return lowp.lower(model, dtype, chosen, prefix, self.config.clamp_fp16_weights)
 
-            checked = self._checked(original, lower, keep, dtype, engine)
+            checked = self._checked(original, lower, keep, {dtype}, engine)
             lowered = checked.lowered if checked is not None else lower(keep)
             info: dict[str, Any] = {"mode": mode.value, "fp32_nodes": [
                 [k.name, k.op_type, k.reason] for k in lowered.kept]}
@@ -241,21 +241,27 @@ class PrecisionStage:
                 info["accuracy"] = checked.info()
             return Typed(lowered.model, info)
         if mode is PrecisionMode.INT8:
-            return self._int8(model, prefix)
+            return self._int8(model, prefix, original, engine)
         return Typed(model, {"mode": mode.value, "fp32_nodes": []})
 
     def _checked(self, original: onnx.ModelProto,
                  lower: Callable[[Mapping[str, str]], lowp.Lowered], keep: Mapping[str, str],
-                 dtype: int, engine: str) -> accuracy.Checked | None:
-        """The accuracy guard's outcome for one engine (None when it is off or cannot run)."""
+                 types: set[int], engine: str,
+                 rank: Callable[[Sequence[dict[str, np.ndarray]]], accuracy.Ranking] | None = None,
+                 ) -> accuracy.Checked | None:
+        """The accuracy guard's outcome for one engine (None when it is off or cannot run);
+        ``rank`` makes, from the guard's feeds, the ranking its search follows."""
         if not self.config.accuracy_check:
             return None
         weights = {t.name for t in original.graph.initializer}
         feeds = self._warm_values([i.name for i in original.graph.input if i.name not in weights])
         if feeds is None:
+            _LOG.warning("engine %s is not checked against FP32: the values of its inputs in "
+                         "the warm-up runs are unknown", engine)
             return None
-        checked = accuracy.check(original, lower, keep, feeds, {dtype}, self.config.tolerance,
-                                 engine, self.config.strict_accuracy)
+        checked = accuracy.check(original, lower, keep, feeds, types, self.config.tolerance,
+                                 engine, self.config.strict_accuracy,
+                                 rank(feeds) if rank is not None else None)
         self.guard_seconds += checked.seconds if checked is not None else 0.0
         return checked
 
@@ -276,7 +282,8 @@ class PrecisionStage:
                         f"{e.error:.2e} (relative L2), rank {k + 1} of {len(ranked)}"
                 for k, e in enumerate(ranked[:count]) if e.error > 0}
 
-    def _int8(self, model: onnx.ModelProto, prefix: str) -> Typed:
+    def _int8(self, model: onnx.ModelProto, prefix: str, original: onnx.ModelProto,
+              engine: str) -> Typed:
         info: dict[str, Any] = {"mode": "int8", "fp32_nodes": []}
         if self.model_qdq:
             info["quantization"] = "Q/DQ nodes of the model"
@@ -285,11 +292,31 @@ class PrecisionStage:
         if self.calibration is None:
             raise InternalError("INT8: the precision stage was not prepared before use")
         model = lowp.outputs_from_nodes(lowp.constants_as_initializers(model), prefix)
-        quantized = int8.insert_qdq(model, self.calibration.ranges, prefix,
-                                    self._sensitive(model, prefix))
+        ranges = self.calibration.ranges
+        order = int8.quantizable(model, ranges)
+
+        def lower(chosen: Mapping[str, str]) -> lowp.Lowered:
+            quantized = int8.insert_qdq(model, ranges, prefix, chosen)
+            return lowp.Lowered(quantized.model, quantized.kept, (),
+                                tuple(n for n in order if n not in chosen))
+
+        def rank(feeds: Sequence[dict[str, np.ndarray]]) -> accuracy.Ranking:
+            layers: list[sensitivity.LayerError] = []  # ranked once, on the first call
+
+            def ranked(low: Sequence[str]) -> list[str]:
+                layers[:] = layers or sensitivity.rank_layers(model, ranges, feeds, prefix)
+                return [e.name for e in layers if e.name in low]
+            return ranked
+
+        keep = self._sensitive(model, prefix)
+        checked = self._checked(original, lower, keep, set(), engine, rank)
+        lowered = checked.lowered if checked is not None else lower(keep)
         source = ("calibration cache" if self.calibration.from_cache else
                   f"{self.calibration.samples} calibration samples")
         info["quantization"] = f"{self.calibration.method} ranges from {source}"
-        info["quantize_nodes"] = quantized.quantize_nodes
-        info["fp32_nodes"] = [[k.name, k.op_type, k.reason] for k in quantized.kept]
-        return Typed(quantized.model, info)
+        info["quantize_nodes"] = sum(n.op_type == "QuantizeLinear"
+                                     for n in lowered.model.graph.node)
+        info["fp32_nodes"] = [[k.name, k.op_type, k.reason] for k in lowered.kept]
+        if checked is not None:
+            info["accuracy"] = checked.info()
+        return Typed(lowered.model, info)

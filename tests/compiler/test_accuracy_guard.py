@@ -15,9 +15,9 @@ from onnx import helper as h
 from onnx import numpy_helper
 
 from hybridtrt import AccuracyError, ConfigError, Input, TensorRTConfig, convert
-from hybridtrt.compiler import accuracy
-from hybridtrt.compiler.lowp import Lowered
-from hybridtrt.compiler.precision import PrecisionStage
+from hybridtrt.compiler.precision import accuracy
+from hybridtrt.compiler.precision.lowp import Lowered
+from hybridtrt.compiler.precision.stage import PrecisionStage
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.report import Report
 from hybridtrt.runtime import Config, create_predictor

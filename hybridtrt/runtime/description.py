@@ -40,9 +40,28 @@ def node_arg(value: onnx.ValueInfoProto) -> NodeArg:
     """The description of a graph input or output."""
     info = tensor_info_from_value(value)
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(info.dtype)) if info.dtype else None
-    # ONNX Runtime's spelling: the ONNX type's name, "tensor(float)", "tensor(int64)"...
-    kind = onnx.TensorProto.DataType.Name(info.dtype).lower() if info.dtype else "unknown"
-    return NodeArg(value.name, f"tensor({kind})", list(info.shape or []), dtype)
+    return NodeArg(value.name, _type_name(value.type), list(info.shape or []), dtype)
+
+
+def _type_name(kind: onnx.TypeProto) -> str:
+    """ONNX Runtime's spelling of a value's type: "tensor(float)", "seq(tensor(int64))",
+    "optional(tensor(float))", "map(string,tensor(float))"..."""
+    which = kind.WhichOneof("value")
+    if which == "tensor_type":
+        return f"tensor({_element(kind.tensor_type.elem_type)})"
+    if which == "sequence_type":
+        return f"seq({_type_name(kind.sequence_type.elem_type)})"
+    if which == "optional_type":
+        return f"optional({_type_name(kind.optional_type.elem_type)})"
+    if which == "map_type":
+        return f"map({_element(kind.map_type.key_type)},{_type_name(kind.map_type.value_type)})"
+    if which == "sparse_tensor_type":
+        return f"sparse_tensor({_element(kind.sparse_tensor_type.elem_type)})"
+    return "unknown"
+
+
+def _element(elem_type: int) -> str:
+    return onnx.TensorProto.DataType.Name(elem_type).lower() if elem_type else "unknown"
 
 
 def model_metadata(model: onnx.ModelProto) -> ModelMetadata:

@@ -68,6 +68,18 @@ def test_inputs_and_outputs_are_described_like_onnx_runtime(saved: Path) -> None
     assert runner.get_providers() == ["CPUExecutionProvider"]  # (no engine runs in TensorRT here)
 
 
+def test_optional_and_sequence_inputs_are_described_as_onnx_runtime_spells_them() -> None:
+    from onnx import TensorProto, helper
+
+    from hybridtrt.runtime.description import node_arg
+
+    tensor = helper.make_tensor_type_proto(TensorProto.FLOAT, [2])
+    optional = helper.make_value_info("o", helper.make_optional_type_proto(tensor))
+    sequence = helper.make_value_info("s", helper.make_sequence_type_proto(tensor))
+    assert [node_arg(v).type for v in (optional, sequence)] == ["optional(tensor(float))",
+                                                                "seq(tensor(float))"]
+
+
 @pytest.fixture(scope="module")
 def squeezenet(tmp_path_factory: pytest.TempPathFactory) -> tuple[onnx.ModelProto, Path]:
     """A real CNN and its saved hybrid model."""

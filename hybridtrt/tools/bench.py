@@ -18,7 +18,7 @@ from hybridtrt.errors import ConfigError, ExecutionError
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.runtime.segments import GraphStatus
-from hybridtrt.tools.tables import text_table
+from hybridtrt.tools.tables import graph_table, text_table
 from hybridtrt.tools.target import Target, make_feeds
 from hybridtrt.ort_support import first_line, ort_session
 
@@ -163,11 +163,7 @@ class BenchResult:
             lines += ["", "time per segment (median of a pass synchronized after every segment):"]
             lines += text_table(("segment", "runs in", "nodes", "median ms", "%"), seg_rows,
                                 right=(2, 3, 4))
-        if self.graphs:
-            lines += ["", "CUDA graphs:"]
-            lines += text_table(("segment", "captured", "why not"),
-                                [(g.segment, "yes" if g.captured else "no", g.reason or "-")
-                                 for g in self.graphs])
+        lines += graph_table(self.graphs)
         return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from hybridtrt.errors import ConfigError
 from hybridtrt.runtime.graphs import GraphStatus
 from hybridtrt.runtime.plan import SegmentSpec
-from hybridtrt.tools.tables import text_table
+from hybridtrt.tools.tables import graph_table, text_table
 from hybridtrt.tools.target import Target, make_feeds
 from hybridtrt.core.files import write_atomically
 
@@ -108,11 +108,7 @@ class ProfileResult:
         lines = [f"model: {self.model}", f"{self.runs} profiled run(s); {shown} nodes and layers "
                  f"by total time ({total:.3f} ms in all)", ""]
         lines += text_table(header, rows, right=range(4))
-        if self.graphs:
-            lines += ["", "CUDA graphs:"]
-            lines += text_table(("segment", "captured", "why not"),
-                                [(g.segment, "yes" if g.captured else "no", g.reason or "-")
-                                 for g in self.graphs])
+        lines += graph_table(self.graphs)
         return "\n".join(lines)
 
 

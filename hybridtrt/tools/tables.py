@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-__all__ = ["text_table"]
+__all__ = ["graph_table", "text_table"]
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]],
@@ -17,3 +18,13 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]],
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def graph_table(graphs: Sequence[Any]) -> list[str]:
+    """The "CUDA graphs:" block of ``bench`` and ``profile``: per segment (a ``GraphStatus``),
+    whether its runs are captured and, if not, why (empty without statuses)."""
+    if not graphs:
+        return []
+    return ["", "CUDA graphs:"] + text_table(
+        ("segment", "captured", "why not"),
+        [(g.segment, "yes" if g.captured else "no", g.reason or "-") for g in graphs])

@@ -30,8 +30,9 @@ class CudaDevice:
     """Values stay in CUDA memory; every session runs on one shared stream.
 
     Inputs that already live on the GPU (anything with ``__cuda_array_interface__``: cupy,
-    torch, DeviceTensor) are bound by pointer, without a copy; host arrays are copied once into
-    a reused staging buffer. Segment outputs stay in ORT's CUDA memory and are bound as the
+    torch, DeviceTensor) are bound by pointer, without a copy (with CUDA graphs, copied on the
+    device into a reused staging buffer, which the captured graph reads); host arrays are
+    copied once into a reused staging buffer. Segment outputs stay in ORT's CUDA memory and are bound as the
     next segment's inputs; only ``to_host`` copies back.
 
     Args:
@@ -86,6 +87,10 @@ class CudaDevice:
         if hasattr(value, "__cuda_array_interface__"):
             if not self.share_stream or self.graphs:
                 self._stream.synchronize_device()  # these streams are not ordered with the caller's
+            if self.graphs:  # into the input's reused buffer: its runs replay the captured graph
+                shape, dtype, pointer = cuda_view(value)
+                self._counters.device_copies += 1
+                return self._staging.stage_device(name, shape, dtype, pointer, self._stream.copy)
             return value
         if value is None or isinstance(value, (list, tuple)):
             raise InputError(f"input '{name}' is a sequence or optional value; on the GPU the "

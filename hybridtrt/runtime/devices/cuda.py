@@ -14,8 +14,8 @@ from hybridtrt.runtime.devices.bound import BOUND_SIGNATURES, BoundRuns
 from hybridtrt.runtime.devices.captures import CAPTURE_FAILED, Captures
 from hybridtrt.runtime.devices.counters import Counters, RunStats
 from hybridtrt.runtime.devices.fresh import FreshRuns
-from hybridtrt.runtime.devices.interop import (DeviceTensor, caller_array, cuda_to_host,
-                                               cuda_view, is_ort_value)
+from hybridtrt.runtime.devices.interop import (DeviceTensor, caller_array, caller_copy,
+                                               cuda_to_host, cuda_view, is_ort_value)
 from hybridtrt.runtime.devices.run_options import graph_run_options, unsynced_run_options
 from hybridtrt.runtime.devices.staging import Staging
 from hybridtrt.runtime.devices.stream import CudaStream, Stream
@@ -214,6 +214,10 @@ class CudaDevice:
             host = np.asarray(value if isinstance(value, np.ndarray) else value.numpy(), order="C")
             value = ort.OrtValue.ortvalue_from_numpy(host, self.memory, self.device_id)
         elif is_ort_value(value) or isinstance(value, DeviceTensor):
+            shape, dtype, pointer = cuda_view(value)
+            copied = caller_copy(shape, dtype, pointer, self.synchronize, self.device_id)
+            if copied is not None:  # into cupy's pooled memory: no allocation through ORT
+                return copied
             value = self._device_copy(value)  # an ORT value, or an engine's output
         self.synchronize()
         shape, dtype, ptr = cuda_view(value)
@@ -223,10 +227,14 @@ class CudaDevice:
         """A new ORT CUDA value holding a copy of ``value`` (copied on the predictor's stream)."""
         shape, dtype, ptr = cuda_view(value)
         copy, target = self.allocate(shape, dtype)
+        self._copy(target, ptr, shape, dtype)
+        return copy
+
+    def _copy(self, target: int, source: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """Queue a device copy of a C-order ``shape`` x ``dtype`` array on the stream."""
         size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if size:
-            self._stream.copy(target, ptr, size)
-        return copy
+            self._stream.copy(target, source, size)
 
     def shape_of(self, value: Any) -> tuple[int, ...]:
         if value is None or isinstance(value, (list, tuple)):

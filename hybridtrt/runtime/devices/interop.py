@@ -4,14 +4,15 @@ outputs and callers' arrays (cupy, torch), their dtypes, and copies of them to t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from hybridtrt.errors import InputError
 
-__all__ = ["DeviceTensor", "caller_array", "cuda_to_host", "cuda_view", "dtype_of", "is_ort_value"]
+__all__ = ["DeviceTensor", "caller_array", "caller_copy", "cuda_to_host", "cuda_view", "dtype_of",
+           "is_ort_value"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,27 @@ def caller_array(tensor: DeviceTensor) -> Any:
     except ImportError:
         return tensor
     return cupy.asarray(tensor)
+
+
+def caller_copy(shape: tuple[int, ...], dtype: np.dtype, pointer: int, ready: Callable[[], None],
+                device_id: int = 0) -> Any | None:
+    """A cupy array holding a copy of the C-order array at ``pointer``, once ``ready()`` has
+    waited for the work writing it (the copy goes on cupy's current stream, the one its
+    memory pool and the caller order their work on, and is waited for); None without cupy."""
+    try:
+        import cupy
+    except ImportError:
+        return None
+    ready()
+    with cupy.cuda.Device(device_id):
+        array = cupy.empty(shape, dtype)
+        size = array.nbytes
+        if size:
+            stream = cupy.cuda.get_current_stream()
+            cupy.cuda.runtime.memcpyAsync(array.data.ptr, pointer, size,
+                                          cupy.cuda.runtime.memcpyDeviceToDevice, stream.ptr)
+            stream.synchronize()
+    return array
 
 
 def cuda_to_host(value: Any, device_id: int = 0) -> np.ndarray:

@@ -4,6 +4,7 @@ segment run takes the cheapest of its ORT run strategies (host in and out, bound
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -232,7 +233,7 @@ class CudaDevice:
 
     def _copy(self, target: int, source: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
         """Queue a device copy of a C-order ``shape`` x ``dtype`` array on the stream."""
-        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        size = math.prod(shape) * np.dtype(dtype).itemsize  # (Python ints: no overflow)
         if size:
             self._stream.copy(target, source, size)
 

@@ -4,6 +4,7 @@ outputs and callers' arrays (cupy, torch), their dtypes, and copies of them to t
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,13 +41,20 @@ def is_ort_value(value: Any) -> bool:
     return callable(getattr(value, "device_name", None))
 
 
-def caller_array(tensor: DeviceTensor) -> Any:
-    """A device array for the caller: cupy's view of ``tensor`` when cupy is installed."""
+@functools.cache
+def _cupy() -> Any | None:
+    """cupy, or None when it is not installed (asked once: a failed import searches sys.path)."""
     try:
         import cupy
     except ImportError:
-        return tensor
-    return cupy.asarray(tensor)
+        return None
+    return cupy
+
+
+def caller_array(tensor: DeviceTensor) -> Any:
+    """A device array for the caller: cupy's view of ``tensor`` when cupy is installed."""
+    cupy = _cupy()
+    return tensor if cupy is None else cupy.asarray(tensor)
 
 
 def caller_copy(shape: tuple[int, ...], dtype: np.dtype, pointer: int, ready: Callable[[], None],
@@ -54,9 +62,8 @@ def caller_copy(shape: tuple[int, ...], dtype: np.dtype, pointer: int, ready: Ca
     """A cupy array holding a copy of the C-order array at ``pointer``, once ``ready()`` has
     waited for the work writing it (the copy goes on cupy's current stream, the one its
     memory pool and the caller order their work on, and is waited for); None without cupy."""
-    try:
-        import cupy
-    except ImportError:
+    cupy = _cupy()
+    if cupy is None:
         return None
     ready()
     with cupy.cuda.Device(device_id):

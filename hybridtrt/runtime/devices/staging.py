@@ -5,6 +5,7 @@ their runs replay the graph captured on the buffer."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ class Staging:
         """A device array (C order, at ``pointer``) copied into the reused buffer of input
         ``name`` by ``copy(target, source, size)``, a device-to-device copy on the stream."""
         staged = self._buffer(name, shape, dtype)
-        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        size = math.prod(shape) * np.dtype(dtype).itemsize  # (Python ints: no overflow)
         if size:
             copy(int(staged.data_ptr()), pointer, size)
         return staged

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import onnx
 
 from hybridtrt.compiler import filters
-from hybridtrt.compiler.shapes import match_inputs, static_shape
+from hybridtrt.compiler.shapes import match_inputs
 from hybridtrt.config import Input
 from hybridtrt.converters.registry import OpRule, Registry
 from hybridtrt.core.graph import GraphIndex
@@ -57,18 +57,25 @@ def cluster_facts(
         found = rules[op]
         return slots(node, found.shape_inputs) if found is not None else ()
 
+    shaping: dict[tuple[str, str], tuple[int, ...]] = {}  # by op, as ``rules``
+
     def value_shaped(node: int) -> Sequence[str]:
         proto = index.nodes[node]
+        op = (proto.op_type, proto.domain)
+        wanted = shaping.get(op)
+        if wanted is None:
+            wanted = shaping[op] = registry.value_shaped_inputs(proto.op_type, *opset_of(proto))
+        if not wanted and not proto.attribute:
+            return ()
         reads = index.node_inputs[node]
-        found = [reads[k] for k in slots(node, registry.value_shaped_inputs(
-            proto.op_type, *opset_of(proto)))]
+        found = [reads[k] for k in slots(node, wanted)]
         if any(a.type in _BODIES for a in proto.attribute):
             # What a body does with the outer values it reads is not known here: any of them
             # may set a shape (an If branch may Reshape by it).
             found += reads[sum(1 for n in proto.input if n):]
         return found
 
-    infos = [index.info(n) for n in (*index.producer, *index.graph_inputs)]
+    static, ranked = index.shape_kinds([*index.producer, *index.graph_inputs])
     return filters.ClusterFacts(
         graph=graph,
         op_types=index.op_types,
@@ -85,6 +92,6 @@ def cluster_facts(
         value_shaped=value_shaped,
         unknown_values=frozenset(n for n in (*index.graph_inputs, *index.overridable)
                                  if n not in known),
-        static_shapes=frozenset(i.name for i in infos if static_shape(i) is not None) | ranged,
-        ranked=frozenset(i.name for i in infos if i.rank is not None) | ranged,
+        static_shapes=static | ranged,
+        ranked=ranked | ranged,
     )

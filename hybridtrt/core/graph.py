@@ -241,6 +241,31 @@ class GraphIndex:
             return TensorInfo(name, None, None, constant)
         return tensor_info_from_value(value, constant)
 
+    def shape_kinds(self, names: Sequence[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """(static, ranked): the ``names`` whose every dim ``info`` knows as a number, and those
+        whose rank it knows; read from the protos without making an info for each tensor."""
+        static: list[str] = []
+        ranked: list[str] = []
+        for name in names:
+            known = self._infos.get(name)
+            tensor = self.initializers.get(name) if known is None else None
+            if known is not None or tensor is not None:
+                shape = known.shape if known is not None else tuple(tensor.dims)  # type: ignore[union-attr]
+                if shape is not None:
+                    ranked.append(name)
+                    if all(isinstance(d, int) for d in shape):
+                        static.append(name)
+                continue
+            value = self._values.get(name)
+            if (value is None or value.type.WhichOneof("value") != "tensor_type"
+                    or not value.type.tensor_type.HasField("shape")):
+                continue
+            ranked.append(name)
+            if all(d.dim_value > 0 or (d.dim_value == 0 and d.HasField("dim_value"))
+                   for d in value.type.tensor_type.shape.dim):
+                static.append(name)
+        return frozenset(static), frozenset(ranked)
+
     def constant_value(self, name: str) -> np.ndarray | None:
         """The value of an initializer or Constant output (None for anything computed)."""
         if name in self.initializers and name not in self.overridable:

@@ -222,6 +222,17 @@ class GraphIndex:
             self._dtypes[name] = self._make_dtype(name)
         return self._dtypes[name]
 
+    def dtypes(self) -> dict[str, int | None]:
+        """``dtype`` of every tensor the graph declares, infers or holds as a weight, made in
+        one pass (a name missing from it has dtype None)."""
+        table: dict[str, int | None] = {}
+        for name, value in self._values.items():
+            kind = value.type.WhichOneof("value")
+            table[name] = (value.type.tensor_type.elem_type or None) if kind == "tensor_type" else None
+        for name, tensor in self.initializers.items():
+            table[name] = int(tensor.data_type)
+        return table
+
     def _make_dtype(self, name: str) -> int | None:
         tensor = self.initializers.get(name)
         if tensor is not None:
@@ -261,8 +272,10 @@ class GraphIndex:
                     or not value.type.tensor_type.HasField("shape")):
                 continue
             ranked.append(name)
-            if all(d.dim_value > 0 or (d.dim_value == 0 and d.HasField("dim_value"))
-                   for d in value.type.tensor_type.shape.dim):
+            for d in value.type.tensor_type.shape.dim:
+                if d.dim_value <= 0 and not (d.dim_value == 0 and d.HasField("dim_value")):
+                    break  # a name, an unknown or a negative size
+            else:
                 static.append(name)
         return frozenset(static), frozenset(ranked)
 

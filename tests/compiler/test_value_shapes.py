@@ -173,7 +173,7 @@ def test_warmup_runs_compute_only_what_the_engines_take() -> None:
     assert engine.profiles[0]["x"] == {"min": [1, 3], "opt": [2, 3], "max": [4, 3]}
 
 
-def test_shape_kinds_agree_with_the_infos() -> None:
+def test_shape_kinds_and_dtypes_agree_with_the_infos() -> None:
     from hybridtrt.compiler.shapes import static_shape
     from hybridtrt.core.graph import GraphIndex
 
@@ -195,6 +195,9 @@ def test_shape_kinds_agree_with_the_infos() -> None:
                 frozenset(n for n in names if index.info(n).rank is not None))
     index = GraphIndex(h.make_model(graph))  # no info made yet
     assert index.shape_kinds(names) == expected
+    table = index.dtypes()
+    assert {n: table.get(n) for n in names} == {n: index.dtype(n) for n in names}
+    assert table["seq"] is None and table["w"] == TensorProto.FLOAT and "unknown" not in table
     assert expected == ({"fixed", "empty", "scalar", "x", "w"},
                         {"fixed", "empty", "named", "scalar", "open", "negative", "x", "w"})
     for name in names:

@@ -53,9 +53,10 @@ def _rename(graph: onnx.GraphProto) -> None:
         sparse.values.name = canon(sparse.values.name)
         sparse.indices.name = canon(sparse.indices.name)
     for node in graph.node:
-        node.name = ""
-        node.input[:] = [canon(n) for n in node.input]
-        node.output[:] = [canon(n) for n in node.output]
+        if node.name:
+            node.name = ""
+        node.input[:] = [names[n] if n in names else canon(n) for n in node.input]
+        node.output[:] = [canon(n) for n in node.output]  # each written once
     for group in (graph.output, graph.value_info):
         for value in group:
             value.name = canon(value.name)

@@ -27,14 +27,25 @@ from hybridtrt.errors import AccuracyError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.progress import Bar, bar
 
-__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "output_errors", "within"]
+__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "excess", "logits", "output_errors",
+           "within"]
 
 _LOG = logging.getLogger("hybridtrt")
 # Nodes found one at a time (log2 of the node count runs each) before a whole prefix is kept.
 PINPOINTED = 8
+_SATURATING = ("Softmax", "Sigmoid")
+_LAYOUT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Cast")
+_LOGITS = " (logits)"  # how the report names the logits of an output
 Feeds = Sequence[Mapping[str, np.ndarray]]
 Outputs = list[list[np.ndarray]]
 Ranking = Callable[[Sequence[str]], Sequence[str]]
+
+
+def excess(rel_l2: float, max_abs: float, tolerance: float) -> float:
+    """How far an error is past the pass rule (``within``): at most 1 passes."""
+    if tolerance <= 0:
+        return 0.0 if within(rel_l2, max_abs, tolerance) else float("inf")
+    return min(rel_l2 / tolerance, max_abs / (tolerance / 10))
 
 
 def within(rel_l2: float, max_abs: float, tolerance: float) -> bool:
@@ -162,16 +173,52 @@ class _Unrunnable(Exception):
     """ONNX Runtime cannot run the engine's subgraph on the CPU (the guard is skipped)."""
 
 
+def logits(model: onnx.ModelProto) -> dict[str, str]:
+    """``{output: the input of the Softmax/Sigmoid making it}``: the logits the guard checks too.
+
+    A saturated Softmax hides the error of its input: on confident warm-up inputs the
+    probabilities barely move while, on an input near a decision boundary, the same error in
+    the logits moves them a lot. The logits' error does not depend on the input being
+    confident, so checking it keeps the guard's verdict valid for inputs it never saw. The
+    Softmax is found from the output through layout ops and casts, so the lowered graphs,
+    whose inner tensors the float16 converter renames, are read the same way.
+    """
+    made = {o: n for n in model.graph.node for o in n.output}
+    found = {}
+    for output in model.graph.output:
+        node = made.get(output.name)
+        while node is not None and node.op_type in _LAYOUT and node.input:
+            node = made.get(node.input[0])  # a Softmax reshaped or cast into the output
+        if node is not None and node.op_type in _SATURATING and node.input[0] in made:
+            found[output.name] = node.input[0]
+    return found
+
+
+def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+    if not names:
+        return model
+    extended = onnx.ModelProto()
+    extended.CopyFrom(model)
+    extended.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT,
+                                                                    None) for n in names)
+    return extended
+
+
 class _Search:
     """Runs of one engine with chosen nodes kept in FP32, against the FP32 reference."""
 
     def __init__(self, reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
                  feeds: Feeds, types: set[int], tolerance: Callable[[str], float],
-                 shown: Bar) -> None:
-        self.lower, self.feeds, self.types, self.tolerance = lower, feeds, types, tolerance
+                 shown: Bar, first: Lowered) -> None:
+        self.lower, self.feeds, self.types = lower, feeds, types
         self.shown = shown
-        self.names = [o.name for o in reference.graph.output]
-        self.want = _run(reference, feeds)
+        # 16-bit only (INT8 has its own bound); outputs whose lowered graph shows no Softmax
+        # (kept by a fused op) are checked as they are
+        found = logits(reference) if types else {}
+        self.probes = [k for k in found if k in logits(first.model)]
+        self.tolerance = lambda name: tolerance(name.removesuffix(_LOGITS))
+        self.names = [o.name for o in reference.graph.output] + [k + _LOGITS for k in self.probes]
+        self.want = _run(_with_outputs(reference, [found[k] for k in self.probes]), feeds)
         self.runs = 1
         shown.advance()
 
@@ -180,7 +227,8 @@ class _Search:
         emulated = onnx.helper.make_model(as_fp32(model.graph, self.types),
                                           opset_imports=list(model.opset_import))
         emulated.ir_version = model.ir_version
-        got = _run(emulated, self.feeds)
+        taps = logits(emulated)
+        got = _run(_with_outputs(emulated, [taps[k] for k in self.probes]), self.feeds)
         self.runs += 1
         self.shown.advance()
         return output_errors(got, self.want, self.names, self.tolerance)
@@ -238,7 +286,7 @@ class _Search:
 
 
 def _worst(errors: Sequence[OutputError]) -> OutputError:
-    return max(errors, key=lambda e: (e.rel_l2 / e.tolerance if e.tolerance else e.rel_l2))
+    return max(errors, key=lambda e: excess(e.rel_l2, e.max_abs, e.tolerance))
 
 
 def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
@@ -280,8 +328,8 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
            rank: Ranking | None) -> Checked:
     start = time.perf_counter()
     with bar(total=None, desc=f"accuracy guard {engine}", unit="run") as shown:
-        search = _Search(reference, lower, feeds, types, tolerance, shown)
         lowered = lower(keep)
+        search = _Search(reference, lower, feeds, types, tolerance, shown, lowered)
         before = errors = search.errors(lowered)
         if strict and not all(e.passed for e in errors):
             worst = _worst([e for e in errors if not e.passed])

@@ -21,20 +21,19 @@ from typing import Any
 import numpy as np
 import onnx
 
+from hybridtrt.compiler.precision import logits
 from hybridtrt.compiler.precision.lowp import Lowered
 from hybridtrt.core.fp32 import as_fp32
 from hybridtrt.errors import AccuracyError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.progress import Bar, bar
 
-__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "excess", "logits", "output_errors",
+__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "excess", "output_errors",
            "within"]
 
 _LOG = logging.getLogger("hybridtrt")
 # Nodes found one at a time (log2 of the node count runs each) before a whole prefix is kept.
 PINPOINTED = 8
-_SATURATING = ("Softmax", "Sigmoid")
-_LAYOUT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Cast")
 _LOGITS = " (logits)"  # how the report names the logits of an output
 Feeds = Sequence[Mapping[str, np.ndarray]]
 Outputs = list[list[np.ndarray]]
@@ -173,27 +172,6 @@ class _Unrunnable(Exception):
     """ONNX Runtime cannot run the engine's subgraph on the CPU (the guard is skipped)."""
 
 
-def logits(model: onnx.ModelProto) -> dict[str, str]:
-    """``{output: the input of the Softmax/Sigmoid making it}``: the logits the guard checks too.
-
-    A saturated Softmax hides the error of its input: on confident warm-up inputs the
-    probabilities barely move while, on an input near a decision boundary, the same error in
-    the logits moves them a lot. The logits' error does not depend on the input being
-    confident, so checking it keeps the guard's verdict valid for inputs it never saw. The
-    Softmax is found from the output through layout ops and casts, so the lowered graphs,
-    whose inner tensors the float16 converter renames, are read the same way.
-    """
-    made = {o: n for n in model.graph.node for o in n.output}
-    found = {}
-    for output in model.graph.output:
-        node = made.get(output.name)
-        while node is not None and node.op_type in _LAYOUT and node.input:
-            node = made.get(node.input[0])  # a Softmax reshaped or cast into the output
-        if node is not None and node.op_type in _SATURATING and node.input[0] in made:
-            found[output.name] = node.input[0]
-    return found
-
-
 def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
     if not names:
         return model
@@ -212,13 +190,13 @@ class _Search:
                  shown: Bar, first: Lowered) -> None:
         self.lower, self.feeds, self.types = lower, feeds, types
         self.shown = shown
-        # 16-bit only (INT8 has its own bound); outputs whose lowered graph shows no Softmax
-        # (kept by a fused op) are checked as they are
-        found = logits(reference) if types else {}
-        self.probes = [k for k in found if k in logits(first.model)]
+        # the logits too (``logits``), 16-bit only: INT8 has its own bound; an output whose
+        # lowered graph shows no Softmax (fused away) is checked as it is
+        found = logits.taps(reference) if types else {}
+        self.probes = {k: tap for k, tap in found.items() if k in logits.taps(first.model)}
         self.tolerance = lambda name: tolerance(name.removesuffix(_LOGITS))
         self.names = [o.name for o in reference.graph.output] + [k + _LOGITS for k in self.probes]
-        self.want = _run(_with_outputs(reference, [found[k] for k in self.probes]), feeds)
+        self.want = self._run(reference, self.probes)
         self.runs = 1
         shown.advance()
 
@@ -227,11 +205,18 @@ class _Search:
         emulated = onnx.helper.make_model(as_fp32(model.graph, self.types),
                                           opset_imports=list(model.opset_import))
         emulated.ir_version = model.ir_version
-        taps = logits(emulated)
-        got = _run(_with_outputs(emulated, [taps[k] for k in self.probes]), self.feeds)
+        taps = logits.taps(emulated)
+        got = self._run(emulated, {k: taps[k] for k in self.probes})
         self.runs += 1
         self.shown.advance()
         return output_errors(got, self.want, self.names, self.tolerance)
+
+    def _run(self, model: onnx.ModelProto, taps: Mapping[str, logits.Tap]) -> Outputs:
+        """The outputs, then the logits of ``taps`` (centred for a Softmax), for every feed."""
+        runs = _run(_with_outputs(model, [t.tensor for t in taps.values()]), self.feeds)
+        count = len(model.graph.output)
+        return [run[:count] + [logits.centred(v, t) for v, t in zip(run[count:], taps.values())]
+                for run in runs]
 
     def with_low(self, keep: Mapping[str, str], low: Sequence[str],
                  lowered: Sequence[str]) -> tuple[OutputError, ...]:
@@ -283,6 +268,19 @@ class _Search:
                   f"{fewer} kept, output '{worst.output}' errs by {worst.rel_l2:.3g}, relative "
                   f"L2; tolerance {worst.tolerance:g})")
         return [Demotion(n, "", worst.output, worst.rel_l2, reason) for n in low[:hi]]
+
+
+    def either_end(self, keep: Mapping[str, str], low: Sequence[str],
+                   failing: tuple[OutputError, ...]) -> list[Demotion]:
+        """The fewest first nodes of ``low`` that, kept in FP32, bring the engine within
+        tolerance, or when that takes them all, the fewest last nodes (``polygraphy debug
+        precision``'s reverse direction): an error made by the last layers (logits rounded to
+        BF16) would otherwise keep the whole engine FP32."""
+        first = self.prefix(keep, low, failing)
+        if len(first) < len(low) or len(low) < 2:
+            return first
+        last = self.prefix(keep, low[::-1], failing, "in reverse topological order")
+        return last if len(last) < len(first) else first
 
 
 def _worst(errors: Sequence[OutputError]) -> OutputError:
@@ -347,7 +345,7 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
             elif len(demoted) < PINPOINTED and (len(history) < 2 or history[-1] <= history[-2] / 2):
                 found = [search.responsible(keep, lowered.low, errors)]
             else:  # many small errors adding up: keep a prefix FP32, the way polygraphy does
-                found = search.prefix(keep, lowered.low, errors)
+                found = search.either_end(keep, lowered.low, errors)
             op_types = {n.name: n.op_type for n in lowered.model.graph.node}
             for one in found:
                 one = dataclasses.replace(one, op_type=op_types.get(one.name, ""))

@@ -194,9 +194,14 @@ class _Search:
         # lowered graph shows no Softmax (fused away) is checked as it is
         found = logits.taps(reference) if types else {}
         self.probes = {k: tap for k, tap in found.items() if k in logits.taps(first.model)}
+        self.want = self._run(reference, self.probes)
+        count = len(reference.graph.output)
+        kept = [j for j, k in enumerate(self.probes)  # a flat Softmax saturates nothing
+                if not logits.flat([run[count + j] for run in self.want])]
+        self.probes = {k: t for j, (k, t) in enumerate(self.probes.items()) if j in kept}
+        self.want = [run[:count] + [run[count + j] for j in kept] for run in self.want]
         self.tolerance = lambda name: tolerance(name.removesuffix(_LOGITS))
         self.names = [o.name for o in reference.graph.output] + [k + _LOGITS for k in self.probes]
-        self.want = self._run(reference, self.probes)
         self.runs = 1
         shown.advance()
 

@@ -5,7 +5,9 @@ without TensorRT). When an output errs beyond its tolerance, the node responsibl
 bisecting the low-precision nodes in topological order (lowering only a prefix of them), kept
 in FP32, and the engine checked again, until it is within tolerance or entirely FP32. When
 single nodes stop paying off (an error made of many small ones), the fewest first nodes that
-bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects.
+bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects
+(the fewest last ones when the first would be all). FP16/BF16 outputs made by a Softmax or
+Sigmoid have their logits checked too (``logits``).
 INT8 engines keep instead the fewest layers whose quantization alone costs most (a bisection
 over their count in that order).
 """
@@ -193,13 +195,12 @@ class _Search:
         # the logits too (``logits``), 16-bit only: INT8 has its own bound; an output whose
         # lowered graph shows no Softmax (fused away) is checked as it is
         found = logits.taps(reference) if types else {}
-        self.probes = {k: tap for k, tap in found.items() if k in logits.taps(first.model)}
-        self.want = self._run(reference, self.probes)
-        count = len(reference.graph.output)
-        kept = [j for j, k in enumerate(self.probes)  # a flat Softmax saturates nothing
-                if not logits.flat([run[count + j] for run in self.want])]
-        self.probes = {k: t for j, (k, t) in enumerate(self.probes.items()) if j in kept}
-        self.want = [run[:count] + [run[count + j] for j in kept] for run in self.want]
+        probes = {k: tap for k, tap in found.items() if k in logits.taps(first.model)}
+        want, count = self._run(reference, probes), len(reference.graph.output)
+        kept = [j for j in range(len(probes))  # a flat Softmax saturates nothing
+                if not logits.flat([run[count + j] for run in want])]
+        self.probes = {k: t for j, (k, t) in enumerate(probes.items()) if j in kept}
+        self.want = [run[:count] + [run[count + j] for j in kept] for run in want]
         self.tolerance = lambda name: tolerance(name.removesuffix(_LOGITS))
         self.names = [o.name for o in reference.graph.output] + [k + _LOGITS for k in self.probes]
         self.runs = 1
@@ -211,6 +212,9 @@ class _Search:
                                           opset_imports=list(model.opset_import))
         emulated.ir_version = model.ir_version
         taps = logits.taps(emulated)
+        lost = [k for k in self.probes if k not in taps]
+        if lost:  # the search's lowerings read like the first one; never seen to happen
+            raise _Unrunnable(f"the logits of output '{lost[0]}' are not found in a lowering")
         got = self._run(emulated, {k: taps[k] for k in self.probes})
         self.runs += 1
         self.shown.advance()
@@ -273,7 +277,6 @@ class _Search:
                   f"{fewer} kept, output '{worst.output}' errs by {worst.rel_l2:.3g}, relative "
                   f"L2; tolerance {worst.tolerance:g})")
         return [Demotion(n, "", worst.output, worst.rel_l2, reason) for n in low[:hi]]
-
 
     def either_end(self, keep: Mapping[str, str], low: Sequence[str],
                    failing: tuple[OutputError, ...]) -> list[Demotion]:

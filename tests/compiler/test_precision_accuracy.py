@@ -30,7 +30,7 @@ LIMITS = {
     ("rec", "bf16"): (0.95, 1e-2), ("det", "bf16"): (0.98, 1e-2), ("cnn", "bf16"): (1.0, 1e-2),
     ("clf", "fp16"): (1.0, 1e-2), ("clf", "bf16"): (0.9, 1e-2),
     ("cls", "fp16"): (1.0, 1e-2), ("cls", "bf16"): (0.95, 1e-2),
-    ("squeezenet", "fp16"): (1.0, 1e-2), ("squeezenet", "bf16"): (1.0, 1e-2),  # onnx's light CNN
+    ("shufflenet", "fp16"): (1.0, 1e-2), ("shufflenet", "bf16"): (1.0, 1e-2),  # onnx's light CNN
     # INT8 with the accuracy guard (tolerance 0.2; 0.925 text agreement and 0.27 without it)
     ("rec", "int8"): (0.975, 0.25), ("det", "int8"): (0.6, 0.8), ("cnn", "int8"): (0.95, 5e-2),
     # INT8 with the 8 most sensitive layers kept FP32 (int8_fp32_layers=8)

@@ -135,7 +135,7 @@ class Input:
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # The accuracy guard's default bound on each engine output's relative L2 error against FP32 on
 # the warm-up inputs. FP16/BF16: half the 1e-2 wanted on inputs the guard never saw, which err
-# more (docs/PRECISION.md: 2-3x on the PaddleOCR recognizer and classifier).
+# more (docs/PRECISION.md: 3x on the PaddleOCR recognizer in FP16).
 DEFAULT_ACCURACY_TOLERANCE = {"fp16": 5e-3, "bf16": 5e-3, "int8": 2e-1}
 BACKENDS = ("auto", "tensorrt", "tensorrt_rtx")
 

@@ -133,8 +133,10 @@ class Input:
 
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-# The accuracy guard's default bound on each engine output's relative L2 error against FP32.
-DEFAULT_ACCURACY_TOLERANCE = {"fp16": 1e-2, "bf16": 1e-2, "int8": 2e-1}
+# The accuracy guard's default bound on each engine output's relative L2 error against FP32 on
+# the warm-up inputs. FP16/BF16: half the 1e-2 wanted on inputs the guard never saw, which err
+# more (docs/PRECISION.md: 3x on the PaddleOCR recognizer in FP16).
+DEFAULT_ACCURACY_TOLERANCE = {"fp16": 5e-3, "bf16": 5e-3, "int8": 2e-1}
 BACKENDS = ("auto", "tensorrt", "tensorrt_rtx")
 
 _SHAPE_FIELDS = ("min_input_shape", "optim_input_shape", "max_input_shape")
@@ -198,7 +200,8 @@ class TensorRTConfig:
         accuracy_tolerance: The relative L2 error each engine output may have against FP32
             (an output also passes when its largest absolute error is within a tenth of this
             times the output's range): a number, or ``{tensor name: number}`` for some engine
-            outputs (the others keep the default: 1e-2 for FP16 and BF16, 0.2 for INT8).
+            outputs (the others keep the default: 5e-3 for FP16 and BF16, 0.2 for INT8). A
+            Softmax or Sigmoid output's logits are held to its tolerance too.
         strict_accuracy: Raise ``AccuracyError`` for an engine beyond tolerance instead of
             keeping nodes in FP32.
         calibration_data: INT8 samples: an iterable of ``{input name: array}`` feeds, or a

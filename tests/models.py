@@ -109,3 +109,27 @@ def fp16_overflow(big: float = 60000.0) -> onnx.ModelProto:
     weights = [numpy_helper.from_array(np.linspace(-1, 1, 16).astype(np.float32), "bias"),
                numpy_helper.from_array(np.array(big, np.float32), "big")]
     return make(nodes, [f32("x", [2, 16])], [f32("y", [2, 16])], weights)
+
+
+def offset_classifier(offset: float = 6.0, dim: int = 64, layers: int = 3,
+                      seed: int = 0) -> onnx.ModelProto:
+    """x (1, dim) -> (MatMul, Relu) x layers -> MatMul -> Softmax over 2 classes.
+
+    Both logits share a large offset and differ by a small gap, so an input is confident only
+    when the gap is large: rounding the logits to BF16 barely moves a confident input's
+    probabilities but moves those of an input near the boundary a lot.
+    """
+    rng = np.random.default_rng(seed)
+    weights = [numpy_helper.from_array(rng.normal(0, np.sqrt(2 / dim), (dim, dim)).astype(np.float32),
+                                       f"w{k}") for k in range(layers)]
+    common, gap = np.abs(rng.normal(0, 1, dim)), rng.normal(0, 1, dim)
+    head = np.stack([common * offset + gap, common * offset - gap], 1) / np.sqrt(dim)
+    weights.append(numpy_helper.from_array(head.astype(np.float32), "head"))
+    nodes, last = [], "x"
+    for k in range(layers):
+        nodes += [h.make_node("MatMul", [last, f"w{k}"], [f"m{k}"], name=f"dense{k}"),
+                  h.make_node("Relu", [f"m{k}"], [f"r{k}"], name=f"relu{k}")]
+        last = f"r{k}"
+    nodes += [h.make_node("MatMul", [last, "head"], ["logits"], name="head"),
+              h.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1)]
+    return make(nodes, [f32("x", [1, dim])], [f32("probs", [1, 2])], weights)

@@ -39,7 +39,7 @@ def _add_precision_flags(conv: argparse.ArgumentParser) -> None:
                       help="do not keep fragile nodes (overflow, long reductions) in FP32")
     conv.add_argument("--accuracy-tolerance", metavar="TOL|NAME=TOL[,NAME=TOL...]",
                       help="FP16/BF16/INT8: relative L2 error each engine output may have "
-                           "against FP32 on the warm-up inputs (default 1e-2; INT8 0.2), or "
+                           "against FP32 on the warm-up inputs (default 5e-3; INT8 0.2), or "
                            "per output")
     conv.add_argument("--no-accuracy-check", action="store_true",
                       help="FP16/BF16/INT8: do not check engines against FP32 (nor keep the nodes "

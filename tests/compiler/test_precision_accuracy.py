@@ -21,13 +21,16 @@ bench = importlib.util.module_from_spec(_SPEC)  # type: ignore[arg-type]
 sys.modules["precision_accuracy"] = bench  # dataclasses look their module up there
 _SPEC.loader.exec_module(bench)  # type: ignore[union-attr]
 
-# (model, mode) -> (least agreement, largest relative L2 error)
+# (model, mode) -> (least agreement, largest relative L2 error). FP16/BF16 rows must also meet
+# the bar on these inputs the guard never saw: relative L2 <= 1e-2 or max abs <= 1e-3 of the
+# range (before the logits check and the 5e-3 default: rec FP16 2.2e-2, cls BF16 2.1e-2)
 LIMITS = {
-    ("rec", "fp16"): (0.95, 5e-2), ("det", "fp16"): (0.98, 5e-2), ("cnn", "fp16"): (1.0, 1e-2),
+    ("rec", "fp16"): (0.95, 1e-2), ("det", "fp16"): (0.98, 1e-2), ("cnn", "fp16"): (1.0, 1e-2),
     # BF16 errs by 0.32 (rec) and 0.13 (det) without the accuracy guard; with it under 1e-2
-    ("rec", "bf16"): (0.95, 3e-2), ("det", "bf16"): (0.98, 3e-2), ("cnn", "bf16"): (1.0, 2e-2),
-    ("clf", "fp16"): (1.0, 1e-2), ("clf", "bf16"): (0.9, 2e-2),
-    ("cls", "fp16"): (1.0, 1e-2), ("cls", "bf16"): (0.95, 3e-2),  # bf16: one line of 40 flips
+    ("rec", "bf16"): (0.95, 1e-2), ("det", "bf16"): (0.98, 1e-2), ("cnn", "bf16"): (1.0, 1e-2),
+    ("clf", "fp16"): (1.0, 1e-2), ("clf", "bf16"): (0.9, 1e-2),
+    ("cls", "fp16"): (1.0, 1e-2), ("cls", "bf16"): (0.95, 1e-2),
+    ("shufflenet", "fp16"): (1.0, 1e-2), ("shufflenet", "bf16"): (1.0, 1e-2),  # onnx's light CNN
     # INT8 with the accuracy guard (tolerance 0.2; 0.925 text agreement and 0.27 without it)
     ("rec", "int8"): (0.975, 0.25), ("det", "int8"): (0.6, 0.8), ("cnn", "int8"): (0.95, 5e-2),
     # INT8 with the 8 most sensitive layers kept FP32 (int8_fp32_layers=8)
@@ -52,21 +55,23 @@ def test_precision_stays_close_to_fp32(model: str, mode: str) -> None:
     if (model, mode) in (("rec", "fp16"), ("det", "fp16")):
         assert row.fp32_nodes > 0  # the guard kept the fragile nodes
     if mode in ("fp16", "bf16"):
-        assert row.guard_after <= 1e-2, row  # the accuracy guard: every engine within tolerance
-    if mode == "int8":
-        assert row.guard_after <= 0.2, row  # the INT8 guard: every engine within tolerance
+        assert row.ok, row  # the bar, on inputs the guard never saw
+        assert row.low_nodes > 0, row  # not every node demoted to FP32
+    if mode in ("fp16", "bf16", "int8"):
+        assert row.guard_after <= 1, row  # the guard's own rule: every engine within tolerance
     if (model, mode) == ("rec", "int8"):
-        assert row.demoted > 0 and row.guard_before > 0.2, row  # the guard, not int8_fp32_layers
-    if (model, mode) in (("rec", "bf16"), ("det", "bf16"), ("clf", "bf16")):
-        assert row.demoted > 0 and row.guard_before > 1e-2, row
+        assert row.demoted > 0 and row.guard_before > 1, row  # the guard, not int8_fp32_layers
+    if (model, mode) in (("rec", "bf16"), ("det", "bf16"), ("clf", "bf16"), ("cls", "bf16"),
+                         ("rec", "fp16")):
+        assert row.demoted > 0 and row.guard_before > 1, row
 
 
 def test_the_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--models", "cnn", "--modes", "fp16", "--samples", "2", "--unguarded"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[1].split() == ["model", "mode", "max_abs", "rel_l2", "agreement", "fp32_nodes",
-                                "q_nodes", "guard_before", "guard_after", "demoted", "guard_s",
-                                "metric"]
-    assert lines[2].split()[:2] == ["cnn", "fp16-"] and lines[2].split()[7:9] == ["nan", "nan"]
-    assert lines[3].split()[:2] == ["cnn", "fp16"]
-    assert float(lines[3].split()[8]) <= 1e-2  # the guard checked the engine
+    assert lines[1].split() == ["model", "mode", "max_abs", "rel_l2", "bar", "agreement",
+                                "fp32_nodes", "low_nodes", "q_nodes", "guard_before",
+                                "guard_after", "demoted", "guard_s", "metric"]
+    assert lines[2].split()[:2] == ["cnn", "fp16-"] and lines[2].split()[9:11] == ["nan", "nan"]
+    assert lines[3].split()[:2] == ["cnn", "fp16"] and lines[3].split()[4] == "ok"
+    assert float(lines[3].split()[10]) <= 1  # the guard checked the engine, within its rule

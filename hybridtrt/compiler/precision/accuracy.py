@@ -5,7 +5,9 @@ without TensorRT). When an output errs beyond its tolerance, the node responsibl
 bisecting the low-precision nodes in topological order (lowering only a prefix of them), kept
 in FP32, and the engine checked again, until it is within tolerance or entirely FP32. When
 single nodes stop paying off (an error made of many small ones), the fewest first nodes that
-bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects.
+bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects
+(the fewest last ones when the first would be all). FP16/BF16 outputs made by a Softmax or
+Sigmoid have their logits checked too (``logits``).
 INT8 engines keep instead the fewest layers whose quantization alone costs most (a bisection
 over their count in that order).
 """
@@ -21,20 +23,30 @@ from typing import Any
 import numpy as np
 import onnx
 
+from hybridtrt.compiler.precision import logits
 from hybridtrt.compiler.precision.lowp import Lowered
 from hybridtrt.core.fp32 import as_fp32
 from hybridtrt.errors import AccuracyError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.progress import Bar, bar
 
-__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "output_errors", "within"]
+__all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "excess", "output_errors",
+           "within"]
 
 _LOG = logging.getLogger("hybridtrt")
 # Nodes found one at a time (log2 of the node count runs each) before a whole prefix is kept.
 PINPOINTED = 8
+_LOGITS = " (logits)"  # how the report names the logits of an output
 Feeds = Sequence[Mapping[str, np.ndarray]]
 Outputs = list[list[np.ndarray]]
 Ranking = Callable[[Sequence[str]], Sequence[str]]
+
+
+def excess(rel_l2: float, max_abs: float, tolerance: float) -> float:
+    """How far an error is past the pass rule (``within``): at most 1 passes."""
+    if tolerance <= 0:
+        return 0.0 if within(rel_l2, max_abs, tolerance) else float("inf")
+    return min(rel_l2 / tolerance, max_abs / (tolerance / 10))
 
 
 def within(rel_l2: float, max_abs: float, tolerance: float) -> bool:
@@ -162,16 +174,35 @@ class _Unrunnable(Exception):
     """ONNX Runtime cannot run the engine's subgraph on the CPU (the guard is skipped)."""
 
 
+def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+    if not names:
+        return model
+    extended = onnx.ModelProto()
+    extended.CopyFrom(model)
+    extended.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT,
+                                                                    None) for n in names)
+    return extended
+
+
 class _Search:
     """Runs of one engine with chosen nodes kept in FP32, against the FP32 reference."""
 
     def __init__(self, reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
                  feeds: Feeds, types: set[int], tolerance: Callable[[str], float],
-                 shown: Bar) -> None:
-        self.lower, self.feeds, self.types, self.tolerance = lower, feeds, types, tolerance
+                 shown: Bar, first: Lowered) -> None:
+        self.lower, self.feeds, self.types = lower, feeds, types
         self.shown = shown
-        self.names = [o.name for o in reference.graph.output]
-        self.want = _run(reference, feeds)
+        # the logits too (``logits``), 16-bit only: INT8 has its own bound; an output whose
+        # lowered graph shows no Softmax (fused away) is checked as it is
+        found = logits.taps(reference) if types else {}
+        probes = {k: tap for k, tap in found.items() if k in logits.taps(first.model)}
+        want, count = self._run(reference, probes), len(reference.graph.output)
+        kept = [j for j in range(len(probes))  # a flat Softmax saturates nothing
+                if not logits.flat([run[count + j] for run in want])]
+        self.probes = {k: t for j, (k, t) in enumerate(probes.items()) if j in kept}
+        self.want = [run[:count] + [run[count + j] for j in kept] for run in want]
+        self.tolerance = lambda name: tolerance(name.removesuffix(_LOGITS))
+        self.names = [o.name for o in reference.graph.output] + [k + _LOGITS for k in self.probes]
         self.runs = 1
         shown.advance()
 
@@ -180,10 +211,21 @@ class _Search:
         emulated = onnx.helper.make_model(as_fp32(model.graph, self.types),
                                           opset_imports=list(model.opset_import))
         emulated.ir_version = model.ir_version
-        got = _run(emulated, self.feeds)
+        taps = logits.taps(emulated)
+        lost = [k for k in self.probes if k not in taps]
+        if lost:  # the search's lowerings read like the first one; never seen to happen
+            raise _Unrunnable(f"the logits of output '{lost[0]}' are not found in a lowering")
+        got = self._run(emulated, {k: taps[k] for k in self.probes})
         self.runs += 1
         self.shown.advance()
         return output_errors(got, self.want, self.names, self.tolerance)
+
+    def _run(self, model: onnx.ModelProto, taps: Mapping[str, logits.Tap]) -> Outputs:
+        """The outputs, then the logits of ``taps`` (centred for a Softmax), for every feed."""
+        runs = _run(_with_outputs(model, [t.tensor for t in taps.values()]), self.feeds)
+        count = len(model.graph.output)
+        return [run[:count] + [logits.centred(v, t) for v, t in zip(run[count:], taps.values())]
+                for run in runs]
 
     def with_low(self, keep: Mapping[str, str], low: Sequence[str],
                  lowered: Sequence[str]) -> tuple[OutputError, ...]:
@@ -236,9 +278,21 @@ class _Search:
                   f"L2; tolerance {worst.tolerance:g})")
         return [Demotion(n, "", worst.output, worst.rel_l2, reason) for n in low[:hi]]
 
+    def either_end(self, keep: Mapping[str, str], low: Sequence[str],
+                   failing: tuple[OutputError, ...]) -> list[Demotion]:
+        """The fewest first nodes of ``low`` that, kept in FP32, bring the engine within
+        tolerance, or when that takes them all, the fewest last nodes (``polygraphy debug
+        precision``'s reverse direction): an error made by the last layers (logits rounded to
+        BF16) would otherwise keep the whole engine FP32."""
+        first = self.prefix(keep, low, failing)
+        if len(first) < len(low) or len(low) < 2:
+            return first
+        last = self.prefix(keep, low[::-1], failing, "in reverse topological order")
+        return last if len(last) < len(first) else first
+
 
 def _worst(errors: Sequence[OutputError]) -> OutputError:
-    return max(errors, key=lambda e: (e.rel_l2 / e.tolerance if e.tolerance else e.rel_l2))
+    return max(errors, key=lambda e: excess(e.rel_l2, e.max_abs, e.tolerance))
 
 
 def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
@@ -280,8 +334,8 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
            rank: Ranking | None) -> Checked:
     start = time.perf_counter()
     with bar(total=None, desc=f"accuracy guard {engine}", unit="run") as shown:
-        search = _Search(reference, lower, feeds, types, tolerance, shown)
         lowered = lower(keep)
+        search = _Search(reference, lower, feeds, types, tolerance, shown, lowered)
         before = errors = search.errors(lowered)
         if strict and not all(e.passed for e in errors):
             worst = _worst([e for e in errors if not e.passed])
@@ -299,7 +353,7 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
             elif len(demoted) < PINPOINTED and (len(history) < 2 or history[-1] <= history[-2] / 2):
                 found = [search.responsible(keep, lowered.low, errors)]
             else:  # many small errors adding up: keep a prefix FP32, the way polygraphy does
-                found = search.prefix(keep, lowered.low, errors)
+                found = search.either_end(keep, lowered.low, errors)
             op_types = {n.name: n.op_type for n in lowered.model.graph.node}
             for one in found:
                 one = dataclasses.replace(one, op_type=op_types.get(one.name, ""))

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 
 from hybridtrt.core.external import externalized, is_large
 from hybridtrt.core.loading import read_onnx_file
+from hybridtrt.core.references import inlined_model
 from hybridtrt.core.report import Report, engine_summary, name_order
 from hybridtrt.core.side_plans import embed_side_plans
 from hybridtrt.errors import FormatError, SaveError
@@ -124,8 +125,8 @@ class HybridModel:
         The data file is named after its content, so saving over an older model never leaves
         the old model file next to new data (or the reverse) if the process dies in between.
         """
-        if not external:
-            onnx.save_model(self.model, str(staged))
+        if not external:  # (weights left in the source file are read in: under 2 GiB)
+            onnx.save_model(inlined_model(self.model), str(staged))
             return ""
         staging = f"{staged.name}.staging.data"
         skeleton = externalized(self.model, staged.parent, staging)  # one tensor at a time

@@ -21,10 +21,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import hybridtrt.core.external as external
+import hybridtrt.core.references as references
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.core.format import STATUS_BUILT, subgraph_digest
 from hybridtrt.core.hybrid import load
-from hybridtrt.errors import SaveError
+from hybridtrt.errors import ModelLoadError, SaveError
 from hybridtrt.runtime import Config, Predictor
 from hybridtrt.trt.builder import TensorRTBuilder
 from hybridtrt.trt.cache import EngineCache
@@ -182,3 +183,87 @@ def test_a_model_over_2_gib_runs_end_to_end_like_onnx_runtime() -> None:
                       done.stdout)
     assert found, done.stdout
     assert float(found[1]) > 2 and found[2] == "2" and float(found[3]) < 1e-3
+
+
+def test_a_large_model_keeps_its_weights_in_the_source_file_until_save(
+        tmp_path: Path, large_limit: None) -> None:
+    source = _chain(tmp_path)
+    hybrid = convert(str(source), TensorRTConfig(disable_ops=["Sigmoid"]))
+    weights = [t for e in hybrid.engines for t in e.subgraph.initializer]
+    assert len(weights) == 8 and all(references.is_reference(t) and not t.raw_data
+                                     for t in weights)
+    for engine in hybrid.engines:
+        engine.verify()  # the checksums read the weights from the file
+    saved = hybrid.save(tmp_path / "hybrid")
+    inline = convert(onnx.load(str(source)), TensorRTConfig(disable_ops=["Sigmoid"]))
+    assert [e.subgraph_sha256 for e in inline.engines] == [e.subgraph_sha256 for e in hybrid.engines]
+    back = onnx.load(str(saved))  # the saved model names its own data file, and no folder
+    assert not references.has_references(back)
+    assert all(entry.key != references.FOLDER_KEY for t in
+               onnx.external_data_helper._get_all_tensors(onnx.load(str(saved), load_external_data=False))  # noqa: SLF001
+               for entry in t.external_data)
+    np.testing.assert_array_equal(
+        numpy_helper.to_array([t for t in back.graph.node[1].attribute[0].g.initializer][0]),
+        numpy_helper.to_array(onnx.load(str(source)).graph.initializer[0]))
+
+
+def test_a_reference_through_a_symlink_made_after_loading_is_refused(
+        tmp_path: Path, large_limit: None) -> None:
+    source = _chain(tmp_path)
+    hybrid = convert(str(source), TensorRTConfig(disable_ops=["Sigmoid"]))
+    data = tmp_path / "model.onnx.data"
+    data.rename(tmp_path / "elsewhere.data")
+    data.symlink_to(tmp_path / "elsewhere.data")
+    with pytest.raises(ModelLoadError, match="symlinks"):
+        hybrid.save(tmp_path / "hybrid")
+
+
+_MEMORY = r"""
+import os, sys, threading, time
+import hybridtrt.core.external as external
+from hybridtrt import TensorRTConfig, convert
+external.LARGE_ABOVE = 1 << 20
+page, peak = os.sysconf("SC_PAGE_SIZE"), [0]
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+def sample():
+    while True:
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.002)
+import onnxruntime, hybridtrt.compiler.pipeline  # what convert imports on first use
+before = peak[0] = rss()  # (a first convert here would leave freed pages for the second)
+threading.Thread(target=sample, daemon=True).start()
+hybrid = convert(sys.argv[1], TensorRTConfig(disable_ops=["Sigmoid"]))
+print(max(peak[0], rss()) - before)
+"""
+
+
+def test_converting_a_large_model_holds_no_copy_of_its_weights(tmp_path: Path) -> None:
+    """Peak RSS growth during ``convert``, in a fresh process: a copy of the weights (the
+    loaded model's, the engine subgraphs' or the hybrid model's) would add their size."""
+    width, count = 2048, 8  # 128 MiB of weights
+    rng = np.random.default_rng(0)
+    nodes, weights, previous = [], [], "x"
+    for k in range(count):
+        w = rng.standard_normal((width, width), dtype=np.float32)
+        weights.append(numpy_helper.from_array(w, f"w{k}"))
+        nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
+        previous = f"h{k}"
+        if k == count // 2 - 1:
+            nodes.append(helper.make_node("Sigmoid", [previous], ["mid"], name="mid"))
+            previous = "mid"
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [1, width])],
+                              [helper.make_tensor_value_info(previous, 1, [1, width])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = tmp_path / "model.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data")
+    del model, graph, weights
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
+    done = subprocess.run([sys.executable, "-c", _MEMORY, str(path)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    growth = int(done.stdout.split()[-1])
+    # one tensor is read at a time (3/8 of the weights, counting the checksum's copies)
+    assert growth < 0.75 * count * width * width * 4, f"convert grew RSS by {growth / 2**20:.0f} MiB"

@@ -216,7 +216,8 @@ def load(path: str | os.PathLike[str], *, verify: bool = True) -> HybridModel:
     """Read a saved hybrid model and verify it.
 
     Args:
-        path: The ``.onnx`` file (its external data is read from next to it).
+        path: The ``.onnx`` file (its external data is read from next to it; a model over
+            2 GiB keeps its large weights there, read when a session or a save needs them).
         verify: Check the whole graph and every weight against the checksum saved with them
             (False: trust the file; engine subgraphs and plans are still checked).
 
@@ -226,7 +227,7 @@ def load(path: str | os.PathLike[str], *, verify: bool = True) -> HybridModel:
             embedded subgraph or a plan fails its checksum, or a plan's side file
             (``engine_file``) is missing or outside the model's folder.
     """
-    model = read_onnx_file(path)
+    model = read_onnx_file(path, references=True)  # over 2 GiB: weights left in the data file
     if model.ir_version > onnx.IR_VERSION:
         raise FormatError(
             f"{path} has IR version {model.ir_version}; the installed onnx {onnx.__version__} "

@@ -55,9 +55,13 @@ def _open(tensor: TensorProto) -> tuple[BinaryIO, int]:
     """The tensor's data file positioned at its bytes, and how many bytes it has."""
     entries = _entries(tensor)
     folder, location = entries[FOLDER_KEY], entries.get("location", "")
-    if folder not in _TRUSTED or escapes_folder(Path(folder), location):
-        raise ModelLoadError(f"weight '{tensor.name}' reads external data {location!r} from "
-                             f"{folder!r}, which the loader did not check; load the model again")
+    if folder not in _TRUSTED:
+        raise ModelLoadError(f"weight '{tensor.name}' reads external data from {folder!r}, "
+                             "which no model was loaded from; load the model from its file")
+    if escapes_folder(Path(folder), location):
+        raise ModelLoadError(f"weight '{tensor.name}' reads external data {location!r}, which "
+                             f"is not a file inside {folder} (symlinks and paths out of it are "
+                             "refused)")
     try:
         handle = os.fdopen(os.open(Path(folder) / location, os.O_RDONLY | os.O_NOFOLLOW), "rb")
     except OSError as exc:

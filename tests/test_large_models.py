@@ -87,6 +87,7 @@ def test_a_large_model_converts_saves_loads_and_runs_like_onnx_runtime(
     with pytest.raises(SaveError, match="2 GiB"):
         hybrid.save(tmp_path / "inline.onnx", external_data=False)
     loaded = load(saved)  # every checksum verified
+    assert references.has_references(loaded.model)  # its weights stay in its data file
     predictor = Predictor(Config(str(saved)), loaded)
     x = np.random.default_rng(1).standard_normal((2, WIDTH), dtype=np.float32)
     got = predictor.run(None, {"x": x})[0]

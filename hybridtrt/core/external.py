@@ -28,7 +28,10 @@ def tensor_bytes(tensor: TensorProto) -> int:
     """The bytes of a tensor's values, from its dims and type (its data is not read)."""
     if tensor.data_type == TensorProto.STRING:
         return sum(len(s) for s in tensor.string_data)
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    except KeyError:  # a type ONNX does not define (refused where the tensor is read)
+        return len(tensor.raw_data)
     return math.prod(tensor.dims) * dtype.itemsize
 
 

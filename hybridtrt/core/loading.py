@@ -13,6 +13,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from hybridtrt.core.external import SMALL_ELEMENTS, is_large, light_model
+from hybridtrt.core.format import DOMAIN
 from hybridtrt.core.references import escapes_folder, is_reference, keep_as_reference
 from hybridtrt.errors import ModelLoadError
 from hybridtrt.ort_support import first_line
@@ -89,8 +90,11 @@ def _external_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
 
 
 def _keep_references(model: onnx.ModelProto, folder: Path) -> None:
-    """Leave the main graph's large external initializers in their file, as references."""
-    for tensor in model.graph.initializer:
+    """Leave the large external initializers of the main graph and of a hybrid model's engine
+    subgraphs in their file, as references (control-flow bodies are read in)."""
+    graphs = [model.graph] + [a.g for n in model.graph.node if n.domain == DOMAIN
+                              for a in n.attribute if a.HasField("g")]
+    for tensor in (t for g in graphs for t in g.initializer):
         if (onnx.external_data_helper.uses_external_data(tensor)
                 and math.prod(tensor.dims) > SMALL_ELEMENTS):
             keep_as_reference(tensor, folder.absolute())

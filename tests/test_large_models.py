@@ -219,6 +219,18 @@ def test_a_reference_through_a_symlink_made_after_loading_is_refused(
         hybrid.save(tmp_path / "hybrid")
 
 
+def test_a_model_naming_a_folder_no_model_was_loaded_from_is_refused(
+        tmp_path: Path, large_limit: None) -> None:
+    model = onnx.load(str(_chain(tmp_path)))
+    tensor = model.graph.initializer[0]
+    onnx.external_data_helper.set_external_data(tensor, "passwd")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    tensor.external_data.add(key=references.FOLDER_KEY, value="/etc")
+    with pytest.raises(ModelLoadError, match="no model was loaded from"):
+        convert(model, TensorRTConfig(disable_ops=["Sigmoid"]))
+
+
 _MEMORY = r"""
 import os, sys, threading, time
 import hybridtrt.core.external as external

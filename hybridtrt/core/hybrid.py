@@ -44,6 +44,9 @@ _DEFAULT_NAME = "model.onnx"
 class HybridModel:
     """A hybrid ONNX model: ORT nodes plus ``tensorrt_engine`` nodes wrapped by combine/split.
 
+    Converted from (or loaded from) a file over 2 GiB, its large weights stay in the data file
+    they were read from (``core.references``), which must stay in place while it is used.
+
     Args:
         model: The hybrid ModelProto (as made by ``convert`` or read by ``load``).
         stage_seconds: How long each ``convert`` stage took (empty for a loaded model).

@@ -68,12 +68,15 @@ def _open(tensor: TensorProto) -> tuple[BinaryIO, int]:
         raise ModelLoadError(f"weight '{tensor.name}': cannot read its data file "
                              f"{location!r} in {folder}: {exc}") from exc
     size = os.fstat(handle.fileno()).st_size
-    offset = int(entries.get("offset", 0))
-    length = int(entries["length"]) if "length" in entries else size - offset
-    if offset + length > size:
+    try:
+        offset = int(entries.get("offset", 0))
+        length = int(entries["length"]) if "length" in entries else size - offset
+    except ValueError:
+        offset = length = -1
+    if min(offset, length) < 0 or offset + length > size:
         handle.close()
         raise ModelLoadError(f"weight '{tensor.name}': its data file {location!r} in {folder} "
-                             f"is shorter than the {length} bytes at {offset} it should hold")
+                             f"does not hold the bytes its offset and length name ({size} bytes)")
     handle.seek(offset)
     return handle, length
 

@@ -18,9 +18,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from google.protobuf.message import EncodeError
 from onnx import TensorProto, helper, numpy_helper
 
 import hybridtrt.core.external as external
+import hybridtrt.core.hybrid as hybrid_module
 import hybridtrt.core.references as references
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.core.format import STATUS_BUILT, subgraph_digest
@@ -229,6 +231,19 @@ def test_a_model_naming_a_folder_no_model_was_loaded_from_is_refused(
     tensor.external_data.add(key=references.FOLDER_KEY, value="/etc")
     with pytest.raises(ModelLoadError, match="no model was loaded from"):
         convert(model, TensorRTConfig(disable_ops=["Sigmoid"]))
+
+
+def test_a_save_whose_model_file_would_pass_2_gib_says_why(
+        tmp_path: Path, large_limit: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    hybrid = convert(str(_chain(tmp_path)), TensorRTConfig(disable_ops=["Sigmoid"]))
+
+    class TooLarge:  # stands for a skeleton whose plans pass protobuf's limit
+        def __getattr__(self, name: str) -> object:
+            raise EncodeError("Failed to serialize proto")
+
+    monkeypatch.setattr(hybrid_module, "externalized", lambda *args: TooLarge())
+    with pytest.raises(SaveError, match="engine plans"):
+        hybrid.save(tmp_path / "hybrid")
 
 
 _MEMORY = r"""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import filelock
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, EncodeError
 
 from hybridtrt.core.external import externalized, is_large
 from hybridtrt.core.loading import read_onnx_file
@@ -117,6 +117,11 @@ class HybridModel:
                     os.replace(staged, target)  # the model file appears last, whole
                 for name in stale - {data_name}:
                     (target.parent / name).unlink(missing_ok=True)
+        except EncodeError as exc:  # what stays in the .onnx file (full plans) is over 2 GiB
+            raise SaveError(f"cannot write the hybrid model to {target}: what is kept in the "
+                            ".onnx file besides the weights (engine plans) is over protobuf's "
+                            "2 GiB limit; weight-stripped plans (strip_weights, built on a GPU) "
+                            "are small") from exc
         except (OSError, ValueError) as exc:
             raise SaveError(f"cannot write the hybrid model to {target}: {exc}") from exc
         return target

@@ -30,7 +30,9 @@ from hybridtrt.core.hybrid import load
 from hybridtrt.errors import ModelLoadError, SaveError
 from hybridtrt.runtime import Config, Predictor
 from hybridtrt.trt.builder import TensorRTBuilder
+from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.cache import EngineCache
+from hybridtrt.trt.library import RTX, installed
 from tests.fake_tensorrt import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,6 +246,32 @@ def test_a_save_whose_model_file_would_pass_2_gib_says_why(
     monkeypatch.setattr(hybrid_module, "externalized", lambda *args: TooLarge())
     with pytest.raises(SaveError, match="engine plans"):
         hybrid.save(tmp_path / "hybrid")
+
+
+@pytest.mark.skipif(not installed(RTX), reason="tensorrt_rtx is not installed")
+def test_tensorrt_rtx_reads_the_weights_left_in_the_file_and_builds_the_same_plans(
+        tmp_path: Path, large_limit: None) -> None:
+    backend, reason = load_backend(RTX)
+    assert backend is not None, reason
+    paths: list[str | None] = []
+    real = backend.build
+
+    def build(model: bytes, spec: object, progress: object, path: str | None = None) -> object:
+        paths.append(path)
+        return real(model, spec, progress, path=path)  # type: ignore[arg-type]
+
+    backend.build = build  # type: ignore[method-assign]
+    source = _chain(tmp_path)
+    plans = []
+    for given, cache in ((str(source), "from-file"), (onnx.load(str(source)), "inline")):
+        config = TensorRTConfig(disable_ops=["Sigmoid"], min_subgraph_size=2)
+        builder = TensorRTBuilder(backend, EngineCache(tmp_path / cache))
+        hybrid = convert(given, config, builder=builder)  # 4 pieces of 2 weights
+        assert [e.status for e in hybrid.engines] == [STATUS_BUILT] * 4
+        plans.append([e.engine for e in hybrid.engines])
+    assert paths == [str(tmp_path / "model.onnx")] * 4 + [None] * 4
+    assert all(len(p) > 2 * WIDTH * WIDTH * 4 for p in plans[0])  # full plans hold the weights
+    assert plans[0] == plans[1]
 
 
 _MEMORY = r"""

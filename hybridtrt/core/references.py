@@ -107,9 +107,14 @@ def inlined(tensor: TensorProto) -> TensorProto:
     """``tensor`` itself, or for a reference a copy holding its values (as if loaded inline)."""
     if not is_reference(tensor):
         return tensor
+    handle, length = _open(tensor)
+    with handle:
+        values = handle.read(length)  # one read: one transient copy besides the tensor's
+    if len(values) != length:
+        raise ModelLoadError(f"weight '{tensor.name}': its data file ended early")
     out = TensorProto()
     out.CopyFrom(tensor)
-    out.raw_data = b"".join(_chunks(tensor))
+    out.raw_data = values
     out.data_location = TensorProto.DEFAULT
     del out.external_data[:]
     return out

@@ -212,6 +212,22 @@ def test_a_large_model_keeps_its_weights_in_the_source_file_until_save(
         numpy_helper.to_array(onnx.load(str(source)).graph.initializer[0]))
 
 
+@pytest.mark.parametrize("mode", ["fp16", "bf16"])
+def test_a_large_low_precision_model_loaded_back_runs_as_its_inline_conversion(
+        tmp_path: Path, large_limit: None, mode: str) -> None:
+    source = _chain(tmp_path)
+    config = TensorRTConfig(disable_ops=["Sigmoid"], min_subgraph_size=2, precision_mode=mode)
+    x = np.random.default_rng(1).standard_normal((2, WIDTH), dtype=np.float32)
+    got = []
+    for given, folder in ((str(source), "from-file"), (onnx.load(str(source)), "inline")):
+        saved = convert(given, config).save(tmp_path / folder)
+        loaded = load(saved)  # FP16/BF16 weights left in the data file, emulated in FP32
+        got.append(Predictor(Config(str(saved)), loaded).run(None, {"x": x})[0])
+    np.testing.assert_array_equal(got[0], got[1])
+    reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(got[0], reference.run(None, {"x": x})[0], atol=0.05)
+
+
 def test_a_reference_through_a_symlink_made_after_loading_is_refused(
         tmp_path: Path, large_limit: None) -> None:
     source = _chain(tmp_path)

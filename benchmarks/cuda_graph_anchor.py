@@ -4,6 +4,7 @@ For each model: plain ORT CUDA, ORT with ``enable_cuda_graph`` (inputs and outpu
 the device, as ORT requires), and the hybrid model (TensorRT off, so its one segment runs in
 ORT) with ``Config.enable_cuda_graph()``, fed and answered on the device. Median ms of
 ``--runs`` runs, the runners taking turns; ``hybrid/ort_graph`` is the ratio the issue targets.
+``alone_hyb/ort_gr``: the same ratio with each graph runner timed alone, ``--runs`` runs in a row.
 
     python benchmarks/cuda_graph_anchor.py [--runs 200]
 """
@@ -68,6 +69,33 @@ def _runners(path: Path, name: str, x: np.ndarray, folder: Path) -> dict:
             "_keep": keep}
 
 
+def _timed(call, cupy) -> float:  # noqa: ANN001 - a runner and the cupy module
+    start = time.perf_counter()
+    call()
+    cupy.cuda.Device().synchronize()
+    return (time.perf_counter() - start) * 1e3
+
+
+def _turns(calls: dict, runs: int, cupy) -> dict[str, float]:  # noqa: ANN001
+    """Median ms of each runner, the runners taking turns run by run."""
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for turn in range(runs + 10):
+        for key, call in calls.items():
+            took = _timed(call, cupy)
+            if turn >= 10:
+                times[key].append(took)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _blocks(calls: dict, runs: int, cupy) -> dict[str, float]:  # noqa: ANN001
+    """Median ms of each runner run alone, ``runs`` times in a row."""
+    found = {}
+    for key, call in calls.items():
+        times = [_timed(call, cupy) for _ in range(runs + 10)][10:]
+        found[key] = statistics.median(times)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
@@ -76,24 +104,18 @@ def main() -> None:
     import cupy
 
     print(f"{'model':<14}{'plain_ort_ms':>13}{'ort_graph_ms':>13}{'hybrid_graph_ms':>16}"
-          f"{'hybrid/ort_graph':>17}{'hybrid/plain':>13}")
+          f"{'hybrid/ort_graph':>17}{'hybrid/plain':>13}{'alone_hyb/ort_gr':>18}")
     with tempfile.TemporaryDirectory() as folder:
         for label, path, name, shape in _models(Path(folder)):
             x = np.random.default_rng(0).random(shape, dtype=np.float32)
             calls = _runners(Path(path), name, x, Path(folder))
             keep = calls.pop("_keep")  # (the bound device input outlives the runs)
-            times: dict[str, list[float]] = {k: [] for k in calls}
-            for turn in range(args.runs + 10):
-                for key, call in calls.items():
-                    start = time.perf_counter()
-                    call()
-                    cupy.cuda.Device().synchronize()
-                    if turn >= 10:
-                        times[key].append((time.perf_counter() - start) * 1e3)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            med = _turns(calls, args.runs, cupy)
+            alone = _blocks({k: calls[k] for k in ("ort_graph", "hybrid_graph")}, args.runs, cupy)
             print(f"{label:<14}{med['plain_ort']:>13.3f}{med['ort_graph']:>13.3f}"
                   f"{med['hybrid_graph']:>16.3f}{med['hybrid_graph'] / med['ort_graph']:>17.3f}"
-                  f"{med['hybrid_graph'] / med['plain_ort']:>13.3f}")
+                  f"{med['hybrid_graph'] / med['plain_ort']:>13.3f}"
+                  f"{alone['hybrid_graph'] / alone['ort_graph']:>18.3f}")
             del keep
 
 

@@ -14,3 +14,5 @@ PYTHONUNBUFFERED=1 python3 benchmarks/runtime_overhead.py --device cuda --runs 2
 python3 -m hybridtrt bench "$(python3 -c 'from hybridtrt.examples import onnx_light_model as m; print(m("resnet50"))')" --gpu 0 --compare ort --iterations 200 -q 2>&1 | tee "$out/bench_cuda.log" | tail -16
 # the YOLOv8-class detector, exported from PyTorch here, with CUDA graphs
 python3 benchmarks/yolo_like.py "$out/yolo.onnx" && python3 -m hybridtrt bench "$out/yolo.onnx" --gpu 0 --compare ort --cuda-graph --iterations 200 -q 2>&1 | tee "$out/bench_yolo.log" | tail -12
+# against ONNX Runtime's own whole-session CUDA graph, fed and answered on the device
+python3 benchmarks/cuda_graph_anchor.py --runs 100 2>&1 | tee "$out/anchor.log" | grep -v "^resnet50:\|^yolo:" | tail -4

@@ -4,7 +4,8 @@ Each graph is a chain with skip connections (Add of the previous value and one a
 broken every 50 nodes by an op kept out of TensorRT (Sin, via disable_ops). Target: a whole
 100k-node convert in <= 10 s on 2 cores, growing near-linearly (x12 or less for 10x nodes).
 "untimed" is the part of convert's time outside every stage (near 0 when the stages account
-for all of it).
+for all of it); "cpu" is convert's CPU seconds (``time.process_time``), which other work on a
+shared machine disturbs less than the wall-clock columns. The last line is the load average.
 
     python benchmarks/partition_scale.py [--sizes 1000 10000 100000] [--repeat 3] [--save DIR]
 """
@@ -12,6 +13,7 @@ for all of it).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -51,15 +53,16 @@ def synthetic(nodes: int, width: int = 16, skip: int = 3, break_every: int = 50)
 
 
 def once(model: onnx.ModelProto, size: int, folder: Path) -> dict[str, float]:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     hybrid = convert(model, TensorRTConfig(disable_ops=["Sin"]))
-    converted = time.perf_counter()
+    converted, cpu = time.perf_counter(), time.process_time() - cpu
     hybrid.save(folder / f"scale_{size}.onnx")
     saved = time.perf_counter()
     stages = {k: v for k, v in hybrid.stage_seconds.items() if k not in _WITHIN}
     return {"nodes": size, "clusters": len(hybrid.engines), **hybrid.stage_seconds,
             "untimed": converted - start - sum(stages.values()),
-            "convert": converted - start, "save": saved - converted, "total": saved - start}
+            "convert": converted - start, "cpu": cpu, "save": saved - converted,
+            "total": saved - start}
 
 
 def run(sizes: Sequence[int], folder: Path, repeat: int = 3) -> list[dict[str, float]]:
@@ -82,6 +85,7 @@ def table(rows: Sequence[dict[str, float]]) -> str:
         growth = [f"x{b['total'] / a['total']:.1f} for x{b['nodes'] / a['nodes']:.0f} nodes"
                   for a, b in zip(rows, rows[1:])]
         lines.append("growth of total: " + ", ".join(growth))
+    lines.append("load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return "\n".join(lines)
 
 

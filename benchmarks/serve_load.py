@@ -87,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=128, help="per setting")
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--gpus-per-replica", type=float, default=0.0)
+    parser.add_argument("--batch-buckets", default=None,
+                        help="as hybridtrt serve's (default: its default for the device)")
     args = parser.parse_args(argv)
     import ray
     from ray import serve
 
-    from hybridtrt.serve import deployment
+    from hybridtrt.serve import ServeSettings, deployment
 
     x = np.random.default_rng(0).random(tuple(int(d) for d in args.shape.split("x")),
                                         dtype=np.float32)
@@ -102,20 +104,26 @@ def main(argv: list[str] | None = None) -> int:
         ray.init(num_cpus=max(2, args.replicas), include_dashboard=False, log_to_driver=False)
         try:
             serve.start(http_options={"host": "127.0.0.1", "port": port})
+            buckets = (None if args.batch_buckets is None else () if args.batch_buckets == "none"
+                       else tuple(int(b) for b in args.batch_buckets.split(",")))
             print(f"model {Path(model).name}, request {args.shape}, {args.concurrency} clients, "
-                  f"{args.replicas} replica(s), {args.gpus_per_replica} GPU each")
-            print("max_batch  ok/sent   seconds  req_per_s   p50_ms   p99_ms  mean_rows")
+                  f"{args.replicas} replica(s), {args.gpus_per_replica} GPU each, batch buckets "
+                  f"{args.batch_buckets or 'default'}")
+            print("max_batch  ok/sent   seconds  req_per_s   p50_ms   p99_ms  mean_rows  buckets")
             for size in args.batch_sizes:
+                chosen = tuple(b for b in buckets if b <= size) if buckets is not None else None
                 app = deployment(model, "load", replicas=args.replicas,
                                  gpus_per_replica=args.gpus_per_replica, max_batch_size=size,
                                  batch_wait_ms=args.batch_wait_ms,
                                  max_ongoing_requests=max(args.concurrency, size),
-                                 max_queued_requests=args.concurrency)
+                                 max_queued_requests=args.concurrency, batch_buckets=chosen)
                 serve.run(app, name="load", route_prefix="/")
                 url = f"http://127.0.0.1:{port}/v2/models/load/infer"
                 _load(url, body, head, args.concurrency, args.concurrency)  # warm-up
-                print(f"{size:>9}  {_load(url, body, head, args.concurrency, args.requests)}",
-                      flush=True)
+                used = ServeSettings("load", gpus_per_replica=args.gpus_per_replica,
+                                     max_batch_size=size, batch_buckets=chosen).buckets
+                print(f"{size:>9}  {_load(url, body, head, args.concurrency, args.requests)}  "
+                      f"{','.join(map(str, used)) or '-'}", flush=True)
         finally:
             serve.shutdown()
             ray.shutdown()

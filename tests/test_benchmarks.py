@@ -14,12 +14,13 @@ def test_partition_scale_prints_a_table_per_stage() -> None:
                            "--sizes", "200", "2000", "--repeat", "1"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    header, small, large, growth = done.stdout.strip().splitlines()
+    header, small, large, growth, load = done.stdout.strip().splitlines()
     assert header.split() == ["nodes", "clusters", "load", "capability", "partition", "shape",
                               "ranges", "precision", "engines", "report", "rewrite", "untimed",
-                              "convert", "save", "total"]
+                              "convert", "cpu", "save", "total"]
     assert small.split()[:2] == ["200", "4"] and large.split()[:2] == ["2000", "40"]
     assert growth.startswith("growth of total: x")
+    assert load.startswith("load average: ")
 
 
 def test_runtime_overhead_prints_its_table() -> None:

@@ -36,9 +36,25 @@ def add_serve(commands: Any) -> None:
     serve.add_argument("--concurrent-batches", type=int, default=1,
                        help="batches a replica runs at once, each on its own Predictor clone "
                             "(default 1)")
+    serve.add_argument("--batch-buckets", type=_buckets, metavar="ROWS,...",
+                       help="row counts batch runs are padded up to, each on Predictors of its "
+                            "own ('none': never pad; default: powers of two up to the max "
+                            "batch size on a GPU, none on the CPU)")
     serve.add_argument("--address", help="join this Ray cluster (ray://HOST:10001, or auto) "
                        "instead of starting a local one")
     add_verbosity(serve)
+
+
+def _buckets(text: str) -> tuple[int, ...]:
+    """``--batch-buckets``: "1,2,4,8", or "none" for no padding."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        found = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected row counts such as 1,2,4,8 or 'none', got "
+                                         f"{text!r}") from None
+    return found
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -49,7 +65,7 @@ def serve_command(args: argparse.Namespace) -> int:
     settings = ServeSettings(args.name or Path(args.model).stem, args.replicas,
                              args.gpus_per_replica, args.max_batch_size, args.batch_wait_ms,
                              args.max_ongoing_requests, args.max_queued_requests,
-                             args.concurrent_batches)
+                             args.concurrent_batches, args.batch_buckets)
     serve_until_stopped(args.model, settings, args.host, args.port, args.address,
                         lambda line: print(line, flush=True))
     return 0

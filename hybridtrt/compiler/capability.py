@@ -112,7 +112,7 @@ def judge_graph(
     memo: dict[tuple[object, ...], Verdict] = {}
     rules: dict[tuple[str, str], OpRule | None] = {}
     verdicts = []
-    dtype = index.dtype
+    dtype = {**index.dtypes(), "": 0}.get  # an omitted input or output: 0
     for i, node in enumerate(index.nodes):
         op_type, name, node_domain = node.op_type, node.name, node.domain
         key = None
@@ -123,8 +123,7 @@ def judge_graph(
                 rules[op] = registry.find(op_type, domain, index.opsets.get(domain, 1))
             found = rules[op]
             if found is not None and found.check is None:
-                key = (op, tuple(dtype(n) if n else 0 for n in node.input),
-                       tuple(dtype(n) if n else 0 for n in node.output))
+                key = (op, tuple(map(dtype, node.input)), tuple(map(dtype, node.output)))
         verdict = memo.get(key) if key is not None else None
         if verdict is None:  # the node's context is made only for the nodes judged
             verdict = judge_node(index.context(i, judge_body), registry, disabled_set)

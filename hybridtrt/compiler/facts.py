@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import onnx
 
 from hybridtrt.compiler import filters
-from hybridtrt.compiler.shapes import match_inputs, static_shape
+from hybridtrt.compiler.shapes import match_inputs
 from hybridtrt.config import Input
 from hybridtrt.converters.registry import OpRule, Registry
 from hybridtrt.core.graph import GraphIndex
@@ -29,6 +29,49 @@ def known_values(index: GraphIndex, inputs: Sequence[Input]) -> frozenset[str]:
                      if all(i.samples or i.input_range is not None for i in sets))
 
 
+class _OpInputs:
+    """The registry's shape and value-shaped input slots of each node, looked up once per op."""
+
+    def __init__(self, index: GraphIndex, registry: Registry) -> None:
+        self.index, self.registry = index, registry
+        self.rules: dict[tuple[str, str], OpRule | None] = {}  # one rule per op in a model
+        self.shaping: dict[tuple[str, str], tuple[int, ...]] = {}
+
+    def _opset_of(self, proto: onnx.NodeProto) -> tuple[str, int]:
+        domain = "" if proto.domain == "ai.onnx" else proto.domain
+        return domain, self.index.opsets.get(domain, 1)
+
+    def _slots(self, node: int, wanted: Sequence[int]) -> list[int]:
+        """Input slots as positions in ``index.node_inputs`` (which leaves out empty names)."""
+        names = self.index.nodes[node].input
+        return [sum(1 for n in names[:s] if n) for s in wanted if s < len(names) and names[s]]
+
+    def shape_inputs(self, node: int) -> Sequence[int]:
+        proto = self.index.nodes[node]
+        op = (proto.op_type, proto.domain)
+        if op not in self.rules:
+            self.rules[op] = self.registry.find(proto.op_type, *self._opset_of(proto))
+        found = self.rules[op]
+        return self._slots(node, found.shape_inputs) if found is not None else ()
+
+    def value_shaped(self, node: int) -> Sequence[str]:
+        proto = self.index.nodes[node]
+        op = (proto.op_type, proto.domain)
+        wanted = self.shaping.get(op)
+        if wanted is None:
+            wanted = self.shaping[op] = self.registry.value_shaped_inputs(
+                proto.op_type, *self._opset_of(proto))
+        if not wanted and not proto.attribute:
+            return ()
+        reads = self.index.node_inputs[node]
+        found = [reads[k] for k in self._slots(node, wanted)]
+        if any(a.type in _BODIES for a in proto.attribute):
+            # What a body does with the outer values it reads is not known here: any of them
+            # may set a shape (an If branch may Reshape by it).
+            found += reads[sum(1 for n in proto.input if n):]
+        return found
+
+
 def cluster_facts(
     index: GraphIndex, graph: DependencyGraph, supported: Sequence[bool], registry: Registry,
     known: frozenset[str] = frozenset(), ranged: frozenset[str] = frozenset(),
@@ -37,38 +80,8 @@ def cluster_facts(
     the model inputs (and overridable initializers) whose values are unknown unless ``known``.
     ``ranged`` tensors have a shape range recorded on real inputs (``shape_range_info``), which
     the engines' profiles take: their shapes count as known."""
-
-    def opset_of(proto: onnx.NodeProto) -> tuple[str, int]:
-        domain = "" if proto.domain == "ai.onnx" else proto.domain
-        return domain, index.opsets.get(domain, 1)
-
-    def slots(node: int, wanted: Sequence[int]) -> list[int]:
-        """Input slots as positions in ``index.node_inputs`` (which leaves out empty names)."""
-        names = index.nodes[node].input
-        return [sum(1 for n in names[:s] if n) for s in wanted if s < len(names) and names[s]]
-
-    rules: dict[tuple[str, str], OpRule | None] = {}  # by op: one rule per op in a model
-
-    def shape_inputs(node: int) -> Sequence[int]:
-        proto = index.nodes[node]
-        op = (proto.op_type, proto.domain)
-        if op not in rules:
-            rules[op] = registry.find(proto.op_type, *opset_of(proto))
-        found = rules[op]
-        return slots(node, found.shape_inputs) if found is not None else ()
-
-    def value_shaped(node: int) -> Sequence[str]:
-        proto = index.nodes[node]
-        reads = index.node_inputs[node]
-        found = [reads[k] for k in slots(node, registry.value_shaped_inputs(
-            proto.op_type, *opset_of(proto)))]
-        if any(a.type in _BODIES for a in proto.attribute):
-            # What a body does with the outer values it reads is not known here: any of them
-            # may set a shape (an If branch may Reshape by it).
-            found += reads[sum(1 for n in proto.input if n):]
-        return found
-
-    infos = [index.info(n) for n in (*index.producer, *index.graph_inputs)]
+    ops = _OpInputs(index, registry)
+    static, ranked = index.shape_kinds([*index.producer, *index.graph_inputs])
     return filters.ClusterFacts(
         graph=graph,
         op_types=index.op_types,
@@ -79,12 +92,12 @@ def cluster_facts(
         graph_outputs=frozenset(index.graph_outputs),
         constants=(frozenset(index.initializers) - index.overridable)
         | frozenset(index.constant_nodes),
-        shape_inputs=shape_inputs,
+        shape_inputs=ops.shape_inputs,
         supported=supported,
         position=index.position,
-        value_shaped=value_shaped,
+        value_shaped=ops.value_shaped,
         unknown_values=frozenset(n for n in (*index.graph_inputs, *index.overridable)
                                  if n not in known),
-        static_shapes=frozenset(i.name for i in infos if static_shape(i) is not None) | ranged,
-        ranked=frozenset(i.name for i in infos if i.rank is not None) | ranged,
+        static_shapes=static | ranged,
+        ranked=ranked | ranged,
     )

@@ -259,13 +259,16 @@ def value_shaped_tensors(facts: ClusterFacts) -> frozenset[str]:
     value-shaped input of its node reads an unknown value or any input has an unknown shape,
     unless shape inference knows every dim.
     """
+    reads = [facts.value_shaped(node) for node in range(len(facts.op_types))]
+    if not any(reads):  # no shape is set by values: none can be unknown
+        return frozenset()
     values = set(facts.unknown_values)
     shapes: set[str] = set()
     for node in sorted(range(len(facts.op_types)), key=facts.position.__getitem__):
         ins = facts.inputs[node]
         shaped = any(n in shapes for n in ins)
         valued = shaped if facts.op_types[node] in SHAPE_SOURCES else any(n in values for n in ins)
-        shaped = shaped or any(n in values for n in facts.value_shaped(node))
+        shaped = shaped or any(n in values for n in reads[node])
         for name in facts.outputs[node]:
             if valued:
                 values.add(name)

@@ -214,28 +214,29 @@ def _text(value: Any) -> str:
 def add_engine_attributes(node: onnx.NodeProto, record: EngineRecord) -> None:
     """Give a ``tensorrt_engine`` node the attributes of ``record``, in a fixed order.
 
-    The subgraph is copied straight into the node (made apart and then added, it would be
-    copied twice).
+    The subgraph and the plan are copied straight into the node (made apart and then added,
+    they would be copied twice).
     """
     profiles = [
         {"inputs": inputs, "outputs": outputs}
         for inputs, outputs in zip(record.profiles, record.output_shapes)
     ]
-    make = onnx.helper.make_attribute
     subgraph = node.attribute.add(name="subgraph", type=onnx.AttributeProto.GRAPH)
     subgraph.g.CopyFrom(record.subgraph)
-    node.attribute.extend([
-        make("subgraph_sha256", record.subgraph_sha256),
-        make("profiles", _canonical_json(profiles)),
-        make("build_settings", _canonical_json(record.build_settings)),
-        make("status", record.status),
-        make("status_reason", record.status_reason),
-        make("engine", record.engine),
-        make("engine_file", record.engine_file),
-        make("engine_sha256", record.engine_sha256),
-        make("fingerprint", _canonical_json(record.fingerprint)),
-        make("precision", _canonical_json(record.precision)),
-    ])
+    for name, value in (
+        ("subgraph_sha256", record.subgraph_sha256),
+        ("profiles", _canonical_json(profiles)),
+        ("build_settings", _canonical_json(record.build_settings)),
+        ("status", record.status),
+        ("status_reason", record.status_reason),
+        ("engine", record.engine),
+        ("engine_file", record.engine_file),
+        ("engine_sha256", record.engine_sha256),
+        ("fingerprint", _canonical_json(record.fingerprint)),
+        ("precision", _canonical_json(record.precision)),
+    ):  # what make_attribute makes of a string, added in place (a plan is copied once)
+        node.attribute.add(name=name, type=onnx.AttributeProto.STRING,
+                           s=value if isinstance(value, bytes) else value.encode("utf-8"))
 
 
 def format_version(model: onnx.ModelProto) -> int | None:

@@ -223,6 +223,17 @@ class GraphIndex:
             self._dtypes[name] = self._make_dtype(name)
         return self._dtypes[name]
 
+    def dtypes(self) -> dict[str, int | None]:
+        """``dtype`` of every tensor the graph declares, infers or holds as a weight, made in
+        one pass (a name missing from it has dtype None)."""
+        table: dict[str, int | None] = {}
+        for name, value in self._values.items():
+            kind = value.type.WhichOneof("value")
+            table[name] = (value.type.tensor_type.elem_type or None) if kind == "tensor_type" else None
+        for name, tensor in self.initializers.items():
+            table[name] = int(tensor.data_type)
+        return table
+
     def _make_dtype(self, name: str) -> int | None:
         tensor = self.initializers.get(name)
         if tensor is not None:
@@ -241,6 +252,33 @@ class GraphIndex:
         if value is None:
             return TensorInfo(name, None, None, constant)
         return tensor_info_from_value(value, constant)
+
+    def shape_kinds(self, names: Sequence[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """(static, ranked): the ``names`` whose every dim ``info`` knows as a number, and those
+        whose rank it knows; read from the protos without making an info for each tensor."""
+        static: list[str] = []
+        ranked: list[str] = []
+        for name in names:
+            known = self._infos.get(name)
+            tensor = self.initializers.get(name) if known is None else None
+            if known is not None or tensor is not None:
+                shape = known.shape if known is not None else tuple(tensor.dims)  # type: ignore[union-attr]
+                if shape is not None:
+                    ranked.append(name)
+                    if all(isinstance(d, int) for d in shape):
+                        static.append(name)
+                continue
+            value = self._values.get(name)
+            if (value is None or value.type.WhichOneof("value") != "tensor_type"
+                    or not value.type.tensor_type.HasField("shape")):
+                continue
+            ranked.append(name)
+            for d in value.type.tensor_type.shape.dim:
+                if d.dim_value <= 0 and not (d.dim_value == 0 and d.HasField("dim_value")):
+                    break  # a name, an unknown or a negative size
+            else:
+                static.append(name)
+        return frozenset(static), frozenset(ranked)
 
     def constant_value(self, name: str) -> np.ndarray | None:
         """The value of an initializer or Constant output (None for anything computed)."""

@@ -95,8 +95,8 @@ class HybridModel:
         target = Path(path)
         if target.is_dir() or (not target.suffix and not target.exists()):
             target = target / _DEFAULT_NAME
-        external = _over_external_limit(self.model) if external_data is None else external_data
-        if not external and is_large(self.model):
+        large = is_large(self.model)
+        if external_data is False and large:
             raise SaveError(f"cannot write the hybrid model to {target} without external data: "
                             "it is over protobuf's 2 GiB limit (leave external_data unset)")
         _refuse_special(target)
@@ -107,10 +107,11 @@ class HybridModel:
                 stale = _data_files_of(target)
                 prefix = f".hybridtrt-{target.name}-"
                 _remove_leftovers(target.parent, prefix)  # of saves to this path that were killed
+                metadata_size = _metadata_size(self.model)  # before the digest is stamped in
                 with tempfile.TemporaryDirectory(prefix=prefix, dir=target.parent) as tmp, \
                         _stamped(self.model):  # load verifies every weight against the digest
                     staged = Path(tmp) / target.name
-                    data_name = self._write(staged, external)
+                    data_name = self._write(staged, large, external_data, metadata_size)
                     if data_name:
                         os.chmod(Path(tmp) / data_name, stat.S_IMODE(staged.stat().st_mode))
                         os.replace(Path(tmp) / data_name, target.parent / data_name)
@@ -127,15 +128,32 @@ class HybridModel:
         return target
 
 
-    def _write(self, staged: Path, external: bool) -> str:
+    def _write(self, staged: Path, large: bool, external_data: bool | None,
+               metadata_size: int) -> str:
         """Serialize to ``staged``; with external data, return the data file's name.
 
-        The data file is named after its content, so saving over an older model never leaves
-        the old model file next to new data (or the reverse) if the process dies in between.
+        By default the weights go to a data file when the model is over 1 GiB (its size as it
+        was before the digest was stamped in, told by the bytes serialized here, which are
+        written when they stay inline). The data file is named after its content, so saving
+        over an older model never leaves the old model file next to new data (or the
+        reverse) if the process dies in between.
         """
-        if not external:  # (weights left in the source file are read in: under 2 GiB)
-            onnx.save_model(inlined_model(self.model), str(staged))
-            return ""
+        external = large if external_data is None else external_data
+        if external:
+            return self._write_external(staged)
+        model = inlined_model(self.model)  # weights left in their source file read in (< 2 GiB)
+        inline = _inline_bytes(model)
+        if external_data is None:
+            size = len(inline) if inline is not None else model.ByteSize()
+            if size - _metadata_size(model) + metadata_size > _EXTERNAL_ABOVE:  # fields'
+                return self._write_external(staged)  # sizes add up: the size unstamped
+        if inline is None:
+            onnx.save_model(model, str(staged))
+        else:
+            staged.write_bytes(inline)
+        return ""
+
+    def _write_external(self, staged: Path) -> str:
         staging = f"{staged.name}.staging.data"
         skeleton = externalized(self.model, staged.parent, staging)  # one tensor at a time
         tensors = [t for t in onnx.external_data_helper._get_all_tensors(skeleton)  # noqa: SLF001
@@ -155,10 +173,22 @@ class HybridModel:
         return data_name
 
 
-def _over_external_limit(model: onnx.ModelProto) -> bool:
-    """Whether a default save keeps the weights in a data file (over 1 GiB, or too large for
-    protobuf, whose size is then not asked of it)."""
-    return is_large(model) or model.ByteSize() > _EXTERNAL_ABOVE
+def _inline_bytes(model: onnx.ModelProto) -> bytes | None:
+    """``model`` serialized as ``onnx.save_model`` would write it; None when a tensor says its
+    data is external (``save_model`` writes those to their files first) or protobuf cannot
+    serialize it (over 2 GiB: ``save_model`` says so)."""
+    helper = onnx.external_data_helper
+    if any(helper.uses_external_data(t) for t in helper._get_all_tensors(model)):  # noqa: SLF001
+        return None
+    try:
+        return model.SerializeToString()
+    except (ValueError, EncodeError):
+        return None
+
+
+def _metadata_size(model: onnx.ModelProto) -> int:
+    """The bytes the model's metadata takes in its serialization."""
+    return onnx.ModelProto(metadata_props=model.metadata_props).ByteSize()
 
 
 @contextlib.contextmanager

@@ -5,8 +5,8 @@
   of every other path, and the path of observed runs (``set_segment_observer``).
 - ``SingleSession``: one ORT segment reading every input and giving every output; host arrays
   of a signature that passed the checks before go straight to the session.
-- ``Replaying`` (GPU, several segments): runs whose every segment ran bound are replayed as a
-  bare list of bound runs (``replay``), the usual call at once, without checks.
+- ``Replaying`` (GPU, several segments or CUDA graphs): runs whose every segment ran bound are
+  replayed as a bare list of bound runs (``replay``), the usual call at once, without checks.
 """
 
 from __future__ import annotations

@@ -76,9 +76,10 @@ class Predictor:
             self._inputs, [(r.name, r.input_names, r.profiles) for r in self.hybrid.engines],
             self.device, self.settings.allow_rebuild, shared, cuda.staged if cuda is not None else None)
         self._loop = Loop(self._segments, self.plan.last_use, self._constant, self.input_checks)
-        several = len(self._segments) > 1
+        # (a one-segment plan replays too with CUDA graphs: a replay skips the loop's steps)
+        replayed = cuda is not None and (len(self._segments) > 1 or cuda.graphs)
         self._replays = (Replays(cuda, len(self._segments), cuda.graphs)
-                         if cuda is not None and several else None)
+                         if cuda is not None and replayed else None)
         self._chosen = self._executor()
         self._run_path: Executor = self._chosen
         self._handles: dict[str, Tensor] = {}

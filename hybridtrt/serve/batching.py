@@ -10,7 +10,8 @@ import numpy as np
 
 from hybridtrt.runtime.description import NodeArg
 
-__all__ = ["Item", "Layout", "concatenate", "group", "layout", "row_limit", "split"]
+__all__ = ["Item", "Layout", "bucket", "concatenate", "group", "layout", "pad", "row_limit",
+           "split", "warmup_feeds"]
 
 Profile = Mapping[str, Mapping[str, Sequence[int]]]  # {input: {"min","opt","max": dims}}
 
@@ -136,3 +137,41 @@ def split(outputs: Mapping[str, np.ndarray],
     edges = np.cumsum(rows)[:-1]
     parts = {name: np.split(np.asarray(v), edges) for name, v in outputs.items()}
     return [{name: parts[name][k] for name in outputs} for k in range(len(rows))]
+
+
+def bucket(rows: int, buckets: Sequence[int], limit: int) -> int:
+    """The smallest of ``buckets`` that holds ``rows`` and is within ``limit`` (``row_limit``);
+    ``rows`` itself when none is."""
+    return min((b for b in buckets if rows <= b <= limit), default=rows)
+
+
+def pad(feeds: Mapping[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """``feeds`` grown to ``rows`` rows by repeating their last row (real values: a padded
+    row computes what a real one does, and its outputs are dropped)."""
+    return {name: np.concatenate([a, np.repeat(a[-1:], rows - a.shape[0], axis=0)])
+            for name, a in feeds.items()}
+
+
+def warmup_feeds(model: Layout, inputs: Sequence[NodeArg], rows: int
+                 ) -> dict[str, np.ndarray] | None:
+    """Zeros of ``rows`` rows for every input, each dim but the first taken from the model or,
+    where dynamic there, from an engine profile that fixes it (min == max); None when some
+    dim or dtype is not known that way (the first request of that shape warms up)."""
+    fixing = [p for reads, profiles in model.engines for p in profiles]
+    feeds = {}
+    for arg in inputs:
+        if arg.dtype is None or not arg.shape:
+            return None
+        dims = [rows]
+        for axis, dim in enumerate(arg.shape[1:], start=1):
+            if isinstance(dim, int) and dim > 0:
+                dims.append(dim)
+                continue
+            fixed = {int(p[arg.name]["min"][axis]) for p in fixing if arg.name in p
+                     and len(p[arg.name]["min"]) == len(arg.shape)
+                     and p[arg.name]["min"][axis] == p[arg.name]["max"][axis]}
+            if len(fixed) != 1:
+                return None
+            dims.append(fixed.pop())
+        feeds[arg.name] = np.zeros(dims, arg.dtype)
+    return feeds

@@ -18,7 +18,7 @@ __all__ = ["application", "deployment"]
 def deployment(model: str | os.PathLike[str], name: str | None = None, *, replicas: int = 1,
                gpus_per_replica: float = 0.0, max_batch_size: int = 8, batch_wait_ms: float = 5.0,
                max_ongoing_requests: int = 16, max_queued_requests: int | None = None,
-               concurrent_batches: int = 1) -> Any:
+               concurrent_batches: int = 1, batch_buckets: tuple[int, ...] | None = None) -> Any:
     """A Ray Serve application serving ``model`` over the Open Inference Protocol.
 
     Run it with ``serve.run(app, route_prefix="/")`` or compose it in a larger application.
@@ -29,7 +29,7 @@ def deployment(model: str | os.PathLike[str], name: str | None = None, *, replic
             on shared storage.
         name: The model's name in the URLs (default: the file's stem).
         replicas, gpus_per_replica, max_batch_size, batch_wait_ms, max_ongoing_requests,
-            max_queued_requests, concurrent_batches: See ``ServeSettings``.
+            max_queued_requests, concurrent_batches, batch_buckets: See ``ServeSettings``.
 
     Raises:
         ConfigError: A setting is out of range, or the model file does not exist.
@@ -38,7 +38,8 @@ def deployment(model: str | os.PathLike[str], name: str | None = None, *, replic
     """
     settings = ServeSettings(name or Path(model).stem, replicas, gpus_per_replica,
                              max_batch_size, batch_wait_ms, max_ongoing_requests,
-                             max_queued_requests, concurrent_batches)
+                             max_queued_requests, concurrent_batches,
+                             tuple(batch_buckets) if batch_buckets is not None else None)
     return application(model, settings)
 
 

@@ -3,6 +3,7 @@ REST routes as thin handlers over them."""
 
 import asyncio
 import dataclasses
+import logging
 import queue
 import time
 from collections.abc import Sequence
@@ -21,15 +22,19 @@ from hybridtrt.errors import HybridTRTError, InputError
 from hybridtrt.runtime.config import RuntimeSettings
 from hybridtrt.runtime.predictor import Predictor
 from hybridtrt.serve.admission import Admission
-from hybridtrt.serve.batching import Item, concatenate, group, layout, split
+from hybridtrt.serve.batching import (Item, bucket, concatenate, group, layout, pad, row_limit,
+                                      split, warmup_feeds)
 from hybridtrt.serve.settings import ServeSettings
 from hybridtrt.serve.metrics import ServeMetrics
 from hybridtrt.serve.protocol import (HEADER_LENGTH, encode_response, model_metadata,
                                       parse_request, tensor_spec)
 
-__all__ = ["BATCH_HEADER", "ModelServer"]
+__all__ = ["BATCH_HEADER", "PADDED_HEADER", "ModelServer"]
 
 BATCH_HEADER = "Hybridtrt-Batch-Size"  # rows of the batch run that answered the request
+PADDED_HEADER = "Hybridtrt-Batch-Padded"  # the rows that run was padded to (when it was)
+
+_LOG = logging.getLogger("hybridtrt.serve")
 
 app = FastAPI(title="hybridtrt")
 
@@ -49,6 +54,7 @@ class _Answer:
     outputs: dict[str, Any] | None = None
     rows: int = 0
     error: HybridTRTError | None = None
+    padded: int = 0  # the rows the run was padded to (0: not padded)
 
 
 def _weight(batch: list[_Queued]) -> int:
@@ -83,15 +89,38 @@ class ModelServer:
                               [(e.input_names, e.profiles) for e in loaded.engines])
         self._metrics = ServeMetrics(settings.name)
         self._admission = Admission(settings.max_ongoing_requests, settings.queue_limit)
-        # The Predictor and its clones, one per batch run at a time (they share the model).
-        self._idle: queue.SimpleQueue[Predictor] = queue.SimpleQueue()
-        self._idle.put(self._predictor)
-        for _ in range(settings.concurrent_batches - 1):
-            self._idle.put(self._predictor.clone())
+        self._pools = self._make_pools()
         self._batched = serve.batch(max_batch_size=settings.max_batch_size,
                                     batch_wait_timeout_s=settings.batch_wait_ms / 1000.0,
                                     max_concurrent_batches=settings.concurrent_batches,
                                     batch_size_fn=_weight)(self._run_batch)
+
+    def _make_pools(self) -> dict[int, queue.SimpleQueue[Predictor]]:
+        """The Predictor and its clones, one per batch run at a time (they share the model):
+        by bucket (0: runs not padded), each bucket's warmed up on its shape where known."""
+        pools: dict[int, queue.SimpleQueue[Predictor]] = {}
+        buckets = self.settings.buckets if self._layout.batched else ()
+        for size in (0, *buckets):
+            pool: queue.SimpleQueue[Predictor] = queue.SimpleQueue()
+            for k in range(self.settings.concurrent_batches):
+                made = self._predictor if size == 0 and k == 0 else self._predictor.clone()
+                if size:
+                    self._warm_up(made, size)
+                pool.put(made)
+            pools[size] = pool
+        return pools
+
+    def _warm_up(self, predictor: Predictor, rows: int) -> None:
+        feeds = warmup_feeds(self._layout, self._predictor.get_inputs(), rows)
+        if feeds is None:
+            _LOG.info("bucket %d of '%s': the input shapes are not known before the first "
+                      "request, which warms it up", rows, self.settings.name)
+            return
+        try:
+            predictor.run_dict(feeds)
+        except HybridTRTError as exc:
+            _LOG.warning("bucket %d of '%s' did not warm up on zeros: %s", rows,
+                         self.settings.name, exc)
 
     # health and metadata ----------------------------------------------------------------------
 
@@ -161,6 +190,8 @@ class ModelServer:
         content, head = encode_response(self.settings.name, answer.outputs or {}, parsed.binary,
                                         parsed.id)
         headers = {BATCH_HEADER: str(answer.rows)}
+        if answer.padded:
+            headers[PADDED_HEADER] = str(answer.padded)
         if head is None:
             return Response(content, media_type="application/json", headers=headers)
         headers[HEADER_LENGTH] = str(head)
@@ -171,29 +202,48 @@ class ModelServer:
         return await asyncio.to_thread(self._run_all, [q.item for q in batch])
 
     def _run_all(self, items: Sequence[Item]) -> list[_Answer]:
-        """Every item's answer: items that may run as one are concatenated (``group``)."""
-        predictor = self._idle.get()
-        try:
-            answers: list[_Answer] = [_Answer()] * len(items)
-            for run in group(self._layout, items, self.settings.max_batch_size):
-                together = self._run_together(predictor, [items[k] for k in run])
-                for index, answer in zip(run, together):
-                    answers[index] = answer
-            return answers
-        finally:
-            self._idle.put(predictor)
-
-    def _run_together(self, predictor: Predictor, items: Sequence[Item]) -> list[_Answer]:
-        if len(items) > 1:
-            rows = [i.rows for i in items]
+        """Every item's answer: items that may run as one are concatenated (``group``), padded
+        to their bucket and run on a Predictor of that bucket."""
+        answers: list[_Answer] = [_Answer()] * len(items)
+        for run in group(self._layout, items, self.settings.max_batch_size):
+            chosen = [items[k] for k in run]
+            size = self._bucket(chosen)
+            pool = self._pools[size]
+            predictor = pool.get()
             try:
-                merged = predictor.run_dict(concatenate(items), items[0].outputs)
+                together = self._run_together(predictor, chosen, size)
+            finally:
+                pool.put(predictor)
+            for index, answer in zip(run, together):
+                answers[index] = answer
+        return answers
+
+    def _bucket(self, items: Sequence[Item]) -> int:
+        """The bucket a run of ``items`` goes to (0: none, not padded)."""
+        if len(self._pools) == 1:
+            return 0
+        rows = sum(i.rows for i in items)
+        limit = row_limit(self._layout, items[0], self.settings.max_batch_size)
+        size = bucket(rows, self.settings.buckets, limit)
+        return size if size in self._pools else 0
+
+    def _run_together(self, predictor: Predictor, items: Sequence[Item],
+                      size: int) -> list[_Answer]:
+        rows = [i.rows for i in items]
+        total = sum(rows)
+        if len(items) > 1 or size > total:
+            feeds = concatenate(items)
+            try:
+                merged = predictor.run_dict(pad(feeds, size) if size > total else feeds,
+                                            items[0].outputs)
             except HybridTRTError:
                 merged = None  # one of them is wrong, or the merged shape does not fit: alone
-            parts = split(merged, rows) if merged is not None else None
+            extra = [size - total] if size > total else []
+            parts = split(merged, rows + extra) if merged is not None else None
             if parts is not None:
-                self._metrics.batch(sum(rows))
-                return [_Answer(p, sum(rows)) for p in parts]
+                self._metrics.batch(total)
+                padded = size if extra else 0
+                return [_Answer(p, total, padded=padded) for p in parts[:len(items)]]
         return [self._run_alone(predictor, i) for i in items]
 
     def _run_alone(self, predictor: Predictor, item: Item) -> _Answer:

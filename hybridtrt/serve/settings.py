@@ -24,6 +24,12 @@ class ServeSettings:
             answers 503 with ``{"error": ...}`` (None: four times ``max_ongoing_requests``).
         concurrent_batches: Batches a replica runs at once, each on its own Predictor (the
             first and its clones, sharing the loaded model).
+        batch_buckets: Row counts a batch run is padded up to (its last row repeated; the
+            padded rows' outputs are dropped). Each bucket runs on Predictors of its own, warmed
+            up at replica start where the input shapes are known, so that every ONNX Runtime
+            session keeps one batch shape: ORT CUDA plans its convolutions again whenever a
+            session's input shape changes (docs/SERVING.md). None: powers of two up to
+            ``max_batch_size`` on a GPU, none on the CPU; ``()``: never pad.
     """
 
     name: str
@@ -34,6 +40,7 @@ class ServeSettings:
     max_ongoing_requests: int = 16
     max_queued_requests: int | None = None
     concurrent_batches: int = 1
+    batch_buckets: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -48,6 +55,21 @@ class ServeSettings:
                               f"{self.gpus_per_replica} and {self.batch_wait_ms}")
         if self.max_queued_requests is not None and self.max_queued_requests < 0:
             raise ConfigError(f"max_queued_requests must be >= 0, got {self.max_queued_requests}")
+        wrong = [b for b in self.batch_buckets or () if not 1 <= b <= self.max_batch_size]
+        if wrong:
+            raise ConfigError(f"batch_buckets must lie in 1..max_batch_size "
+                              f"({self.max_batch_size}), got {list(self.batch_buckets or ())}")
+
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        """``batch_buckets``, the default resolved, in increasing order."""
+        if self.batch_buckets is not None:
+            return tuple(sorted(set(self.batch_buckets)))
+        if self.gpus_per_replica <= 0 or self.max_batch_size == 1:
+            return ()
+        powers = [1 << k for k in range(self.max_batch_size.bit_length())]
+        return tuple(sorted({*(p for p in powers if p <= self.max_batch_size),
+                             self.max_batch_size}))
 
     @property
     def queue_limit(self) -> int:

@@ -18,6 +18,7 @@ from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.cache import EngineCache, cache_key
 from hybridtrt.trt.fingerprint import plan_fingerprint
 from hybridtrt.trt.library import TENSORRT
+from hybridtrt.trt.verdicts import VerdictMemo
 
 __all__ = ["TensorRTBuilder", "content_digest", "default_builder", "engine_key"]
 
@@ -66,6 +67,7 @@ class TensorRTBuilder:
         self.target = backend.build_target(device_id, compute_capabilities)
         self.gpu = self.target.gpu
         self._timing = cache.timing_cache(self._version, self.gpu.compute_capability)
+        self._verdicts = VerdictMemo()
 
     @property
     def _version(self) -> str:
@@ -76,6 +78,9 @@ class TensorRTBuilder:
     def parser_support(self, model: onnx.ModelProto) -> ParserVerdict | None:
         if is_large(model):
             return None  # no verdict: the build refuses it, and bisection splits it
+        return self._verdicts.verdict(model, self._parse)
+
+    def _parse(self, model: onnx.ModelProto) -> ParserVerdict:
         data, path = _parser_input(model)
         return self.backend.parse_support(data, **path)
 

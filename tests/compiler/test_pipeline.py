@@ -191,12 +191,18 @@ def test_failed_save_leaves_no_file_and_keeps_the_old_one(tmp_path: Path, monkey
     target.write_bytes(b"old")
 
     def broken(model: onnx.ModelProto, path: str, **kwargs: object) -> None:
-        Path(path).write_bytes(b"half")
+        with open(path, "wb") as half:
+            half.write(b"half")
         raise OSError("disk full")
 
+    def broken_bytes(path: Path, data: bytes) -> int:
+        return broken(hybrid.model, str(path))  # type: ignore[func-returns-value]
+
     monkeypatch.setattr(onnx, "save_model", broken)
+    monkeypatch.setattr(Path, "write_bytes", broken_bytes)  # save writes its own bytes
     with pytest.raises(SaveError, match="disk full"):
         hybrid.save(target)
+    monkeypatch.undo()
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 

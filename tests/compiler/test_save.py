@@ -115,3 +115,19 @@ def test_a_save_removes_what_a_killed_save_to_the_same_path_left(tmp_path: Path)
     hybrid.save(tmp_path / "m.onnx")
     assert not killed.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hybridtrt-n.onnx-busy", "m.onnx"]
+
+
+def test_a_default_save_keeps_the_weights_inline_up_to_the_limit(hybrid, tmp_path, monkeypatch):
+    from hybridtrt.core import hybrid as module
+
+    size = hybrid.model.ByteSize()  # as the model is before the save stamps its digest in
+    monkeypatch.setattr(module, "_EXTERNAL_ABOVE", size)
+    inline = hybrid.save(tmp_path / "inline" / "m.onnx")
+    assert _data_files(inline.parent) == set()
+    monkeypatch.setattr(module, "_EXTERNAL_ABOVE", size - 1)
+    outside = hybrid.save(tmp_path / "outside" / "m.onnx")
+    assert len(_data_files(outside.parent)) == 1
+    assert hybrid.model.ByteSize() == size  # the stamp is gone again
+    assert [e.subgraph_sha256 for e in load(inline).engines] == [
+        e.subgraph_sha256 for e in load(outside).engines]
+    assert load(inline).model.SerializeToString() == inline.read_bytes()

@@ -134,3 +134,39 @@ def test_the_checksum_holds_for_weights_inside_and_outside_engines_in_external_d
     assert len(list(tmp_path.glob("m.onnx.*.data"))) == 1  # engine and main-graph weights outside
     again = load(saved)  # verifies
     assert load(again.save(tmp_path / "inline.onnx", external_data=False)).engines
+
+
+def _variants(value: object) -> list[object]:
+    """``value`` and every value one change away from it (a part dropped, retyped, renamed)."""
+    found: list[object] = [value, None, 1, 1.0, True, "s", [], {}]
+    if isinstance(value, dict):
+        for key in value:
+            found.append({k: v for k, v in value.items() if k != key})
+            found.append({**value, f"{key}_": value[key]})
+            found += [{**value, key: v} for v in _variants(value[key])[1:]]
+    if isinstance(value, list) and value:
+        found.append(value[1:])
+        found += [[v, *value[1:]] for v in _variants(value[0])[1:]]
+    return found
+
+
+@pytest.mark.parametrize(("field", "record"), [
+    ("profiles", [{"inputs": {"x": {"min": [1, 4], "opt": [2, 4], "max": [8, 4]}},
+                   "outputs": {"y": {"min": [1], "opt": [2], "max": [8]}}}]),
+    ("precision", {"mode": "fp16", "fp32_nodes": [["n", "Cast", "why"]]}),
+    ("build_settings", {"fp16": True}),
+    ("fingerprint", {"tensorrt_version": "1.7"}),
+])
+def test_the_plain_record_check_accepts_only_what_the_schema_accepts(field: str, record: object) -> None:
+    from hybridtrt.core import format_schema
+
+    validator = format_schema._VALIDATORS[field]  # noqa: SLF001
+    variants = _variants(record)
+    assert format_schema._PLAIN[field](record)  # noqa: SLF001  (what convert writes: fast)
+    for value in variants:
+        if format_schema._PLAIN[field](value):  # noqa: SLF001
+            assert validator.is_valid(value), (field, value)
+        elif not validator.is_valid(value):
+            with pytest.raises(FormatError, match=f"attribute '{field}'"):
+                format_schema.check_record("e", field, value)
+    assert sum(not validator.is_valid(v) for v in variants) > 5

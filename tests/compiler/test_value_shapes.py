@@ -171,3 +171,35 @@ def test_warmup_runs_compute_only_what_the_engines_take() -> None:
     engine, = hybrid.engines
     assert [n.name for n in engine.subgraph.node] == ["relu", "neg"]
     assert engine.profiles[0]["x"] == {"min": [1, 3], "opt": [2, 3], "max": [4, 3]}
+
+
+def test_shape_kinds_and_dtypes_agree_with_the_infos() -> None:
+    from hybridtrt.compiler.shapes import static_shape
+    from hybridtrt.core.graph import GraphIndex
+
+    values = [f32("fixed", [2, 3]), f32("empty", [0, 3]), f32("named", ["N", 3]),
+              f32("unranked", None), f32("scalar", []),
+              h.make_tensor_sequence_value_info("seq", TensorProto.FLOAT, [2])]
+    odd = f32("open", [2, 3])
+    odd.type.tensor_type.shape.dim[0].Clear()  # neither a size nor a name
+    negative = f32("negative", [2, 3])
+    negative.type.tensor_type.shape.dim[1].dim_value = -1
+    nodes = [h.make_node("Identity", ["x"], [v.name]) for v in [*values, odd, negative]]
+    graph = h.make_graph(nodes + [h.make_node("Identity", ["w"], ["plain"])], "g",
+                         [f32("x", [2, 3])], [f32("fixed", [2, 3])],
+                         [onnx.numpy_helper.from_array(np.zeros((4, 1), np.float32), "w")],
+                         value_info=[*values[1:], odd, negative])
+    index = GraphIndex(h.make_model(graph))
+    names = [*index.producer, "x", "w", "unknown"]
+    expected = (frozenset(n for n in names if static_shape(index.info(n)) is not None),
+                frozenset(n for n in names if index.info(n).rank is not None))
+    index = GraphIndex(h.make_model(graph))  # no info made yet
+    assert index.shape_kinds(names) == expected
+    table = index.dtypes()
+    assert {n: table.get(n) for n in names} == {n: index.dtype(n) for n in names}
+    assert table["seq"] is None and table["w"] == TensorProto.FLOAT and "unknown" not in table
+    assert expected == ({"fixed", "empty", "scalar", "x", "w"},
+                        {"fixed", "empty", "named", "scalar", "open", "negative", "x", "w"})
+    for name in names:
+        index.info(name)
+    assert index.shape_kinds(names) == expected  # again, from the infos now made

@@ -386,13 +386,42 @@ def test_cuda_graph_runs_capture_only_on_fixed_buffers(tmp_path: Path,
         [no_capture, None, no_capture],  # fresh: never captured
         [graph_0, None, graph_0],  # bound on the predictor's own buffers: graph 0 of each
         [graph_0, None, graph_0],  # replayed
-        # A caller's device array: a new signature for the first engine, run fresh; the last
-        # engine reads the first one's output ("c"), now in another buffer: not its graph's.
-        [no_capture, None, no_capture],
-        [no_capture, None, no_capture],  # bound where the caller's array lies: no capture
-        [graph_0, None, graph_0],  # back in the buffers graph 0 was captured with
+        # A caller's device array is copied on the device into the staging buffer the host
+        # array went to: the same graphs, replayed.
+        [graph_0, None, graph_0],
+        [graph_0, None, graph_0],
+        [graph_0, None, graph_0],
     ]
-    assert graph_1 not in runs[4]
+    assert graph_1 not in sum(runs, [])
+    # (replayed: the third run; the fifth, the device signature recorded on the fourth; the last)
+    assert runner.run_stats().device_copies == 2 and runner.run_stats().replays == 3
+
+
+def test_device_inputs_replay_cuda_graphs_with_fresh_values(tmp_path: Path) -> None:
+    """With CUDA graphs, a caller's device arrays are copied into the input's staging buffer on
+    every run: new arrays and arrays rewritten in place give their own results, by replay."""
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    rng = np.random.default_rng(5)
+    kept = DeviceArray(rng.standard_normal((5, 4)).astype(np.float32))
+    for turn in range(6):
+        x = rng.standard_normal((5, 4)).astype(np.float32)
+        if turn % 2:
+            kept.array[...] = x  # the same device array, rewritten in place
+            feed = kept
+        else:
+            feed = DeviceArray(x)
+        y = runner.run_dict({"x": feed})["y"]
+        np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
+    stats = runner.run_stats()
+    assert stats.device_copies == 6 and stats.replays == 4 and stats.graph_runs > 0
+
+
+def test_device_inputs_without_cuda_graphs_are_bound_where_they_lie(tmp_path: Path) -> None:
+    runner = isolated(models.split_chain(), CHAIN, tmp_path)
+    x = np.ones((5, 4), np.float32)
+    for _ in range(3):
+        runner.run_dict({"x": DeviceArray(x)})
+    assert runner.run_stats().device_copies == 0
 
 
 def test_cuda_graphs_need_the_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -431,6 +460,7 @@ def test_a_one_segment_plan_captures_too(tmp_path: Path, monkeypatch: pytest.Mon
     for _ in range(3):
         np.testing.assert_allclose(runner.run_dict({"x": x})["y"], expected(model, {"x": x})[0])
     assert graph_ids(used) == [NO_CAPTURE, GRAPH_0, GRAPH_0]  # (host in, host out would never capture)
+    assert runner.run_stats().replays == 1  # the third run: a one-segment plan replays too
 
 
 def test_alternating_input_shapes_keep_their_cuda_graphs(tmp_path: Path,

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from hybridtrt.runtime.description import NodeArg
-from hybridtrt.serve.batching import Item, concatenate, group, layout, row_limit, split
+from hybridtrt.errors import ConfigError
+from hybridtrt.serve.batching import (Item, bucket, concatenate, group, layout, pad, row_limit,
+                                      split, warmup_feeds)
+from hybridtrt.serve.settings import ServeSettings
 
 F32 = np.dtype(np.float32)
 X = NodeArg("x", "tensor(float)", ["N", 3, "W"], F32)
@@ -81,3 +84,44 @@ def test_a_0d_feed_counts_one_row_and_runs_alone() -> None:
     model = layout([NodeArg("s", "tensor(float)", ["N"], F32), X], [Y])  # (the feed is wrong)
     assert row_limit(model, scalar_first, 8) == 1
     assert group(model, [scalar_first, scalar_first], 8) == [[0], [1]]
+
+
+def test_a_run_goes_to_the_smallest_bucket_holding_it_within_the_limit() -> None:
+    buckets = (1, 2, 4, 8)
+    assert [bucket(rows, buckets, 8) for rows in (1, 2, 3, 5, 8)] == [1, 2, 4, 8, 8]
+    assert bucket(3, buckets, 3) == 3  # (no bucket within the profile's limit: as it is)
+    assert bucket(9, buckets, 16) == 9 and bucket(2, (), 8) == 2
+
+
+def test_padding_repeats_the_last_row_and_split_drops_it() -> None:
+    x = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)
+    padded = pad({"x": x}, 4)["x"]
+    assert padded.shape == (4, 3, 8)
+    np.testing.assert_array_equal(padded[:2], x)
+    np.testing.assert_array_equal(padded[2], x[1])
+    np.testing.assert_array_equal(padded[3], x[1])
+    parts = split({"y": padded * 2}, [1, 1, 2])
+    assert parts is not None and len(parts) == 3
+    np.testing.assert_array_equal(parts[1]["y"], x[1:] * 2)
+
+
+def test_warm_up_feeds_take_dynamic_dims_from_profiles_that_fix_them() -> None:
+    fixed = layout([X], [Y], [(["x"], [profile(8, width=80)])])
+    feeds = warmup_feeds(fixed, [X], 4)
+    assert feeds is not None and feeds["x"].shape == (4, 3, 80) and feeds["x"].dtype == F32
+    ranged = {"x": {"min": [1, 3, 16], "opt": [1, 3, 80], "max": [8, 3, 320]}}
+    assert warmup_feeds(layout([X], [Y], [(["x"], [ranged])]), [X], 4) is None
+    assert warmup_feeds(layout([X], [Y]), [X], 4) is None  # (no engine fixes W)
+    static = NodeArg("x", "tensor(float)", ["N", 3, 8], F32)
+    assert warmup_feeds(layout([static], [Y]), [static], 2)["x"].shape == (2, 3, 8)
+
+
+def test_buckets_default_to_powers_of_two_on_a_gpu_only() -> None:
+    assert ServeSettings("m", gpus_per_replica=1).buckets == (1, 2, 4, 8)
+    assert ServeSettings("m", gpus_per_replica=1, max_batch_size=6).buckets == (1, 2, 4, 6)
+    assert ServeSettings("m").buckets == ()
+    assert ServeSettings("m", gpus_per_replica=1, batch_buckets=()).buckets == ()
+    assert ServeSettings("m", batch_buckets=(4, 2, 4)).buckets == (2, 4)
+    with pytest.raises(ConfigError, match=r"batch_buckets must lie in 1..max_batch_size \(8\), "
+                                          r"got \[0, 9\]"):
+        ServeSettings("m", batch_buckets=(0, 9))

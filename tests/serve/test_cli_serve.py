@@ -36,6 +36,11 @@ def test_wrong_settings_and_files_fail_before_ray_starts(
     model = str(onnx_light_model("squeezenet"))
     assert main(["serve", model, "--replicas", "0"]) == 2
     assert "replicas must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["serve", model, "--batch-buckets", "1,16"]) == 2
+    assert "batch_buckets must lie in 1..max_batch_size (8), got [1, 16]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", model, "--batch-buckets", "1,two"])
+    assert "expected row counts such as 1,2,4,8 or 'none', got '1,two'" in capsys.readouterr().err
     assert main(["serve", str(tmp_path / "missing.onnx")]) == 1
     assert "missing.onnx" in capsys.readouterr().err
     with socket.socket() as taken:

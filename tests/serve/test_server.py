@@ -93,9 +93,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
              _metrics_export_port=metrics, _system_config={"metrics_report_interval_ms": 500})
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
+        # (buckets as on a GPU: every batch run padded to 1, 2, 4 or 8 rows)
         serve.run(deployment(path, "rec", max_batch_size=8, batch_wait_ms=30,
                              max_ongoing_requests=16, max_queued_requests=16,
-                             concurrent_batches=2),
+                             concurrent_batches=2, batch_buckets=(1, 2, 4, 8)),
                   name="rec", route_prefix="/")
         yield Served(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics}/metrics",
                      create_predictor(Config(str(path))))
@@ -146,6 +147,21 @@ def test_concurrent_json_clients_get_the_predictors_answers_batched(served: Serv
         rows.append(int(batch))
     assert max(rows) > 2, f"no request was batched with another: batch sizes {sorted(rows)}"
     assert max(rows) <= 8  # (the profile's and --max-batch-size's maximum)
+
+
+def test_a_run_padded_to_its_bucket_answers_as_the_predictor(served: Served) -> None:
+    for rows, padded in ((3, "4"), (5, "8"), (4, None)):
+        x = line(7 + rows, rows=rows)
+        request = urllib.request.Request(served.url + "/v2/models/rec/infer",
+                                         json.dumps(as_json(x)).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
+            assert answer.headers["Hybridtrt-Batch-Size"] == str(rows)
+            assert answer.headers.get("Hybridtrt-Batch-Padded") == padded
+            (out,) = json.loads(answer.read())["outputs"]
+        assert out["shape"] == [rows, WIDTH // 8, 6625]
+        got = np.array(out["data"], np.float32).reshape(out["shape"])
+        np.testing.assert_allclose(got, served.expected(x), rtol=1e-4, atol=1e-5)
 
 
 def _batch_metrics(url: str) -> tuple[float, float, float]:

@@ -18,6 +18,7 @@ class RunStats:
     host_copies: int = 0  # host<->device copies (inputs in, outputs out)
     foreign_outputs: int = 0  # segment outputs ORT left outside the GPU (should stay 0)
     ended_graphs: int = 0  # sessions whose CUDA graphs ended (a failed capture, ``single_graph``)
+    device_copies: int = 0  # a caller's device inputs copied into staging buffers (CUDA graphs)
 
 
 @dataclasses.dataclass(slots=True)
@@ -30,7 +31,9 @@ class Counters:
     host_copies: int = 0
     foreign_outputs: int = 0
     ended_graphs: int = 0
+    device_copies: int = 0
 
     def stats(self) -> RunStats:
         return RunStats(0, self.bound_runs, self.graph_runs, self.unsynced_runs,
-                        self.host_copies, self.foreign_outputs, self.ended_graphs)
+                        self.host_copies, self.foreign_outputs, self.ended_graphs,
+                        self.device_copies)

@@ -4,6 +4,7 @@ segment run takes the cheapest of its ORT run strategies (host in and out, bound
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -14,8 +15,8 @@ from hybridtrt.runtime.devices.bound import BOUND_SIGNATURES, BoundRuns
 from hybridtrt.runtime.devices.captures import CAPTURE_FAILED, Captures
 from hybridtrt.runtime.devices.counters import Counters, RunStats
 from hybridtrt.runtime.devices.fresh import FreshRuns
-from hybridtrt.runtime.devices.interop import (DeviceTensor, caller_array, cuda_to_host,
-                                               cuda_view, is_ort_value)
+from hybridtrt.runtime.devices.interop import (DeviceTensor, caller_array, caller_copy,
+                                               cuda_to_host, cuda_view, is_ort_value)
 from hybridtrt.runtime.devices.run_options import graph_run_options, unsynced_run_options
 from hybridtrt.runtime.devices.staging import Staging
 from hybridtrt.runtime.devices.stream import CudaStream, Stream
@@ -30,8 +31,9 @@ class CudaDevice:
     """Values stay in CUDA memory; every session runs on one shared stream.
 
     Inputs that already live on the GPU (anything with ``__cuda_array_interface__``: cupy,
-    torch, DeviceTensor) are bound by pointer, without a copy; host arrays are copied once into
-    a reused staging buffer. Segment outputs stay in ORT's CUDA memory and are bound as the
+    torch, DeviceTensor) are bound by pointer, without a copy (with CUDA graphs, copied on the
+    device into a reused staging buffer, which the captured graph reads); host arrays are
+    copied once into a reused staging buffer. Segment outputs stay in ORT's CUDA memory and are bound as the
     next segment's inputs; only ``to_host`` copies back.
 
     Args:
@@ -86,6 +88,10 @@ class CudaDevice:
         if hasattr(value, "__cuda_array_interface__"):
             if not self.share_stream or self.graphs:
                 self._stream.synchronize_device()  # these streams are not ordered with the caller's
+            if self.graphs:  # into the input's reused buffer: its runs replay the captured graph
+                shape, dtype, pointer = cuda_view(value)
+                self._counters.device_copies += 1
+                return self._staging.stage_device(name, shape, dtype, pointer, self._stream.copy)
             return value
         if value is None or isinstance(value, (list, tuple)):
             raise InputError(f"input '{name}' is a sequence or optional value; on the GPU the "
@@ -209,6 +215,10 @@ class CudaDevice:
             host = np.asarray(value if isinstance(value, np.ndarray) else value.numpy(), order="C")
             value = ort.OrtValue.ortvalue_from_numpy(host, self.memory, self.device_id)
         elif is_ort_value(value) or isinstance(value, DeviceTensor):
+            shape, dtype, pointer = cuda_view(value)
+            copied = caller_copy(shape, dtype, pointer, self.synchronize, self.device_id)
+            if copied is not None:  # into cupy's pooled memory: no allocation through ORT
+                return copied
             value = self._device_copy(value)  # an ORT value, or an engine's output
         self.synchronize()
         shape, dtype, ptr = cuda_view(value)
@@ -218,10 +228,14 @@ class CudaDevice:
         """A new ORT CUDA value holding a copy of ``value`` (copied on the predictor's stream)."""
         shape, dtype, ptr = cuda_view(value)
         copy, target = self.allocate(shape, dtype)
-        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        if size:
-            self._stream.copy(target, ptr, size)
+        self._copy(target, ptr, shape, dtype)
         return copy
+
+    def _copy(self, target: int, source: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """Queue a device copy of a C-order ``shape`` x ``dtype`` array on the stream."""
+        size = math.prod(shape) * np.dtype(dtype).itemsize  # (Python ints: no overflow)
+        if size:
+            self._stream.copy(target, source, size)
 
     def shape_of(self, value: Any) -> tuple[int, ...]:
         if value is None or isinstance(value, (list, tuple)):

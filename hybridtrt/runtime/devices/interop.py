@@ -4,14 +4,16 @@ outputs and callers' arrays (cupy, torch), their dtypes, and copies of them to t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from hybridtrt.errors import InputError
 
-__all__ = ["DeviceTensor", "caller_array", "cuda_to_host", "cuda_view", "dtype_of", "is_ort_value"]
+__all__ = ["DeviceTensor", "caller_array", "caller_copy", "cuda_to_host", "cuda_view", "dtype_of",
+           "is_ort_value"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,13 +41,40 @@ def is_ort_value(value: Any) -> bool:
     return callable(getattr(value, "device_name", None))
 
 
-def caller_array(tensor: DeviceTensor) -> Any:
-    """A device array for the caller: cupy's view of ``tensor`` when cupy is installed."""
+@functools.cache
+def _cupy() -> Any | None:
+    """cupy, or None when it is not installed (asked once: a failed import searches sys.path)."""
     try:
         import cupy
     except ImportError:
-        return tensor
-    return cupy.asarray(tensor)
+        return None
+    return cupy
+
+
+def caller_array(tensor: DeviceTensor) -> Any:
+    """A device array for the caller: cupy's view of ``tensor`` when cupy is installed."""
+    cupy = _cupy()
+    return tensor if cupy is None else cupy.asarray(tensor)
+
+
+def caller_copy(shape: tuple[int, ...], dtype: np.dtype, pointer: int, ready: Callable[[], None],
+                device_id: int = 0) -> Any | None:
+    """A cupy array holding a copy of the C-order array at ``pointer``, once ``ready()`` has
+    waited for the work writing it (the copy goes on cupy's current stream, the one its
+    memory pool and the caller order their work on, and is waited for); None without cupy."""
+    cupy = _cupy()
+    if cupy is None:
+        return None
+    ready()
+    with cupy.cuda.Device(device_id):
+        array = cupy.empty(shape, dtype)
+        size = array.nbytes
+        if size:
+            stream = cupy.cuda.get_current_stream()
+            cupy.cuda.runtime.memcpyAsync(array.data.ptr, pointer, size,
+                                          cupy.cuda.runtime.memcpyDeviceToDevice, stream.ptr)
+            stream.synchronize()
+    return array
 
 
 def cuda_to_host(value: Any, device_id: int = 0) -> np.ndarray:

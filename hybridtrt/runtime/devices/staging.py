@@ -1,8 +1,12 @@
-"""Reused device buffers for host inputs: per input name, one per shape and dtype, so that
-alternating shapes keep their bindings (and CUDA graphs); the least recently used one goes."""
+"""Reused device buffers for inputs: per input name, one per shape and dtype, so that
+alternating shapes keep their bindings (and CUDA graphs); the least recently used one goes.
+Host arrays are copied in; with CUDA graphs a caller's device arrays are too (on the device), so
+their runs replay the graph captured on the buffer."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,18 +35,32 @@ class Staging:
 
     def stage(self, name: str, array: np.ndarray) -> Any:
         """``array`` copied into the reused buffer of input ``name`` for its shape and dtype."""
-        key: TensorKey = (name, array.shape, array.dtype.str)
+        staged = self._buffer(name, array.shape, array.dtype)
+        staged.update_inplace(array)  # no new allocation (a cudaFree would sync the device)
+        return staged
+
+    def stage_device(self, name: str, shape: tuple[int, ...], dtype: np.dtype, pointer: int,
+                     copy: Callable[[int, int, int], None]) -> Any:
+        """A device array (C order, at ``pointer``) copied into the reused buffer of input
+        ``name`` by ``copy(target, source, size)``, a device-to-device copy on the stream."""
+        staged = self._buffer(name, shape, dtype)
+        size = math.prod(shape) * np.dtype(dtype).itemsize  # (Python ints: no overflow)
+        if size:
+            copy(int(staged.data_ptr()), pointer, size)
+        return staged
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        """The reused buffer of ``name`` for ``shape`` and ``dtype``, allocated when new."""
+        key: TensorKey = (name, tuple(shape), np.dtype(dtype).str)
         mine = self._buffers.setdefault(name, LRU(self.per_name))
         staged = mine.get(key)
         if staged is not None:
-            staged.update_inplace(array)  # no new allocation (a cudaFree would sync the device)
             return staged
         import onnxruntime as ort
 
         # (allocated, then filled: on host memory, ortvalue_from_numpy would wrap the caller's array)
-        staged = ort.OrtValue.ortvalue_from_shape_and_type(list(array.shape), array.dtype,
+        staged = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype),
                                                            self.memory, self.device_id)
-        staged.update_inplace(array)
         self._ids.add(id(staged))
         dropped = mine.put(key, staged)
         if dropped is not None:

@@ -11,6 +11,7 @@ from typing import Any
 import onnx
 
 from hybridtrt.core.external import externalized, is_large
+from hybridtrt.core.references import inlined_model
 
 __all__ = ["ORT_MAX_IR", "first_line", "ort_session", "runnable_bytes"]
 
@@ -19,13 +20,16 @@ ORT_MAX_IR = 13  # the newest IR version ONNX Runtime (1.31) reads
 
 def runnable_bytes(model: onnx.ModelProto) -> bytes:
     """``model`` serialized with its IR version capped at what ONNX Runtime reads (the model
-    itself is left as it is)."""
-    if model.ir_version <= ORT_MAX_IR:
-        return model.SerializeToString()
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    copy.ir_version = min(copy.ir_version, ORT_MAX_IR)
-    return copy.SerializeToString()
+    itself is left as it is; weights left in their source file, ``core.references``, are read
+    into a copy)."""
+    inline = inlined_model(model)
+    if inline.ir_version <= ORT_MAX_IR:
+        return inline.SerializeToString()
+    if inline is model:
+        inline = onnx.ModelProto()
+        inline.CopyFrom(model)
+    inline.ir_version = ORT_MAX_IR
+    return inline.SerializeToString()
 
 
 def ort_session(model: onnx.ModelProto, options: Any, providers: Sequence[Any],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -21,6 +22,14 @@ from hybridtrt.trt.api import (BuildOutput, BuildSpec, BuildTarget, GpuInfo, Par
 from hybridtrt.trt.profiles import profile_settings
 
 _MAGIC = b"FAKEPLAN"
+
+
+def _parsed(model: bytes, path: str | None) -> onnx.ModelProto:
+    """The model as TensorRT's parser reads it: external data next to ``path``, and only then."""
+    proto = onnx.load_from_string(model)
+    if path is not None:
+        onnx.external_data_helper.load_external_data_for_model(proto, str(Path(path).parent))
+    return proto
 
 
 def _network_inputs(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
@@ -97,15 +106,16 @@ class FakeBackend:
     def build_target(self, device_id: int, compute_capabilities: Sequence[str]) -> BuildTarget:
         return BuildTarget(self.gpu(device_id))
 
-    def parse_support(self, model: bytes) -> ParserVerdict:
-        proto = onnx.load_from_string(model)
+    def parse_support(self, model: bytes, path: str | None = None) -> ParserVerdict:
+        proto = _parsed(model, path)
         self.calls.append(("parse_support", [n.op_type for n in proto.graph.node]))
         rejected = {k: f"no importer for {n.op_type}" for k, n in enumerate(proto.graph.node)
                     if n.op_type in self.parser_rejects}
         return ParserVerdict(frozenset(range(len(proto.graph.node))) - set(rejected), rejected)
 
-    def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None]) -> BuildOutput:
-        proto = onnx.load_from_string(model)
+    def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None],
+              path: str | None = None) -> BuildOutput:
+        proto = _parsed(model, path)
         ops = [n.op_type for n in proto.graph.node]
         self.calls.append(("build", ops))
         failing = sorted(set(ops) & self.build_fails)

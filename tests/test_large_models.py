@@ -18,16 +18,21 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from google.protobuf.message import EncodeError
 from onnx import TensorProto, helper, numpy_helper
 
 import hybridtrt.core.external as external
+import hybridtrt.core.hybrid as hybrid_module
+import hybridtrt.core.references as references
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.core.format import STATUS_BUILT, subgraph_digest
 from hybridtrt.core.hybrid import load
-from hybridtrt.errors import SaveError
+from hybridtrt.errors import ModelLoadError, SaveError
 from hybridtrt.runtime import Config, Predictor
 from hybridtrt.trt.builder import TensorRTBuilder
+from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.cache import EngineCache
+from hybridtrt.trt.library import RTX, installed
 from tests.fake_tensorrt import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +91,7 @@ def test_a_large_model_converts_saves_loads_and_runs_like_onnx_runtime(
     with pytest.raises(SaveError, match="2 GiB"):
         hybrid.save(tmp_path / "inline.onnx", external_data=False)
     loaded = load(saved)  # every checksum verified
+    assert references.has_references(loaded.model)  # its weights stay in its data file
     predictor = Predictor(Config(str(saved)), loaded)
     x = np.random.default_rng(1).standard_normal((2, WIDTH), dtype=np.float32)
     got = predictor.run(None, {"x": x})[0]
@@ -182,3 +188,154 @@ def test_a_model_over_2_gib_runs_end_to_end_like_onnx_runtime() -> None:
                       done.stdout)
     assert found, done.stdout
     assert float(found[1]) > 2 and found[2] == "2" and float(found[3]) < 1e-3
+
+
+def test_a_large_model_keeps_its_weights_in_the_source_file_until_save(
+        tmp_path: Path, large_limit: None) -> None:
+    source = _chain(tmp_path)
+    hybrid = convert(str(source), TensorRTConfig(disable_ops=["Sigmoid"]))
+    weights = [t for e in hybrid.engines for t in e.subgraph.initializer]
+    assert len(weights) == 8 and all(references.is_reference(t) and not t.raw_data
+                                     for t in weights)
+    for engine in hybrid.engines:
+        engine.verify()  # the checksums read the weights from the file
+    saved = hybrid.save(tmp_path / "hybrid")
+    inline = convert(onnx.load(str(source)), TensorRTConfig(disable_ops=["Sigmoid"]))
+    assert [e.subgraph_sha256 for e in inline.engines] == [e.subgraph_sha256 for e in hybrid.engines]
+    back = onnx.load(str(saved))  # the saved model names its own data file, and no folder
+    assert not references.has_references(back)
+    assert all(entry.key != references.FOLDER_KEY for t in
+               onnx.external_data_helper._get_all_tensors(onnx.load(str(saved), load_external_data=False))  # noqa: SLF001
+               for entry in t.external_data)
+    np.testing.assert_array_equal(
+        numpy_helper.to_array([t for t in back.graph.node[1].attribute[0].g.initializer][0]),
+        numpy_helper.to_array(onnx.load(str(source)).graph.initializer[0]))
+
+
+@pytest.mark.parametrize("mode", ["fp16", "bf16"])
+def test_a_large_low_precision_model_loaded_back_runs_as_its_inline_conversion(
+        tmp_path: Path, large_limit: None, mode: str) -> None:
+    source = _chain(tmp_path)
+    config = TensorRTConfig(disable_ops=["Sigmoid"], min_subgraph_size=2, precision_mode=mode)
+    x = np.random.default_rng(1).standard_normal((2, WIDTH), dtype=np.float32)
+    got = []
+    for given, folder in ((str(source), "from-file"), (onnx.load(str(source)), "inline")):
+        saved = convert(given, config).save(tmp_path / folder)
+        loaded = load(saved)  # FP16/BF16 weights left in the data file, emulated in FP32
+        got.append(Predictor(Config(str(saved)), loaded).run(None, {"x": x})[0])
+    np.testing.assert_array_equal(got[0], got[1])
+    reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(got[0], reference.run(None, {"x": x})[0], atol=0.05)
+
+
+def test_a_reference_through_a_symlink_made_after_loading_is_refused(
+        tmp_path: Path, large_limit: None) -> None:
+    source = _chain(tmp_path)
+    hybrid = convert(str(source), TensorRTConfig(disable_ops=["Sigmoid"]))
+    data = tmp_path / "model.onnx.data"
+    data.rename(tmp_path / "elsewhere.data")
+    data.symlink_to(tmp_path / "elsewhere.data")
+    with pytest.raises(ModelLoadError, match="symlinks"):
+        hybrid.save(tmp_path / "hybrid")
+
+
+def test_a_model_naming_a_folder_no_model_was_loaded_from_is_refused(
+        tmp_path: Path, large_limit: None) -> None:
+    model = onnx.load(str(_chain(tmp_path)))
+    tensor = model.graph.initializer[0]
+    onnx.external_data_helper.set_external_data(tensor, "passwd")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    tensor.external_data.add(key=references.FOLDER_KEY, value="/etc")
+    with pytest.raises(ModelLoadError, match="no model was loaded from"):
+        convert(model, TensorRTConfig(disable_ops=["Sigmoid"]))
+
+
+def test_a_save_whose_model_file_would_pass_2_gib_says_why(
+        tmp_path: Path, large_limit: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    hybrid = convert(str(_chain(tmp_path)), TensorRTConfig(disable_ops=["Sigmoid"]))
+
+    class TooLarge:  # stands for a skeleton whose plans pass protobuf's limit
+        def __getattr__(self, name: str) -> object:
+            raise EncodeError("Failed to serialize proto")
+
+    monkeypatch.setattr(hybrid_module, "externalized", lambda *args: TooLarge())
+    with pytest.raises(SaveError, match="engine plans"):
+        hybrid.save(tmp_path / "hybrid")
+
+
+@pytest.mark.skipif(not installed(RTX), reason="tensorrt_rtx is not installed")
+def test_tensorrt_rtx_reads_the_weights_left_in_the_file_and_builds_the_same_plans(
+        tmp_path: Path, large_limit: None) -> None:
+    backend, reason = load_backend(RTX)
+    assert backend is not None, reason
+    paths: list[str | None] = []
+    real = backend.build
+
+    def build(model: bytes, spec: object, progress: object, path: str | None = None) -> object:
+        paths.append(path)
+        return real(model, spec, progress, path=path)  # type: ignore[arg-type]
+
+    backend.build = build  # type: ignore[method-assign]
+    source = _chain(tmp_path)
+    plans = []
+    for given, cache in ((str(source), "from-file"), (onnx.load(str(source)), "inline")):
+        config = TensorRTConfig(disable_ops=["Sigmoid"], min_subgraph_size=2)
+        builder = TensorRTBuilder(backend, EngineCache(tmp_path / cache))
+        hybrid = convert(given, config, builder=builder)  # 4 pieces of 2 weights
+        assert [e.status for e in hybrid.engines] == [STATUS_BUILT] * 4
+        plans.append([e.engine for e in hybrid.engines])
+    assert paths == [str(tmp_path / "model.onnx")] * 4 + [None] * 4
+    assert all(len(p) > 2 * WIDTH * WIDTH * 4 for p in plans[0])  # full plans hold the weights
+    assert plans[0] == plans[1]
+
+
+_MEMORY = r"""
+import os, sys, threading, time
+import hybridtrt.core.external as external
+from hybridtrt import TensorRTConfig, convert
+external.LARGE_ABOVE = 1 << 20
+page, peak = os.sysconf("SC_PAGE_SIZE"), [0]
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+def sample():
+    while True:
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.002)
+import onnxruntime, hybridtrt.compiler.pipeline  # what convert imports on first use
+before = peak[0] = rss()  # (a first convert here would leave freed pages for the second)
+threading.Thread(target=sample, daemon=True).start()
+hybrid = convert(sys.argv[1], TensorRTConfig(disable_ops=["Sigmoid"]))
+print(max(peak[0], rss()) - before)
+"""
+
+
+def test_converting_a_large_model_holds_no_copy_of_its_weights(tmp_path: Path) -> None:
+    """Peak RSS growth during ``convert``, in a fresh process: a copy of the weights (the
+    loaded model's, the engine subgraphs' or the hybrid model's) would add their size."""
+    width, count = 2048, 8  # 128 MiB of weights
+    rng = np.random.default_rng(0)
+    nodes, weights, previous = [], [], "x"
+    for k in range(count):
+        w = rng.standard_normal((width, width), dtype=np.float32)
+        weights.append(numpy_helper.from_array(w, f"w{k}"))
+        nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
+        previous = f"h{k}"
+        if k == count // 2 - 1:
+            nodes.append(helper.make_node("Sigmoid", [previous], ["mid"], name="mid"))
+            previous = "mid"
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [1, width])],
+                              [helper.make_tensor_value_info(previous, 1, [1, width])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = tmp_path / "model.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data")
+    del model, graph, weights
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
+    done = subprocess.run([sys.executable, "-c", _MEMORY, str(path)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    growth = int(done.stdout.split()[-1])
+    # one tensor is read at a time (3/8 of the weights, counting the checksum's copies)
+    assert growth < 0.75 * count * width * width * 4, f"convert grew RSS by {growth / 2**20:.0f} MiB"

@@ -199,6 +199,10 @@ def _rewrite(run: Run) -> None:
         META_VERSION: __version__,
         META_REPORT: run.report.to_json(indent=None),
     })
+    # The hybrid model reads its records (plans included) from ``proto``: the stage's copies
+    # go first, so each plan is held twice at most (a full plan is the size of its weights).
+    run.engines = dataclasses.replace(engines, records=())
+    del engines
     run.hybrid = HybridModel(proto)
 
 

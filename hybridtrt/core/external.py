@@ -12,13 +12,15 @@ import onnx
 from google.protobuf.message import Message
 from onnx import TensorProto, numpy_helper
 
-__all__ = ["LARGE_ABOVE", "externalized", "is_large", "light_model", "node_without",
+from hybridtrt.core.references import inlined, is_reference, stream_values
+
+__all__ = ["LARGE_ABOVE", "SMALL_ELEMENTS", "externalized", "is_large", "light_model", "node_without",
            "tensor_bytes"]
 
 # Models whose tensors hold more bytes than this are handled as over protobuf's 2 GiB limit
 # (the rest of the model is allowed 64 MiB). Module-level so tests can lower it.
 LARGE_ABOVE = 2**31 - 2**26
-_SMALL = 4096  # initializers up to this many elements keep their values in ``light_model``
+SMALL_ELEMENTS = 4096  # initializers up to this many elements keep their values in ``light_model``
 _STANDARD = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
 
 
@@ -26,7 +28,10 @@ def tensor_bytes(tensor: TensorProto) -> int:
     """The bytes of a tensor's values, from its dims and type (its data is not read)."""
     if tensor.data_type == TensorProto.STRING:
         return sum(len(s) for s in tensor.string_data)
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    except KeyError:  # a type ONNX does not define (refused where the tensor is read)
+        return len(tensor.raw_data)
     return math.prod(tensor.dims) * dtype.itemsize
 
 
@@ -70,10 +75,10 @@ def light_model(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes = [node if node.domain in _STANDARD else node_without(
         node, [a.name for a in node.attribute if a.HasField("g") or a.graphs])
         for node in graph.node]
-    small = [t for t in graph.initializer if math.prod(t.dims) <= _SMALL]
+    small = [t for t in graph.initializer if math.prod(t.dims) <= SMALL_ELEMENTS]
     listed = {v.name for v in graph.input}
     weights = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-               for t in graph.initializer if math.prod(t.dims) > _SMALL and t.name not in listed]
+               for t in graph.initializer if math.prod(t.dims) > SMALL_ELEMENTS and t.name not in listed]
     light = onnx.helper.make_model(
         onnx.helper.make_graph(nodes, graph.name, [*graph.input, *weights], graph.output,
                                small, value_info=graph.value_info),
@@ -92,20 +97,27 @@ class _Sink:
         self.offset = 0
 
     def tensor(self, tensor: TensorProto) -> TensorProto:
-        if (tensor.data_type == TensorProto.STRING or tensor_bytes(tensor) < self.threshold
-                or tensor.data_location == TensorProto.EXTERNAL):
+        reference = is_reference(tensor)
+        if reference and tensor_bytes(tensor) < self.threshold:
+            return inlined(tensor)  # a copy, read from the file
+        if not reference and (tensor.data_type == TensorProto.STRING
+                              or tensor_bytes(tensor) < self.threshold
+                              or tensor.data_location == TensorProto.EXTERNAL):
             copy = TensorProto()
             copy.CopyFrom(tensor)
             return copy
-        values = (tensor.raw_data if tensor.HasField("raw_data")
-                  else numpy_helper.to_array(tensor).tobytes())
         stub = TensorProto(name=tensor.name, dims=tensor.dims, data_type=tensor.data_type,
                            doc_string=tensor.doc_string, data_location=TensorProto.EXTERNAL)
         start = self.offset
-        self.data.write(values)
-        self.offset = start + len(values)
+        if reference:  # streamed from the source data file, a chunk at a time
+            self.offset = start + stream_values(tensor, self.data)
+        else:
+            values = (tensor.raw_data if tensor.HasField("raw_data")
+                      else numpy_helper.to_array(tensor).tobytes())
+            self.data.write(values)
+            self.offset = start + len(values)
         for key, value in (("location", self.location), ("offset", str(start)),
-                           ("length", str(len(values)))):
+                           ("length", str(self.offset - start))):
             stub.external_data.add(key=key, value=value)
         return stub
 
@@ -142,7 +154,8 @@ def externalized(model: onnx.ModelProto, folder: Path, data_name: str,
                  threshold: int = 1024) -> onnx.ModelProto:
     """A copy of ``model`` whose tensors of ``threshold`` bytes or more (initializers, attribute
     tensors, those of nested graphs) are written to ``folder/data_name`` and read from there;
-    one tensor is copied at a time. No data file is left when no tensor is that large."""
+    one tensor is copied at a time (a reference, ``core.references``, streamed from its file).
+    No data file is left when no tensor is that large."""
     path = folder / data_name
     with open(path, "wb") as data:
         sink = _Sink(data, data_name, threshold)

@@ -14,6 +14,7 @@ from onnx import numpy_helper
 from hybridtrt.errors import FormatError
 from hybridtrt.core.external import node_without
 from hybridtrt.core.format_schema import check_record, check_subgraph
+from hybridtrt.core.references import hash_values, is_reference, tensor_values
 
 __all__ = [
     "COMBINE",
@@ -100,7 +101,7 @@ def _canonical_tensors(graph: onnx.GraphProto) -> None:
 
 def _canonical_tensor(tensor: onnx.TensorProto) -> None:
     try:
-        value = numpy_helper.to_array(tensor)
+        value = tensor_values(tensor)  # a reference is read from its file
     except (ValueError, TypeError, OSError) as exc:
         raise FormatError(f"tensor '{tensor.name}' cannot be read: {exc}") from exc
     tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
@@ -273,8 +274,11 @@ def graph_digest(graph: onnx.GraphProto) -> str:
     digest.update(structure.SerializeToString(deterministic=True))
     for tensor in sorted(graph.initializer, key=lambda t: t.name):
         digest.update(f"|{tensor.name}|{tensor.data_type}|{list(tensor.dims)}|".encode())
-        digest.update(tensor.raw_data if tensor.HasField("raw_data")
-                      else numpy_helper.to_array(tensor).tobytes())
+        if is_reference(tensor):  # the bytes it would hold inline, read a chunk at a time
+            hash_values(tensor, digest)
+        else:
+            digest.update(tensor.raw_data if tensor.HasField("raw_data")
+                          else numpy_helper.to_array(tensor).tobytes())
     return digest.hexdigest()
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from hybridtrt.core.references import tensor_values
+
 __all__ = ["LOW_PRECISION", "as_fp32", "low_precision_types"]
 
 LOW_PRECISION = frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16})
@@ -36,13 +38,13 @@ def as_fp32(graph: onnx.GraphProto, types: set[int]) -> onnx.GraphProto:
     for k, tensor in enumerate(result.initializer):
         if tensor.data_type in types:
             result.initializer[k].CopyFrom(
-                numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name))
+                numpy_helper.from_array(tensor_values(tensor).astype(np.float32), tensor.name))
     nodes = []
     for node in result.node:
         for attr in node.attribute:
             if attr.HasField("t") and attr.t.data_type in types:
                 attr.t.CopyFrom(numpy_helper.from_array(
-                    numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+                    tensor_values(attr.t).astype(np.float32), attr.t.name))
         rounded = {o: low[o] for o in node.output if o in low}
         for attr in node.attribute:
             if node.op_type == "Cast" and attr.name == "to" and attr.i in types:

@@ -12,6 +12,7 @@ import onnx
 from onnx import numpy_helper
 
 from hybridtrt.core.partition import DependencyGraph
+from hybridtrt.core.references import tensor_values
 from hybridtrt.converters.registry import TensorInfo, Verdict, attribute_value
 from hybridtrt.errors import UnsupportedModelError
 
@@ -282,7 +283,7 @@ class GraphIndex:
     def constant_value(self, name: str) -> np.ndarray | None:
         """The value of an initializer or Constant output (None for anything computed)."""
         if name in self.initializers and name not in self.overridable:
-            return numpy_helper.to_array(self.initializers[name])
+            return tensor_values(self.initializers[name])  # a reference: read from its file
         index = self.constant_nodes.get(name)
         if index is None:
             return None

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError, EncodeError
 
 from hybridtrt.core.external import externalized, is_large
 from hybridtrt.core.loading import read_onnx_file
+from hybridtrt.core.references import inlined_model
 from hybridtrt.core.report import Report, engine_summary, name_order
 from hybridtrt.core.side_plans import embed_side_plans
 from hybridtrt.errors import FormatError, SaveError
@@ -42,6 +43,9 @@ _DEFAULT_NAME = "model.onnx"
 
 class HybridModel:
     """A hybrid ONNX model: ORT nodes plus ``tensorrt_engine`` nodes wrapped by combine/split.
+
+    Converted from (or loaded from) a file over 2 GiB, its large weights stay in the data file
+    they were read from (``core.references``), which must stay in place while it is used.
 
     Args:
         model: The hybrid ModelProto (as made by ``convert`` or read by ``load``).
@@ -114,6 +118,11 @@ class HybridModel:
                     os.replace(staged, target)  # the model file appears last, whole
                 for name in stale - {data_name}:
                     (target.parent / name).unlink(missing_ok=True)
+        except EncodeError as exc:  # what stays in the .onnx file (full plans) is over 2 GiB
+            raise SaveError(f"cannot write the hybrid model to {target}: what is kept in the "
+                            ".onnx file besides the weights (engine plans) is over protobuf's "
+                            "2 GiB limit; weight-stripped plans (strip_weights, built on a GPU) "
+                            "are small") from exc
         except (OSError, ValueError) as exc:
             raise SaveError(f"cannot write the hybrid model to {target}: {exc}") from exc
         return target
@@ -132,13 +141,14 @@ class HybridModel:
         external = large if external_data is None else external_data
         if external:
             return self._write_external(staged)
-        inline = _inline_bytes(self.model)
+        model = inlined_model(self.model)  # weights left in their source file read in (< 2 GiB)
+        inline = _inline_bytes(model)
         if external_data is None:
-            size = len(inline) if inline is not None else self.model.ByteSize()
-            if size - _metadata_size(self.model) + metadata_size > _EXTERNAL_ABOVE:  # fields'
+            size = len(inline) if inline is not None else model.ByteSize()
+            if size - _metadata_size(model) + metadata_size > _EXTERNAL_ABOVE:  # fields'
                 return self._write_external(staged)  # sizes add up: the size unstamped
         if inline is None:
-            onnx.save_model(self.model, str(staged))
+            onnx.save_model(model, str(staged))
         else:
             staged.write_bytes(inline)
         return ""
@@ -244,7 +254,8 @@ def load(path: str | os.PathLike[str], *, verify: bool = True) -> HybridModel:
     """Read a saved hybrid model and verify it.
 
     Args:
-        path: The ``.onnx`` file (its external data is read from next to it).
+        path: The ``.onnx`` file (its external data is read from next to it; a model over
+            2 GiB keeps its large weights there, read when a session or a save needs them).
         verify: Check the whole graph and every weight against the checksum saved with them
             (False: trust the file; engine subgraphs and plans are still checked).
 
@@ -254,7 +265,7 @@ def load(path: str | os.PathLike[str], *, verify: bool = True) -> HybridModel:
             embedded subgraph or a plan fails its checksum, or a plan's side file
             (``engine_file``) is missing or outside the model's folder.
     """
-    model = read_onnx_file(path)
+    model = read_onnx_file(path, references=True)  # over 2 GiB: weights left in the data file
     if model.ir_version > onnx.IR_VERSION:
         raise FormatError(
             f"{path} has IR version {model.ir_version}; the installed onnx {onnx.__version__} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from hybridtrt.core.external import is_large, light_model
+from hybridtrt.core.external import SMALL_ELEMENTS, is_large, light_model
+from hybridtrt.core.format import DOMAIN
+from hybridtrt.core.references import escapes_folder, is_reference, keep_as_reference
 from hybridtrt.errors import ModelLoadError
 from hybridtrt.ort_support import first_line
 
@@ -38,8 +41,13 @@ class LoadedModel:
     opsets: dict[str, int]
 
 
-def read_onnx_file(path: str | os.PathLike[str], *, load_weights: bool = True) -> onnx.ModelProto:
-    """Parse an ONNX file into a ModelProto, turning every failure into ModelLoadError."""
+def read_onnx_file(path: str | os.PathLike[str], *, load_weights: bool = True,
+                   references: bool = False) -> onnx.ModelProto:
+    """Parse an ONNX file into a ModelProto, turning every failure into ModelLoadError.
+
+    With ``references``, a model over 2 GiB (``core.external.is_large``) keeps its large
+    external initializers in their data file (``core.references``); all else is read in.
+    """
     file = Path(path)
     if not file.exists():
         raise ModelLoadError(f"model file not found: {file}")
@@ -57,8 +65,10 @@ def read_onnx_file(path: str | os.PathLike[str], *, load_weights: bool = True) -
         raise ModelLoadError(f"{file} is not a valid ONNX model: it has no graph or no opset")
     if load_weights:
         _refuse_outside_data(model, file)
+        if references and is_large(model):
+            _keep_references(model, file.parent)
         try:
-            onnx.external_data_helper.load_external_data_for_model(model, str(file.parent))
+            _load_external_data(model, file.parent)
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
             raise ModelLoadError(
                 f"{file}: cannot read its external weight data next to it: {exc}"
@@ -79,15 +89,30 @@ def _external_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from _external_tensors(body)
 
 
+def _keep_references(model: onnx.ModelProto, folder: Path) -> None:
+    """Leave the large external initializers of the main graph and of a hybrid model's engine
+    subgraphs in their file, as references (control-flow bodies are read in)."""
+    graphs = [model.graph] + [a.g for n in model.graph.node if n.domain == DOMAIN
+                              for a in n.attribute if a.HasField("g")]
+    for tensor in (t for g in graphs for t in g.initializer):
+        if (onnx.external_data_helper.uses_external_data(tensor)
+                and math.prod(tensor.dims) > SMALL_ELEMENTS):
+            keep_as_reference(tensor, folder.absolute())
+
+
+def _load_external_data(model: onnx.ModelProto, folder: Path) -> None:
+    """Read in every external tensor but the references (as onnx's own loader would)."""
+    for tensor in onnx.external_data_helper._get_all_tensors(model):  # noqa: SLF001
+        if onnx.external_data_helper.uses_external_data(tensor) and not is_reference(tensor):
+            onnx.external_data_helper.load_external_data_for_tensor(tensor, str(folder))
+
+
 def _refuse_outside_data(model: onnx.ModelProto, file: Path) -> None:
     """External weight files must be regular files in the model's folder (or below it): a
     symlink or a path out of it could make a saved model carry any file of this machine."""
     for tensor in _external_tensors(model.graph):
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        parts = Path(location).parts
-        escapes = not parts or Path(location).is_absolute() or ".." in parts
-        steps = [file.parent.joinpath(*parts[:k]) for k in range(1, len(parts) + 1)]
-        if escapes or any(step.is_symlink() for step in steps):
+        if escapes_folder(file.parent, location):
             raise ModelLoadError(f"{file}: weight '{tensor.name}' reads external data "
                                  f"{location!r}, which is not a file inside the model's folder "
                                  "(symlinks and paths out of it are refused)")
@@ -108,7 +133,7 @@ def load_model(model: onnx.ModelProto | str | os.PathLike[str]) -> LoadedModel:
         proto = model  # read only: no stage modifies it (tests check the caller's bytes)
     elif isinstance(model, (str, os.PathLike)):
         source = str(model)
-        proto = read_onnx_file(model)
+        proto = read_onnx_file(model, references=True)  # over 2 GiB: weights left in file
     else:
         raise ModelLoadError(
             f"convert() takes a path or an onnx.ModelProto, got {type(model).__name__}"

@@ -13,6 +13,7 @@ import onnx
 from hybridtrt.trt.builder import TensorRTBuilder
 from hybridtrt.errors import ExecutionError
 from hybridtrt.core.format import STATUS_BUILT, EngineRecord
+from hybridtrt.core.references import inlined_model
 from hybridtrt.trt.api import Profile, TensorRTFailure, TrtBackend, TrtEngine
 from hybridtrt.trt.cache import EngineCache
 from hybridtrt.trt.fingerprint import incompatibility
@@ -95,7 +96,7 @@ class EngineLoader:
         return loaded.engine, loaded.profiles
 
     def _deserialize(self, plan: bytes, stripped: bool, model: onnx.ModelProto) -> TrtEngine:
-        refit = model.SerializeToString(deterministic=True) if stripped else None
+        refit = inlined_model(model).SerializeToString(deterministic=True) if stripped else None
         return self.backend.deserialize(plan, refit)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from hybridtrt.core.hybrid import HybridModel, load
+from hybridtrt.core.references import tensor_values
 from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.runtime.checks import InputChecks
 from hybridtrt.runtime.config import Config, RuntimeSettings
@@ -262,7 +263,7 @@ class Predictor:
         tensor = self._constants.get(name)
         if tensor is None:
             raise InputError(f"no value for tensor '{name}'")
-        return self.device.accept(name, onnx.numpy_helper.to_array(tensor))
+        return self.device.accept(name, tensor_values(tensor))
 
     # Paddle style ---------------------------------------------------------------------------
 

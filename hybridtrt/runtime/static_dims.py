@@ -16,6 +16,7 @@ import onnx
 from onnx import numpy_helper
 
 from hybridtrt.core.graph import tensor_info_from_value
+from hybridtrt.core.references import tensor_values
 
 __all__ = ["fold_static_dims"]
 
@@ -118,7 +119,7 @@ def _shape_dims(model: onnx.ModelProto, shapes: Sequence[onnx.NodeProto]) -> dic
 
 
 def _constant_values(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    values = {t.name: tensor_values(t) for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)

@@ -8,6 +8,7 @@ from typing import Any
 
 from hybridtrt.core.format import format_version
 from hybridtrt.core.loading import read_onnx_file
+from hybridtrt.core.references import inlined_model
 from hybridtrt.errors import ConfigError
 from hybridtrt.serve.settings import ServeSettings
 
@@ -72,7 +73,7 @@ def _converted(path: Path) -> bytes | None:
 
     model = load_target(path).hybrid.model
     try:
-        return model.SerializeToString()
+        return inlined_model(model).SerializeToString()  # weights left in the source file, read
     except ValueError as exc:  # (protobuf's 2 GiB limit)
         raise ConfigError(f"{path}: the converted model is too large to hand to the replicas "
                           f"({exc}): convert it first (hybridtrt convert) and serve the hybrid "

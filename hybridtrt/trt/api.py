@@ -177,10 +177,15 @@ class TrtBackend(Protocol):
         """What builds here make plans for (``compute_capabilities``: TensorRT-RTX targets)."""
         ...
 
-    def parse_support(self, model: bytes) -> ParserVerdict: ...
+    def parse_support(self, model: bytes, path: str | None = None) -> ParserVerdict:
+        """Which nodes the parser takes; ``path`` (given only when the model has external data)
+        names a file in the folder its data ``location`` is relative to."""
+        ...
 
-    def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None]) -> BuildOutput:
-        """Parse and build; raises ``TensorRTFailure`` with TensorRT's error text."""
+    def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None],
+              path: str | None = None) -> BuildOutput:
+        """Parse and build (``path`` as for ``parse_support``); raises ``TensorRTFailure`` with
+        TensorRT's error text."""
         ...
 
     def deserialize(self, plan: bytes, refit_model: bytes | None) -> TrtEngine:

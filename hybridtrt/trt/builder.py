@@ -10,6 +10,7 @@ import onnx
 from google.protobuf.message import EncodeError
 
 from hybridtrt.core.external import is_large
+from hybridtrt.core.references import parser_input
 from hybridtrt.trt.engine import BuildResult, EngineBuilder, NotBuilding
 from hybridtrt.core.format import subgraph_digest
 from hybridtrt.trt.api import BuildSpec, ParserVerdict, TensorRTFailure, TrtBackend
@@ -36,14 +37,18 @@ def engine_key(graph: onnx.GraphProto, profiles: Sequence[Mapping[str, Any]],
                      compute_capability)
 
 
-def _model_bytes(model: onnx.ModelProto) -> bytes:
+def _parser_input(model: onnx.ModelProto) -> tuple[bytes, dict[str, str]]:
+    """The serialized subgraph, and the ``path`` argument when its weights are left in the
+    source model's data file (``core.references``: TensorRT's parser reads them there)."""
     if is_large(model):  # the build fails; bisection splits the cluster into pieces that fit
         raise TensorRTFailure("the subgraph's weights are over protobuf's 2 GiB limit, and "
                               "TensorRT's ONNX parser is given the subgraph serialized")
+    plain, path = parser_input(model)
     try:
-        return model.SerializeToString(deterministic=True)
+        data = plain.SerializeToString(deterministic=True)
     except (ValueError, EncodeError) as exc:  # protobuf's 2 GiB limit
         raise TensorRTFailure(f"the subgraph cannot be serialized for TensorRT: {exc}") from exc
+    return data, ({"path": path} if path is not None else {})
 
 
 class TensorRTBuilder:
@@ -73,7 +78,11 @@ class TensorRTBuilder:
     def parser_support(self, model: onnx.ModelProto) -> ParserVerdict | None:
         if is_large(model):
             return None  # no verdict: the build refuses it, and bisection splits it
-        return self._verdicts.verdict(model, lambda m: self.backend.parse_support(_model_bytes(m)))
+        return self._verdicts.verdict(model, self._parse)
+
+    def _parse(self, model: onnx.ModelProto) -> ParserVerdict:
+        data, path = _parser_input(model)
+        return self.backend.parse_support(data, **path)
 
     def build(self, name: str, model: onnx.ModelProto,
               profiles: Sequence[Mapping[str, Mapping[str, list[int]]]],
@@ -108,8 +117,9 @@ class TensorRTBuilder:
             )
             _LOG.info("engine %s: building with %s for %s", name, version, self.gpu.name)
             try:
-                out = self.backend.build(_model_bytes(model), spec,
-                                         lambda step: _LOG.info("engine %s: %s", name, step))
+                data, path = _parser_input(model)
+                out = self.backend.build(data, spec,
+                                         lambda step: _LOG.info("engine %s: %s", name, step), **path)
             except TensorRTFailure as exc:
                 _LOG.info("engine %s: TensorRT refused it: %s", name, exc)
                 return BuildResult(error=str(exc), fingerprint=fingerprint)

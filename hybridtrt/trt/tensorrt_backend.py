@@ -76,11 +76,12 @@ class TensorRTBackend:
             found = self._gpus[device_id] = _gpu_info(device_id)
         return found
 
-    def parse_support(self, model: bytes) -> ParserVerdict:
-        return parse_support(model)
+    def parse_support(self, model: bytes, path: str | None = None) -> ParserVerdict:
+        return parse_support(model, path)
 
-    def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None]) -> BuildOutput:
-        return build(model, spec, progress)
+    def build(self, model: bytes, spec: BuildSpec, progress: Callable[[str], None],
+              path: str | None = None) -> BuildOutput:
+        return build(model, spec, progress, path)
 
     def deserialize(self, plan: bytes, refit_model: bytes | None) -> TrtEngine:
         return deserialize(plan, refit_model)

@@ -54,13 +54,17 @@ def _parser_errors(parser: trt.OnnxParser, logged: list[str]) -> TensorRTFailure
     return TensorRTFailure(text, node)
 
 
-def parse_support(model: bytes) -> ParserVerdict:
-    """Which of the subgraph's nodes TensorRT's ONNX parser supports, with its reasons."""
+def parse_support(model: bytes, path: str | None = None) -> ParserVerdict:
+    """Which of the subgraph's nodes TensorRT's ONNX parser supports, with its reasons
+    (``path``: a file in the folder the model's external data is read from)."""
     with capture_errors():
         builder = trt.Builder(LOGGER)
         network = _network(builder)  # the parser keeps no reference: it must outlive the parser
         parser = trt.OnnxParser(network, parser_logger())
-        parser.supports_model_v2(model)
+        if path is None:
+            parser.supports_model_v2(model)
+        else:
+            parser.supports_model_v2(model, path)
         supported: set[int] = set()
         for k in range(parser.num_subgraphs):
             if parser.is_subgraph_supported(k):
@@ -122,13 +126,15 @@ def _configure(builder: trt.Builder, network: trt.INetworkDefinition, spec: Buil
     return config, monitor
 
 
-def build(model: bytes, spec: BuildSpec, progress: Callable[[str], None]) -> BuildOutput:
-    """Parse ``model`` and build a serialized plan (``TensorRTFailure`` on any refusal)."""
+def build(model: bytes, spec: BuildSpec, progress: Callable[[str], None],
+          path: str | None = None) -> BuildOutput:
+    """Parse ``model`` (its external data read next to ``path``) and build a serialized plan
+    (``TensorRTFailure`` on any refusal)."""
     with capture_errors() as logged:
         builder = trt.Builder(LOGGER)
         network = _network(builder)
         parser = trt.OnnxParser(network, LOGGER)
-        if not parser.parse(model):
+        if not (parser.parse(model) if path is None else parser.parse(model, path)):
             raise _parser_errors(parser, logged)
         shape_inputs = [network.get_input(k).name for k in range(network.num_inputs)
                         if network.get_input(k).is_shape_tensor]

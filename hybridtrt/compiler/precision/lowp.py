@@ -20,6 +20,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from hybridtrt.core.graph import GraphIndex, rename_reads
+from hybridtrt.core.references import tensor_values
 from hybridtrt.errors import ConfigError
 
 __all__ = ["FP16_MAX", "KeptNode", "Lowered", "as_fp32", "big_weights",
@@ -91,7 +92,7 @@ def big_weights(model: onnx.ModelProto, limit: float = FP16_MAX) -> dict[str, fl
                 for a in n.attribute if a.name == "value"]
     for name, tensor in tensors:
         if tensor.data_type == TensorProto.FLOAT:
-            values = numpy_helper.to_array(tensor)
+            values = tensor_values(tensor)
             peak = float(np.abs(values).max()) if values.size else 0.0
             if peak > limit:
                 found[name] = peak
@@ -255,7 +256,7 @@ def _retype_bf16(converted: onnx.ModelProto, source: onnx.ModelProto) -> None:
     for k, tensor in enumerate(graph.initializer):
         if tensor.data_type == TensorProto.FLOAT16 and tensor.name not in originally_fp16:
             original = fp32_weights.get(tensor.name, tensor)
-            graph.initializer[k].CopyFrom(_to_bf16(numpy_helper.to_array(original), tensor.name))
+            graph.initializer[k].CopyFrom(_to_bf16(tensor_values(original), tensor.name))
     for node in graph.node:
         new_output = not any(o in originally_fp16 for o in node.output)
         for attr in node.attribute:
@@ -264,7 +265,7 @@ def _retype_bf16(converted: onnx.ModelProto, source: onnx.ModelProto) -> None:
                 attr.i = TensorProto.BFLOAT16
             elif attr.HasField("t") and attr.t.data_type == TensorProto.FLOAT16 and new_output:
                 original = fp32_constants.get(node.output[0], attr.t)
-                attr.t.CopyFrom(_to_bf16(numpy_helper.to_array(original), attr.t.name))
+                attr.t.CopyFrom(_to_bf16(tensor_values(original), attr.t.name))
     for value in (*graph.input, *graph.value_info, *graph.output):
         tensor_type = value.type.tensor_type
         if tensor_type.elem_type == TensorProto.FLOAT16 and value.name not in originally_fp16:

@@ -28,6 +28,7 @@ from hybridtrt.compiler.shapes import RunPlan, record_stats, tensor_values
 from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.converters.registry import REGISTRY
 from hybridtrt.errors import ConfigError, InputError, InternalError
+from hybridtrt.core.references import inlined_model
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.trt.library import rules_library
 
@@ -220,6 +221,8 @@ class PrecisionStage:
 
     def _typed(self, model: onnx.ModelProto, prefix: str, engine: str) -> Typed:
         mode = self.mode
+        if mode is not PrecisionMode.FP32:
+            model = inlined_model(model)  # lowered, folded and checked weights are read in
         original = model
         if mode is not PrecisionMode.FP32 and not self.model_qdq:
             model = fold_layers(model)

@@ -260,8 +260,42 @@ def test_a_save_whose_model_file_would_pass_2_gib_says_why(
             raise EncodeError("Failed to serialize proto")
 
     monkeypatch.setattr(hybrid_module, "externalized", lambda *args: TooLarge())
-    with pytest.raises(SaveError, match="engine plans"):
+    with pytest.raises(SaveError, match="besides the weights and plans is over protobuf's 2 GiB"):
         hybrid.save(tmp_path / "hybrid")
+
+
+@pytest.mark.skipif(not installed(RTX), reason="tensorrt_rtx is not installed")
+def test_plans_that_would_pass_2_gib_in_the_model_file_go_to_side_files(
+        tmp_path: Path, large_limit: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full plans (TensorRT-RTX builds them on a CPU, holding their weights) of a large model
+    go to ``<model>.<sha>.plan`` files when the model file would pass the limit (lowered
+    here): the model file stays small, load reads the plans back, checksums hold, the answer is
+    ONNX Runtime's, and a later save to the path removes plan files it no longer names."""
+    import hybridtrt.core.side_plans as side_plans
+
+    backend, reason = load_backend(RTX)
+    assert backend is not None, reason
+    source = _chain(tmp_path)
+    config = TensorRTConfig(disable_ops=["Sigmoid"], min_subgraph_size=2)
+    builder = TensorRTBuilder(backend, EngineCache(tmp_path / "cache"))
+    hybrid = convert(str(source), config, builder=builder)  # 4 pieces of 2 weights
+    assert [e.status for e in hybrid.engines] == [STATUS_BUILT] * 4
+    monkeypatch.setattr(side_plans, "PLANS_APART_ABOVE", 4 * WIDTH * WIDTH)  # (< one plan)
+    saved = hybrid.save(tmp_path / "hybrid" / "model.onnx")
+    plans = sorted(p.name for p in saved.parent.glob("*.plan"))
+    digests = [e.engine_sha256[:16] for e in hybrid.engines]
+    assert plans == sorted(f"model.onnx.{d}.plan" for d in digests)
+    assert saved.stat().st_size < 64 * 1024  # neither weights nor plans inside
+    loaded = load(saved)  # every checksum verified, the plans read back
+    assert [e.engine for e in loaded.engines] == [e.engine for e in hybrid.engines]
+    assert all(not e.engine_file for e in loaded.engines)  # whole in memory
+    x = np.random.default_rng(2).standard_normal((2, WIDTH), dtype=np.float32)
+    got = Predictor(Config(str(saved)), loaded).run(None, {"x": x})[0]  # (engines through ORT here)
+    want = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(side_plans, "PLANS_APART_ABOVE", 1 << 40)
+    hybrid.save(saved)  # plans inside again: the old plan files go
+    assert not list(saved.parent.glob("*.plan")) and load(saved).engines[0].engine
 
 
 @pytest.mark.skipif(not installed(RTX), reason="tensorrt_rtx is not installed")

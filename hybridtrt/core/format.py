@@ -259,7 +259,8 @@ def format_version(model: onnx.ModelProto) -> int | None:
 def graph_digest(graph: onnx.GraphProto) -> str:
     """SHA-256 of the main graph: its structure, then each initializer's name, type, dims and
     bytes. An engine node counts by its ``subgraph_sha256`` and ``engine_sha256`` attributes
-    (``EngineRecord.verify`` checks its subgraph and plan against them)."""
+    (``EngineRecord.verify`` checks its subgraph and plan against them; where the plan is
+    kept, in the node or in an ``engine_file``, does not count)."""
     digest = hashlib.sha256()
     structure = onnx.GraphProto()
     structure.name, structure.doc_string = graph.name, graph.doc_string
@@ -267,7 +268,11 @@ def graph_digest(graph: onnx.GraphProto) -> str:
         getattr(structure, field).extend(getattr(graph, field))
     for node in graph.node:
         if node.domain == DOMAIN and node.op_type == ENGINE:  # these carry their own checksums
-            structure.node.append(node_without(node, ("subgraph", "engine")))
+            stub = node_without(node, ("subgraph", "engine"))
+            for attribute in stub.attribute:  # a plan counts the same embedded or in a side file
+                if attribute.name == "engine_file":
+                    attribute.s = b""
+            structure.node.append(stub)
         else:
             structure.node.append(node)
     _canonical_tensors(structure)  # attribute tensors, whether stored inline or outside

@@ -22,7 +22,8 @@ from hybridtrt.core.external import externalized, is_large
 from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.core.references import inlined_model
 from hybridtrt.core.report import Report, engine_summary, name_order
-from hybridtrt.core.side_plans import embed_side_plans
+from hybridtrt.core import side_plans
+from hybridtrt.core.side_plans import embed_side_plans, plans_apart, side_plan_names
 from hybridtrt.errors import FormatError, SaveError
 from hybridtrt.core.format import (
     FORMAT_VERSION,
@@ -111,26 +112,26 @@ class HybridModel:
                 with tempfile.TemporaryDirectory(prefix=prefix, dir=target.parent) as tmp, \
                         _stamped(self.model):  # load verifies every weight against the digest
                     staged = Path(tmp) / target.name
-                    data_name = self._write(staged, large, external_data, metadata_size)
-                    if data_name:
-                        os.chmod(Path(tmp) / data_name, stat.S_IMODE(staged.stat().st_mode))
-                        os.replace(Path(tmp) / data_name, target.parent / data_name)
+                    written = self._write(staged, large, external_data, metadata_size)
+                    for name in written:  # the data file, then side-file plans
+                        os.chmod(Path(tmp) / name, stat.S_IMODE(staged.stat().st_mode))
+                        os.replace(Path(tmp) / name, target.parent / name)
                     os.replace(staged, target)  # the model file appears last, whole
-                for name in stale - {data_name}:
+                for name in stale - set(written):
                     (target.parent / name).unlink(missing_ok=True)
-        except EncodeError as exc:  # what stays in the .onnx file (full plans) is over 2 GiB
+        except EncodeError as exc:  # what stays in the .onnx file is over 2 GiB
             raise SaveError(f"cannot write the hybrid model to {target}: what is kept in the "
-                            ".onnx file besides the weights (engine plans) is over protobuf's "
-                            "2 GiB limit; weight-stripped plans (strip_weights, built on a GPU) "
-                            "are small") from exc
+                            ".onnx file besides the weights and plans is over protobuf's "
+                            "2 GiB limit") from exc
         except (OSError, ValueError) as exc:
             raise SaveError(f"cannot write the hybrid model to {target}: {exc}") from exc
         return target
 
 
     def _write(self, staged: Path, large: bool, external_data: bool | None,
-               metadata_size: int) -> str:
-        """Serialize to ``staged``; with external data, return the data file's name.
+               metadata_size: int) -> list[str]:
+        """Serialize to ``staged``; return the names of the files written beside it (the data
+        file, and plan files when the model file would pass 2 GiB with its plans inside).
 
         By default the weights go to a data file when the model is over 1 GiB (its size as it
         was before the digest was stamped in, told by the bytes serialized here, which are
@@ -151,16 +152,18 @@ class HybridModel:
             onnx.save_model(model, str(staged))
         else:
             staged.write_bytes(inline)
-        return ""
+        return []
 
-    def _write_external(self, staged: Path) -> str:
+    def _write_external(self, staged: Path) -> list[str]:
         staging = f"{staged.name}.staging.data"
         skeleton = externalized(self.model, staged.parent, staging)  # one tensor at a time
+        plans = (plans_apart(skeleton, staged.parent, staged.name)
+                 if _too_large(skeleton) else [])
         tensors = [t for t in onnx.external_data_helper._get_all_tensors(skeleton)  # noqa: SLF001
                    if t.data_location == onnx.TensorProto.EXTERNAL]
         if not tensors:
             onnx.save_model(skeleton, str(staged))
-            return ""
+            return plans
         # The skeleton names every weight by checksum (graph_sha256, each engine's digests).
         digest = hashlib.sha256(skeleton.SerializeToString(deterministic=True)).hexdigest()[:16]
         data_name = f"{staged.name}.{digest}.data"
@@ -170,7 +173,16 @@ class HybridModel:
                     entry.value = data_name
         os.replace(staged.parent / staging, staged.parent / data_name)
         onnx.save_model(skeleton, str(staged))
-        return data_name
+        return [data_name, *plans]
+
+
+def _too_large(skeleton: onnx.ModelProto) -> bool:
+    """Whether the model file, weights external, would pass ``PLANS_APART_ABOVE`` (plans
+    inside)."""
+    try:
+        return skeleton.ByteSize() > side_plans.PLANS_APART_ABOVE
+    except EncodeError:  # (over 2 GiB: protobuf cannot even size it)
+        return True
 
 
 def _inline_bytes(model: onnx.ModelProto) -> bytes | None:
@@ -235,12 +247,13 @@ def _refuse_special(target: Path) -> None:
 
 
 def _data_files_of(target: Path) -> set[str]:
-    """Names of the external data files (in the target's folder) the model now at ``target`` reads."""
+    """Names of the external data and plan files (in the target's folder) the model now at
+    ``target`` reads."""
     try:
         old = onnx.load(str(target), load_external_data=False)
     except (OSError, ValueError, DecodeError):
         return set()
-    names = set()
+    names = side_plan_names(old)
     for tensor in onnx.external_data_helper._get_all_tensors(old):  # noqa: SLF001
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue

@@ -1,5 +1,6 @@
 """Side-file plans: an engine's serialized plan kept in a file next to the model (its
-``engine_file`` attribute), read at load and confined to the model's folder."""
+``engine_file`` attribute), read at load and confined to the model's folder; ``save`` puts
+plans there when the model file would otherwise pass protobuf's 2 GiB limit."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import onnx
 from hybridtrt.core.format import EngineRecord, engine_nodes
 from hybridtrt.errors import FormatError
 
-__all__ = ["embed_side_plans", "side_plan_path"]
+__all__ = ["PLANS_APART_ABOVE", "embed_side_plans", "plans_apart", "side_plan_path",
+           "side_plan_names"]
+
+PLANS_APART_ABOVE = (1 << 31) - (1 << 26)  # bytes of a model file (protobuf's limit: 2 GiB)
 
 
 def side_plan_path(record: EngineRecord, folder: Path) -> Path:
@@ -70,3 +74,34 @@ def _read(engine: str, path: Path, sha256: str) -> bytes:
         raise FormatError(f"engine '{engine}': its plan file {path} fails its checksum "
                           "(engine_sha256); the file was modified or belongs to another model")
     return plan
+
+
+def plans_apart(skeleton: onnx.ModelProto, folder: Path, stem: str) -> list[str]:
+    """Move every embedded plan of ``skeleton`` (a model about to be written, weights already
+    external) into ``<stem>.<engine_sha256 prefix>.plan`` in ``folder``, its node naming the
+    file in ``engine_file``; the names written. Names come from checksums, never from the
+    nodes' names (which a file may choose)."""
+    written: list[str] = []
+    for node in engine_nodes(skeleton.graph):
+        attrs = {a.name: a for a in node.attribute}
+        plan = attrs.get("engine")
+        if plan is None or not plan.s or "engine_file" not in attrs:
+            continue
+        name = f"{stem}.{attrs['engine_sha256'].s.decode('ascii', 'replace')[:16]}.plan"
+        if name not in written:
+            (folder / name).write_bytes(plan.s)
+            written.append(name)
+        plan.s = b""
+        attrs["engine_file"].s = name.encode()
+    return written
+
+
+def side_plan_names(model: onnx.ModelProto) -> set[str]:
+    """The plan files (plain names, in the model's folder) ``model``'s engine nodes name."""
+    names = set()
+    for node in engine_nodes(model.graph):
+        for attribute in node.attribute:
+            value = attribute.s.decode("utf-8", "replace")
+            if attribute.name == "engine_file" and value and value == Path(value).name:
+                names.add(value)
+    return names

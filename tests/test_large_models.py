@@ -228,6 +228,28 @@ def test_a_large_low_precision_model_loaded_back_runs_as_its_inline_conversion(
     np.testing.assert_allclose(got[0], reference.run(None, {"x": x})[0], atol=0.05)
 
 
+def test_a_large_model_calibrates_to_int8_as_its_inline_conversion(
+        tmp_path: Path, large_limit: None) -> None:
+    """INT8 calibration runs ONNX Runtime's calibrator on a copy of the model written with
+    external data: weights left in the source file are streamed into it (they were left out,
+    and the calibrator found no data file)."""
+    source = _chain(tmp_path)
+    rng = np.random.default_rng(3)
+    samples = [{"x": rng.standard_normal((2, WIDTH), dtype=np.float32)} for _ in range(4)]
+    config = TensorRTConfig(disable_ops=["Sigmoid"], min_subgraph_size=2, precision_mode="int8",
+                            calibration_data=samples)
+    x = samples[0]["x"]
+    got = []
+    for given, folder in ((str(source), "from-file"), (onnx.load(str(source)), "inline")):
+        hybrid = convert(given, config)
+        assert all(e.precision.get("quantize_nodes", 0) > 0 for e in hybrid.engines)
+        saved = hybrid.save(tmp_path / folder)
+        got.append(Predictor(Config(str(saved)), load(saved)).run(None, {"x": x})[0])
+    np.testing.assert_array_equal(got[0], got[1])
+    want = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.linalg.norm(got[0] - want) / np.linalg.norm(want) < 0.1
+
+
 def test_a_reference_through_a_symlink_made_after_loading_is_refused(
         tmp_path: Path, large_limit: None) -> None:
     source = _chain(tmp_path)

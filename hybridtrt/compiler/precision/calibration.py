@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from hybridtrt.core.external import externalized
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.errors import ConfigError, InputError
 from hybridtrt.core.format import subgraph_digest
@@ -255,9 +256,8 @@ def _run_calibrator(
     reader = Reader()
     with tempfile.TemporaryDirectory(prefix="hybridtrt-calib-") as folder:
         source = Path(folder) / "model.onnx"
-        copy = onnx.ModelProto()
-        copy.CopyFrom(index.model)  # saving with external data rewrites the proto it saves
-        onnx.save(copy, str(source), save_as_external_data=True)
+        # (weights to a data file one tensor at a time, those left in their source file too)
+        onnx.save_model(externalized(index.model, Path(folder), "model.onnx.data"), str(source))
         calibrator = create_calibrator(source, list(op_types),
                                        augmented_model_path=str(Path(folder) / "augmented.onnx"),
                                        calibrate_method=methods[method])

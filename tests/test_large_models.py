@@ -250,6 +250,24 @@ def test_a_large_model_calibrates_to_int8_as_its_inline_conversion(
     assert np.linalg.norm(got[0] - want) / np.linalg.norm(want) < 0.1
 
 
+def test_a_model_saved_over_its_source_runs_and_the_one_in_memory_says_its_file_is_gone(
+        tmp_path: Path, large_limit: None) -> None:
+    """Saving over the plain model it came from replaces that model (and its data file); the
+    saved file answers as ONNX Runtime did, and the HybridModel still in memory, whose weights
+    were left in the old data file, fails with an error naming the weight and the file."""
+    source = _chain(tmp_path)
+    x = np.random.default_rng(4).standard_normal((2, WIDTH), dtype=np.float32)
+    want = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    hybrid = convert(str(source), TensorRTConfig(disable_ops=["Sigmoid"]))
+    saved = hybrid.save(source)
+    got = Predictor(Config(str(saved)), load(saved)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert not (tmp_path / "model.onnx.data").exists()  # the old model's data file went with it
+    with pytest.raises(ModelLoadError, match=r"weight 'w0': cannot read its data file "
+                                             r"'model\.onnx\.data'"):
+        hybrid.save(tmp_path / "elsewhere")
+
+
 def test_a_reference_through_a_symlink_made_after_loading_is_refused(
         tmp_path: Path, large_limit: None) -> None:
     source = _chain(tmp_path)

@@ -58,20 +58,20 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return made
 
 
-def _chain(folder: Path, count: int = 8, batch: int | str = 2) -> Path:
+def _chain(folder: Path, count: int = 8, batch: int | str = 2, width: int = WIDTH) -> Path:
     """MatMuls with a Sigmoid in the middle (kept out of TensorRT), weights in a data file."""
     rng = np.random.default_rng(0)
     nodes, weights, previous = [], [], "x"
     for k in range(count):
-        w = rng.standard_normal((WIDTH, WIDTH), dtype=np.float32) * np.float32(WIDTH ** -0.5)
+        w = rng.standard_normal((width, width), dtype=np.float32) * np.float32(width ** -0.5)
         weights.append(numpy_helper.from_array(w, f"w{k}"))
         nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
         previous = f"h{k}"
         if k == count // 2 - 1:
             nodes.append(helper.make_node("Sigmoid", [previous], ["mid"], name="mid"))
             previous = "mid"
-    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [batch, WIDTH])],
-                              [helper.make_tensor_value_info(previous, 1, [batch, WIDTH])], weights)
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [batch, width])],
+                              [helper.make_tensor_value_info(previous, 1, [batch, width])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
     path = folder / "model.onnx"
@@ -389,23 +389,7 @@ def test_converting_a_large_model_holds_no_copy_of_its_weights(tmp_path: Path) -
     """Peak RSS growth during ``convert``, in a fresh process: a copy of the weights (the
     loaded model's, the engine subgraphs' or the hybrid model's) would add their size."""
     width, count = 2048, 8  # 128 MiB of weights
-    rng = np.random.default_rng(0)
-    nodes, weights, previous = [], [], "x"
-    for k in range(count):
-        w = rng.standard_normal((width, width), dtype=np.float32)
-        weights.append(numpy_helper.from_array(w, f"w{k}"))
-        nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
-        previous = f"h{k}"
-        if k == count // 2 - 1:
-            nodes.append(helper.make_node("Sigmoid", [previous], ["mid"], name="mid"))
-            previous = "mid"
-    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [1, width])],
-                              [helper.make_tensor_value_info(previous, 1, [1, width])], weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    path = tmp_path / "model.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data")
-    del model, graph, weights
+    path = _chain(tmp_path, count, batch=1, width=width)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
     done = subprocess.run([sys.executable, "-c", _MEMORY, str(path)], env=env,
                           capture_output=True, text=True, timeout=600)

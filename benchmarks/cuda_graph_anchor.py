@@ -4,7 +4,8 @@ For each model: plain ORT CUDA, ORT with ``enable_cuda_graph`` (inputs and outpu
 the device, as ORT requires), and the hybrid model (TensorRT off, so its one segment runs in
 ORT) with ``Config.enable_cuda_graph()``, fed and answered on the device. Median ms of
 ``--runs`` runs, the runners taking turns; ``hybrid/ort_graph`` is the ratio the issue targets.
-``alone_hyb/ort_gr``: the same ratio with each graph runner timed alone, ``--runs`` runs in a row.
+``alone_hyb/ort_gr``: the same ratio with each graph runner timed alone, ``--runs`` runs in a row
+(the median of 5 such rounds, the runners' order turned each round).
 
     python benchmarks/cuda_graph_anchor.py [--runs 200]
 """
@@ -87,13 +88,16 @@ def _turns(calls: dict, runs: int, cupy) -> dict[str, float]:  # noqa: ANN001
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def _blocks(calls: dict, runs: int, cupy) -> dict[str, float]:  # noqa: ANN001
-    """Median ms of each runner run alone, ``runs`` times in a row."""
-    found = {}
-    for key, call in calls.items():
-        times = [_timed(call, cupy) for _ in range(runs + 10)][10:]
-        found[key] = statistics.median(times)
-    return found
+def _blocks(calls: dict, runs: int, cupy, rounds: int = 5) -> dict[str, float]:  # noqa: ANN001
+    """Median ms of each runner run alone, ``runs`` times in a row: the median over ``rounds``
+    rounds, the runners' order turned each round (the GPU's clocks and the host drift)."""
+    found: dict[str, list[float]] = {k: [] for k in calls}
+    keys = list(calls)
+    for turn in range(rounds):
+        for key in keys if turn % 2 == 0 else keys[::-1]:
+            times = [_timed(calls[key], cupy) for _ in range(runs + 10)][10:]
+            found[key].append(statistics.median(times))
+    return {k: statistics.median(v) for k, v in found.items()}
 
 
 def main() -> None:

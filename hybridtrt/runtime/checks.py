@@ -15,7 +15,7 @@ from hybridtrt.runtime.signatures import LRU, Signature, signature
 from hybridtrt.runtime.trt_segment import outside_profiles
 from hybridtrt.trt.profiles import select_profile
 
-__all__ = ["CHECKED_SIGNATURES", "InputChecks", "Signature", "host_signature"]
+__all__ = ["CHECKED_SIGNATURES", "InputChecks", "Signature", "device_signature", "host_signature"]
 
 CHECKED_SIGNATURES = 64  # input signatures remembered as accepted (least recently used go)
 
@@ -31,6 +31,20 @@ def host_signature(feeds: Mapping[str, Any], names: Sequence[str]) -> Signature 
         if type(array) is not np.ndarray or not array.flags.c_contiguous:
             return None
         found.append((name, array.shape, array.dtype.str))
+    return tuple(found)
+
+
+def device_signature(feeds: Mapping[str, Any], names: Sequence[str]) -> Signature | None:
+    """The signature of ``feeds`` in ``names`` order when they are exactly these inputs, each a
+    C-contiguous device array (``__cuda_array_interface__``: cupy, torch); else None."""
+    if len(feeds) != len(names):
+        return None
+    found = []
+    for name in names:
+        interface = getattr(feeds.get(name), "__cuda_array_interface__", None)
+        if interface is None or interface.get("strides") not in (None, ()):
+            return None  # (strided views go the checked way, which tells C-order ones apart)
+        found.append((name, tuple(interface["shape"]), str(interface["typestr"])))
     return tuple(found)
 
 

@@ -6,7 +6,9 @@
 - ``SingleSession``: one ORT segment reading every input and giving every output; host arrays
   of a signature that passed the checks before go straight to the session.
 - ``Replaying`` (GPU, several segments or CUDA graphs): runs whose every segment ran bound are
-  replayed as a bare list of bound runs (``replay``), the usual call at once, without checks.
+  replayed as a bare list of bound runs (``replay``); the usual call (every output, feeds of
+  the last such run's signature: host arrays, or with CUDA graphs device arrays) at once,
+  without checks.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Protocol
 
 from hybridtrt.errors import ExecutionError, HybridTRTError
 from hybridtrt.ort_support import first_line
-from hybridtrt.runtime.checks import InputChecks, host_signature
+from hybridtrt.runtime.checks import InputChecks, device_signature, host_signature
 from hybridtrt.runtime.devices import CudaDevice, Device, RunStats
 from hybridtrt.runtime.plan import SegmentSpec
 from hybridtrt.runtime.replay import Key, Replays
@@ -50,12 +52,13 @@ class Executor(Protocol):
     def run(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool,
             usual: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The ``wanted`` outputs as the device holds them. ``host``: the outputs go to the
-        host; ``usual``: the caller's own feeds, when every output goes to the host."""
+        host; ``usual``: the caller's own feeds, when every output is wanted."""
         ...
 
-    def run_usual(self, feeds: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Every output on the host, for the caller's ``feeds`` when this executor knows they
-        passed the checks before; None: check them and ``run``."""
+    def run_usual(self, feeds: Mapping[str, Any], host: bool = True) -> dict[str, Any] | None:
+        """Every output (on the host, or as the caller's device arrays), for the caller's
+        ``feeds`` when this executor knows they passed the checks before; None: check them
+        and ``run``."""
         ...
 
 
@@ -113,7 +116,7 @@ class Loop:
                     env.pop(name, None)
         return {n: env[n] if n in env else self._constant(n) for n in wanted}
 
-    def run_usual(self, feeds: Mapping[str, Any]) -> dict[str, Any] | None:
+    def run_usual(self, feeds: Mapping[str, Any], host: bool = True) -> dict[str, Any] | None:
         return None
 
 
@@ -138,8 +141,8 @@ class SingleSession:
             usual: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self._loop.run(feeds, wanted, host)
 
-    def run_usual(self, feeds: Mapping[str, Any]) -> dict[str, Any] | None:
-        if not self._checks.known(feeds):
+    def run_usual(self, feeds: Mapping[str, Any], host: bool = True) -> dict[str, Any] | None:
+        if not host or not self._checks.known(feeds):
             return None
         try:
             values = self._segment.session.run(self._outputs, feeds)
@@ -160,8 +163,9 @@ class Replaying:
         self._device = device
         self._inputs = list(inputs)
         self._outputs = list(outputs)
-        # the replay key of the last usual run and its arrays' ``host_signature``
-        self._hot: tuple[Key, Signature] | None = None
+        # per ``host``: the replay key of the last usual run and its feeds' signature
+        # (``host_signature`` or ``device_signature``)
+        self._hot: dict[bool, tuple[Key, Signature]] = {}
 
     def run(self, feeds: dict[str, Any], wanted: Sequence[str], host: bool,
             usual: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -179,23 +183,36 @@ class Replaying:
             if not replays.record(key, feeds, done, trace):
                 return done
         if usual is not None:
-            known = host_signature(usual, self._inputs)
+            known = _signature(usual, self._inputs, host)
             if known is not None:
-                self._hot = (key, known)
+                self._hot[host] = (key, known)
         return done
 
-    def run_usual(self, feeds: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The last usual run's replay, on host arrays (C order) of the same dtypes and shapes:
-        they passed every input check then. None: other arrays, or the replay is gone."""
-        hot = self._hot
-        if hot is None or host_signature(feeds, self._inputs) != hot[1]:
+    def run_usual(self, feeds: Mapping[str, Any], host: bool = True) -> dict[str, Any] | None:
+        """The last usual run's replay, on arrays of the same kind, dtypes and shapes (host
+        arrays in C order, or device arrays): they passed every input check then. None: other
+        arrays, or the replay is gone."""
+        hot = self._hot.get(host)
+        if hot is None or _signature(feeds, self._inputs, host) != hot[1]:
             return None
-        done = self.replays.run(hot[0], feeds)
+        device = self._device
+        if host:
+            done = self.replays.run(hot[0], feeds)
+            if done is None:
+                return None
+            device.count_copies(len(feeds))  # (as ``accept``)
+            to_host = device.to_host
+            return {name: to_host(done[name]) for name in self._outputs}
+        # (copied into their staging buffers, as ``accept`` does with CUDA graphs)
+        done = self.replays.run(hot[0], {n: device.accept(n, feeds[n]) for n in self._inputs})
         if done is None:
             return None
-        self._device.count_copies(len(feeds))  # (as ``accept``)
-        to_host = self._device.to_host
-        return {name: to_host(done[name]) for name in self._outputs}
+        to_device = device.to_device_array
+        return {name: to_device(done[name]) for name in self._outputs}
+
+
+def _signature(feeds: Mapping[str, Any], names: Sequence[str], host: bool) -> Signature | None:
+    return host_signature(feeds, names) if host else device_signature(feeds, names)
 
 
 def failed(spec: SegmentSpec, exc: Exception) -> ExecutionError:

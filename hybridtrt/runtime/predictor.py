@@ -52,7 +52,10 @@ class Predictor:
         self.hybrid = hybrid or load(self.settings.model_path)
         self.plan = plan or make_plan(self.hybrid, self.settings, backend)
         # With one segment there is nothing to share a stream with: ORT's own stream is faster.
-        share = self.settings.share_cuda_stream and len(self.plan.segments) > 1
+        # With CUDA graphs the stream is shared all the same: the device copies a caller's
+        # arrays into the buffers the graph reads, ordered on the device before its replay.
+        share = self.settings.share_cuda_stream and (len(self.plan.segments) > 1
+                                                     or self.settings.cuda_graph)
         if self.settings.cuda_graph and not self.settings.use_gpu:
             raise ConfigError("CUDA graphs need the GPU: call config.enable_use_gpu() too, or "
                               "drop config.enable_cuda_graph()")
@@ -236,8 +239,8 @@ class Predictor:
         Returns:
             ``{output name: array}`` (empty when called Paddle-style; read the output handles).
         """
-        if feeds is not None and output_names is None and not device_outputs:
-            done = self._run_path.run_usual(feeds)  # every output, to the host
+        if feeds is not None and output_names is None:
+            done = self._run_path.run_usual(feeds, not device_outputs)  # every output
             if done is not None:
                 return done
         paddle_style = feeds is None
@@ -248,7 +251,7 @@ class Predictor:
             unknown = [n for n in wanted if n not in self._output_set]
             raise InputError(f"unknown outputs {unknown} (the model's outputs are "
                              f"{self._output_names})")
-        usual = given if output_names is None and not device_outputs and not paddle_style else None
+        usual = given if output_names is None and not paddle_style else None
         values = self._run_path.run(self.input_checks.accepted(given), wanted,
                                     not device_outputs, usual)
         if paddle_style:

@@ -43,6 +43,7 @@ class HostStream:
 
     def __init__(self) -> None:
         self.waits = 0
+        self.orders: list[tuple[str, int]] = []  # ("wait_for" / "hold", the other stream)
 
     def synchronize(self) -> None:
         self.waits += 1
@@ -52,6 +53,12 @@ class HostStream:
 
     def copy(self, target: int, source: int, size: int) -> None:
         ctypes.memmove(target, source, size)
+
+    def wait_for(self, other: int) -> None:
+        self.orders.append(("wait_for", other))
+
+    def hold(self, other: int) -> None:
+        self.orders.append(("hold", other))
 
 
 class HostBackedCuda(CudaDevice):
@@ -414,6 +421,78 @@ def test_device_inputs_replay_cuda_graphs_with_fresh_values(tmp_path: Path) -> N
         np.testing.assert_allclose(y, expected(models.split_chain(), {"x": x})[0], rtol=1e-6)
     stats = runner.run_stats()
     assert stats.device_copies == 6 and stats.replays == 4 and stats.graph_runs > 0
+
+
+def test_device_inputs_with_cuda_graphs_replay_without_checking_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With CUDA graphs, once a device-in, device-out run of every output was replayed or
+    recorded, the same call with device arrays of the same dtypes and shapes replays at once
+    (no input checks, no replay key), on the values the arrays hold now; anything else goes the
+    checked way, errors included."""
+    runner = isolated(models.split_chain(), CHAIN, tmp_path, graphs=True)
+    checked: list[int] = []
+    check = runner.input_checks.accepted
+    monkeypatch.setattr(runner.input_checks, "accepted",
+                        lambda feeds: checked.append(1) or check(feeds))
+    rng = np.random.default_rng(8)
+    kept = DeviceArray(np.zeros((5, 4), np.float32))
+
+    def run(feed: Any) -> np.ndarray:
+        return np.array(runner.run_dict({"x": feed}, device_outputs=True)["y"].owner.numpy())
+
+    for turn in range(6):  # fresh, bound (recorded), then the hot way
+        x = rng.standard_normal((5, 4)).astype(np.float32)
+        kept.array[...] = x  # rewritten in place: the replay reads the new values
+        feed = kept if turn % 2 else DeviceArray(x)
+        np.testing.assert_allclose(run(feed), expected(models.split_chain(), {"x": x})[0],
+                                   rtol=1e-6)
+    assert len(checked) == 2 and runner.run_stats().replays == 4
+    assert runner.run_stats().device_copies == 6  # every run copied its input in
+    for other, refused in ((DeviceArray(x.astype(np.float64)), True),
+                           (DeviceArray(rng.standard_normal((3, 4)).astype(np.float32)), False)):
+        checked.clear()
+        if refused:
+            with pytest.raises(hybridtrt.InputError, match="dtype"):
+                run(other)
+        else:
+            np.testing.assert_allclose(run(other), expected(models.split_chain(),
+                                                            {"x": other.array})[0], rtol=1e-6)
+        assert checked == [1]
+    checked.clear()
+    runner.run_dict({"x": kept}, ["y"], device_outputs=True)  # (naming outputs: checked)
+    runner.run_dict({"x": kept})  # (outputs to the host: checked; host runs are hot apart)
+    assert checked == [1, 1]
+
+
+@pytest.mark.parametrize(("interface", "orders", "waits"), [
+    ({"stream": 7}, [("wait_for", 7)], 0),  # the caller's stream, on the device
+    ({"stream": None}, [], 0),  # the producer says nothing is pending
+    ({}, [], 1),  # no stream named (version 2): the host waits for the device
+])
+def test_a_device_input_is_ordered_after_the_stream_its_interface_names(
+        interface: dict[str, Any], orders: list[tuple[str, int]], waits: int) -> None:
+    """``__cuda_array_interface__`` version 3: the consumer orders its work after the stream
+    the array names (CUDA graphs: a non-blocking stream, not ordered with the caller's)."""
+    stream = HostStream()
+    device = HostBackedCuda(0, 0, True, True, stream)
+    array = np.arange(4, dtype=np.float32)
+    value = type("Cai", (), {"__cuda_array_interface__": {
+        "shape": (4,), "typestr": "<f4", "data": (array.ctypes.data, False), "version": 3,
+        "strides": None, **interface}})()
+    staged = device.accept("x", value)
+    assert staged.numpy().tolist() == [0, 1, 2, 3]
+    assert stream.orders == orders and stream.waits == waits
+
+
+def test_a_one_segment_plan_with_cuda_graphs_shares_the_predictor_stream(tmp_path: Path) -> None:
+    """Its device inputs are copied on the predictor's stream into the buffers the graph
+    reads: the session must run on that stream, or the replay could read them before the copy."""
+    model = models.split_chain()
+    one = TensorRTConfig(inputs=CHAIN.inputs)
+    runner = isolated(model, one, tmp_path, graphs=True)
+    assert len(runner.segments()) == 1 and runner.device.share_stream
+    plain = isolated(model, one, tmp_path / "plain")
+    assert not plain.device.share_stream  # (without graphs ORT's own stream is faster)
 
 
 def test_device_inputs_without_cuda_graphs_are_bound_where_they_lie(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,8 @@ from hybridtrt.runtime.devices.stream import CudaStream, Stream
 from hybridtrt.runtime.graphs import CAPTURE_LOCK
 
 __all__ = ["CudaDevice", "Trace"]
+
+_LEGACY = 1  # ``__cuda_array_interface__``'s name for the legacy default stream
 
 Trace = list[tuple[Any, Any, Any]]  # (session, binding, run options) of each segment run
 
@@ -86,12 +88,14 @@ class CudaDevice:
             self._counters.host_copies += 1  # the usual case, first (copied as below)
             return value
         if hasattr(value, "__cuda_array_interface__"):
-            if not self.share_stream or self.graphs:
-                self._stream.synchronize_device()  # these streams are not ordered with the caller's
+            self._after_caller(value.__cuda_array_interface__)
             if self.graphs:  # into the input's reused buffer: its runs replay the captured graph
                 shape, dtype, pointer = cuda_view(value)
                 self._counters.device_copies += 1
-                return self._staging.stage_device(name, shape, dtype, pointer, self._stream.copy)
+                staged = self._staging.stage_device(name, shape, dtype, pointer, self._stream.copy)
+                if not self.share_stream:
+                    self._stream.synchronize()  # ORT's own stream does not follow the copy
+                return staged
             return value
         if value is None or isinstance(value, (list, tuple)):
             raise InputError(f"input '{name}' is a sequence or optional value; on the GPU the "
@@ -102,6 +106,19 @@ class CudaDevice:
         self._counters.host_copies += 1
         # (copied as it is bound, by ORT itself on a host-in, host-out run, or staged)
         return np.asarray(value, order="C")  # (ascontiguousarray would make a scalar shape (1,))
+
+    def _after_caller(self, interface: Mapping[str, Any]) -> None:
+        """Order the runs after the work writing a caller's device array: on the device, after
+        the stream its ``__cuda_array_interface__`` names (version 3; None: nothing to wait
+        for); without one, the host waits for the whole device where the streams are not
+        ordered with the caller's (own streams, or the non-blocking stream of CUDA graphs)."""
+        if self.share_stream and "stream" in interface:
+            stream = interface["stream"]
+            if stream is not None and (self.graphs or int(stream) != _LEGACY):
+                self._stream.wait_for(int(stream))  # (a blocking stream follows the legacy one)
+            return
+        if not self.share_stream or self.graphs:
+            self._stream.synchronize_device()
 
     def staged(self, name: str, value: Any) -> Any:
         """A model input as a bound run reads it: host arrays in their reused device buffer."""
@@ -216,7 +233,10 @@ class CudaDevice:
             value = ort.OrtValue.ortvalue_from_numpy(host, self.memory, self.device_id)
         elif is_ort_value(value) or isinstance(value, DeviceTensor):
             shape, dtype, pointer = cuda_view(value)
-            copied = caller_copy(shape, dtype, pointer, self.synchronize, self.device_id)
+            copied = (caller_copy(shape, dtype, pointer, self._stream.hold, self._stream.wait_for,
+                                  self.device_id) if self.share_stream else
+                      caller_copy(shape, dtype, pointer, _waiting(self.synchronize), None,
+                                  self.device_id))
             if copied is not None:  # into cupy's pooled memory: no allocation through ORT
                 return copied
             value = self._device_copy(value)  # an ORT value, or an engine's output
@@ -278,3 +298,8 @@ class CudaDevice:
             # shared stream is non-blocking, so ORT's host copies (on the legacy stream) would
             # not wait for the engine, which may still read an upload about to be freed.
             self.synchronize()
+
+
+def _waiting(synchronize: Callable[[], None]) -> Callable[[int], None]:
+    """``caller_copy``'s ``before`` for sessions on streams of their own: the host waits."""
+    return lambda stream: synchronize()

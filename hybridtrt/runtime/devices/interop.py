@@ -57,23 +57,30 @@ def caller_array(tensor: DeviceTensor) -> Any:
     return tensor if cupy is None else cupy.asarray(tensor)
 
 
-def caller_copy(shape: tuple[int, ...], dtype: np.dtype, pointer: int, ready: Callable[[], None],
+def caller_copy(shape: tuple[int, ...], dtype: np.dtype, pointer: int,
+                before: Callable[[int], None], after: Callable[[int], None] | None,
                 device_id: int = 0) -> Any | None:
-    """A cupy array holding a copy of the C-order array at ``pointer``, once ``ready()`` has
-    waited for the work writing it (the copy goes on cupy's current stream, the one its
-    memory pool and the caller order their work on, and is waited for); None without cupy."""
+    """A cupy array holding a copy of the C-order array at ``pointer``; None without cupy.
+
+    The copy goes on cupy's current stream (the one its memory pool and the caller order their
+    work on). ``before(stream)`` orders it after the work writing the source; ``after(stream)``
+    orders the work that will rewrite the source after it (None: the host waits for the copy).
+    """
     cupy = _cupy()
     if cupy is None:
         return None
-    ready()
     with cupy.cuda.Device(device_id):
         array = cupy.empty(shape, dtype)
         size = array.nbytes
         if size:
             stream = cupy.cuda.get_current_stream()
+            before(stream.ptr)
             cupy.cuda.runtime.memcpyAsync(array.data.ptr, pointer, size,
                                           cupy.cuda.runtime.memcpyDeviceToDevice, stream.ptr)
-            stream.synchronize()
+            if after is None:
+                stream.synchronize()
+            else:
+                after(stream.ptr)
     return array
 
 

@@ -26,6 +26,15 @@ class Stream(Protocol):
         """Queue a device-to-device copy of ``size`` bytes."""
         ...
 
+    def wait_for(self, other: int) -> None:
+        """Make this stream's later work wait for the work queued on stream ``other`` so far
+        (on the device: the host does not wait)."""
+        ...
+
+    def hold(self, other: int) -> None:
+        """Make stream ``other``'s later work wait for the work queued on this stream so far."""
+        ...
+
 
 class CudaStream:
     """A stream of its own on one GPU (through cuda-python).
@@ -53,6 +62,9 @@ class CudaStream:
             raise ConfigError(f"cannot create a CUDA stream on device {device_id}: {err}")
         # (``int`` gives the handle; cuda-python versions without it have ``getPtr``)
         self.handle = int(stream) if hasattr(stream, "__int__") else int(stream.getPtr())
+        err, self._event = cudart.cudaEventCreateWithFlags(cudart.cudaEventDisableTiming)
+        if int(err) != 0:
+            raise ConfigError(f"cannot create a CUDA event on device {device_id}: {err}")
 
     def synchronize(self) -> None:
         from cuda.bindings import runtime as cudart
@@ -70,6 +82,22 @@ class CudaStream:
         kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice
         _check(cudart.cudaMemcpyAsync(target, source, size, kind, self.handle)[0],
                "cudaMemcpyAsync")
+
+
+    def wait_for(self, other: int) -> None:
+        _order(self._event, other, self.handle)
+
+    def hold(self, other: int) -> None:
+        _order(self._event, self.handle, other)
+
+
+def _order(event: object, first: int, then: int) -> None:
+    """Stream ``then`` waits on the device for the work queued on stream ``first`` so far (an
+    event re-recorded: a wait takes the event's state when it is queued)."""
+    from cuda.bindings import runtime as cudart
+
+    _check(cudart.cudaEventRecord(event, first)[0], "cudaEventRecord")
+    _check(cudart.cudaStreamWaitEvent(then, event, 0)[0], "cudaStreamWaitEvent")
 
 
 def _check(err: object, call: str) -> None:

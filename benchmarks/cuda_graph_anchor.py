@@ -5,7 +5,9 @@ the device, as ORT requires), and the hybrid model (TensorRT off, so its one seg
 ORT) with ``Config.enable_cuda_graph()``, fed and answered on the device. Median ms of
 ``--runs`` runs, the runners taking turns; ``hybrid/ort_graph`` is the ratio the issue targets.
 ``alone_hyb/ort_gr``: the same ratio with each graph runner timed alone, ``--runs`` runs in a row
-(the median of 5 such rounds, the runners' order turned each round).
+(the median of 5 such rounds, the runners' order turned each round). ``iobind``: the hybrid
+run as the ORT graph session is, through ``io_binding()`` (the input bound by device pointer,
+outputs bound on CUDA: the predictor's own buffers, rewritten by the next run, as ORT's are).
 
     python benchmarks/cuda_graph_anchor.py [--runs 200]
 """
@@ -65,9 +67,14 @@ def _runners(path: Path, name: str, x: np.ndarray, folder: Path) -> dict:
     predictor = create_predictor(config)
     device_x = cupy.asarray(x)
     print(f"{path.stem}: {predictor.graph_status()}", file=sys.stderr)
+    binding = predictor.io_binding()  # as ORT's: the input bound by pointer, outputs on CUDA
+    binding.bind_input(name, "cuda", 0, np.float32, list(x.shape), device_x.data.ptr)
+    for output in predictor.get_outputs():
+        binding.bind_output(output.name, "cuda")
     return {"plain_ort": lambda: plain.run(None, {name: x}), "ort_graph": graph,
             "hybrid_graph": lambda: predictor.run_dict({name: device_x}, device_outputs=True),
-            "_keep": keep}
+            "hybrid_iobind": lambda: predictor.run_with_iobinding(binding),
+            "_keep": (keep, device_x)}
 
 
 def _timed(call, cupy) -> float:  # noqa: ANN001 - a runner and the cupy module
@@ -108,18 +115,22 @@ def main() -> None:
     import cupy
 
     print(f"{'model':<14}{'plain_ort_ms':>13}{'ort_graph_ms':>13}{'hybrid_graph_ms':>16}"
-          f"{'hybrid/ort_graph':>17}{'hybrid/plain':>13}{'alone_hyb/ort_gr':>18}")
+          f"{'hybrid/ort_graph':>17}{'hybrid/plain':>13}{'alone_hyb/ort_gr':>18}"
+          f"{'iobind/ort_graph':>17}{'alone_iob/ort_gr':>18}")
     with tempfile.TemporaryDirectory() as folder:
         for label, path, name, shape in _models(Path(folder)):
             x = np.random.default_rng(0).random(shape, dtype=np.float32)
             calls = _runners(Path(path), name, x, Path(folder))
             keep = calls.pop("_keep")  # (the bound device input outlives the runs)
             med = _turns(calls, args.runs, cupy)
-            alone = _blocks({k: calls[k] for k in ("ort_graph", "hybrid_graph")}, args.runs, cupy)
+            alone = _blocks({k: calls[k] for k in ("ort_graph", "hybrid_graph", "hybrid_iobind")},
+                            args.runs, cupy)
             print(f"{label:<14}{med['plain_ort']:>13.3f}{med['ort_graph']:>13.3f}"
                   f"{med['hybrid_graph']:>16.3f}{med['hybrid_graph'] / med['ort_graph']:>17.3f}"
                   f"{med['hybrid_graph'] / med['plain_ort']:>13.3f}"
-                  f"{alone['hybrid_graph'] / alone['ort_graph']:>18.3f}")
+                  f"{alone['hybrid_graph'] / alone['ort_graph']:>18.3f}"
+                  f"{med['hybrid_iobind'] / med['ort_graph']:>17.3f}"
+                  f"{alone['hybrid_iobind'] / alone['ort_graph']:>18.3f}")
             del keep
 
 

@@ -213,7 +213,8 @@ class OnlinePredictor:
 
     def run_with_iobinding(self, iobinding: IOBinding, run_options: Any = None) -> None:
         """As ``Predictor.run_with_iobinding`` (collecting phases observe these runs too)."""
-        iobinding.run(self.run_dict)
+        iobinding.run(lambda feeds, names, on_device: self.run_dict(
+            feeds, names, device_outputs=on_device))
 
     def get_providers(self) -> list[str]:
         """As ``Predictor.get_providers``."""

@@ -56,9 +56,8 @@ class Executor(Protocol):
         ...
 
     def run_usual(self, feeds: Mapping[str, Any], host: bool = True) -> dict[str, Any] | None:
-        """Every output (on the host, or as the caller's device arrays), for the caller's
-        ``feeds`` when this executor knows they passed the checks before; None: check them
-        and ``run``."""
+        """Every output, as ``run`` gives them, for the caller's ``feeds`` when this executor
+        knows they passed the checks before; None: check them and ``run``."""
         ...
 
 
@@ -149,8 +148,7 @@ class SingleSession:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
             raise failed(self._segment.spec, exc) from exc
         self._device.count_copies(len(feeds) + len(values))
-        to_host = self._device.to_host
-        return {name: to_host(v) for name, v in zip(self._outputs, values)}
+        return dict(zip(self._outputs, values))
 
 
 class Replaying:
@@ -198,17 +196,11 @@ class Replaying:
         device = self._device
         if host:
             done = self.replays.run(hot[0], feeds)
-            if done is None:
-                return None
-            device.count_copies(len(feeds))  # (as ``accept``)
-            to_host = device.to_host
-            return {name: to_host(done[name]) for name in self._outputs}
+            if done is not None:
+                device.count_copies(len(feeds))  # (as ``accept``)
+            return done
         # (copied into their staging buffers, as ``accept`` does with CUDA graphs)
-        done = self.replays.run(hot[0], {n: device.accept(n, feeds[n]) for n in self._inputs})
-        if done is None:
-            return None
-        to_device = device.to_device_array
-        return {name: to_device(done[name]) for name in self._outputs}
+        return self.replays.run(hot[0], {n: device.accept(n, feeds[n]) for n in self._inputs})
 
 
 def _signature(feeds: Mapping[str, Any], names: Sequence[str], host: bool) -> Signature | None:

@@ -2,7 +2,8 @@
 
 Inputs are bound as arrays (host numpy, or on a GPU predictor device memory by pointer, taken
 without a copy); outputs are bound by name and device; ``Predictor.run_with_iobinding`` runs
-the bound feeds. Output buffers cannot be pre-bound: the predictor allocates them.
+the bound feeds. Output buffers cannot be pre-bound: the predictor allocates them. Outputs bound
+on CUDA are views of the predictor's own buffers, as ORT's are: the next run rewrites them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hybridtrt.errors import InputError
+from hybridtrt.runtime.devices.interop import cuda_to_host, is_ort_value
 
 __all__ = ["IOBinding"]
 
@@ -102,11 +104,11 @@ class IOBinding:
     def synchronize_outputs(self) -> None:
         return None  # outputs are complete when run_with_iobinding returns
 
-    def run(self, run: Callable[..., dict[str, Any]]) -> None:
-        """Run with ``run(feeds, names, device_outputs=...)`` (``Predictor.run_dict``)."""
+    def run(self, run: Callable[[dict[str, Any], list[str] | None, bool], dict[str, Any]]) -> None:
+        """Run with ``run(feeds, output names or None for all, on_device)`` (the predictor's)."""
         names = list(self._outputs) or list(self._output_names)
         on_device = any(kind == "cuda" for kind in self._outputs.values())
-        found = run(dict(self._inputs), names, device_outputs=on_device)
+        found = run(dict(self._inputs), None if names == self._output_names else names, on_device)
         self._results = [found[n] for n in names]
 
     def get_outputs(self) -> list[Any]:
@@ -115,5 +117,16 @@ class IOBinding:
 
     def copy_outputs_to_cpu(self) -> list[np.ndarray]:
         """The outputs of the last run as numpy arrays."""
-        return [value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray)
-                else np.asarray(value) for value in self._results]
+        return [_to_host(value) for value in self._results]
+
+
+def _to_host(value: Any) -> np.ndarray:
+    """A host copy of an output: numpy, a cupy array, or (without cupy) a DeviceTensor."""
+    if isinstance(value, np.ndarray):
+        return np.array(value)
+    if hasattr(value, "get"):  # cupy
+        return value.get()
+    owner = getattr(value, "owner", None)
+    if is_ort_value(owner) and tuple(owner.shape()) == tuple(value.shape):  # over an ORT value
+        return np.array(owner.numpy())
+    return cuda_to_host(value)

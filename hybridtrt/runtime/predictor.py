@@ -34,6 +34,8 @@ __all__ = ["ModelMetadata", "NodeArg", "Predictor", "SegmentObserver", "Tensor"]
 
 _LOG = logging.getLogger("hybridtrt")
 
+_HOST, _COPY, _VIEW = "host", "copy", "view"  # how a run hands its outputs out (``_run``)
+
 
 
 class Predictor:
@@ -217,8 +219,10 @@ class Predictor:
                          self.settings.use_gpu)
 
     def run_with_iobinding(self, iobinding: IOBinding, run_options: Any = None) -> None:
-        """Run on ``iobinding``'s inputs; read its outputs (``run_options`` is unused)."""
-        iobinding.run(self.run_dict)
+        """Run on ``iobinding``'s inputs; read its outputs (``run_options`` is unused). Outputs
+        bound on CUDA are the predictor's own buffers, as ORT's are: the next run rewrites them."""
+        iobinding.run(lambda feeds, names, on_device: self._run(
+            feeds, names, _VIEW if on_device else _HOST))
 
     def __call__(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """``run_dict(feeds)``: every output as ``{name: array}``."""
@@ -234,15 +238,23 @@ class Predictor:
                 ``__cuda_array_interface__`` (cupy, torch), taken without a copy. None runs
                 the Paddle-style way, on the inputs copied into the input handles.
             output_names: Outputs to return (default: all).
-            device_outputs: On GPU, return zero-copy device arrays instead of numpy.
+            device_outputs: On GPU, return device arrays of the caller's own (copied on the
+                device; cupy arrays where cupy is installed) instead of numpy.
 
         Returns:
             ``{output name: array}`` (empty when called Paddle-style; read the output handles).
         """
+        return self._run(feeds, output_names, _COPY if device_outputs else _HOST)
+
+    def _run(self, feeds: Mapping[str, Any] | None, output_names: Sequence[str] | None,
+             hand_out: str) -> dict[str, Any]:
+        """``run_dict``, the outputs handed out as ``hand_out`` says (``_HOST``, ``_COPY``: a
+        device array of the caller's own, ``_VIEW``: a device array over the predictor's)."""
+        host = hand_out == _HOST
         if feeds is not None and output_names is None:
-            done = self._run_path.run_usual(feeds, not device_outputs)  # every output
+            done = self._run_path.run_usual(feeds, host)  # every output
             if done is not None:
-                return done
+                return self._hand_out(done, self._output_names, hand_out)
         paddle_style = feeds is None
         given = ({n: h.value for n, h in self._handles.items() if h.value is not None}
                  if feeds is None else dict(feeds))
@@ -252,15 +264,20 @@ class Predictor:
             raise InputError(f"unknown outputs {unknown} (the model's outputs are "
                              f"{self._output_names})")
         usual = given if output_names is None and not paddle_style else None
-        values = self._run_path.run(self.input_checks.accepted(given), wanted,
-                                    not device_outputs, usual)
+        values = self._run_path.run(self.input_checks.accepted(given), wanted, host, usual)
         if paddle_style:
             self._results = values
             return {}
+        return self._hand_out(values, wanted, hand_out)
+
+    def _hand_out(self, values: Mapping[str, Any], names: Sequence[str],
+                  hand_out: str) -> dict[str, Any]:
         device = self.device
-        convert = (device.to_device_array if device_outputs and isinstance(device, CudaDevice)
-                   else device.to_host)
-        return {name: convert(values[name]) for name in wanted}
+        if hand_out == _HOST or not isinstance(device, CudaDevice):
+            convert = device.to_host
+        else:
+            convert = device.to_device_array if hand_out == _COPY else device.device_view
+        return {name: convert(values[name]) for name in names}
 
     def _constant(self, name: str) -> Any:
         tensor = self._constants.get(name)

@@ -244,6 +244,16 @@ class CudaDevice:
         shape, dtype, ptr = cuda_view(value)
         return caller_array(DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id))
 
+    def device_view(self, value: Any) -> Any:
+        """A device array over a value the predictor holds on the GPU, without a copy: the next
+        run may rewrite it (IOBinding's outputs, as ORT's own). Anything else: ``to_device_array``."""
+        if not (isinstance(value, DeviceTensor)
+                or (is_ort_value(value) and value.device_name().lower() == self.memory)):
+            return self.to_device_array(value)
+        self.synchronize()  # (the caller reads it on a stream of its own)
+        shape, dtype, ptr = cuda_view(value)
+        return caller_array(DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id))
+
     def _device_copy(self, value: Any) -> Any:
         """A new ORT CUDA value holding a copy of ``value`` (copied on the predictor's stream)."""
         shape, dtype, ptr = cuda_view(value)

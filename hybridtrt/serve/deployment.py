@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from hybridtrt.core.external import is_large
 from hybridtrt.core.format import format_version
 from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.core.references import inlined_model
@@ -13,6 +15,8 @@ from hybridtrt.errors import ConfigError
 from hybridtrt.serve.settings import ServeSettings
 
 __all__ = ["application", "deployment"]
+
+_LOG = logging.getLogger("hybridtrt")
 
 
 def deployment(model: str | os.PathLike[str], name: str | None = None, *, replicas: int = 1,
@@ -25,8 +29,9 @@ def deployment(model: str | os.PathLike[str], name: str | None = None, *, replic
 
     Args:
         model: A hybrid model, or a plain ONNX model (converted here, once, and handed to the
-            replicas). Every replica reads a hybrid model's path, so on a cluster it must be
-            on shared storage.
+            replicas; over 2 GiB, saved in ``_opt_cache/serve/`` beside it for them to read).
+            Every replica reads a hybrid model's path, so on a cluster it must be on shared
+            storage.
         name: The model's name in the URLs (default: the file's stem).
         replicas, gpus_per_replica, max_batch_size, batch_wait_ms, max_ongoing_requests,
             max_queued_requests, concurrent_batches, batch_buckets: See ``ServeSettings``.
@@ -48,7 +53,7 @@ def application(model: str | os.PathLike[str], settings: ServeSettings) -> Any:
     path = Path(model).resolve()
     if not path.is_file():
         raise ConfigError(f"no model file at {path}")
-    hybrid = _converted(path)
+    path, hybrid = _converted(path)
     from ray import serve
 
     from hybridtrt.serve.server import ModelServer
@@ -64,17 +69,24 @@ def application(model: str | os.PathLike[str], settings: ServeSettings) -> Any:
     )(ModelServer).bind(str(path), settings, hybrid)
 
 
-def _converted(path: Path) -> bytes | None:
-    """A plain ONNX model converted (once, here, not in every replica) and serialized; None for
-    a hybrid model, which the replicas read themselves."""
+def _converted(path: Path) -> tuple[Path, bytes | None]:
+    """What the replicas read: a hybrid model's own path; a plain ONNX model converted once,
+    here, not in every replica, and serialized, or, over protobuf's 2 GiB, saved beside it
+    (``_opt_cache/serve/``, large weights in a data file) for the replicas to read."""
     if format_version(read_onnx_file(path, load_weights=False)) is not None:
-        return None
+        return path, None
     from hybridtrt.tools.target import load_target
 
-    model = load_target(path).hybrid.model
+    hybrid = load_target(path).hybrid
+    if not is_large(hybrid.model):
+        return path, inlined_model(hybrid.model).SerializeToString()  # (weights left in the
+        # source file read in)
+    saved = path.parent / "_opt_cache" / "serve" / f"{path.stem}.hybrid.onnx"
     try:
-        return inlined_model(model).SerializeToString()  # weights left in the source file, read
-    except ValueError as exc:  # (protobuf's 2 GiB limit)
-        raise ConfigError(f"{path}: the converted model is too large to hand to the replicas "
-                          f"({exc}): convert it first (hybridtrt convert) and serve the hybrid "
-                          "model") from exc
+        saved.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: the converted model is over 2 GiB and is saved for the "
+                          f"replicas in {saved.parent}, which cannot be made ({exc}): convert "
+                          "it first (hybridtrt convert) and serve the hybrid model") from exc
+    _LOG.info("%s converted is over 2 GiB: saved as %s for the replicas", path, saved)
+    return Path(hybrid.save(saved)), None

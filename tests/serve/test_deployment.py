@@ -1,0 +1,68 @@
+"""``deployment`` of a plain ONNX model over protobuf's 2 GiB: converted once in the driver and
+saved beside it for the replicas (its bytes cannot be handed over). The limit is lowered so a
+small model takes that way; no Ray cluster is started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper, numpy_helper
+
+import hybridtrt.core.external as external
+from hybridtrt.runtime import Config, create_predictor
+
+pytest.importorskip("ray.serve")
+from hybridtrt.serve import deployment  # noqa: E402  (after the skip: it needs Ray)
+
+WIDTH = 64
+
+
+def _plain(folder: Path) -> Path:
+    """Four MatMuls, their weights in a data file."""
+    rng = np.random.default_rng(0)
+    nodes, weights, previous = [], [], "x"
+    for k in range(4):
+        w = rng.standard_normal((WIDTH, WIDTH), dtype=np.float32) * np.float32(WIDTH ** -0.5)
+        weights.append(numpy_helper.from_array(w, f"w{k}"))
+        nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
+        previous = f"h{k}"
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [2, WIDTH])],
+                              [helper.make_tensor_value_info(previous, 1, [2, WIDTH])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = folder / "model.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data")
+    return path
+
+
+def test_a_plain_model_over_2_gib_is_saved_beside_it_for_the_replicas(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(external, "LARGE_ABOVE", 40_000)  # (4 weights of 16 KiB)
+    path = _plain(tmp_path)
+    deployment(path)
+    saved = tmp_path / "_opt_cache" / "serve" / "model.hybrid.onnx"
+    assert saved.is_file() and list(saved.parent.glob("*.data"))  # weights in a data file
+    x = np.random.default_rng(1).standard_normal((2, WIDTH)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    got = create_predictor(Config(saved)).run(None, {"x": x})
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_plain_model_under_the_limit_leaves_no_file(tmp_path: Path) -> None:
+    deployment(_plain(tmp_path))  # (its bytes go to the replicas)
+    assert not (tmp_path / "_opt_cache").exists()
+
+
+def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybridtrt import ConfigError
+
+    monkeypatch.setattr(external, "LARGE_ABOVE", 40_000)
+    path = _plain(tmp_path)
+    (tmp_path / "_opt_cache").write_text("a file where the folder would be")
+    with pytest.raises(ConfigError, match="over 2 GiB.*cannot be made.*convert it first"):
+        deployment(path)

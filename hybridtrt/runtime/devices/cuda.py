@@ -259,7 +259,8 @@ class CudaDevice:
             return known[1]
         shape, dtype, ptr = cuda_view(value)
         view = caller_array(DeviceTensor(ptr, shape, np.dtype(dtype), value, self.device_id))
-        self._views.put(id(value), (value, view))  # (holding the value keeps its id its own)
+        if self._bound.owns(value):  # (kept alive by its binding anyway: its id stays its own)
+            self._views.put(id(value), (value, view))
         return view
 
     def _device_copy(self, value: Any) -> Any:

@@ -199,8 +199,8 @@ def _rewrite(run: Run) -> None:
         META_VERSION: __version__,
         META_REPORT: run.report.to_json(indent=None),
     })
-    # The hybrid model reads its records (plans included) from ``proto``: the stage's copies
-    # go first, so each plan is held twice at most (a full plan is the size of its weights).
+    # Each plan is now held by its engine node alone (the stage's records and the hybrid
+    # model's read it there); the stage's records and their subgraphs go.
     run.engines = dataclasses.replace(engines, records=())
     del engines
     run.hybrid = HybridModel(proto)

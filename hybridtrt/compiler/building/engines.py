@@ -17,7 +17,8 @@ from hybridtrt.compiler.building.refine import Rejection, bisect_build, parser_r
 from hybridtrt.compiler.precision.stage import PrecisionStage, Typed
 from hybridtrt.compiler.shapes import RunPlan, ShapeRange, record_shapes
 from hybridtrt.config import TensorRTConfig
-from hybridtrt.core.format import STATUS_BUILT, STATUS_NOT_BUILT, EngineRecord, subgraph_digest
+from hybridtrt.core.format import (STATUS_BUILT, STATUS_NOT_BUILT, EngineRecord, PlanBytes,
+                                   subgraph_digest)
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.partition import Partition
 from hybridtrt.core.report import OutsideNode
@@ -209,7 +210,7 @@ def _record(name: str, subgraph: onnx.GraphProto, sub: _Sub, settings: dict[str,
         precision=sub.typed.info,
         status=STATUS_BUILT if built.plan else STATUS_NOT_BUILT,
         status_reason=built.reason if not built.plan else "",
-        engine=built.plan, fingerprint=fingerprint,
+        plan=PlanBytes(built.plan), fingerprint=fingerprint,
         engine_sha256=_sha256(built.plan) if built.plan else "",
     )
 

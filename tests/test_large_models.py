@@ -58,8 +58,9 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return made
 
 
-def _chain(folder: Path, count: int = 8, batch: int | str = 2, width: int = WIDTH) -> Path:
-    """MatMuls with a Sigmoid in the middle (kept out of TensorRT), weights in a data file."""
+def _chain(folder: Path, count: int = 8, batch: int | str = 2, width: int = WIDTH,
+           pieces: int = 2) -> Path:
+    """MatMuls cut into ``pieces`` by Sigmoids (kept out of TensorRT), weights in a data file."""
     rng = np.random.default_rng(0)
     nodes, weights, previous = [], [], "x"
     for k in range(count):
@@ -67,9 +68,10 @@ def _chain(folder: Path, count: int = 8, batch: int | str = 2, width: int = WIDT
         weights.append(numpy_helper.from_array(w, f"w{k}"))
         nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
         previous = f"h{k}"
-        if k == count // 2 - 1:
-            nodes.append(helper.make_node("Sigmoid", [previous], ["mid"], name="mid"))
-            previous = "mid"
+        if (k + 1) % (count // pieces) == 0 and k < count - 1:
+            name = "mid" if pieces == 2 else f"mid{k}"
+            nodes.append(helper.make_node("Sigmoid", [previous], [name], name=name))
+            previous = name
     graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [batch, width])],
                               [helper.make_tensor_value_info(previous, 1, [batch, width])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -365,35 +367,59 @@ def test_tensorrt_rtx_reads_the_weights_left_in_the_file_and_builds_the_same_pla
 
 
 _MEMORY = r"""
-import os, sys, threading, time
+import sys
 import hybridtrt.core.external as external
+from benchmarks.rss import PeakRSS
 from hybridtrt import TensorRTConfig, convert
+from hybridtrt.trt.engine import BuildResult
 external.LARGE_ABOVE = 1 << 20
-page, peak = os.sysconf("SC_PAGE_SIZE"), [0]
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * page
-def sample():
-    while True:
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.002)
+PLAN = int(sys.argv[2])  # bytes of every plan (0: engines not built)
+
+class FullPlans:  # stands for TensorRT-RTX on a CPU: full plans, the size of their weights
+    built = 0
+    def parser_support(self, model):
+        return None
+    def build(self, name, model, profiles, settings):
+        FullPlans.built += 1
+        return BuildResult(bytes([FullPlans.built]) * PLAN, fingerprint={})
+
 import onnxruntime, hybridtrt.compiler.pipeline  # what convert imports on first use
-before = peak[0] = rss()  # (a first convert here would leave freed pages for the second)
-threading.Thread(target=sample, daemon=True).start()
-hybrid = convert(sys.argv[1], TensorRTConfig(disable_ops=["Sigmoid"]))
-print(max(peak[0], rss()) - before)
+sampler = PeakRSS(every=0.002)
+before = sampler.restart()  # (a first convert here would leave freed pages for the second)
+hybrid = convert(sys.argv[1], TensorRTConfig(disable_ops=["Sigmoid"]),
+                 builder=FullPlans() if PLAN else None)
+grown = sampler.peak() - before
+assert not PLAN or len({e.engine for e in hybrid.engines}) == len(hybrid.engines) == FullPlans.built
+print(grown, len(hybrid.engines))
 """
+
+
+def _convert_growth(path: Path, plan: int = 0) -> tuple[int, int]:
+    """Peak RSS growth of ``convert(path)`` in a fresh process, and its engine count; each
+    engine built with a plan of ``plan`` bytes (0: not built)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
+    done = subprocess.run([sys.executable, "-c", _MEMORY, str(path), str(plan)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    growth, engines = done.stdout.split()[-2:]
+    return int(growth), int(engines)
 
 
 def test_converting_a_large_model_holds_no_copy_of_its_weights(tmp_path: Path) -> None:
     """Peak RSS growth during ``convert``, in a fresh process: a copy of the weights (the
     loaded model's, the engine subgraphs' or the hybrid model's) would add their size."""
     width, count = 2048, 8  # 128 MiB of weights
-    path = _chain(tmp_path, count, batch=1, width=width)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
-    done = subprocess.run([sys.executable, "-c", _MEMORY, str(path)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    growth = int(done.stdout.split()[-1])
+    growth, _ = _convert_growth(_chain(tmp_path, count, batch=1, width=width))
     # one tensor is read at a time (3/8 of the weights, counting the checksum's copies)
     assert growth < 0.75 * count * width * width * 4, f"convert grew RSS by {growth / 2**20:.0f} MiB"
+
+
+def test_converting_holds_each_plan_once(tmp_path: Path) -> None:
+    """Full plans (as TensorRT-RTX makes them without a GPU) are held by their engine nodes
+    alone: the engine stage's records and the hybrid model's read them there. A second copy
+    (in a record beside the node) would double them: 6 plans for 3 engines at the end of
+    rewrite; held once, a plan is copied into its node while the stage still holds it (4)."""
+    plan = 128 << 20
+    growth, engines = _convert_growth(_chain(tmp_path, 12, pieces=3), plan)
+    assert engines == 3
+    assert growth < 5 * plan, f"convert grew RSS by {growth / plan:.2f} plans"

@@ -157,15 +157,19 @@ class HybridModel:
     def _write_external(self, staged: Path) -> list[str]:
         staging = f"{staged.name}.staging.data"
         skeleton = externalized(self.model, staged.parent, staging)  # one tensor at a time
-        plans = (plans_apart(skeleton, staged.parent, staged.name)
-                 if _too_large(skeleton) else [])
+        serialized = _within_limit(skeleton)  # (serialized once for its size and its digest)
+        plans = plans_apart(skeleton, staged.parent, staged.name) if serialized is None else []
         tensors = [t for t in onnx.external_data_helper._get_all_tensors(skeleton)  # noqa: SLF001
                    if t.data_location == onnx.TensorProto.EXTERNAL]
         if not tensors:
+            del serialized
             onnx.save_model(skeleton, str(staged))
             return plans
         # The skeleton names every weight by checksum (graph_sha256, each engine's digests).
-        digest = hashlib.sha256(skeleton.SerializeToString(deterministic=True)).hexdigest()[:16]
+        if serialized is None:  # (the plans went apart: what is left is small)
+            serialized = skeleton.SerializeToString(deterministic=True)
+        digest = hashlib.sha256(serialized).hexdigest()[:16]
+        del serialized
         data_name = f"{staged.name}.{digest}.data"
         for tensor in tensors:
             for entry in tensor.external_data:
@@ -176,13 +180,14 @@ class HybridModel:
         return [data_name, *plans]
 
 
-def _too_large(skeleton: onnx.ModelProto) -> bool:
-    """Whether the model file, weights external, would pass ``PLANS_APART_ABOVE`` (plans
-    inside)."""
+def _within_limit(skeleton: onnx.ModelProto) -> bytes | None:
+    """The model file's bytes, weights external and plans inside (deterministic, as the data
+    file's name is made from them); None when they would pass ``PLANS_APART_ABOVE``."""
     try:
-        return skeleton.ByteSize() > side_plans.PLANS_APART_ABOVE
-    except EncodeError:  # (over 2 GiB: protobuf cannot even size it)
-        return True
+        serialized = skeleton.SerializeToString(deterministic=True)
+    except EncodeError:  # (over 2 GiB: protobuf cannot serialize it)
+        return None
+    return serialized if len(serialized) <= side_plans.PLANS_APART_ABOVE else None
 
 
 def _inline_bytes(model: onnx.ModelProto) -> bytes | None:

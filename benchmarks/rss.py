@@ -1,6 +1,6 @@
-"""Peak resident memory of this process, sampled by a thread: what the large-model benchmark
-prints per stage and what the large-model memory tests assert on (both run it in a fresh
-process, where RSS counts only what that process did)."""
+"""Peak resident memory of this process: what the large-model benchmark prints per stage and
+what the large-model memory tests assert on (both run it in a fresh process, where RSS counts
+only what that process did)."""
 
 from __future__ import annotations
 
@@ -19,31 +19,59 @@ def rss() -> int:
         return int(f.read().split()[1]) * _PAGE
 
 
+def _high_water() -> int:
+    """The kernel's peak RSS of this process (VmHWM), in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("/proc/self/status has no VmHWM")
+
+
+def _reset_high_water() -> bool:
+    """Reset VmHWM to the RSS now (Linux 4.0+); whether that worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 class PeakRSS:
-    """The highest RSS seen since the last ``restart``, sampled every ``every`` seconds.
+    """The highest RSS since the last ``restart``.
+
+    The kernel's high-water mark when it can be reset: it sees every peak, where a sampling
+    thread misses those inside one C call (a protobuf copy holds the GIL). Otherwise a thread
+    samples RSS every ``every`` seconds.
 
     Args:
-        every: Seconds between samples (a peak shorter than that can be missed).
+        every: Seconds between samples, when sampling.
     """
 
     def __init__(self, every: float = 0.005) -> None:
-        self._every = every
+        self.exact = _reset_high_water()
         self._lock = threading.Lock()  # a restart is never undone by a sample taken before it
         self._peak = rss()
-        threading.Thread(target=self._sample, daemon=True).start()
+        if not self.exact:
+            threading.Thread(target=self._sample, args=(every,), daemon=True).start()
 
-    def _sample(self) -> None:
+    def _sample(self, every: float) -> None:
         while True:
             with self._lock:
                 self._peak = max(self._peak, rss())
-            time.sleep(self._every)
+            time.sleep(every)
 
     def restart(self) -> int:
         """Start a new measurement from the RSS now (returned)."""
         with self._lock:
+            if self.exact:
+                _reset_high_water()
             self._peak = now = rss()
         return now
 
     def peak(self) -> int:
         """The highest RSS since ``restart`` (or since this sampler was made)."""
+        if self.exact:
+            return max(_high_water(), rss())
         return max(self._peak, rss())

@@ -369,18 +369,19 @@ def test_tensorrt_rtx_reads_the_weights_left_in_the_file_and_builds_the_same_pla
 _MEMORY = r"""
 import sys
 import hybridtrt.core.external as external
-from benchmarks.rss import PeakRSS
+from benchmarks.rss import PeakRSS, rss
 from hybridtrt import TensorRTConfig, convert
 from hybridtrt.trt.engine import BuildResult
 external.LARGE_ABOVE = 1 << 20
 PLAN = int(sys.argv[2])  # bytes of every plan (0: engines not built)
 
 class FullPlans:  # stands for TensorRT-RTX on a CPU: full plans, the size of their weights
-    built = 0
+    built, held = 0, 0  # held: the most RSS had grown by when a build began
     def parser_support(self, model):
         return None
     def build(self, name, model, profiles, settings):
         FullPlans.built += 1
+        FullPlans.held = max(FullPlans.held, rss() - before)
         return BuildResult(bytes([FullPlans.built]) * PLAN, fingerprint={})
 
 import onnxruntime, hybridtrt.compiler.pipeline  # what convert imports on first use
@@ -390,26 +391,27 @@ hybrid = convert(sys.argv[1], TensorRTConfig(disable_ops=["Sigmoid"]),
                  builder=FullPlans() if PLAN else None)
 grown = sampler.peak() - before
 assert not PLAN or len({e.engine for e in hybrid.engines}) == len(hybrid.engines) == FullPlans.built
-print(grown, len(hybrid.engines))
+print(grown, len(hybrid.engines), FullPlans.held)
 """
 
 
-def _convert_growth(path: Path, plan: int = 0) -> tuple[int, int]:
-    """Peak RSS growth of ``convert(path)`` in a fresh process, and its engine count; each
-    engine built with a plan of ``plan`` bytes (0: not built)."""
+def _convert_growth(path: Path, plan: int = 0) -> tuple[int, int, int]:
+    """Peak RSS growth of ``convert(path)`` in a fresh process, its engine count, and the
+    most RSS had grown by when a build began; each engine built with a plan of ``plan`` bytes
+    (0: not built)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
     done = subprocess.run([sys.executable, "-c", _MEMORY, str(path), str(plan)], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    growth, engines = done.stdout.split()[-2:]
-    return int(growth), int(engines)
+    growth, engines, held = done.stdout.split()[-3:]
+    return int(growth), int(engines), int(held)
 
 
 def test_converting_a_large_model_holds_no_copy_of_its_weights(tmp_path: Path) -> None:
     """Peak RSS growth during ``convert``, in a fresh process: a copy of the weights (the
     loaded model's, the engine subgraphs' or the hybrid model's) would add their size."""
     width, count = 2048, 8  # 128 MiB of weights
-    growth, _ = _convert_growth(_chain(tmp_path, count, batch=1, width=width))
+    growth, _, _ = _convert_growth(_chain(tmp_path, count, batch=1, width=width))
     # one tensor is read at a time (3/8 of the weights, counting the checksum's copies)
     assert growth < 0.75 * count * width * width * 4, f"convert grew RSS by {growth / 2**20:.0f} MiB"
 
@@ -418,8 +420,10 @@ def test_converting_holds_each_plan_once(tmp_path: Path) -> None:
     """Full plans (as TensorRT-RTX makes them without a GPU) are held by their engine nodes
     alone: the engine stage's records and the hybrid model's read them there. A second copy
     (in a record beside the node) would double them: 6 plans for 3 engines at the end of
-    rewrite; held once, a plan is copied into its node while the stage still holds it (4)."""
+    rewrite; held once, a plan is read into its node while the others are there (4). Until
+    then built plans wait in files: the next engines build with none of them in memory."""
     plan = 128 << 20
-    growth, engines = _convert_growth(_chain(tmp_path, 12, pieces=3), plan)
+    growth, engines, held = _convert_growth(_chain(tmp_path, 12, pieces=3), plan)
     assert engines == 3
     assert growth < 5 * plan, f"convert grew RSS by {growth / plan:.2f} plans"
+    assert held < plan / 2, f"the last build began with {held / plan:.2f} plans in memory"

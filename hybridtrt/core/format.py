@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import onnx
@@ -113,27 +114,32 @@ def _canonical_json(value: Any) -> str:
 
 
 class PlanBytes:
-    """Where an engine's serialized plan is held, once: its bytes until they are copied into
-    their engine node (``add_engine_attributes``), that node's ``engine`` attribute after.
+    """Where an engine's serialized plan is held, once: its bytes (or a file the engine stage
+    wrote them to) until they are copied into their engine node (``add_engine_attributes``),
+    that node's ``engine`` attribute after.
 
     A full plan is the size of its weights; a copy in the record beside the one in the node
     would double them (protobuf cannot share bytes with Python, and reads give copies).
     """
 
-    __slots__ = ("_data", "_attribute")
+    __slots__ = ("_data", "_attribute", "_file")
 
-    def __init__(self, data: bytes = b"", attribute: onnx.AttributeProto | None = None) -> None:
+    def __init__(self, data: bytes = b"", attribute: onnx.AttributeProto | None = None,
+                 file: Path | None = None) -> None:
         self._data = data
         self._attribute = attribute
+        self._file = file
 
     @property
     def data(self) -> bytes:
-        """The plan (read from its node, when it is held there: a copy for the caller)."""
-        return self._attribute.s if self._attribute is not None else self._data
+        """The plan (read from its node or its file, when it is held there: a copy)."""
+        if self._attribute is not None:
+            return self._attribute.s
+        return self._file.read_bytes() if self._file is not None else self._data
 
     def held_by(self, attribute: onnx.AttributeProto) -> None:
         """The plan's bytes are now in ``attribute`` (a copy): read them there from now on."""
-        self._attribute, self._data = attribute, b""
+        self._attribute, self._data, self._file = attribute, b"", None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PlanBytes) and (self is other or self.data == other.data)
@@ -141,7 +147,9 @@ class PlanBytes:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"PlanBytes({'in its engine node' if self._attribute is not None else 'bytes'})"
+        where = ("in its engine node" if self._attribute is not None
+                 else f"in {self._file}" if self._file is not None else "bytes")
+        return f"PlanBytes({where})"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -253,7 +253,8 @@ class EngineRecord:
                 f"engine '{self.name}': its embedded subgraph does not match its checksum "
                 "(the file was modified or corrupted); convert the original model again"
             )
-        if self.engine and hashlib.sha256(self.engine).hexdigest() != self.engine_sha256:
+        plan = self.engine  # (read once: a copy of a plan held in its node)
+        if plan and hashlib.sha256(plan).hexdigest() != self.engine_sha256:
             raise FormatError(f"engine '{self.name}': the serialized engine fails its checksum")
 
 

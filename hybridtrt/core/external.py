@@ -90,10 +90,12 @@ def light_model(model: onnx.ModelProto) -> onnx.ModelProto:
 class _Sink:
     """Writes tensors over ``threshold`` bytes into one data file and returns their stubs."""
 
-    def __init__(self, data: BinaryIO, location: str, threshold: int) -> None:
+    def __init__(self, data: BinaryIO, location: str, threshold: int,
+                 left_out: Callable[[onnx.NodeProto, onnx.AttributeProto], bool] | None) -> None:
         self.data = data
         self.location = location
         self.threshold = threshold
+        self.left_out = left_out
         self.offset = 0
 
     def tensor(self, tensor: TensorProto, into: TensorProto) -> None:
@@ -125,7 +127,18 @@ class _Sink:
         _copy_fields(graph, into, {"initializer": self.tensor, "node": self.node})
 
     def node(self, node: onnx.NodeProto, into: onnx.NodeProto) -> None:
-        _copy_fields(node, into, {"attribute": self.attribute})
+        left_out = self.left_out
+        if left_out is None:
+            _copy_fields(node, into, {"attribute": self.attribute})
+            return
+
+        def attribute(attr: onnx.AttributeProto, out: onnx.AttributeProto) -> None:
+            if left_out(node, attr):
+                _without_bytes(attr, out)
+            else:
+                self.attribute(attr, out)
+
+        _copy_fields(node, into, {"attribute": attribute})
 
     def attribute(self, attr: onnx.AttributeProto, into: onnx.AttributeProto) -> None:
         _copy_fields(attr, into, {"t": self.tensor, "tensors": self.tensor, "g": self.graph,
@@ -154,15 +167,33 @@ def _copy_fields(source: Message, target: Message, special: dict[str, Callable])
             make(value, child)
 
 
-def externalized(model: onnx.ModelProto, folder: Path, data_name: str,
-                 threshold: int = 1024) -> onnx.ModelProto:
+def _without_bytes(attr: onnx.AttributeProto, out: onnx.AttributeProto) -> None:
+    """``attr`` copied into ``out`` but for its string ``s`` (never read), left empty."""
+    for field in attr.DESCRIPTOR.fields:
+        if field.name == "s":
+            continue
+        if field.is_repeated:
+            getattr(out, field.name).extend(getattr(attr, field.name))
+        elif attr.HasField(field.name):
+            if field.message_type is not None:
+                getattr(out, field.name).CopyFrom(getattr(attr, field.name))
+            else:
+                setattr(out, field.name, getattr(attr, field.name))
+    if attr.HasField("s"):
+        out.s = b""
+
+
+def externalized(model: onnx.ModelProto, folder: Path, data_name: str, threshold: int = 1024,
+                 left_out: Callable[[onnx.NodeProto, onnx.AttributeProto], bool] | None = None
+                 ) -> onnx.ModelProto:
     """A copy of ``model`` whose tensors of ``threshold`` bytes or more (initializers, attribute
     tensors, those of nested graphs) are written to ``folder/data_name`` and read from there;
     one tensor is copied at a time (a reference, ``core.references``, streamed from its file).
-    No data file is left when no tensor is that large."""
+    No data file is left when no tensor is that large. Attributes ``left_out(node, attribute)``
+    picks keep an empty ``s`` (their bytes, a plan, are written elsewhere or added later)."""
     path = folder / data_name
     with open(path, "wb") as data:
-        sink = _Sink(data, data_name, threshold)
+        sink = _Sink(data, data_name, threshold, left_out)
         skeleton = onnx.ModelProto()
         _copy_fields(model, skeleton, {"graph": sink.graph})
     if sink.offset == 0:

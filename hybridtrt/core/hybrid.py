@@ -23,7 +23,7 @@ from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.core.references import inlined_model
 from hybridtrt.core.report import Report, engine_summary, name_order
 from hybridtrt.core import side_plans
-from hybridtrt.core.side_plans import embed_side_plans, plans_apart, side_plan_names
+from hybridtrt.core.side_plans import embed_side_plans, place_plans, side_plan_names
 from hybridtrt.errors import FormatError, SaveError
 from hybridtrt.core.format import (
     FORMAT_VERSION,
@@ -156,20 +156,15 @@ class HybridModel:
 
     def _write_external(self, staged: Path) -> list[str]:
         staging = f"{staged.name}.staging.data"
-        skeleton = externalized(self.model, staged.parent, staging)  # one tensor at a time
-        serialized = _within_limit(skeleton)  # (serialized once for its size and its digest)
-        plans = plans_apart(skeleton, staged.parent, staged.name) if serialized is None else []
+        skeleton = externalized(self.model, staged.parent, staging, 1024, side_plans.is_plan)
+        plans = place_plans(self.model, skeleton, staged.parent, staged.name)  # inside or apart
         tensors = [t for t in onnx.external_data_helper._get_all_tensors(skeleton)  # noqa: SLF001
                    if t.data_location == onnx.TensorProto.EXTERNAL]
         if not tensors:
-            del serialized
             onnx.save_model(skeleton, str(staged))
             return plans
         # The skeleton names every weight by checksum (graph_sha256, each engine's digests).
-        if serialized is None:  # (the plans went apart: what is left is small)
-            serialized = skeleton.SerializeToString(deterministic=True)
-        digest = hashlib.sha256(serialized).hexdigest()[:16]
-        del serialized
+        digest = hashlib.sha256(skeleton.SerializeToString(deterministic=True)).hexdigest()[:16]
         data_name = f"{staged.name}.{digest}.data"
         for tensor in tensors:
             for entry in tensor.external_data:
@@ -178,16 +173,6 @@ class HybridModel:
         os.replace(staged.parent / staging, staged.parent / data_name)
         onnx.save_model(skeleton, str(staged))
         return [data_name, *plans]
-
-
-def _within_limit(skeleton: onnx.ModelProto) -> bytes | None:
-    """The model file's bytes, weights external and plans inside (deterministic, as the data
-    file's name is made from them); None when they would pass ``PLANS_APART_ABOVE``."""
-    try:
-        serialized = skeleton.SerializeToString(deterministic=True)
-    except EncodeError:  # (over 2 GiB: protobuf cannot serialize it)
-        return None
-    return serialized if len(serialized) <= side_plans.PLANS_APART_ABOVE else None
 
 
 def _inline_bytes(model: onnx.ModelProto) -> bytes | None:

@@ -372,7 +372,7 @@ import hybridtrt.core.external as external
 from benchmarks.rss import PeakRSS, rss
 from hybridtrt import TensorRTConfig, convert
 from hybridtrt.trt.engine import BuildResult
-external.LARGE_ABOVE = 1 << 20
+external.LARGE_ABOVE = 100_000
 PLAN = int(sys.argv[2])  # bytes of every plan (0: engines not built)
 
 class FullPlans:  # stands for TensorRT-RTX on a CPU: full plans, the size of their weights
@@ -390,28 +390,37 @@ before = sampler.restart()  # (a first convert here would leave freed pages for 
 hybrid = convert(sys.argv[1], TensorRTConfig(disable_ops=["Sigmoid"]),
                  builder=FullPlans() if PLAN else None)
 grown = sampler.peak() - before
+saved = 0
+if len(sys.argv) > 3:  # saved there, plans in side files
+    import hybridtrt.core.side_plans as side_plans
+    side_plans.PLANS_APART_ABOVE = 1 << 20
+    start = sampler.restart()
+    hybrid.save(sys.argv[3])
+    saved = sampler.peak() - start
 assert not PLAN or len({e.engine for e in hybrid.engines}) == len(hybrid.engines) == FullPlans.built
-print(grown, len(hybrid.engines), FullPlans.held)
+print(grown, len(hybrid.engines), FullPlans.held, saved)
 """
 
 
-def _convert_growth(path: Path, plan: int = 0) -> tuple[int, int, int]:
-    """Peak RSS growth of ``convert(path)`` in a fresh process, its engine count, and the
-    most RSS had grown by when a build began; each engine built with a plan of ``plan`` bytes
-    (0: not built)."""
+def _convert_growth(path: Path, plan: int = 0,
+                    saved: Path | None = None) -> tuple[int, int, int, int]:
+    """Peak RSS growth of ``convert(path)`` in a fresh process, its engine count, the most RSS
+    had grown by when a build began, and the peak growth of a save to ``saved`` (plans in side
+    files; 0 when not given); each engine built with a plan of ``plan`` bytes (0: not built)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
-    done = subprocess.run([sys.executable, "-c", _MEMORY, str(path), str(plan)], env=env,
+    done = subprocess.run([sys.executable, "-c", _MEMORY, str(path), str(plan),
+                           *([str(saved)] if saved else [])], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    growth, engines, held = done.stdout.split()[-3:]
-    return int(growth), int(engines), int(held)
+    growth, engines, held, save = done.stdout.split()[-4:]
+    return int(growth), int(engines), int(held), int(save)
 
 
 def test_converting_a_large_model_holds_no_copy_of_its_weights(tmp_path: Path) -> None:
     """Peak RSS growth during ``convert``, in a fresh process: a copy of the weights (the
     loaded model's, the engine subgraphs' or the hybrid model's) would add their size."""
     width, count = 2048, 8  # 128 MiB of weights
-    growth, _, _ = _convert_growth(_chain(tmp_path, count, batch=1, width=width))
+    growth, _, _, _ = _convert_growth(_chain(tmp_path, count, batch=1, width=width))
     # one tensor is read at a time (3/8 of the weights, counting the checksum's copies)
     assert growth < 0.75 * count * width * width * 4, f"convert grew RSS by {growth / 2**20:.0f} MiB"
 
@@ -421,9 +430,13 @@ def test_converting_holds_each_plan_once(tmp_path: Path) -> None:
     alone: the engine stage's records and the hybrid model's read them there. A second copy
     (in a record beside the node) would double them: 6 plans for 3 engines at the end of
     rewrite; held once, a plan is read into its node while the others are there (4). Until
-    then built plans wait in files: the next engines build with none of them in memory."""
+    then built plans wait in files: the next engines build with none of them in memory. A
+    save to side files copies one plan at a time (a copy in the model written would be 3)."""
     plan = 128 << 20
-    growth, engines, held = _convert_growth(_chain(tmp_path, 12, pieces=3), plan)
+    saved = tmp_path / "hybrid" / "model.onnx"
+    growth, engines, held, save = _convert_growth(_chain(tmp_path, 12, pieces=3), plan, saved)
     assert engines == 3
     assert growth < 5 * plan, f"convert grew RSS by {growth / plan:.2f} plans"
     assert held < plan / 2, f"the last build began with {held / plan:.2f} plans in memory"
+    assert save < 2 * plan, f"save grew RSS by {save / plan:.2f} plans"
+    assert len(list(saved.parent.glob("*.plan"))) == 3

@@ -8,7 +8,6 @@ import hashlib
 from pathlib import Path, PurePosixPath
 
 import onnx
-from google.protobuf.message import EncodeError
 
 from hybridtrt.core.format import DOMAIN, ENGINE, EngineRecord, engine_nodes
 from hybridtrt.errors import FormatError
@@ -91,16 +90,16 @@ def place_plans(model: onnx.ModelProto, skeleton: onnx.ModelProto, folder: Path,
     ``folder``, the node naming its file in ``engine_file``; the names written. Each plan is
     read from ``model`` and written alone. Names come from checksums, never from the nodes'
     names (which a file may choose)."""
-    found = _plan_sizes(model, skeleton)
+    found = _plan_lengths(model)
     apart = _file_size(skeleton, found) > PLANS_APART_ABOVE
     written: list[str] = []
-    for k, sizes in found.items():
+    for k, lengths in found.items():
         original, node = model.graph.node[k], skeleton.graph.node[k]
         attrs = {a.name: a for a in node.attribute}
         positions = [j for j, a in enumerate(node.attribute) if a.name == "engine"]
-        for j, size in zip(positions, sizes):
-            if size == node.attribute[j].ByteSize():
-                continue  # an empty plan
+        for j, length in zip(positions, lengths):
+            if not length:
+                continue
             if not (apart and j == positions[-1] and "engine_file" in attrs):
                 node.attribute[j].s = original.attribute[j].s
                 continue
@@ -112,35 +111,30 @@ def place_plans(model: onnx.ModelProto, skeleton: onnx.ModelProto, folder: Path,
     return written
 
 
-def _plan_sizes(model: onnx.ModelProto, skeleton: onnx.ModelProto) -> dict[int, list[int]]:
-    """Per engine node (its index), the serialized size of each of its plan attributes whole,
-    as in ``model`` (each serialized alone: one plan's copy at a time)."""
+def _plan_lengths(model: onnx.ModelProto) -> dict[int, list[int]]:
+    """Per engine node (its index), the length of each of its plans (each read alone: one
+    plan's copy at a time; protobuf tells no length without one)."""
     found: dict[int, list[int]] = {}
     for k, node in enumerate(model.graph.node):
-        sizes = [_whole_size(a) for a in node.attribute if is_plan(node, a)]
-        if sizes:
-            found[k] = sizes
+        lengths = [len(a.s) for a in node.attribute if is_plan(node, a)]
+        if lengths:
+            found[k] = lengths
     return found
 
 
-def _whole_size(attribute: onnx.AttributeProto) -> int:
-    try:
-        return attribute.ByteSize()
-    except EncodeError:  # (over 2 GiB alone)
-        return 1 << 31
-
-
 def _file_size(skeleton: onnx.ModelProto, found: dict[int, list[int]]) -> int:
-    """The size of ``skeleton`` serialized with its plan attributes of the sizes ``found``:
-    each message's size grows by its field's, and its length prefix by as many bytes as the
-    varint takes more (protobuf's encoding, exact)."""
+    """The size of ``skeleton`` serialized with plans of the lengths ``found`` in its (empty)
+    plan attributes: each message grows by its field's growth, and its length prefix by as
+    many bytes as the varint takes more (protobuf's encoding, exact)."""
     graph_growth = 0
-    for k, sizes in found.items():
+    for k, lengths in found.items():
         node = skeleton.graph.node[k]
         empty = [a.ByteSize() for a in node.attribute if a.name == "engine"]
+        whole = [left + length + _varint(length) - 1 if length else left
+                 for left, length in zip(empty, lengths)]  # (s: a tag, a length, the bytes)
         before = node.ByteSize()
-        after = before + sum(whole - left + _varint(whole) - _varint(left)
-                             for left, whole in zip(empty, sizes))
+        after = before + sum(w - left + _varint(w) - _varint(left)
+                             for left, w in zip(empty, whole))
         graph_growth += after - before + _varint(after) - _varint(before)
     graph = skeleton.graph.ByteSize()
     return (skeleton.ByteSize() + graph_growth + _varint(graph + graph_growth)

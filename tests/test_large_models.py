@@ -340,6 +340,35 @@ def test_plans_that_would_pass_2_gib_in_the_model_file_go_to_side_files(
     assert not list(saved.parent.glob("*.plan")) and load(saved).engines[0].engine
 
 
+@pytest.mark.parametrize("length", [100, 127, 128, 16383, 16384, 2097152])
+def test_plans_go_apart_exactly_when_the_model_file_would_pass_the_limit_with_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, length: int) -> None:
+    """``save`` sizes the model file with its plans from their lengths (the skeleton leaves
+    them out): the same decision as sizing a skeleton with the plans inside, to the byte,
+    across the lengths where protobuf's varints grow."""
+    import hybridtrt.core.side_plans as side_plans
+
+    nodes = [helper.make_node("tensorrt_engine", ["a"], ["b"], name=f"e{k}", domain="hybridtrt",
+                              engine=bytes([k + 1]) * (length + k), engine_file="",
+                              engine_sha256=f"{k:064x}") for k in range(2)]
+    graph = helper.make_graph(nodes, "g", [], [], [numpy_helper.from_array(
+        np.ones((64, 64), np.float32), "w")], doc_string="d" * length)
+    model = helper.make_model(graph)
+    (tmp_path / "whole").mkdir()
+    whole = external.externalized(model, tmp_path / "whole", "w.data").ByteSize()  # plans inside
+    for limit, apart in ((whole, False), (whole - 1, True)):
+        monkeypatch.setattr(side_plans, "PLANS_APART_ABOVE", limit)
+        folder = tmp_path / str(limit)
+        folder.mkdir()
+        skeleton = external.externalized(model, folder, "w.data", 1024, side_plans.is_plan)
+        written = side_plans.place_plans(model, skeleton, folder, "m.onnx")
+        assert bool(written) == apart
+        plans = [next(a.s for a in n.attribute if a.name == "engine") for n in skeleton.graph.node]
+        assert plans == ([b"", b""] if apart else [bytes([k + 1]) * (length + k) for k in range(2)])
+        if not apart:
+            assert skeleton.ByteSize() == whole
+
+
 @pytest.mark.skipif(not installed(RTX), reason="tensorrt_rtx is not installed")
 def test_tensorrt_rtx_reads_the_weights_left_in_the_file_and_builds_the_same_plans(
         tmp_path: Path, large_limit: None) -> None:
@@ -407,7 +436,10 @@ def _convert_growth(path: Path, plan: int = 0,
     """Peak RSS growth of ``convert(path)`` in a fresh process, its engine count, the most RSS
     had grown by when a build began, and the peak growth of a save to ``saved`` (plans in side
     files; 0 when not given); each engine built with a plan of ``plan`` bytes (0: not built)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
+    temporary = path.parent / "tmp"  # where the built plans wait (gone after convert)
+    temporary.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none",
+           "TMPDIR": str(temporary)}
     done = subprocess.run([sys.executable, "-c", _MEMORY, str(path), str(plan),
                            *([str(saved)] if saved else [])], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -440,3 +472,4 @@ def test_converting_holds_each_plan_once(tmp_path: Path) -> None:
     assert held < plan / 2, f"the last build began with {held / plan:.2f} plans in memory"
     assert save < 2 * plan, f"save grew RSS by {save / plan:.2f} plans"
     assert len(list(saved.parent.glob("*.plan"))) == 3
+    assert not list((tmp_path / "tmp").glob("hybridtrt-plans-*"))  # where the plans waited: gone

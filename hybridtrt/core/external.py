@@ -88,7 +88,8 @@ def light_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 class _Sink:
-    """Writes tensors over ``threshold`` bytes into one data file and returns their stubs."""
+    """Copies a model into a skeleton in place, writing tensors over ``threshold`` bytes into one
+    data file (the skeleton keeps stubs naming them)."""
 
     def __init__(self, data: BinaryIO, location: str, threshold: int,
                  left_out: Callable[[onnx.NodeProto, onnx.AttributeProto], bool] | None) -> None:
@@ -108,7 +109,8 @@ class _Sink:
                               or tensor.data_location == TensorProto.EXTERNAL):
             into.CopyFrom(tensor)
             return
-        into.name, into.data_type, into.doc_string = tensor.name, tensor.data_type, tensor.doc_string
+        into.name, into.data_type = tensor.name, tensor.data_type
+        into.doc_string = tensor.doc_string  # (set even when empty, as the stub always had it)
         into.dims.extend(tensor.dims)
         into.data_location = TensorProto.EXTERNAL
         start = self.offset

@@ -22,26 +22,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 _PRELUDE = r"""
-import json, os, sys, threading, time
+import json, sys, time
 from pathlib import Path
 import numpy as np
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-_peak = [0]
-def _rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
-def _sample():
-    while True:
-        _peak[0] = max(_peak[0], _rss())
-        time.sleep(0.005)
-threading.Thread(target=_sample, daemon=True).start()
+from benchmarks.rss import PeakRSS
+_peak = PeakRSS(every=0.005)
 ROWS = []
 def stage(name, fn):
-    _peak[0] = _rss()
+    _peak.restart()
     start = time.perf_counter()
     value = fn()
     ROWS.append({"stage": name, "seconds": time.perf_counter() - start,
-                 "peak_rss": max(_peak[0], _rss())})
+                 "peak_rss": _peak.peak()})
     return value
 folder = Path(sys.argv[1])
 width, count = int(sys.argv[2]), int(sys.argv[3])

@@ -58,8 +58,9 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return made
 
 
-def _chain(folder: Path, count: int = 8, batch: int | str = 2, width: int = WIDTH) -> Path:
-    """MatMuls with a Sigmoid in the middle (kept out of TensorRT), weights in a data file."""
+def _chain(folder: Path, count: int = 8, batch: int | str = 2, width: int = WIDTH,
+           pieces: int = 2) -> Path:
+    """MatMuls cut into ``pieces`` by Sigmoids (kept out of TensorRT), weights in a data file."""
     rng = np.random.default_rng(0)
     nodes, weights, previous = [], [], "x"
     for k in range(count):
@@ -67,9 +68,10 @@ def _chain(folder: Path, count: int = 8, batch: int | str = 2, width: int = WIDT
         weights.append(numpy_helper.from_array(w, f"w{k}"))
         nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
         previous = f"h{k}"
-        if k == count // 2 - 1:
-            nodes.append(helper.make_node("Sigmoid", [previous], ["mid"], name="mid"))
-            previous = "mid"
+        if (k + 1) % (count // pieces) == 0 and k < count - 1:
+            name = "mid" if pieces == 2 else f"mid{k}"
+            nodes.append(helper.make_node("Sigmoid", [previous], [name], name=name))
+            previous = name
     graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [batch, width])],
                               [helper.make_tensor_value_info(previous, 1, [batch, width])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -338,6 +340,35 @@ def test_plans_that_would_pass_2_gib_in_the_model_file_go_to_side_files(
     assert not list(saved.parent.glob("*.plan")) and load(saved).engines[0].engine
 
 
+@pytest.mark.parametrize("length", [100, 127, 128, 16383, 16384, 2097152])
+def test_plans_go_apart_exactly_when_the_model_file_would_pass_the_limit_with_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, length: int) -> None:
+    """``save`` sizes the model file with its plans from their lengths (the skeleton leaves
+    them out): the same decision as sizing a skeleton with the plans inside, to the byte,
+    across the lengths where protobuf's varints grow."""
+    import hybridtrt.core.side_plans as side_plans
+
+    nodes = [helper.make_node("tensorrt_engine", ["a"], ["b"], name=f"e{k}", domain="hybridtrt",
+                              engine=bytes([k + 1]) * (length + k), engine_file="",
+                              engine_sha256=f"{k:064x}") for k in range(2)]
+    graph = helper.make_graph(nodes, "g", [], [], [numpy_helper.from_array(
+        np.ones((64, 64), np.float32), "w")], doc_string="d" * length)
+    model = helper.make_model(graph)
+    (tmp_path / "whole").mkdir()
+    whole = external.externalized(model, tmp_path / "whole", "w.data").ByteSize()  # plans inside
+    for limit, apart in ((whole, False), (whole - 1, True)):
+        monkeypatch.setattr(side_plans, "PLANS_APART_ABOVE", limit)
+        folder = tmp_path / str(limit)
+        folder.mkdir()
+        skeleton = external.externalized(model, folder, "w.data", 1024, side_plans.is_plan)
+        written = side_plans.place_plans(model, skeleton, folder, "m.onnx")
+        assert bool(written) == apart
+        plans = [next(a.s for a in n.attribute if a.name == "engine") for n in skeleton.graph.node]
+        assert plans == ([b"", b""] if apart else [bytes([k + 1]) * (length + k) for k in range(2)])
+        if not apart:
+            assert skeleton.ByteSize() == whole
+
+
 @pytest.mark.skipif(not installed(RTX), reason="tensorrt_rtx is not installed")
 def test_tensorrt_rtx_reads_the_weights_left_in_the_file_and_builds_the_same_plans(
         tmp_path: Path, large_limit: None) -> None:
@@ -365,35 +396,80 @@ def test_tensorrt_rtx_reads_the_weights_left_in_the_file_and_builds_the_same_pla
 
 
 _MEMORY = r"""
-import os, sys, threading, time
+import sys
 import hybridtrt.core.external as external
+from benchmarks.rss import PeakRSS, rss
 from hybridtrt import TensorRTConfig, convert
-external.LARGE_ABOVE = 1 << 20
-page, peak = os.sysconf("SC_PAGE_SIZE"), [0]
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * page
-def sample():
-    while True:
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.002)
+from hybridtrt.trt.engine import BuildResult
+external.LARGE_ABOVE = 100_000
+PLAN = int(sys.argv[2])  # bytes of every plan (0: engines not built)
+
+class FullPlans:  # stands for TensorRT-RTX on a CPU: full plans, the size of their weights
+    built, held = 0, 0  # held: the most RSS had grown by when a build began
+    def parser_support(self, model):
+        return None
+    def build(self, name, model, profiles, settings):
+        FullPlans.built += 1
+        FullPlans.held = max(FullPlans.held, rss() - before)
+        return BuildResult(bytes([FullPlans.built]) * PLAN, fingerprint={})
+
 import onnxruntime, hybridtrt.compiler.pipeline  # what convert imports on first use
-before = peak[0] = rss()  # (a first convert here would leave freed pages for the second)
-threading.Thread(target=sample, daemon=True).start()
-hybrid = convert(sys.argv[1], TensorRTConfig(disable_ops=["Sigmoid"]))
-print(max(peak[0], rss()) - before)
+sampler = PeakRSS(every=0.002)
+before = sampler.restart()  # (a first convert here would leave freed pages for the second)
+hybrid = convert(sys.argv[1], TensorRTConfig(disable_ops=["Sigmoid"]),
+                 builder=FullPlans() if PLAN else None)
+grown = sampler.peak() - before
+saved = 0
+if len(sys.argv) > 3:  # saved there, plans in side files
+    import hybridtrt.core.side_plans as side_plans
+    side_plans.PLANS_APART_ABOVE = 1 << 20
+    start = sampler.restart()
+    hybrid.save(sys.argv[3])
+    saved = sampler.peak() - start
+assert not PLAN or len({e.engine for e in hybrid.engines}) == len(hybrid.engines) == FullPlans.built
+print(grown, len(hybrid.engines), FullPlans.held, saved)
 """
+
+
+def _convert_growth(path: Path, plan: int = 0,
+                    saved: Path | None = None) -> tuple[int, int, int, int]:
+    """Peak RSS growth of ``convert(path)`` in a fresh process, its engine count, the most RSS
+    had grown by when a build began, and the peak growth of a save to ``saved`` (plans in side
+    files; 0 when not given); each engine built with a plan of ``plan`` bytes (0: not built)."""
+    temporary = path.parent / "tmp"  # where the built plans wait (gone after convert)
+    temporary.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none",
+           "TMPDIR": str(temporary)}
+    done = subprocess.run([sys.executable, "-c", _MEMORY, str(path), str(plan),
+                           *([str(saved)] if saved else [])], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    growth, engines, held, save = done.stdout.split()[-4:]
+    return int(growth), int(engines), int(held), int(save)
 
 
 def test_converting_a_large_model_holds_no_copy_of_its_weights(tmp_path: Path) -> None:
     """Peak RSS growth during ``convert``, in a fresh process: a copy of the weights (the
     loaded model's, the engine subgraphs' or the hybrid model's) would add their size."""
     width, count = 2048, 8  # 128 MiB of weights
-    path = _chain(tmp_path, count, batch=1, width=width)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYBRIDTRT_BACKEND": "none"}
-    done = subprocess.run([sys.executable, "-c", _MEMORY, str(path)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    growth = int(done.stdout.split()[-1])
+    growth, _, _, _ = _convert_growth(_chain(tmp_path, count, batch=1, width=width))
     # one tensor is read at a time (3/8 of the weights, counting the checksum's copies)
     assert growth < 0.75 * count * width * width * 4, f"convert grew RSS by {growth / 2**20:.0f} MiB"
+
+
+def test_converting_holds_each_plan_once(tmp_path: Path) -> None:
+    """Full plans (as TensorRT-RTX makes them without a GPU) are held by their engine nodes
+    alone: the engine stage's records and the hybrid model's read them there. A second copy
+    (in a record beside the node) would double them: 6 plans for 3 engines at the end of
+    rewrite; held once, a plan is read into its node while the others are there (4). Until
+    then built plans wait in files: the next engines build with none of them in memory. A
+    save to side files copies one plan at a time (a copy in the model written would be 3)."""
+    plan = 128 << 20
+    saved = tmp_path / "hybrid" / "model.onnx"
+    growth, engines, held, save = _convert_growth(_chain(tmp_path, 12, pieces=3), plan, saved)
+    assert engines == 3
+    assert growth < 5 * plan, f"convert grew RSS by {growth / plan:.2f} plans"
+    assert held < plan / 2, f"the last build began with {held / plan:.2f} plans in memory"
+    assert save < 2 * plan, f"save grew RSS by {save / plan:.2f} plans"
+    assert len(list(saved.parent.glob("*.plan"))) == 3
+    assert not list((tmp_path / "tmp").glob("hybridtrt-plans-*"))  # where the plans waited: gone

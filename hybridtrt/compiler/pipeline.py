@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gc
 import os
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import onnx
 
@@ -84,7 +86,9 @@ def convert(
         >>> hybrid = convert("model.onnx", TensorRTConfig(inputs=[]))  # doctest: +SKIP
         >>> hybrid.save("model.hybrid.onnx")  # doctest: +SKIP
     """
-    run = _execute(Run(model, config or TensorRTConfig(), building=True, builder=builder), STEPS)
+    with tempfile.TemporaryDirectory(prefix="hybridtrt-plans-") as spill:  # gone once in nodes
+        run = _execute(Run(model, config or TensorRTConfig(), building=True, builder=builder,
+                           spill=Path(spill)), STEPS)
     run.hybrid.stage_seconds = dict(run.seconds)
     return run.hybrid
 

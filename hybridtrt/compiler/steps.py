@@ -47,6 +47,7 @@ class Run:
         config: The settings.
         building: Engines are built and the hybrid model made (``convert``), or not (``analyze``).
         builder: The engine builder ``convert`` was given (None: the default one).
+        spill: A folder where large built plans wait for ``rewrite`` (None: in memory).
         seconds: How long each step took, in the order the steps ran.
     """
 
@@ -54,6 +55,7 @@ class Run:
     config: TensorRTConfig
     building: bool
     builder: EngineBuilder | None = None
+    spill: Path | None = None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     loaded: LoadedModel = dataclasses.field(init=False)
     index: GraphIndex = dataclasses.field(init=False)
@@ -152,7 +154,7 @@ def _engines(run: Run) -> None:
                                    config.target_compute_capabilities) if run.building
                    else NotBuilding("inspection only: nothing is built"))
     run.engines = build_engines(run.index, run.clustering.parts, run.book, config, builder,
-                                run.precision, run.clustering.facts)
+                                run.precision, run.clustering.facts, run.spill)
     if run.precision is not None and run.precision.guard_seconds:
         run.seconds["accuracy guard"] = run.precision.guard_seconds  # within "engines"
 
@@ -199,8 +201,8 @@ def _rewrite(run: Run) -> None:
         META_VERSION: __version__,
         META_REPORT: run.report.to_json(indent=None),
     })
-    # The hybrid model reads its records (plans included) from ``proto``: the stage's copies
-    # go first, so each plan is held twice at most (a full plan is the size of its weights).
+    # Each plan is now held by its engine node alone (the stage's records and the hybrid
+    # model's read it there); the stage's records and their subgraphs go.
     run.engines = dataclasses.replace(engines, records=())
     del engines
     run.hybrid = HybridModel(proto)

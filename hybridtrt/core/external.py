@@ -88,26 +88,31 @@ def light_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 class _Sink:
-    """Writes tensors over ``threshold`` bytes into one data file and returns their stubs."""
+    """Copies a model into a skeleton in place, writing tensors over ``threshold`` bytes into one
+    data file (the skeleton keeps stubs naming them)."""
 
-    def __init__(self, data: BinaryIO, location: str, threshold: int) -> None:
+    def __init__(self, data: BinaryIO, location: str, threshold: int,
+                 left_out: Callable[[onnx.NodeProto, onnx.AttributeProto], bool] | None) -> None:
         self.data = data
         self.location = location
         self.threshold = threshold
+        self.left_out = left_out
         self.offset = 0
 
-    def tensor(self, tensor: TensorProto) -> TensorProto:
+    def tensor(self, tensor: TensorProto, into: TensorProto) -> None:
         reference = is_reference(tensor)
         if reference and tensor_bytes(tensor) < self.threshold:
-            return inlined(tensor)  # a copy, read from the file
+            into.CopyFrom(inlined(tensor))  # read from the file
+            return
         if not reference and (tensor.data_type == TensorProto.STRING
                               or tensor_bytes(tensor) < self.threshold
                               or tensor.data_location == TensorProto.EXTERNAL):
-            copy = TensorProto()
-            copy.CopyFrom(tensor)
-            return copy
-        stub = TensorProto(name=tensor.name, dims=tensor.dims, data_type=tensor.data_type,
-                           doc_string=tensor.doc_string, data_location=TensorProto.EXTERNAL)
+            into.CopyFrom(tensor)
+            return
+        into.name, into.data_type = tensor.name, tensor.data_type
+        into.doc_string = tensor.doc_string  # (set even when empty, as the stub always had it)
+        into.dims.extend(tensor.dims)
+        into.data_location = TensorProto.EXTERNAL
         start = self.offset
         if reference:  # streamed from the source data file, a chunk at a time
             self.offset = start + stream_values(tensor, self.data)
@@ -118,47 +123,79 @@ class _Sink:
             self.offset = start + len(values)
         for key, value in (("location", self.location), ("offset", str(start)),
                            ("length", str(self.offset - start))):
-            stub.external_data.add(key=key, value=value)
-        return stub
+            into.external_data.add(key=key, value=value)
 
-    def graph(self, graph: onnx.GraphProto) -> onnx.GraphProto:
-        out = onnx.GraphProto()
-        _copy_fields(graph, out, {"initializer": self.tensor, "node": self.node})
-        return out
+    def graph(self, graph: onnx.GraphProto, into: onnx.GraphProto) -> None:
+        _copy_fields(graph, into, {"initializer": self.tensor, "node": self.node})
 
-    def node(self, node: onnx.NodeProto) -> onnx.NodeProto:
-        out = onnx.NodeProto()
-        _copy_fields(node, out, {"attribute": self.attribute})
-        return out
+    def node(self, node: onnx.NodeProto, into: onnx.NodeProto) -> None:
+        left_out = self.left_out
+        if left_out is None:
+            _copy_fields(node, into, {"attribute": self.attribute})
+            return
 
-    def attribute(self, attr: onnx.AttributeProto) -> onnx.AttributeProto:
-        out = onnx.AttributeProto()
-        _copy_fields(attr, out, {"t": self.tensor, "tensors": self.tensor, "g": self.graph,
-                                 "graphs": self.graph})
-        return out
+        def attribute(attr: onnx.AttributeProto, out: onnx.AttributeProto) -> None:
+            if left_out(node, attr):
+                _without_bytes(attr, out)
+            else:
+                self.attribute(attr, out)
+
+        _copy_fields(node, into, {"attribute": attribute})
+
+    def attribute(self, attr: onnx.AttributeProto, into: onnx.AttributeProto) -> None:
+        _copy_fields(attr, into, {"t": self.tensor, "tensors": self.tensor, "g": self.graph,
+                                  "graphs": self.graph})
 
 
 def _copy_fields(source: Message, target: Message, special: dict[str, Callable]) -> None:
-    """Copy every set field of ``source`` into ``target``; those in ``special`` through it."""
+    """Copy every set field of ``source`` into ``target``; those in ``special`` through it,
+    made in place (a message made apart and then added would be copied twice: an engine
+    node's plan, its subgraph)."""
     for field, value in source.ListFields():
         make = special.get(field.name)
-        if field.is_repeated:
-            getattr(target, field.name).extend([make(v) for v in value] if make else value)
-        elif field.message_type is not None:
-            getattr(target, field.name).CopyFrom(make(value) if make else value)
+        if make is None:
+            if field.is_repeated:
+                getattr(target, field.name).extend(value)
+            elif field.message_type is not None:
+                getattr(target, field.name).CopyFrom(value)
+            else:
+                setattr(target, field.name, value)
+        elif field.is_repeated:
+            for item in value:
+                make(item, getattr(target, field.name).add())
         else:
-            setattr(target, field.name, value)
+            child = getattr(target, field.name)
+            child.SetInParent()  # (present even when it stays empty, as CopyFrom made it)
+            make(value, child)
 
 
-def externalized(model: onnx.ModelProto, folder: Path, data_name: str,
-                 threshold: int = 1024) -> onnx.ModelProto:
+def _without_bytes(attr: onnx.AttributeProto, out: onnx.AttributeProto) -> None:
+    """``attr`` copied into ``out`` but for its string ``s`` (never read), left empty."""
+    for field in attr.DESCRIPTOR.fields:
+        if field.name == "s":
+            continue
+        if field.is_repeated:
+            getattr(out, field.name).extend(getattr(attr, field.name))
+        elif attr.HasField(field.name):
+            if field.message_type is not None:
+                getattr(out, field.name).CopyFrom(getattr(attr, field.name))
+            else:
+                setattr(out, field.name, getattr(attr, field.name))
+    if attr.HasField("s"):
+        out.s = b""
+
+
+def externalized(model: onnx.ModelProto, folder: Path, data_name: str, threshold: int = 1024,
+                 left_out: Callable[[onnx.NodeProto, onnx.AttributeProto], bool] | None = None
+                 ) -> onnx.ModelProto:
     """A copy of ``model`` whose tensors of ``threshold`` bytes or more (initializers, attribute
     tensors, those of nested graphs) are written to ``folder/data_name`` and read from there;
     one tensor is copied at a time (a reference, ``core.references``, streamed from its file).
-    No data file is left when no tensor is that large."""
+    No data file is left when no tensor is that large. Attributes ``left_out(node, attribute)``
+    picks keep an empty ``s`` (their bytes, a plan, are written elsewhere or added later)."""
     path = folder / data_name
     with open(path, "wb") as data:
-        sink = _Sink(data, data_name, threshold)
+        sink = _Sink(data, data_name, threshold, left_out)
         skeleton = onnx.ModelProto()
         _copy_fields(model, skeleton, {"graph": sink.graph})
     if sink.offset == 0:

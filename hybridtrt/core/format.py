@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import onnx
@@ -27,6 +28,7 @@ __all__ = [
     "META_VERSION",
     "SPLIT",
     "EngineRecord",
+    "PlanBytes",
     "add_engine_attributes",
     "format_version",
     "subgraph_digest",
@@ -111,6 +113,45 @@ def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+class PlanBytes:
+    """Where an engine's serialized plan is held, once: its bytes (or a file the engine stage
+    wrote them to) until they are copied into their engine node (``add_engine_attributes``),
+    that node's ``engine`` attribute after.
+
+    A full plan is the size of its weights; a copy in the record beside the one in the node
+    would double them (protobuf cannot share bytes with Python, and reads give copies).
+    """
+
+    __slots__ = ("_data", "_attribute", "_file")
+
+    def __init__(self, data: bytes = b"", attribute: onnx.AttributeProto | None = None,
+                 file: Path | None = None) -> None:
+        self._data = data
+        self._attribute = attribute
+        self._file = file
+
+    @property
+    def data(self) -> bytes:
+        """The plan (read from its node or its file, when it is held there: a copy)."""
+        if self._attribute is not None:
+            return self._attribute.s
+        return self._file.read_bytes() if self._file is not None else self._data
+
+    def held_by(self, attribute: onnx.AttributeProto) -> None:
+        """The plan's bytes are now in ``attribute`` (a copy): read them there from now on."""
+        self._attribute, self._data, self._file = attribute, b"", None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PlanBytes) and (self is other or self.data == other.data)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        where = ("in its engine node" if self._attribute is not None
+                 else f"in {self._file}" if self._file is not None else "bytes")
+        return f"PlanBytes({where})"
+
+
 @dataclasses.dataclass(frozen=True)
 class EngineRecord:
     """Everything a ``tensorrt_engine`` node carries.
@@ -124,7 +165,7 @@ class EngineRecord:
         build_settings: Precision, workspace and optimization level used for the build.
         status: ``"not_built"`` or ``"built"``.
         status_reason: Why the engine is not built (empty when built).
-        engine: The serialized TensorRT plan (empty when not built or kept in a side file).
+        plan: Where the serialized TensorRT plan is held (``engine`` reads it).
         engine_file: Side file of the plan, relative to the model file ("" when embedded).
         engine_sha256: SHA-256 of the plan bytes ("" when not built).
         fingerprint: TensorRT version, GPU compute capability and settings hash of the plan.
@@ -140,11 +181,16 @@ class EngineRecord:
     build_settings: dict[str, Any]
     status: str = STATUS_NOT_BUILT
     status_reason: str = ""
-    engine: bytes = b""
+    plan: PlanBytes = dataclasses.field(default_factory=PlanBytes)
     engine_file: str = ""
     engine_sha256: str = ""
     fingerprint: dict[str, Any] = dataclasses.field(default_factory=dict)
     precision: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def engine(self) -> bytes:
+        """The serialized TensorRT plan (empty when not built or kept in a side file)."""
+        return self.plan.data
 
     @property
     def input_names(self) -> list[str]:
@@ -157,7 +203,8 @@ class EngineRecord:
     @staticmethod
     def from_node(node: onnx.NodeProto) -> EngineRecord:
         """Parse an engine node, checking its attributes (raises FormatError)."""
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute
+                 if a.name != "engine"}  # (the plan: read where it is, when it is needed)
         missing = [k for k in ("subgraph", "subgraph_sha256", "profiles", "build_settings")
                    if k not in attrs]
         if missing:
@@ -171,6 +218,9 @@ class EngineRecord:
 
     @staticmethod
     def _parse(node: onnx.NodeProto, attrs: dict[str, Any]) -> EngineRecord:
+        plans = [a for a in node.attribute if a.name == "engine"]
+        if plans and plans[-1].type != onnx.AttributeProto.STRING:
+            raise TypeError("attribute 'engine' is not a string")
         profiles = json.loads(_text(attrs["profiles"]))
         settings = json.loads(_text(attrs["build_settings"]))
         fingerprint = json.loads(_text(attrs.get("fingerprint", b"{}")))
@@ -188,7 +238,7 @@ class EngineRecord:
             build_settings=settings,
             status=_text(attrs.get("status", STATUS_NOT_BUILT.encode())),
             status_reason=_text(attrs.get("status_reason", b"")),
-            engine=bytes(attrs.get("engine", b"")),
+            plan=PlanBytes(attribute=plans[-1]) if plans else PlanBytes(),
             engine_file=_text(attrs.get("engine_file", b"")),
             engine_sha256=_text(attrs.get("engine_sha256", b"")),
             fingerprint=fingerprint,
@@ -203,7 +253,8 @@ class EngineRecord:
                 f"engine '{self.name}': its embedded subgraph does not match its checksum "
                 "(the file was modified or corrupted); convert the original model again"
             )
-        if self.engine and hashlib.sha256(self.engine).hexdigest() != self.engine_sha256:
+        plan = self.engine  # (read once: a copy of a plan held in its node)
+        if plan and hashlib.sha256(plan).hexdigest() != self.engine_sha256:
             raise FormatError(f"engine '{self.name}': the serialized engine fails its checksum")
 
 
@@ -215,7 +266,7 @@ def add_engine_attributes(node: onnx.NodeProto, record: EngineRecord) -> None:
     """Give a ``tensorrt_engine`` node the attributes of ``record``, in a fixed order.
 
     The subgraph and the plan are copied straight into the node (made apart and then added,
-    they would be copied twice).
+    they would be copied twice); the record reads its plan from the node after.
     """
     profiles = [
         {"inputs": inputs, "outputs": outputs}
@@ -235,8 +286,10 @@ def add_engine_attributes(node: onnx.NodeProto, record: EngineRecord) -> None:
         ("fingerprint", _canonical_json(record.fingerprint)),
         ("precision", _canonical_json(record.precision)),
     ):  # what make_attribute makes of a string, added in place (a plan is copied once)
-        node.attribute.add(name=name, type=onnx.AttributeProto.STRING,
-                           s=value if isinstance(value, bytes) else value.encode("utf-8"))
+        added = node.attribute.add(name=name, type=onnx.AttributeProto.STRING,
+                                   s=value if isinstance(value, bytes) else value.encode("utf-8"))
+        if name == "engine":
+            record.plan.held_by(added)
 
 
 def format_version(model: onnx.ModelProto) -> int | None:

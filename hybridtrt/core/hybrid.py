@@ -23,7 +23,7 @@ from hybridtrt.core.loading import read_onnx_file
 from hybridtrt.core.references import inlined_model
 from hybridtrt.core.report import Report, engine_summary, name_order
 from hybridtrt.core import side_plans
-from hybridtrt.core.side_plans import embed_side_plans, plans_apart, side_plan_names
+from hybridtrt.core.side_plans import embed_side_plans, place_plans, side_plan_names
 from hybridtrt.errors import FormatError, SaveError
 from hybridtrt.core.format import (
     FORMAT_VERSION,
@@ -156,9 +156,8 @@ class HybridModel:
 
     def _write_external(self, staged: Path) -> list[str]:
         staging = f"{staged.name}.staging.data"
-        skeleton = externalized(self.model, staged.parent, staging)  # one tensor at a time
-        plans = (plans_apart(skeleton, staged.parent, staged.name)
-                 if _too_large(skeleton) else [])
+        skeleton = externalized(self.model, staged.parent, staging, 1024, side_plans.is_plan)
+        plans = place_plans(self.model, skeleton, staged.parent, staged.name)  # inside or apart
         tensors = [t for t in onnx.external_data_helper._get_all_tensors(skeleton)  # noqa: SLF001
                    if t.data_location == onnx.TensorProto.EXTERNAL]
         if not tensors:
@@ -174,15 +173,6 @@ class HybridModel:
         os.replace(staged.parent / staging, staged.parent / data_name)
         onnx.save_model(skeleton, str(staged))
         return [data_name, *plans]
-
-
-def _too_large(skeleton: onnx.ModelProto) -> bool:
-    """Whether the model file, weights external, would pass ``PLANS_APART_ABOVE`` (plans
-    inside)."""
-    try:
-        return skeleton.ByteSize() > side_plans.PLANS_APART_ABOVE
-    except EncodeError:  # (over 2 GiB: protobuf cannot even size it)
-        return True
 
 
 def _inline_bytes(model: onnx.ModelProto) -> bytes | None:

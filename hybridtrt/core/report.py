@@ -128,7 +128,7 @@ def engine_summary(record: EngineRecord) -> EngineSummary:
         precision=str(record.build_settings.get("precision_mode", "fp32")),
         fp32_nodes=tuple(tuple(k) for k in record.precision.get("fp32_nodes", ())),  # type: ignore[misc]
         quantization=str(record.precision.get("quantization", "")),
-        built_with=_built_with(record.fingerprint) if record.engine else "",
+        built_with=_built_with(record.fingerprint) if record.engine_sha256 else "",  # (a plan)
         accuracy_before=tuple(checked.get("before", ())),
         accuracy_after=tuple(checked.get("after", ())),
         accuracy_demoted=tuple(tuple(d) for d in checked.get("demoted", ())),  # type: ignore[misc]

@@ -9,10 +9,10 @@ from pathlib import Path, PurePosixPath
 
 import onnx
 
-from hybridtrt.core.format import EngineRecord, engine_nodes
+from hybridtrt.core.format import DOMAIN, ENGINE, EngineRecord, engine_nodes
 from hybridtrt.errors import FormatError
 
-__all__ = ["PLANS_APART_ABOVE", "embed_side_plans", "plans_apart", "side_plan_path",
+__all__ = ["PLANS_APART_ABOVE", "embed_side_plans", "is_plan", "place_plans", "side_plan_path",
            "side_plan_names"]
 
 PLANS_APART_ABOVE = (1 << 31) - (1 << 26)  # bytes of a model file (protobuf's limit: 2 GiB)
@@ -76,24 +76,74 @@ def _read(engine: str, path: Path, sha256: str) -> bytes:
     return plan
 
 
-def plans_apart(skeleton: onnx.ModelProto, folder: Path, stem: str) -> list[str]:
-    """Move every embedded plan of ``skeleton`` (a model about to be written, weights already
-    external) into ``<stem>.<engine_sha256 prefix>.plan`` in ``folder``, its node naming the
-    file in ``engine_file``; the names written. Names come from checksums, never from the
-    nodes' names (which a file may choose)."""
+def is_plan(node: onnx.NodeProto, attribute: onnx.AttributeProto) -> bool:
+    """Whether ``attribute`` is an engine node's plan (``externalized`` leaves it out for
+    ``place_plans``)."""
+    return node.domain == DOMAIN and node.op_type == ENGINE and attribute.name == "engine"
+
+
+def place_plans(model: onnx.ModelProto, skeleton: onnx.ModelProto, folder: Path,
+                stem: str) -> list[str]:
+    """Give ``skeleton`` (``model`` about to be written, weights external, plans left out by
+    ``is_plan``) the plans of ``model``'s engine nodes: inside, or when the model file would
+    pass ``PLANS_APART_ABOVE`` with them, in ``<stem>.<engine_sha256 prefix>.plan`` files in
+    ``folder``, the node naming its file in ``engine_file``; the names written. Each plan is
+    read from ``model`` and written alone. Names come from checksums, never from the nodes'
+    names (which a file may choose)."""
+    found = _plan_lengths(model)
+    apart = _file_size(skeleton, found) > PLANS_APART_ABOVE
     written: list[str] = []
-    for node in engine_nodes(skeleton.graph):
+    for k, lengths in found.items():
+        original, node = model.graph.node[k], skeleton.graph.node[k]
         attrs = {a.name: a for a in node.attribute}
-        plan = attrs.get("engine")
-        if plan is None or not plan.s or "engine_file" not in attrs:
-            continue
-        name = f"{stem}.{attrs['engine_sha256'].s.decode('ascii', 'replace')[:16]}.plan"
-        if name not in written:
-            (folder / name).write_bytes(plan.s)
-            written.append(name)
-        plan.s = b""
-        attrs["engine_file"].s = name.encode()
+        positions = [j for j, a in enumerate(node.attribute) if a.name == "engine"]
+        for j, length in zip(positions, lengths):
+            if not length:
+                continue
+            if not (apart and j == positions[-1] and "engine_file" in attrs):
+                node.attribute[j].s = original.attribute[j].s
+                continue
+            name = f"{stem}.{attrs['engine_sha256'].s.decode('ascii', 'replace')[:16]}.plan"
+            if name not in written:
+                (folder / name).write_bytes(original.attribute[j].s)
+                written.append(name)
+            attrs["engine_file"].s = name.encode()
     return written
+
+
+def _plan_lengths(model: onnx.ModelProto) -> dict[int, list[int]]:
+    """Per engine node (its index), the length of each of its plans (each read alone: one
+    plan's copy at a time; protobuf tells no length without one)."""
+    found: dict[int, list[int]] = {}
+    for k, node in enumerate(model.graph.node):
+        lengths = [len(a.s) for a in node.attribute if is_plan(node, a)]
+        if lengths:
+            found[k] = lengths
+    return found
+
+
+def _file_size(skeleton: onnx.ModelProto, found: dict[int, list[int]]) -> int:
+    """The size of ``skeleton`` serialized with plans of the lengths ``found`` in its (empty)
+    plan attributes: each message grows by its field's growth, and its length prefix by as
+    many bytes as the varint takes more (protobuf's encoding, exact)."""
+    graph_growth = 0
+    for k, lengths in found.items():
+        node = skeleton.graph.node[k]
+        empty = [a.ByteSize() for a in node.attribute if a.name == "engine"]
+        whole = [left + length + _varint(length) - 1 if length else left
+                 for left, length in zip(empty, lengths)]  # (s: a tag, a length, the bytes)
+        before = node.ByteSize()
+        after = before + sum(w - left + _varint(w) - _varint(left)
+                             for left, w in zip(empty, whole))
+        graph_growth += after - before + _varint(after) - _varint(before)
+    graph = skeleton.graph.ByteSize()
+    return (skeleton.ByteSize() + graph_growth + _varint(graph + graph_growth)
+            - _varint(graph))
+
+
+def _varint(value: int) -> int:
+    """The bytes protobuf's varint of ``value`` takes."""
+    return max(1, (value.bit_length() + 6) // 7)
 
 
 def side_plan_names(model: onnx.ModelProto) -> set[str]:

@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import onnx
@@ -17,7 +18,8 @@ from hybridtrt.compiler.building.refine import Rejection, bisect_build, parser_r
 from hybridtrt.compiler.precision.stage import PrecisionStage, Typed
 from hybridtrt.compiler.shapes import RunPlan, ShapeRange, record_shapes
 from hybridtrt.config import TensorRTConfig
-from hybridtrt.core.format import STATUS_BUILT, STATUS_NOT_BUILT, EngineRecord, subgraph_digest
+from hybridtrt.core.format import (STATUS_BUILT, STATUS_NOT_BUILT, EngineRecord, PlanBytes,
+                                   subgraph_digest)
 from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.partition import Partition
 from hybridtrt.core.report import OutsideNode
@@ -28,6 +30,8 @@ from hybridtrt.trt.engine import BuildResult, EngineBuilder
 __all__ = ["Engines", "ShapeBook", "build_engines", "outside_node"]
 
 _LOG = logging.getLogger("hybridtrt")
+
+SPILL_ABOVE = 1 << 26  # bytes of a plan that waits in a file (a full plan: its weights' size)
 
 
 class ShapeBook:
@@ -100,12 +104,13 @@ class _Sub:
 def build_engines(
     index: GraphIndex, parts: Sequence[Partition], book: ShapeBook, config: TensorRTConfig,
     builder: EngineBuilder, precision: PrecisionStage | None,
-    facts: filters.ClusterFacts | None = None,
+    facts: filters.ClusterFacts | None = None, spill: Path | None = None,
 ) -> Engines:
     """Build every cluster; split it where TensorRT's parser disagrees, bisect it where the
     build fails, and keep the parts that build (each new piece cut by ``facts`` as the
-    partition's filters cut clusters)."""
-    stage = _EngineStage(index, book, config, builder, precision, facts)
+    partition's filters cut clusters). Plans over ``SPILL_ABOVE`` wait for their engine
+    nodes in files in ``spill`` (when given): the next engines build without them in memory."""
+    stage = _EngineStage(index, book, config, builder, precision, facts, spill)
     with bar(total=len(parts), desc="engines", unit="engine") as shown:
         for k, part in enumerate(parts):
             stage.build_cluster(part, f"tensorrt_engine_{k}", shown.note)
@@ -119,8 +124,9 @@ class _EngineStage:
 
     def __init__(self, index: GraphIndex, book: ShapeBook, config: TensorRTConfig,
                  builder: EngineBuilder, precision: PrecisionStage | None,
-                 facts: filters.ClusterFacts | None = None) -> None:
+                 facts: filters.ClusterFacts | None = None, spill: Path | None = None) -> None:
         self.index, self.book, self.config, self.facts = index, book, config, facts
+        self.spill = spill
         self.builder, self.precision = builder, precision
         self.taken = {n.name for n in index.nodes} | set(index.producer) | set(index.consumers)
         self.settings = config.build_settings()
@@ -196,12 +202,27 @@ class _EngineStage:
             sub = self.submodel(piece, label)
             graph = sub.typed.model.graph
             graph.name = name  # the build is done; the record takes the graph as it is
-            self.records.append(_record(name, graph, sub, self.settings, self.config, result))
+            plan = _held(name, result.plan, self.spill)
+            self.records.append(_record(name, graph, sub, self.settings, self.config, result, plan))
             self.final.append((piece, sub.io))
 
 
+def _held(name: str, plan: bytes, spill: Path | None) -> PlanBytes:
+    """Where a built plan waits for its engine node: in a file in ``spill`` when it is over
+    ``SPILL_ABOVE`` (in memory when the file cannot be written), else in memory."""
+    if spill is None or len(plan) <= SPILL_ABOVE:
+        return PlanBytes(plan)
+    path = spill / f"{name}.plan"  # (engine names are unique in a conversion)
+    try:
+        path.write_bytes(plan)
+    except OSError as exc:
+        _LOG.info("engine %s: its plan stays in memory (%s: %s)", name, path, exc.strerror)
+        return PlanBytes(plan)
+    return PlanBytes(file=path)
+
+
 def _record(name: str, subgraph: onnx.GraphProto, sub: _Sub, settings: dict[str, Any],
-            config: TensorRTConfig, built: BuildResult) -> EngineRecord:
+            config: TensorRTConfig, built: BuildResult, plan: PlanBytes) -> EngineRecord:
     fingerprint = {"settings_sha256": config.settings_hash(), **built.fingerprint}
     return EngineRecord(
         name=name, subgraph=subgraph, subgraph_sha256=subgraph_digest(subgraph),
@@ -209,7 +230,7 @@ def _record(name: str, subgraph: onnx.GraphProto, sub: _Sub, settings: dict[str,
         precision=sub.typed.info,
         status=STATUS_BUILT if built.plan else STATUS_NOT_BUILT,
         status_reason=built.reason if not built.plan else "",
-        engine=built.plan, fingerprint=fingerprint,
+        plan=plan, fingerprint=fingerprint,
         engine_sha256=_sha256(built.plan) if built.plan else "",
     )
 

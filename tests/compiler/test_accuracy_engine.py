@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 from hybridtrt import AccuracyError, TensorRTConfig, convert
 from hybridtrt.runtime import Config, Predictor
+from hybridtrt.trt.api import BuildTarget, GpuInfo
 from hybridtrt.trt.builder import TensorRTBuilder
 from hybridtrt.trt.cache import EngineCache
 from hybridtrt.trt.engine import BuildResult
@@ -79,6 +80,18 @@ def test_without_an_engine_that_runs_here_the_guard_measures_through_onnx_runtim
     assert engine.accuracy_measured_by == "onnxruntime"
     assert [name for name, _ in backend.calls].count("execute") == 0
     assert _lowered_builds(backend) == 1  # only the shipped build
+
+
+def test_tensorrt_rtx_plans_for_other_gpus_are_not_run_by_the_guard(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = FakeBackend(capability="9.0")
+    backend.library = "tensorrt_rtx"
+    monkeypatch.setattr(backend, "build_target", lambda device_id, targets: BuildTarget(
+        GpuInfo("TensorRT-RTX targets 8.6", "8.6"), ("8.6",)))
+    builder = TensorRTBuilder(backend, EngineCache(tmp_path / "cache"))
+    engine = convert(_model(), _fp16(), builder=builder).report().engines[0]
+    assert engine.accuracy_measured_by == "onnxruntime"
+    assert [name for name, _ in backend.calls].count("execute") == 0
 
 
 def _y(path: Path, backend: FakeBackend, tmp_path: Path, x: np.ndarray) -> np.ndarray:

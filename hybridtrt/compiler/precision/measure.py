@@ -26,7 +26,9 @@ from hybridtrt.errors import HybridTRTError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.trt.api import TensorRTFailure
 from hybridtrt.trt.builder import TensorRTBuilder
+from hybridtrt.trt import rtx
 from hybridtrt.trt.engine import EngineBuilder
+from hybridtrt.trt.library import RTX
 
 __all__ = ["BY_ONNXRUNTIME", "BY_TENSORRT", "EngineRuns", "OrtRuns", "Unrunnable", "engine_runs",
            "ort_outputs", "topologically_sorted"]
@@ -182,6 +184,12 @@ def engine_runs(builder: EngineBuilder, device_id: int) -> tuple[EngineRuns | No
     why = "" if on_host else backend.unusable_reason("cuda", device_id)
     if why:
         return None, why
+    targets = builder.target.compute_capabilities  # TensorRT-RTX: what its plans run on
+    if backend.library == RTX and targets:
+        gpu = backend.gpu(device_id)
+        if not rtx.runs_on(gpu.compute_capability, targets):
+            return None, (f"the plans TensorRT-RTX builds here target {', '.join(targets)}, "
+                          f"not CUDA device {device_id} ({gpu.compute_capability})")
     from hybridtrt.runtime.devices import open_device  # only where engines run
 
     try:

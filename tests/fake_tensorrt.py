@@ -100,6 +100,8 @@ class FakeBackend:
         self.calls: list[tuple[str, object]] = []
 
     def unusable_reason(self, device: str, device_id: int) -> str:
+        if self.on_gpu and device != "cuda":  # as real TensorRT: its engines read CUDA memory
+            return "the fake's engines read CUDA memory; the predictor runs on the CPU"
         return ""
 
     def gpu(self, device_id: int) -> GpuInfo:

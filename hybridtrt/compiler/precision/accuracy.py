@@ -2,15 +2,15 @@
 
 The FP32 original runs in ONNX Runtime on the CPU; the lowered engine runs as TensorRT builds
 and runs it where TensorRT executes engines, else in ONNX Runtime on the CPU (16-bit values
-emulated by rounding, as the runtime does without TensorRT): ``measure``. When an output errs beyond its tolerance, the node responsible is found by
-bisecting the low-precision nodes in topological order (lowering only a prefix of them), kept
-in FP32, and the engine checked again, until it is within tolerance or entirely FP32. When
-single nodes stop paying off (an error made of many small ones), the fewest first nodes that
-bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects
-(the fewest last ones when the first would be all). FP16/BF16 outputs made by a Softmax or
-Sigmoid have their logits checked too (``logits``).
-INT8 engines keep instead the fewest layers whose quantization alone costs most (a bisection
-over their count in that order).
+emulated by rounding, as the runtime does without TensorRT): ``measure``. When an output errs
+beyond its tolerance, the node responsible is found by bisecting the low-precision nodes in
+topological order (lowering only a prefix of them), kept in FP32, and the engine checked
+again, until it is within tolerance or entirely FP32. When single nodes stop paying off (an
+error made of many small ones), the fewest first nodes that bring it within tolerance are kept
+in FP32 at once, as ``polygraphy debug precision`` bisects (the fewest last ones when the
+first would be all). FP16/BF16 outputs made by a Softmax or Sigmoid have their logits checked
+too (``logits``). INT8 engines keep instead the fewest layers whose quantization alone costs
+most (a bisection over their count in that order).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from onnx import TensorProto
 from onnx import helper as h
 from onnx import numpy_helper
 
-from hybridtrt import AccuracyError, TensorRTConfig, convert
+from hybridtrt import AccuracyError, Input, TensorRTConfig, convert
 from hybridtrt.runtime import Config, Predictor
 from hybridtrt.trt.api import BuildTarget, GpuInfo
 from hybridtrt.trt.builder import TensorRTBuilder
@@ -161,3 +161,18 @@ def test_the_logits_of_a_softmax_output_are_read_from_the_engine(tmp_path: Path)
     assert [e["output"] for e in engine.accuracy_after] == ["y", "y (logits)"]
     built = [ops for name, ops in backend.calls if name == "build" and "Cast" in ops]
     assert built and built[0][-1] == "Cast"  # the logits' FP32 copy, an extra engine output
+
+
+def test_an_int8_engine_is_checked_through_the_engine(tmp_path: Path) -> None:
+    from tests.models import conv_classifier
+
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.normal(0, 1, (1, 3, 16, 16)).astype(np.float32)} for _ in range(8)]
+    backend, builder = _builder(tmp_path)
+    config = TensorRTConfig(precision_mode="int8", calibration_data=feeds,
+                            calibration_method="minmax",
+                            inputs=[Input("x", warmup_data=[f["x"] for f in feeds[:3]])])
+    engine = convert(conv_classifier(8, 16), config, builder=builder).report().engines[0]
+    assert engine.accuracy_measured_by == "tensorrt" and engine.accuracy_after
+    built = [ops for name, ops in backend.calls if name == "build"]
+    assert built and all("QuantizeLinear" in ops for ops in built)

@@ -80,12 +80,17 @@ class FakeBackend:
         capability: The "GPU"'s compute capability.
         data_dependent: Report every output shape as unknown (-1) until the engine ran.
         on_gpu: Addresses are CUDA device memory (read and written through cupy).
+        wrong_in_16_bit: Op types whose FP16/BF16 kernels this "TensorRT" gets wrong: an engine
+            that computes one of them in 16 bits adds 1 to its output (an engine fault ONNX
+            Runtime's emulation of the lowered graph cannot show).
     """
 
     def __init__(self, parser_rejects: Sequence[str] = (), build_fails: Sequence[str] = (),
                  version: str = "10.99.0", capability: str = "9.0",
-                 data_dependent: bool = False, on_gpu: bool = False) -> None:
+                 data_dependent: bool = False, on_gpu: bool = False,
+                 wrong_in_16_bit: Sequence[str] = ()) -> None:
         self.on_gpu = on_gpu
+        self.wrong_in_16_bit = set(wrong_in_16_bit)
         self.parser_rejects = set(parser_rejects)
         self.build_fails = set(build_fails)
         self.library = "tensorrt"
@@ -95,6 +100,8 @@ class FakeBackend:
         self.calls: list[tuple[str, object]] = []
 
     def unusable_reason(self, device: str, device_id: int) -> str:
+        if self.on_gpu and device != "cuda":  # as real TensorRT: its engines read CUDA memory
+            return "the fake's engines read CUDA memory; the predictor runs on the CPU"
         return ""
 
     def gpu(self, device_id: int) -> GpuInfo:
@@ -150,7 +157,35 @@ class FakeBackend:
             model = onnx.load_from_string(refit_model)
         else:
             model = onnx.load_from_string(plan[12 + size:])
-        return FakeEngine(model, self)
+        return FakeEngine(_miscomputed(model, self.wrong_in_16_bit), self)
+
+
+def _miscomputed(model: onnx.ModelProto, ops: set[str]) -> onnx.ModelProto:
+    """``model`` with 1 added to the output of every node of ``ops`` that computes in 16 bits."""
+    if not ops:
+        return model
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    low = (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
+    wrong = onnx.ModelProto()
+    wrong.CopyFrom(model)
+    nodes = []
+    for node in wrong.graph.node:
+        nodes.append(node)
+        out = node.output[0] if node.output else ""
+        if node.op_type not in ops or types.get(out) not in low:
+            continue
+        node.output[0] = f"{out}__right"
+        nodes += [onnx.helper.make_node("Cast", [f"{out}__right"], [f"{out}__f32"],
+                                        to=onnx.TensorProto.FLOAT),
+                  onnx.helper.make_node("Add", [f"{out}__f32", "fake_one"], [f"{out}__wrong"]),
+                  onnx.helper.make_node("Cast", [f"{out}__wrong"], [out], to=types[out])]
+    del wrong.graph.node[:]
+    wrong.graph.node.extend(nodes)
+    wrong.graph.initializer.append(onnx.numpy_helper.from_array(np.array(1.0, np.float32),
+                                                                "fake_one"))
+    return wrong
 
 
 class FakeEngine:

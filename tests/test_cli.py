@@ -313,8 +313,11 @@ def test_convert_says_what_the_accuracy_guard_kept_in_fp32(tmp_path: Path, capsy
     printed = capsys.readouterr().out
     assert re.search(r"^accuracy guard: tensorrt_engine_0 keeps 2 more node\(s\) in FP32 "
                      r"\(scale_up, scale_down\): output 'y' relative L2 inf -> \S+ \(tolerance "
-                     r"0.005\), \d+ runs$", printed, re.M), printed
+                     r"0.005\), \d+ runs through ONNX Runtime$", printed, re.M), printed
     assert re.search(r"^accuracy guard: \d+\.\d\d s in all$", printed, re.M)
+    assert main([*common, "--json", "-"]) == 0  # no TensorRT here: what measured says so
+    engine = json.loads(capsys.readouterr().out)["engines"][0]
+    assert engine["accuracy_measured_by"] == "onnxruntime" and engine["accuracy_demoted"]
     assert main([*common, "--no-accuracy-check"]) == 0
     assert "accuracy guard" not in capsys.readouterr().out
     assert main([*common, "--strict-accuracy"]) == 2 - 1  # a failure of the model, not of usage

@@ -47,7 +47,9 @@ class EngineSummary:
     guard's outcome: ``accuracy_before`` and ``accuracy_after`` hold one ``{"output", "rel_l2",
     "max_abs", "tolerance"}`` per output (empty when unchecked), ``accuracy_demoted`` the
     ``(name, op type, output, relative L2)`` of each node it kept in FP32, ``accuracy_runs`` its
-    ONNX Runtime runs (its time is ``HybridModel.stage_seconds["accuracy guard"]``).
+    runs of the engine (its time is ``HybridModel.stage_seconds["accuracy guard"]``), and
+    ``accuracy_measured_by`` what ran the lowered engine: ``"tensorrt"`` (the engine itself) or
+    ``"onnxruntime"`` (its emulation on the CPU).
     """
 
     name: str
@@ -65,6 +67,7 @@ class EngineSummary:
     accuracy_after: tuple[dict[str, Any], ...] = ()
     accuracy_demoted: tuple[tuple[str, str, str, float], ...] = ()
     accuracy_runs: int = 0
+    accuracy_measured_by: str = ""
 
 
 def _built_with(fingerprint: Mapping[str, Any]) -> str:
@@ -133,6 +136,7 @@ def engine_summary(record: EngineRecord) -> EngineSummary:
         accuracy_after=tuple(checked.get("after", ())),
         accuracy_demoted=tuple(tuple(d) for d in checked.get("demoted", ())),  # type: ignore[misc]
         accuracy_runs=int(checked.get("runs", 0)),
+        accuracy_measured_by=str(checked.get("measured_by", "onnxruntime" if checked else "")),
     )
 
 
@@ -254,9 +258,11 @@ def _accuracy_text(engine: EngineSummary) -> str:
         return ""
     worst = [max(errors, key=lambda e: e["rel_l2"] / e["tolerance"])
              for errors in (engine.accuracy_before, engine.accuracy_after)]
+    by = {"tensorrt": "TensorRT", "onnxruntime": "ONNX Runtime"}.get(
+        engine.accuracy_measured_by, engine.accuracy_measured_by)
     change = (f"output '{worst[0]['output']}' relative L2 {worst[0]['rel_l2']:.3g} -> "
               f"{worst[1]['rel_l2']:.3g} (tolerance {worst[1]['tolerance']:g}), "
-              f"{engine.accuracy_runs} runs")
+              f"{engine.accuracy_runs} runs" + (f" through {by}" if by else ""))
     if not engine.accuracy_demoted:
         return f"within tolerance: {change}"
     names = ", ".join(d[0] for d in engine.accuracy_demoted)

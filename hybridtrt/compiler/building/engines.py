@@ -15,9 +15,10 @@ import onnx
 
 from hybridtrt.compiler import filters
 from hybridtrt.compiler.building.refine import Rejection, bisect_build, parser_resolve
+from hybridtrt.compiler.precision.measure import EngineRuns, engine_runs
 from hybridtrt.compiler.precision.stage import PrecisionStage, Typed
 from hybridtrt.compiler.shapes import RunPlan, ShapeRange, record_shapes
-from hybridtrt.config import TensorRTConfig
+from hybridtrt.config import PrecisionMode, TensorRTConfig
 from hybridtrt.core.format import (STATUS_BUILT, STATUS_NOT_BUILT, EngineRecord, PlanBytes,
                                    subgraph_digest)
 from hybridtrt.core.graph import GraphIndex
@@ -152,11 +153,29 @@ class _EngineStage:
             extract_subgraph(index, part, io, name, ins, outs, into=model.graph)  # weights once
             precision, prefix = self.precision, f"{name}_{part.nodes[0]}/"
             typed: Callable[[], Typed] = (
-                (lambda: precision.apply(model, prefix, name)) if precision is not None
+                (lambda: precision.apply(model, prefix, name, self.guard_runs(name, ins)))
+                if precision is not None
                 else (lambda: Typed(model, {"mode": self.config.precision_mode.value,
                                             "fp32_nodes": []})))
             self.made[part.nodes] = _Sub(model, typed, io, ins, outs)
         return self.made[part.nodes]
+
+    @functools.cached_property
+    def _guard_runs(self) -> EngineRuns | None:
+        """Runs of the engine itself for the accuracy guard, when TensorRT executes engines here."""
+        config = self.config
+        if not config.accuracy_check or config.precision_mode is PrecisionMode.FP32:
+            return None
+        runs, why = engine_runs(self.builder, config.device_id)
+        _LOG.info("accuracy guard: lowered engines are measured %s",
+                  "through TensorRT" if runs is not None
+                  else f"through ONNX Runtime's emulation ({why})")
+        return runs
+
+    def guard_runs(self, name: str, profiles: Sequence[Mapping[str, Any]]) -> EngineRuns | None:
+        """The accuracy guard's runs of engine ``name`` (None: ONNX Runtime emulates it)."""
+        runs = self._guard_runs
+        return runs.for_engine(name, profiles, self.settings) if runs is not None else None
 
     def settle(self, piece: Partition) -> tuple[list[Partition], list[Rejection]]:
         """``piece`` cut as the partition's filters cut clusters: a split by TensorRT can put

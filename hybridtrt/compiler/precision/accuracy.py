@@ -1,15 +1,16 @@
 """The accuracy guard: a lowered FP16/BF16/INT8 engine against its FP32 original, on warm-up inputs.
 
-Both run in ONNX Runtime on the CPU (16-bit values emulated by rounding, as the runtime does
-without TensorRT). When an output errs beyond its tolerance, the node responsible is found by
-bisecting the low-precision nodes in topological order (lowering only a prefix of them), kept
-in FP32, and the engine checked again, until it is within tolerance or entirely FP32. When
-single nodes stop paying off (an error made of many small ones), the fewest first nodes that
-bring it within tolerance are kept in FP32 at once, as ``polygraphy debug precision`` bisects
-(the fewest last ones when the first would be all). FP16/BF16 outputs made by a Softmax or
-Sigmoid have their logits checked too (``logits``).
-INT8 engines keep instead the fewest layers whose quantization alone costs most (a bisection
-over their count in that order).
+The FP32 original runs in ONNX Runtime on the CPU; the lowered engine runs as TensorRT builds
+and runs it where TensorRT executes engines, else in ONNX Runtime on the CPU (16-bit values
+emulated by rounding, as the runtime does without TensorRT): ``measure``. When an output errs
+beyond its tolerance, the node responsible is found by bisecting the low-precision nodes in
+topological order (lowering only a prefix of them), kept in FP32, and the engine checked
+again, until it is within tolerance or entirely FP32. When single nodes stop paying off (an
+error made of many small ones), the fewest first nodes that bring it within tolerance are kept
+in FP32 at once, as ``polygraphy debug precision`` bisects (the fewest last ones when the
+first would be all). FP16/BF16 outputs made by a Softmax or Sigmoid have their logits checked
+too (``logits``). INT8 engines keep instead the fewest layers whose quantization alone costs
+most (a bisection over their count in that order).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import onnx
 
 from hybridtrt.compiler.precision import logits
 from hybridtrt.compiler.precision.lowp import Lowered
-from hybridtrt.core.fp32 import as_fp32
+from hybridtrt.compiler.precision.measure import (BY_ONNXRUNTIME, EngineRuns, OrtRuns,
+                                                  Unrunnable, ort_outputs)
 from hybridtrt.errors import AccuracyError
-from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.progress import Bar, bar
 
 __all__ = ["PINPOINTED", "Checked", "Demotion", "OutputError", "check", "excess", "output_errors",
@@ -39,6 +40,7 @@ PINPOINTED = 8
 _LOGITS = " (logits)"  # how the report names the logits of an output
 Feeds = Sequence[Mapping[str, np.ndarray]]
 Outputs = list[list[np.ndarray]]
+Runs = EngineRuns | OrtRuns
 Ranking = Callable[[Sequence[str]], Sequence[str]]
 
 
@@ -102,7 +104,9 @@ class Checked:
         before: Each output's error with only the rules' FP32 nodes.
         after: Each output's error as it ships.
         demoted: The nodes the guard kept in FP32, in the order found.
-        runs: ONNX Runtime evaluations of the engine, the FP32 reference included.
+        runs: Evaluations of the engine, the FP32 reference included.
+        measured_by: What ran the lowered engine: ``"tensorrt"`` (the engine TensorRT built,
+            run where TensorRT executes) or ``"onnxruntime"`` (its emulation on the CPU).
         seconds: Time spent (not part of ``info``, which is saved with the model).
     """
 
@@ -111,6 +115,7 @@ class Checked:
     after: tuple[OutputError, ...]
     demoted: tuple[Demotion, ...]
     runs: int
+    measured_by: str
     seconds: float
 
     def info(self) -> dict[str, Any]:
@@ -118,7 +123,7 @@ class Checked:
         return {"before": [e.to_json() for e in self.before],
                 "after": [e.to_json() for e in self.after],
                 "demoted": [[d.name, d.op_type, d.output, d.error] for d in self.demoted],
-                "runs": self.runs}
+                "runs": self.runs, "measured_by": self.measured_by}
 
 
 def output_errors(got: Outputs, want: Outputs, names: Sequence[str],
@@ -155,48 +160,23 @@ def _error(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
     return rel_l2, max_abs
 
 
-def _run(model: onnx.ModelProto, feeds: Feeds) -> Outputs:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(runnable_bytes(model), options,
-                                       providers=["CPUExecutionProvider"])
-        wanted = [i.name for i in session.get_inputs()]
-        return [[np.asarray(v) for v in session.run(None, {n: f[n] for n in wanted})]
-                for f in feeds]
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-        raise _Unrunnable(first_line(exc)) from exc
-
-
-class _Unrunnable(Exception):
-    """ONNX Runtime cannot run the engine's subgraph on the CPU (the guard is skipped)."""
-
-
-def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
-    if not names:
-        return model
-    extended = onnx.ModelProto()
-    extended.CopyFrom(model)
-    extended.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT,
-                                                                    None) for n in names)
-    return extended
-
-
 class _Search:
-    """Runs of one engine with chosen nodes kept in FP32, against the FP32 reference."""
+    """Runs of one engine with chosen nodes kept in FP32, against the FP32 reference (always
+    ONNX Runtime's FP32 run of the original: the model's own semantics)."""
 
     def __init__(self, reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
                  feeds: Feeds, types: set[int], tolerance: Callable[[str], float],
-                 shown: Bar, first: Lowered) -> None:
-        self.lower, self.feeds, self.types = lower, feeds, types
+                 shown: Bar, first: Lowered, runs: Runs | None = None) -> None:
+        self.lower, self.feeds = lower, feeds
+        self.measure = runs if runs is not None else OrtRuns(frozenset(types))
         self.shown = shown
         # the logits too (``logits``), 16-bit only: INT8 has its own bound; an output whose
         # lowered graph shows no Softmax (fused away) is checked as it is
         found = logits.taps(reference) if types else {}
         probes = {k: tap for k, tap in found.items() if k in logits.taps(first.model)}
-        want, count = self._run(reference, probes), len(reference.graph.output)
+        count = len(reference.graph.output)
+        want = self._centred(ort_outputs(reference, feeds, [t.tensor for t in probes.values()]),
+                             probes)
         kept = [j for j in range(len(probes))  # a flat Softmax saturates nothing
                 if not logits.flat([run[count + j] for run in want])]
         self.probes = {k: t for j, (k, t) in enumerate(probes.items()) if j in kept}
@@ -207,23 +187,15 @@ class _Search:
         shown.advance()
 
     def errors(self, lowered: Lowered) -> tuple[OutputError, ...]:
-        model = lowered.model
-        emulated = onnx.helper.make_model(as_fp32(model.graph, self.types),
-                                          opset_imports=list(model.opset_import))
-        emulated.ir_version = model.ir_version
-        taps = logits.taps(emulated)
-        lost = [k for k in self.probes if k not in taps]
-        if lost:  # the search's lowerings read like the first one; never seen to happen
-            raise _Unrunnable(f"the logits of output '{lost[0]}' are not found in a lowering")
-        got = self._run(emulated, {k: taps[k] for k in self.probes})
+        got = self.measure.outputs(lowered.model, list(self.probes), self.feeds)
         self.runs += 1
         self.shown.advance()
-        return output_errors(got, self.want, self.names, self.tolerance)
+        return output_errors(self._centred(got, self.probes), self.want, self.names,
+                             self.tolerance)
 
-    def _run(self, model: onnx.ModelProto, taps: Mapping[str, logits.Tap]) -> Outputs:
-        """The outputs, then the logits of ``taps`` (centred for a Softmax), for every feed."""
-        runs = _run(_with_outputs(model, [t.tensor for t in taps.values()]), self.feeds)
-        count = len(model.graph.output)
+    def _centred(self, runs: Outputs, taps: Mapping[str, logits.Tap]) -> Outputs:
+        """Each run's outputs, then the logits of ``taps`` centred (for a Softmax)."""
+        count = len(runs[0]) - len(taps) if runs else 0
         return [run[:count] + [logits.centred(v, t) for v, t in zip(run[count:], taps.values())]
                 for run in runs]
 
@@ -298,9 +270,13 @@ def _worst(errors: Sequence[OutputError]) -> OutputError:
 def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
           keep: Mapping[str, str], feeds: Feeds, types: set[int],
           tolerance: Callable[[str], float], engine: str, strict: bool,
-          rank: Ranking | None = None) -> Checked | None:
+          rank: Ranking | None = None, engine_runs: EngineRuns | None = None) -> Checked | None:
     """Check an engine, and keep in FP32 the nodes that put it beyond tolerance (None, with a
     warning, when ONNX Runtime cannot run it on the CPU).
+
+    The lowered engine is measured through ``engine_runs`` (the engine TensorRT builds, run
+    where TensorRT executes) when given, else through ONNX Runtime's emulation of it; an engine
+    that cannot be built or run is measured through the emulation instead, with a warning.
 
     Args:
         reference: The engine's FP32 subgraph as a model.
@@ -315,27 +291,32 @@ def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lower
             given, the fewest costliest nodes that bring the engine within tolerance are kept
             in FP32 (a bisection over their count) instead of bisecting in topological order
             (the ranking's own runs are not counted in ``Checked.runs``).
+        engine_runs: Builds and runs the lowered engine (None: ONNX Runtime emulates it).
 
     Raises:
         AccuracyError: ``strict`` and an output beyond tolerance.
     """
+    runs: Runs = engine_runs if engine_runs is not None else OrtRuns(frozenset(types))
     try:
-        return _check(reference, lower, dict(keep), feeds, types, tolerance, engine, strict,
-                      rank)
-    except _Unrunnable as exc:
-        _LOG.warning("engine %s is not checked against FP32: ONNX Runtime cannot run it on the "
-                     "CPU (%s)", engine, exc)
-        return None
+        return _check(reference, lower, dict(keep), feeds, types, runs, tolerance, engine,
+                      strict, rank)
+    except Unrunnable as exc:
+        if runs.by == BY_ONNXRUNTIME:
+            _LOG.warning("engine %s is not checked against FP32: %s", engine, exc)
+            return None
+        _LOG.warning("engine %s is checked against FP32 through ONNX Runtime's emulation of its "
+                     "lowered graph, not through the engine: %s", engine, exc)
+        return check(reference, lower, keep, feeds, types, tolerance, engine, strict, rank)
 
 
 def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
-           keep: dict[str, str], feeds: Feeds, types: set[int],
+           keep: dict[str, str], feeds: Feeds, types: set[int], runs: Runs,
            tolerance: Callable[[str], float], engine: str, strict: bool,
            rank: Ranking | None) -> Checked:
     start = time.perf_counter()
     with bar(total=None, desc=f"accuracy guard {engine}", unit="run") as shown:
         lowered = lower(keep)
-        search = _Search(reference, lower, feeds, types, tolerance, shown, lowered)
+        search = _Search(reference, lower, feeds, types, tolerance, shown, lowered, runs)
         before = errors = search.errors(lowered)
         if strict and not all(e.passed for e in errors):
             worst = _worst([e for e in errors if not e.passed])
@@ -370,6 +351,6 @@ def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowe
         _LOG.warning("engine %s stays beyond accuracy_tolerance with every node in FP32: output "
                      "'%s' errs by %.3g (relative L2; tolerance %g) against its FP32 original "
                      "on the warm-up inputs", engine, worst.output, worst.rel_l2, worst.tolerance)
-    return Checked(lowered, before, errors, tuple(demoted), search.runs,
+    return Checked(lowered, before, errors, tuple(demoted), search.runs, runs.by,
                    time.perf_counter() - start)
 

@@ -21,7 +21,8 @@ import onnx
 from onnx import TensorProto
 
 from hybridtrt.compiler.precision import accuracy, calibration, guards, int8, lowp, sensitivity
-from hybridtrt.core.graph import GraphIndex, in_topological_order
+from hybridtrt.compiler.precision.measure import EngineRuns, topologically_sorted
+from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.loading import LoadedModel, load_model
 from hybridtrt.core.partition import Partition
 from hybridtrt.compiler.shapes import RunPlan, record_stats, tensor_values
@@ -111,21 +112,6 @@ def fold_layers(model: onnx.ModelProto) -> onnx.ModelProto:
     return folded
 
 
-def topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` with its main graph's nodes in a stable topological order."""
-    if in_topological_order(model.graph):
-        return model
-    order = GraphIndex(model).topo_order
-    if order == list(range(len(model.graph.node))):
-        return model
-    nodes = [model.graph.node[k] for k in order]
-    sorted_model = onnx.ModelProto()
-    sorted_model.CopyFrom(model)
-    del sorted_model.graph.node[:]
-    sorted_model.graph.node.extend(nodes)
-    return sorted_model
-
-
 class PrecisionStage:
     """Turns cluster models into typed models for one conversion.
 
@@ -206,9 +192,11 @@ class PrecisionStage:
             return None
         return [{n: self.values[n][r] for n in names} for r in range(len(feeds))]
 
-    def apply(self, model: onnx.ModelProto, prefix: str, engine: str = "") -> Typed:
+    def apply(self, model: onnx.ModelProto, prefix: str, engine: str = "",
+              runs: EngineRuns | None = None) -> Typed:
         """``model`` (a cluster of engine ``engine``) in the engine precision; new names start
-        with ``prefix``.
+        with ``prefix``; ``runs`` builds and runs its lowerings for the accuracy guard (None:
+        ONNX Runtime emulates them).
 
         The result's nodes are in topological order (the converters append their casts and
         Q/DQ nodes at the end; TensorRT's parser reads nodes in order).
@@ -216,10 +204,11 @@ class PrecisionStage:
         Raises:
             AccuracyError: ``strict_accuracy`` and a lowered output beyond tolerance.
         """
-        typed = self._typed(model, prefix, engine or prefix.rstrip("/"))
+        typed = self._typed(model, prefix, engine or prefix.rstrip("/"), runs)
         return Typed(topologically_sorted(typed.model), typed.info)
 
-    def _typed(self, model: onnx.ModelProto, prefix: str, engine: str) -> Typed:
+    def _typed(self, model: onnx.ModelProto, prefix: str, engine: str,
+               runs: EngineRuns | None) -> Typed:
         mode = self.mode
         if mode is not PrecisionMode.FP32:
             model = inlined_model(model)  # lowered, folded and checked weights are read in
@@ -234,7 +223,7 @@ class PrecisionStage:
             def lower(chosen: Mapping[str, str]) -> lowp.Lowered:
                 return lowp.lower(model, dtype, chosen, prefix, self.config.clamp_fp16_weights)
 
-            checked = self._checked(original, lower, keep, {dtype}, engine)
+            checked = self._checked(original, lower, keep, {dtype}, engine, runs)
             lowered = checked.lowered if checked is not None else lower(keep)
             info: dict[str, Any] = {"mode": mode.value, "fp32_nodes": [
                 [k.name, k.op_type, k.reason] for k in lowered.kept]}
@@ -244,12 +233,12 @@ class PrecisionStage:
                 info["accuracy"] = checked.info()
             return Typed(lowered.model, info)
         if mode is PrecisionMode.INT8:
-            return self._int8(model, prefix, original, engine)
+            return self._int8(model, prefix, original, engine, runs)
         return Typed(model, {"mode": mode.value, "fp32_nodes": []})
 
     def _checked(self, original: onnx.ModelProto,
                  lower: Callable[[Mapping[str, str]], lowp.Lowered], keep: Mapping[str, str],
-                 types: set[int], engine: str,
+                 types: set[int], engine: str, runs: EngineRuns | None,
                  rank: Callable[[Sequence[dict[str, np.ndarray]]], accuracy.Ranking] | None = None,
                  ) -> accuracy.Checked | None:
         """The accuracy guard's outcome for one engine (None when it is off or cannot run);
@@ -264,7 +253,7 @@ class PrecisionStage:
             return None
         checked = accuracy.check(original, lower, keep, feeds, types, self.config.tolerance,
                                  engine, self.config.strict_accuracy,
-                                 rank(feeds) if rank is not None else None)
+                                 rank(feeds) if rank is not None else None, runs)
         self.guard_seconds += checked.seconds if checked is not None else 0.0
         return checked
 
@@ -286,7 +275,7 @@ class PrecisionStage:
                 for k, e in enumerate(ranked[:count]) if e.error > 0}
 
     def _int8(self, model: onnx.ModelProto, prefix: str, original: onnx.ModelProto,
-              engine: str) -> Typed:
+              engine: str, runs: EngineRuns | None) -> Typed:
         info: dict[str, Any] = {"mode": "int8", "fp32_nodes": []}
         if self.model_qdq:
             info["quantization"] = "Q/DQ nodes of the model"
@@ -312,7 +301,7 @@ class PrecisionStage:
             return ranked
 
         keep = self._sensitive(model, prefix)
-        checked = self._checked(original, lower, keep, set(), engine, rank)
+        checked = self._checked(original, lower, keep, set(), engine, runs, rank)
         lowered = checked.lowered if checked is not None else lower(keep)
         source = ("calibration cache" if self.calibration.from_cache else
                   f"{self.calibration.samples} calibration samples")

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import EncodeError
+
 from hybridtrt.core.external import is_large
 from hybridtrt.core.format import format_version
 from hybridtrt.core.loading import read_onnx_file
@@ -14,7 +16,7 @@ from hybridtrt.core.references import inlined_model
 from hybridtrt.errors import ConfigError
 from hybridtrt.serve.settings import ServeSettings
 
-__all__ = ["application", "deployment"]
+__all__ = ["application", "deployment", "replica_model"]
 
 _LOG = logging.getLogger("hybridtrt")
 
@@ -53,7 +55,7 @@ def application(model: str | os.PathLike[str], settings: ServeSettings) -> Any:
     path = Path(model).resolve()
     if not path.is_file():
         raise ConfigError(f"no model file at {path}")
-    path, hybrid = _converted(path)
+    path, hybrid = replica_model(path)
     from ray import serve
 
     from hybridtrt.serve.server import ModelServer
@@ -69,18 +71,21 @@ def application(model: str | os.PathLike[str], settings: ServeSettings) -> Any:
     )(ModelServer).bind(str(path), settings, hybrid)
 
 
-def _converted(path: Path) -> tuple[Path, bytes | None]:
-    """What the replicas read: a hybrid model's own path; a plain ONNX model converted once,
-    here, not in every replica, and serialized, or, over protobuf's 2 GiB, saved beside it
-    (``_opt_cache/serve/``, large weights in a data file) for the replicas to read."""
+def replica_model(path: Path) -> tuple[Path, bytes | None]:
+    """What the replicas read: ``(path, None)`` for a hybrid model, which they read themselves;
+    a plain ONNX model converted once, here, not in every replica: ``(path, its bytes)``, or,
+    over protobuf's 2 GiB (weights and plans), ``(the converted model saved beside it in
+    _opt_cache/serve/, None)``."""
     if format_version(read_onnx_file(path, load_weights=False)) is not None:
         return path, None
     from hybridtrt.tools.target import load_target
 
     hybrid = load_target(path).hybrid
     if not is_large(hybrid.model):
-        return path, inlined_model(hybrid.model).SerializeToString()  # (weights left in the
-        # source file read in)
+        try:  # (weights left in the source file read in; plans count too, and is_large skips them)
+            return path, inlined_model(hybrid.model).SerializeToString()
+        except (ValueError, EncodeError):  # protobuf's 2 GiB limit
+            pass
     saved = path.parent / "_opt_cache" / "serve" / f"{path.stem}.hybrid.onnx"
     try:
         saved.parent.mkdir(parents=True, exist_ok=True)

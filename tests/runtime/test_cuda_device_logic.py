@@ -494,6 +494,9 @@ def test_io_binding_with_cuda_graphs_hands_out_the_bound_buffers_and_replays_hot
         (y,) = binding.get_outputs()
         if turn:  # (the first run is fresh: ORT allocates its outputs)
             pointers.add(y.__cuda_array_interface__["data"][0])
+        if turn > 1:
+            assert y is handed  # the same device array over the bound buffer, every replay
+        handed = y
         want = expected(models.split_chain(), {"x": source})[0]
         np.testing.assert_allclose(_host_view(y), want, rtol=1e-6)
         np.testing.assert_allclose(binding.copy_outputs_to_cpu()[0], want, rtol=1e-6)
@@ -506,23 +509,29 @@ def test_io_binding_with_cuda_graphs_hands_out_the_bound_buffers_and_replays_hot
                                rtol=1e-6)  # (rewritten by the next run, as ORT's)
 
 
-@pytest.mark.parametrize(("interface", "orders", "waits"), [
-    ({"stream": 7}, [("wait_for", 7)], 0),  # the caller's stream, on the device
-    ({"stream": None}, [], 0),  # the producer says nothing is pending
-    ({}, [], 1),  # no stream named (version 2): the host waits for the device
+@pytest.mark.parametrize(("interface", "graphs", "orders", "waits"), [
+    ({"stream": 7}, True, [("wait_for", 7)], 0),  # the caller's stream, on the device
+    ({"stream": 7}, False, [("wait_for", 7)], 0),
+    ({"stream": 1}, True, [("wait_for", 1)], 0),  # the legacy default stream (cupy's default)
+    ({"stream": 1}, False, [], 0),  # (a blocking stream follows the legacy one by itself)
+    ({"stream": None}, True, [], 0),  # the producer says nothing is pending
+    ({}, True, [], 1),  # no stream named (version 2): the host waits for the device
+    ({}, False, [], 0),  # (a blocking stream: ordered after the legacy stream's work)
 ])
 def test_a_device_input_is_ordered_after_the_stream_its_interface_names(
-        interface: dict[str, Any], orders: list[tuple[str, int]], waits: int) -> None:
+        interface: dict[str, Any], graphs: bool, orders: list[tuple[str, int]],
+        waits: int) -> None:
     """``__cuda_array_interface__`` version 3: the consumer orders its work after the stream
     the array names (CUDA graphs: a non-blocking stream, not ordered with the caller's)."""
     stream = HostStream()
-    device = HostBackedCuda(0, 0, True, True, stream)
+    device = HostBackedCuda(0, 0, True, graphs, stream)
     array = np.arange(4, dtype=np.float32)
     value = type("Cai", (), {"__cuda_array_interface__": {
         "shape": (4,), "typestr": "<f4", "data": (array.ctypes.data, False), "version": 3,
         "strides": None, **interface}})()
-    staged = device.accept("x", value)
-    assert staged.numpy().tolist() == [0, 1, 2, 3]
+    accepted = device.accept("x", value)
+    got = accepted.numpy() if graphs else _host_view(accepted)  # (staged, or taken as it is)
+    assert got.tolist() == [0, 1, 2, 3]
     assert stream.orders == orders and stream.waits == waits
 
 

@@ -4,6 +4,7 @@ small model takes that way; no Ray cluster is started."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,10 @@ from hybridtrt.runtime import Config, create_predictor
 
 pytest.importorskip("ray.serve")
 from hybridtrt.serve import deployment  # noqa: E402  (after the skip: it needs Ray)
+from hybridtrt.serve.deployment import replica_model  # noqa: E402
+
+deployment_module = sys.modules["hybridtrt.serve.deployment"]  # (the package's ``deployment``
+# is the function)
 
 WIDTH = 64
 
@@ -43,8 +48,9 @@ def test_a_plain_model_over_2_gib_is_saved_beside_it_for_the_replicas(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(external, "LARGE_ABOVE", 40_000)  # (4 weights of 16 KiB)
     path = _plain(tmp_path)
-    deployment(path)
     saved = tmp_path / "_opt_cache" / "serve" / "model.hybrid.onnx"
+    assert replica_model(path) == (saved, None)  # the replicas read the saved file
+    deployment(path)
     assert saved.is_file() and list(saved.parent.glob("*.data"))  # weights in a data file
     x = np.random.default_rng(1).standard_normal((2, WIDTH)).astype(np.float32)
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
@@ -53,8 +59,31 @@ def test_a_plain_model_over_2_gib_is_saved_beside_it_for_the_replicas(
 
 
 def test_a_plain_model_under_the_limit_leaves_no_file(tmp_path: Path) -> None:
-    deployment(_plain(tmp_path))  # (its bytes go to the replicas)
+    path = _plain(tmp_path)
+    given, hybrid = replica_model(path)  # its bytes go to the replicas
+    assert given == path and hybrid is not None and b"tensorrt_engine" in hybrid
+    deployment(path)
     assert not (tmp_path / "_opt_cache").exists()
+
+
+def test_a_model_whose_plans_take_it_past_2_gib_is_saved_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans are not weights (``is_large`` counts tensors): a model under the weights' limit
+    can still be over protobuf's 2 GiB with them. A stand-in for such a model's serialization
+    raises what protobuf raises."""
+    real = deployment_module.inlined_model
+
+    class TooLarge:
+        def __init__(self, model: onnx.ModelProto) -> None:
+            self.model = model
+
+        def SerializeToString(self) -> bytes:  # noqa: N802 - protobuf's name
+            raise ValueError("Message onnx.ModelProto exceeds maximum protobuf size of 2GB")
+
+    monkeypatch.setattr(deployment_module, "inlined_model", lambda model: TooLarge(real(model)))
+    path = _plain(tmp_path)
+    saved = tmp_path / "_opt_cache" / "serve" / "model.hybrid.onnx"
+    assert replica_model(path) == (saved, None) and saved.is_file()
 
 
 def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path,

@@ -63,6 +63,7 @@ class CudaDevice:
         self._counters = Counters()
         self._trace: Trace | None = None
         self._views: LRU[int, tuple[Any, Any]] = LRU(VIEWS)  # ``device_view``'s, by value id
+        self._views_generation = 0  # the binding generation they were made in
         self._staging = Staging(self.memory, device_id)
         self._fresh = FreshRuns(self.memory, device_id, self._counters)
         self._bound = BoundRuns(self.memory, device_id, counters=self._counters)
@@ -236,8 +237,10 @@ class CudaDevice:
             value = ort.OrtValue.ortvalue_from_numpy(host, self.memory, self.device_id)
         elif is_ort_value(value) or isinstance(value, DeviceTensor):
             shape, dtype, pointer = cuda_view(value)
+            # With CUDA graphs every run ends with its stream done (its inputs read), so the
+            # copy need only be ordered on the device; else the host waits, before and after.
             copied = (caller_copy(shape, dtype, pointer, self._stream.hold, self._stream.wait_for,
-                                  self.device_id) if self.share_stream else
+                                  self.device_id) if self.share_stream and self.graphs else
                       caller_copy(shape, dtype, pointer, _waiting(self.synchronize), None,
                                   self.device_id))
             if copied is not None:  # into cupy's pooled memory: no allocation through ORT
@@ -254,6 +257,10 @@ class CudaDevice:
                 or (is_ort_value(value) and value.device_name().lower() == self.memory)):
             return self.to_device_array(value)
         self.synchronize()  # (the caller reads it on a stream of its own)
+        generation = self.binding_generation()
+        if generation != self._views_generation:  # bindings changed: their buffers may be gone
+            self._views.clear()
+            self._views_generation = generation
         known = self._views.get(id(value))  # a bound buffer, handed out on every replay
         if known is not None:
             return known[1]
@@ -320,5 +327,5 @@ class CudaDevice:
 
 
 def _waiting(synchronize: Callable[[], None]) -> Callable[[int], None]:
-    """``caller_copy``'s ``before`` for sessions on streams of their own: the host waits."""
+    """``caller_copy``'s ``before`` where runs may end with work queued: the host waits."""
     return lambda stream: synchronize()

@@ -212,7 +212,9 @@ class OnlinePredictor:
         return self._inner.io_binding()
 
     def run_with_iobinding(self, iobinding: IOBinding, run_options: Any = None) -> None:
-        """As ``Predictor.run_with_iobinding`` (collecting phases observe these runs too)."""
+        """As ``Predictor.run_with_iobinding`` (collecting phases observe these runs too), but
+        outputs bound on CUDA are device arrays of the caller's own (``run_dict``'s
+        ``device_outputs``), not views of the predictor's buffers."""
         iobinding.run(lambda feeds, names, on_device: self.run_dict(
             feeds, names, device_outputs=on_device))
 

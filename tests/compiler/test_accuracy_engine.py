@@ -6,6 +6,8 @@ runs, the verdicts taken from the engine's outputs), not real TensorRT's numbers
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +143,7 @@ def test_an_engine_that_fails_to_build_for_the_guard_is_measured_through_onnx_ru
         return build(name, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(builder, "build", failing)
+    caplog.set_level(logging.WARNING, logger="hybridtrt")
     hybrid = convert(_model(), _fp16(), builder=builder)
     engine = hybrid.report().engines[0]
     assert engine.accuracy_measured_by == "onnxruntime" and engine.accuracy_after

@@ -12,6 +12,7 @@ import ctypes
 import dataclasses
 import logging
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -86,11 +87,15 @@ class DeviceArray:
 
 
 @pytest.fixture(autouse=True)
-def host_backed_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    logging.getLogger("hybridtrt").setLevel(logging.ERROR)
+def host_backed_cuda(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    logger = logging.getLogger("hybridtrt")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     monkeypatch.setattr(predictor_module, "open_device",
                         lambda use_gpu, device_id, memory, threads, share, graphs=False:
                         HostBackedCuda(0, 0, share, graphs))
+    yield
+    logger.setLevel(level)  # (later tests' warnings are captured again)
 
 
 def isolated(model: onnx.ModelProto, config: TensorRTConfig, tmp_path: Path,

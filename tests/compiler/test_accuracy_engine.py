@@ -7,6 +7,7 @@ runs, the verdicts taken from the engine's outputs), not real TensorRT's numbers
 from __future__ import annotations
 
 import logging
+import time
 
 from pathlib import Path
 
@@ -139,6 +140,7 @@ def test_an_engine_that_fails_to_build_for_the_guard_is_measured_through_onnx_ru
     def failing(name: str, *args: object) -> BuildResult:
         guard = name.endswith("(accuracy guard)")
         if guard:
+            time.sleep(0.3)  # (a failed build takes time: the guard's time counts it)
             return BuildResult(error="out of memory")
         return build(name, *args)  # type: ignore[arg-type]
 
@@ -148,6 +150,7 @@ def test_an_engine_that_fails_to_build_for_the_guard_is_measured_through_onnx_ru
     engine = hybrid.report().engines[0]
     assert engine.accuracy_measured_by == "onnxruntime" and engine.accuracy_after
     assert engine.status == "built"
+    assert hybrid.stage_seconds["accuracy guard"] >= 0.3
     assert "is checked against FP32 through ONNX Runtime's emulation of its lowered graph, " \
            "not through the engine: TensorRT cannot build it" in caplog.text
 

@@ -166,9 +166,9 @@ class _Search:
 
     def __init__(self, reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],
                  feeds: Feeds, types: set[int], tolerance: Callable[[str], float],
-                 shown: Bar, first: Lowered, runs: Runs | None = None) -> None:
+                 shown: Bar, first: Lowered, runs: Runs) -> None:
         self.lower, self.feeds = lower, feeds
-        self.measure = runs if runs is not None else OrtRuns(frozenset(types))
+        self.measure = runs
         self.shown = shown
         # the logits too (``logits``), 16-bit only: INT8 has its own bound; an output whose
         # lowered graph shows no Softmax (fused away) is checked as it is
@@ -297,6 +297,7 @@ def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lower
         AccuracyError: ``strict`` and an output beyond tolerance.
     """
     runs: Runs = engine_runs if engine_runs is not None else OrtRuns(frozenset(types))
+    start = time.perf_counter()
     try:
         return _check(reference, lower, dict(keep), feeds, types, runs, tolerance, engine,
                       strict, rank)
@@ -306,7 +307,10 @@ def check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lower
             return None
         _LOG.warning("engine %s is checked against FP32 through ONNX Runtime's emulation of its "
                      "lowered graph, not through the engine: %s", engine, exc)
-        return check(reference, lower, keep, feeds, types, tolerance, engine, strict, rank)
+        found = check(reference, lower, keep, feeds, types, tolerance, engine, strict, rank)
+        # (the time spent on the engine's builds and runs before it fell back counts too)
+        return (dataclasses.replace(found, seconds=time.perf_counter() - start)
+                if found is not None else None)
 
 
 def _check(reference: onnx.ModelProto, lower: Callable[[Mapping[str, str]], Lowered],

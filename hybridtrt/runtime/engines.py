@@ -10,10 +10,9 @@ from typing import Any
 
 import onnx
 
-from hybridtrt.trt.builder import TensorRTBuilder
+from hybridtrt.trt.builder import TensorRTBuilder, deserialize_plan
 from hybridtrt.errors import ExecutionError
 from hybridtrt.core.format import STATUS_BUILT, EngineRecord
-from hybridtrt.core.references import inlined_model
 from hybridtrt.trt.api import Profile, TensorRTFailure, TrtBackend, TrtEngine
 from hybridtrt.trt.cache import EngineCache
 from hybridtrt.trt.fingerprint import incompatibility
@@ -96,8 +95,7 @@ class EngineLoader:
         return loaded.engine, loaded.profiles
 
     def _deserialize(self, plan: bytes, stripped: bool, model: onnx.ModelProto) -> TrtEngine:
-        refit = inlined_model(model).SerializeToString(deterministic=True) if stripped else None
-        return self.backend.deserialize(plan, refit)
+        return deserialize_plan(self.backend, plan, model, stripped)
 
 
 def _stripped(fingerprint: Mapping[str, Any], record: EngineRecord) -> bool:

@@ -10,17 +10,17 @@ import onnx
 from google.protobuf.message import EncodeError
 
 from hybridtrt.core.external import is_large
-from hybridtrt.core.references import parser_input
+from hybridtrt.core.references import inlined_model, parser_input
 from hybridtrt.trt.engine import BuildResult, EngineBuilder, NotBuilding
 from hybridtrt.core.format import subgraph_digest
-from hybridtrt.trt.api import BuildSpec, ParserVerdict, TensorRTFailure, TrtBackend
+from hybridtrt.trt.api import BuildSpec, ParserVerdict, TensorRTFailure, TrtBackend, TrtEngine
 from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.cache import EngineCache, cache_key
 from hybridtrt.trt.fingerprint import plan_fingerprint
 from hybridtrt.trt.library import TENSORRT
 from hybridtrt.trt.verdicts import VerdictMemo
 
-__all__ = ["TensorRTBuilder", "content_digest", "default_builder", "engine_key"]
+__all__ = ["TensorRTBuilder", "content_digest", "default_builder", "deserialize_plan", "engine_key"]
 
 _LOG = logging.getLogger("hybridtrt")
 
@@ -149,3 +149,11 @@ def default_builder(cache_dir: Any = None, device_id: int = 0,
         return NotBuilding(f"{unusable}; the engine runs through ONNX Runtime until it is built "
                            "on a TensorRT host")
     return TensorRTBuilder(backend, EngineCache(cache_dir), device_id, compute_capabilities)
+
+
+def deserialize_plan(backend: TrtBackend, plan: bytes, model: onnx.ModelProto,
+                     stripped: bool) -> TrtEngine:
+    """The engine of ``plan``; a weight-stripped plan is refit from ``model``, its subgraph
+    (raises ``TensorRTFailure``)."""
+    refit = inlined_model(model).SerializeToString(deterministic=True) if stripped else None
+    return backend.deserialize(plan, refit)

@@ -21,11 +21,10 @@ from onnx import TensorProto
 from hybridtrt.compiler.precision import logits
 from hybridtrt.core.fp32 import as_fp32
 from hybridtrt.core.graph import GraphIndex, in_topological_order
-from hybridtrt.core.references import inlined_model
 from hybridtrt.errors import HybridTRTError
 from hybridtrt.ort_support import first_line, runnable_bytes
 from hybridtrt.trt.api import TensorRTFailure
-from hybridtrt.trt.builder import TensorRTBuilder
+from hybridtrt.trt.builder import TensorRTBuilder, deserialize_plan
 from hybridtrt.trt import rtx
 from hybridtrt.trt.engine import EngineBuilder
 from hybridtrt.trt.library import RTX
@@ -146,11 +145,10 @@ class EngineRuns:
         result = self.builder.build(label, built, self.profiles, self.settings)
         if result.error or not result.plan:
             raise Unrunnable(f"TensorRT cannot build it: {result.error or result.reason}")
-        refit = (inlined_model(built).SerializeToString(deterministic=True)
-                 if result.fingerprint.get("stripped") else None)
         names = [o.name for o in built.graph.output]
         try:
-            engine = self.builder.backend.deserialize(result.plan, refit)
+            engine = deserialize_plan(self.builder.backend, result.plan, built,
+                                      bool(result.fingerprint.get("stripped")))
             segment = EngineSegment(label, engine, self.profiles, self.device)
             return [[np.asarray(self.device.to_host(v)) for v in segment.run(feed, names)]
                     for feed in feeds]

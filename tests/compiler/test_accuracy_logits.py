@@ -14,6 +14,7 @@ from onnx import numpy_helper
 from hybridtrt import Input, TensorRTConfig, convert
 from hybridtrt.compiler.precision import accuracy, logits
 from hybridtrt.compiler.precision.lowp import Lowered
+from hybridtrt.compiler.precision.measure import OrtRuns
 from hybridtrt.config import DEFAULT_ACCURACY_TOLERANCE
 from hybridtrt.progress import bar
 from hybridtrt.runtime import Config, create_predictor
@@ -131,7 +132,7 @@ def test_the_reverse_search_keeps_the_last_node_instead_of_the_whole_engine() ->
     feeds = [{"x": np.ones(4, np.float32)}]
     with bar(total=None, desc="test") as shown:
         search = accuracy._Search(_chain({}), lower, feeds, set(), lambda name: 1e-2, shown,
-                                  lower({}))
+                                  lower({}), OrtRuns(frozenset()))
         failing = search.errors(lower({}))
         assert search.prefix({}, names, failing)[-1].name == "n9"  # forward: all ten
         kept = search.either_end({}, names, failing)

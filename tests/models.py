@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnx.helper as h
@@ -96,6 +98,38 @@ def conv_classifier(channels: int = 8, size: int = 16) -> onnx.ModelProto:
              h.make_node("Flatten", ["p"], ["f"], name="flatten"),
              h.make_node("MatMul", ["f", "fc"], ["y"], name="fc")]
     return make(nodes, [f32("x", [1, 3, size, size])], [f32("y", [1, 5])], [w, fc])
+
+
+def fp16_rounding() -> onnx.ModelProto:
+    """x (2x16) -> Mul(w) -> Add(x) -> Sin -> y: plain FP16 rounding, no overflow, moves y by
+    about 1e-3 (relative)."""
+    nodes = [h.make_node("Mul", ["x", "w"], ["a"], name="mul"),
+             h.make_node("Add", ["a", "x"], ["b"], name="add"),
+             h.make_node("Sin", ["b"], ["y"], name="sin")]
+    weights = [numpy_helper.from_array(np.full(16, 3.3, np.float32), "w")]
+    return make(nodes, [f32("x", [2, 16])], [f32("y", [2, 16])], weights)
+
+
+def matmul_chain_file(folder: Path, count: int = 8, batch: int | str = 2, width: int = 96,
+                      pieces: int = 2) -> Path:
+    """``folder/model.onnx``: ``count`` MatMuls cut into ``pieces`` by Sigmoids, weights in its
+    data file ``model.onnx.data``."""
+    rng = np.random.default_rng(0)
+    nodes, weights, previous = [], [], "x"
+    for k in range(count):
+        w = rng.standard_normal((width, width), dtype=np.float32) * np.float32(width ** -0.5)
+        weights.append(numpy_helper.from_array(w, f"w{k}"))
+        nodes.append(h.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
+        previous = f"h{k}"
+        if (k + 1) % (count // pieces) == 0 and k < count - 1:
+            name = "mid" if pieces == 2 else f"mid{k}"
+            nodes.append(h.make_node("Sigmoid", [previous], [name], name=name))
+            previous = name
+    model = make(nodes, [f32("x", [batch, width])], [f32(previous, [batch, width])], weights)
+    model.ir_version = 9
+    path = folder / "model.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data")
+    return path
 
 
 def fp16_overflow(big: float = 60000.0) -> onnx.ModelProto:

@@ -34,6 +34,7 @@ from hybridtrt.trt.backends import load_backend
 from hybridtrt.trt.cache import EngineCache
 from hybridtrt.trt.library import RTX, installed
 from tests.fake_tensorrt import FakeBackend
+from tests.models import matmul_chain_file as _chain
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 96  # 96 * 96 * 4 B = 36 KiB per weight
@@ -56,29 +57,6 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
     monkeypatch.setattr(ort, "InferenceSession", recording)
     return made
-
-
-def _chain(folder: Path, count: int = 8, batch: int | str = 2, width: int = WIDTH,
-           pieces: int = 2) -> Path:
-    """MatMuls cut into ``pieces`` by Sigmoids (kept out of TensorRT), weights in a data file."""
-    rng = np.random.default_rng(0)
-    nodes, weights, previous = [], [], "x"
-    for k in range(count):
-        w = rng.standard_normal((width, width), dtype=np.float32) * np.float32(width ** -0.5)
-        weights.append(numpy_helper.from_array(w, f"w{k}"))
-        nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
-        previous = f"h{k}"
-        if (k + 1) % (count // pieces) == 0 and k < count - 1:
-            name = "mid" if pieces == 2 else f"mid{k}"
-            nodes.append(helper.make_node("Sigmoid", [previous], [name], name=name))
-            previous = name
-    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [batch, width])],
-                              [helper.make_tensor_value_info(previous, 1, [batch, width])], weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    path = folder / "model.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data")
-    return path
 
 
 def test_a_large_model_converts_saves_loads_and_runs_like_onnx_runtime(

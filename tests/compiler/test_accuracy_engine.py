@@ -26,16 +26,7 @@ from hybridtrt.trt.builder import TensorRTBuilder
 from hybridtrt.trt.cache import EngineCache
 from hybridtrt.trt.engine import BuildResult
 from tests.fake_tensorrt import FakeBackend
-from tests.models import f32, make
-
-
-def _model() -> onnx.ModelProto:
-    """x -> Mul(w) -> Add(x) -> Sin -> y: FP16 rounding alone moves y by about 1e-3."""
-    nodes = [h.make_node("Mul", ["x", "w"], ["a"], name="mul"),
-             h.make_node("Add", ["a", "x"], ["b"], name="add"),
-             h.make_node("Sin", ["b"], ["y"], name="sin")]
-    weights = [numpy_helper.from_array(np.full(16, 3.3, np.float32), "w")]
-    return make(nodes, [f32("x", [2, 16])], [f32("y", [2, 16])], weights)
+from tests.models import f32, fp16_rounding, make
 
 
 def _fp16(**settings: object) -> TensorRTConfig:
@@ -54,7 +45,7 @@ def _lowered_builds(backend: FakeBackend) -> int:
 
 def test_with_an_engine_that_runs_the_guard_measures_through_it(tmp_path: Path) -> None:
     backend, builder = _builder(tmp_path)
-    hybrid = convert(_model(), _fp16(), builder=builder)
+    hybrid = convert(fp16_rounding(), _fp16(), builder=builder)
     engine = hybrid.report().engines[0]
     assert engine.accuracy_measured_by == "tensorrt" and engine.accuracy_demoted == ()
     assert 1e-5 < engine.accuracy_after[0]["rel_l2"] < 5e-3
@@ -70,9 +61,9 @@ def test_with_an_engine_that_runs_the_guard_measures_through_it(tmp_path: Path) 
 
 
 def test_without_tensorrt_the_guard_measures_through_onnx_runtime() -> None:
-    engine = convert(_model(), _fp16()).report().engines[0]  # HYBRIDTRT_BACKEND=none
+    engine = convert(fp16_rounding(), _fp16()).report().engines[0]  # HYBRIDTRT_BACKEND=none
     assert engine.accuracy_measured_by == "onnxruntime"
-    assert "runs through ONNX Runtime" in convert(_model(), _fp16()).report().render()
+    assert "runs through ONNX Runtime" in convert(fp16_rounding(), _fp16()).report().render()
 
 
 def test_without_an_engine_that_runs_here_the_guard_measures_through_onnx_runtime(
@@ -80,7 +71,7 @@ def test_without_an_engine_that_runs_here_the_guard_measures_through_onnx_runtim
     backend, builder = _builder(tmp_path)
     monkeypatch.setattr(backend, "unusable_reason",
                         lambda device, device_id: "TensorRT-RTX cannot run on this GPU")
-    engine = convert(_model(), _fp16(), builder=builder).report().engines[0]
+    engine = convert(fp16_rounding(), _fp16(), builder=builder).report().engines[0]
     assert engine.accuracy_measured_by == "onnxruntime"
     assert [name for name, _ in backend.calls].count("execute") == 0
     assert _lowered_builds(backend) == 1  # only the shipped build
@@ -93,7 +84,7 @@ def test_tensorrt_rtx_plans_for_other_gpus_are_not_run_by_the_guard(
     monkeypatch.setattr(backend, "build_target", lambda device_id, targets: BuildTarget(
         GpuInfo("TensorRT-RTX targets 8.6", "8.6"), ("8.6",)))
     builder = TensorRTBuilder(backend, EngineCache(tmp_path / "cache"))
-    engine = convert(_model(), _fp16(), builder=builder).report().engines[0]
+    engine = convert(fp16_rounding(), _fp16(), builder=builder).report().engines[0]
     assert engine.accuracy_measured_by == "onnxruntime"
     assert [name for name, _ in backend.calls].count("execute") == 0
 
@@ -108,19 +99,19 @@ def _y(path: Path, backend: FakeBackend, tmp_path: Path, x: np.ndarray) -> np.nd
 def test_a_wrong_engine_the_emulation_cannot_see_is_caught_and_demoted(tmp_path: Path) -> None:
     # the fake's FP16 Add is wrong (adds 1): only a run of the engine shows it
     backend, builder = _builder(tmp_path, wrong_in_16_bit=["Add"])
-    hybrid = convert(_model(), _fp16(), builder=builder)
+    hybrid = convert(fp16_rounding(), _fp16(), builder=builder)
     engine = hybrid.report().engines[0]
     assert engine.accuracy_measured_by == "tensorrt"
     assert engine.accuracy_before[0]["rel_l2"] > 0.1
     assert [d[:3] for d in engine.accuracy_demoted] == [("add", "Add", "y")]
     assert engine.accuracy_after[0]["rel_l2"] < 5e-3
     x = np.random.default_rng(3).uniform(0, 1, (2, 16)).astype(np.float32)  # unseen
-    want = ort.InferenceSession(_model().SerializeToString(),
+    want = ort.InferenceSession(fp16_rounding().SerializeToString(),
                                 providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     got = _y(hybrid.save(tmp_path / "model.onnx"), backend, tmp_path, x)
     assert float(np.linalg.norm(got - want) / np.linalg.norm(want)) < 5e-3
     # measured through ONNX Runtime only, the same fault ships: the emulation is right
-    ort_only = convert(_model(), _fp16()).report().engines[0]
+    ort_only = convert(fp16_rounding(), _fp16()).report().engines[0]
     assert ort_only.accuracy_measured_by == "onnxruntime" and ort_only.accuracy_demoted == ()
 
 
@@ -128,8 +119,8 @@ def test_strict_accuracy_raises_for_a_wrong_engine_naming_it_and_the_output(
         tmp_path: Path) -> None:
     _, builder = _builder(tmp_path, wrong_in_16_bit=["Add"])
     with pytest.raises(AccuracyError, match=r"engine tensorrt_engine_0: output 'y' errs by "):
-        convert(_model(), _fp16(strict_accuracy=True), builder=builder)
-    convert(_model(), _fp16(strict_accuracy=True))  # the emulation passes it
+        convert(fp16_rounding(), _fp16(strict_accuracy=True), builder=builder)
+    convert(fp16_rounding(), _fp16(strict_accuracy=True))  # the emulation passes it
 
 
 def test_an_engine_that_fails_to_build_for_the_guard_is_measured_through_onnx_runtime(
@@ -146,7 +137,7 @@ def test_an_engine_that_fails_to_build_for_the_guard_is_measured_through_onnx_ru
 
     monkeypatch.setattr(builder, "build", failing)
     caplog.set_level(logging.WARNING, logger="hybridtrt")
-    hybrid = convert(_model(), _fp16(), builder=builder)
+    hybrid = convert(fp16_rounding(), _fp16(), builder=builder)
     engine = hybrid.report().engines[0]
     assert engine.accuracy_measured_by == "onnxruntime" and engine.accuracy_after
     assert engine.status == "built"

@@ -22,7 +22,7 @@ from hybridtrt.core.graph import GraphIndex
 from hybridtrt.core.report import Report
 from hybridtrt.runtime import Config, create_predictor
 from tests import models
-from tests.models import f32, make
+from tests.models import f32, fp16_rounding, make
 
 _overflowing = models.fp16_overflow  # a Mul by 60000 undone by a Div: infinite in FP16
 
@@ -90,17 +90,8 @@ def test_strict_accuracy_raises_naming_the_engine_and_the_output() -> None:
         convert(_overflowing(), _fp16(strict_accuracy=True))
 
 
-def _rounding_only() -> onnx.ModelProto:
-    """Plain FP16 rounding, no overflow: about 1e-3 relative error."""
-    nodes = [h.make_node("Mul", ["x", "w"], ["a"], name="mul"),
-             h.make_node("Add", ["a", "x"], ["b"], name="add"),
-             h.make_node("Sin", ["b"], ["y"], name="sin")]
-    weights = [numpy_helper.from_array(np.full(16, 3.3, np.float32), "w")]
-    return make(nodes, [f32("x", [2, 16])], [f32("y", [2, 16])], weights)
-
-
 def test_a_per_output_tolerance_overrides_the_default(tmp_path: Path) -> None:
-    model = _rounding_only()
+    model = fp16_rounding()
     loose = convert(model, _fp16()).report().engines[0]
     assert loose.accuracy_demoted == () and 1e-5 < loose.accuracy_after[0]["rel_l2"] < 5e-3
     hybrid = convert(model, _fp16(accuracy_tolerance={"y": 1e-6}))
@@ -207,7 +198,7 @@ def test_an_engine_onnx_runtime_cannot_run_is_not_checked_and_warned(caplog) -> 
 
 
 def test_an_engine_without_warm_up_values_is_not_checked_and_warned(caplog) -> None:
-    model = _rounding_only()
+    model = fp16_rounding()
     stage = PrecisionStage(GraphIndex(model), [], _fp16())  # no warm-up runs
     with caplog.at_level(logging.WARNING, logger="hybridtrt"):
         typed = stage.apply(model, "engine_9/", "engine_9")

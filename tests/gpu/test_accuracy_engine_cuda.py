@@ -7,28 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import helper as h
-from onnx import numpy_helper
 
 from hybridtrt import TensorRTConfig, convert
 from hybridtrt.demo import gpu_usable
-from tests.models import f32, make
+from tests.models import fp16_rounding
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not gpu_usable(), reason="needs a CUDA GPU with onnxruntime-gpu and cuda-python"),
 ]
-
-
-def _model() -> onnx.ModelProto:
-    nodes = [h.make_node("Mul", ["x", "w"], ["a"], name="mul"),
-             h.make_node("Add", ["a", "x"], ["b"], name="add"),
-             h.make_node("Sin", ["b"], ["y"], name="sin")]
-    weights = [numpy_helper.from_array(np.full(16, 3.3, np.float32), "w")]
-    return make(nodes, [f32("x", [2, 16])], [f32("y", [2, 16])], weights)
 
 
 @pytest.mark.parametrize("wrong", [[], ["Add"]])
@@ -41,7 +29,7 @@ def test_the_guard_measures_through_engines_on_the_gpu(tmp_path: Path, wrong: li
     backend = FakeBackend(on_gpu=True, wrong_in_16_bit=wrong)
     builder = TensorRTBuilder(backend, EngineCache(tmp_path / "cache"))
     config = TensorRTConfig(precision_mode="fp16", precision_guard=False, min_subgraph_size=1)
-    engine = convert(_model(), config, builder=builder).report().engines[0]
+    engine = convert(fp16_rounding(), config, builder=builder).report().engines[0]
     assert engine.accuracy_measured_by == "tensorrt"
     assert [name for name, _ in backend.calls].count("execute") >= 1
     assert engine.accuracy_after[0]["rel_l2"] < 5e-3

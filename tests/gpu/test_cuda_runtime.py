@@ -387,17 +387,22 @@ def test_io_binding_takes_device_pointers_and_gives_device_outputs(tmp_path: Pat
     np.testing.assert_allclose(host, expected, rtol=1e-5, atol=1e-5)
 
 
+def _resnet50_with_cuda_graphs(tmp_path: Path) -> tuple[onnx.ModelProto, Predictor]:
+    """onnx's resnet50 and a GPU predictor of it converted (one segment) with CUDA graphs."""
+    model = onnx.load(str(onnx_light_model("resnet50")))
+    config = Config(convert(model, TensorRTConfig()).save(tmp_path / "r.onnx"))
+    config.enable_use_gpu(0, 0)
+    config.enable_cuda_graph()
+    return model, create_predictor(config)
+
+
 def test_device_inputs_replay_the_cuda_graph(tmp_path: Path) -> None:
     """With CUDA graphs, cupy inputs (new arrays, or one rewritten in place) are copied into the
     staging buffer the graph reads: the runs replay it and answer as plain ORT CUDA does."""
     cupy = pytest.importorskip("cupy")
     import onnxruntime as ort
 
-    model = onnx.load(str(onnx_light_model("resnet50")))
-    config = Config(convert(model, TensorRTConfig()).save(tmp_path / "r.onnx"))
-    config.enable_use_gpu(0, 0)
-    config.enable_cuda_graph()
-    runner = create_predictor(config)
+    model, runner = _resnet50_with_cuda_graphs(tmp_path)
     assert [s.captured for s in runner.graph_status()] == [True]
     plain = ort.InferenceSession(model.SerializeToString(), providers=[CUDA])
     rng = np.random.default_rng(8)
@@ -426,11 +431,7 @@ def test_io_binding_with_cuda_graphs_replays_into_the_bound_buffers(tmp_path: Pa
     cupy = pytest.importorskip("cupy")
     import onnxruntime as ort
 
-    model = onnx.load(str(onnx_light_model("resnet50")))
-    config = Config(convert(model, TensorRTConfig()).save(tmp_path / "r.onnx"))
-    config.enable_use_gpu(0, 0)
-    config.enable_cuda_graph()
-    runner = create_predictor(config)
+    model, runner = _resnet50_with_cuda_graphs(tmp_path)
     plain = ort.InferenceSession(model.SerializeToString(), providers=[CUDA])
     source = cupy.zeros((1, 3, 224, 224), cupy.float32)
     binding = runner.io_binding()

@@ -11,10 +11,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper, numpy_helper
 
 import hybridtrt.core.external as external
 from hybridtrt.runtime import Config, create_predictor
+from tests.models import matmul_chain_file
 
 pytest.importorskip("ray.serve")
 from hybridtrt.serve import deployment  # noqa: E402  (after the skip: it needs Ray)
@@ -27,21 +27,8 @@ WIDTH = 64
 
 
 def _plain(folder: Path) -> Path:
-    """Four MatMuls, their weights in a data file."""
-    rng = np.random.default_rng(0)
-    nodes, weights, previous = [], [], "x"
-    for k in range(4):
-        w = rng.standard_normal((WIDTH, WIDTH), dtype=np.float32) * np.float32(WIDTH ** -0.5)
-        weights.append(numpy_helper.from_array(w, f"w{k}"))
-        nodes.append(helper.make_node("MatMul", [previous, f"w{k}"], [f"h{k}"], name=f"mm{k}"))
-        previous = f"h{k}"
-    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", 1, [2, WIDTH])],
-                              [helper.make_tensor_value_info(previous, 1, [2, WIDTH])], weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    path = folder / "model.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data")
-    return path
+    """Four MatMuls (no Sigmoid: one engine), their weights in a data file."""
+    return matmul_chain_file(folder, count=4, width=WIDTH, pieces=1)
 
 
 def test_a_plain_model_over_2_gib_is_saved_beside_it_for_the_replicas(
